@@ -1,0 +1,132 @@
+"""The exact colour histogram: distinct colours, their pixel counts, and the map back.
+
+K-means over all pixels and weighted k-means over the distinct colours (weight =
+count) have the same objective, so every later step works on the histogram, which is
+far smaller than the image for photos and tiny for graphics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["ColorHistogram", "color_histogram"]
+
+# Above this many pixels a dense bincount over the whole key space beats sorting, as
+# long as the key space itself is small (8-bit RGB, 8- or 16-bit grey).
+_DENSE_MIN_PIXELS = 1 << 21
+_DENSE_MAX_KEYS = 1 << 24
+
+
+@dataclass(frozen=True)
+class ColorHistogram:
+    """Distinct colours of an image with their pixel counts.
+
+    Attributes
+    ----------
+    colors : (n, C) ndarray
+        The distinct colours, in the input's dtype, in ascending key order.
+    counts : (n,) ndarray of int64
+        How many pixels have each colour.
+    inverse : (N,) ndarray of intp
+        For every pixel, the row of `colors` it has.
+    """
+
+    colors: np.ndarray
+    counts: np.ndarray
+    inverse: np.ndarray
+
+    @property
+    def n_colors(self) -> int:
+        """Number of distinct colours."""
+        return len(self.counts)
+
+
+def color_histogram(pixels: np.ndarray) -> ColorHistogram:
+    """Count the distinct colours of a list of pixels.
+
+    Parameters
+    ----------
+    pixels : (N, C) ndarray
+        One pixel per row. Any integer or floating dtype.
+
+    Returns
+    -------
+    hist : ColorHistogram
+        Distinct colours, counts and the pixel -> colour map, such that
+        ``hist.colors[hist.inverse]`` equals `pixels`.
+
+    Raises
+    ------
+    ValueError
+        If `pixels` is not two-dimensional.
+
+    Examples
+    --------
+    >>> px = np.array([[0, 0, 0], [255, 0, 0], [0, 0, 0]], dtype=np.uint8)
+    >>> h = color_histogram(px)
+    >>> h.colors.tolist(), h.counts.tolist(), h.inverse.tolist()
+    ([[0, 0, 0], [255, 0, 0]], [2, 1], [0, 1, 0])
+    """
+    pixels = np.asarray(pixels)
+    if pixels.ndim != 2:
+        raise ValueError(f"pixels must have shape (N, C), got {pixels.shape}.")
+    n_channels = pixels.shape[1]
+    bits = pixels.dtype.itemsize * 8
+    if pixels.dtype.kind in "ui" and bits * n_channels <= 64:
+        return _integer_histogram(pixels, bits)
+    return _generic_histogram(pixels)
+
+
+def _integer_histogram(pixels: np.ndarray, bits: int) -> ColorHistogram:
+    n_channels = pixels.shape[1]
+    unsigned = np.dtype(f"u{pixels.dtype.itemsize}")
+    # Signed values are offset by 2**(bits-1) so that keys sort like the values.
+    shifted = pixels.view(unsigned)
+    if pixels.dtype.kind == "i":
+        shifted = shifted ^ unsigned.type(1 << (bits - 1))
+    key_dtype = np.uint32 if bits * n_channels <= 32 else np.uint64
+    keys = np.zeros(len(pixels), dtype=key_dtype)
+    for c in range(n_channels):
+        keys <<= key_dtype(bits)
+        keys |= shifted[:, c].astype(key_dtype, copy=False)
+    n_keys = 1 << (bits * n_channels) if bits * n_channels < 64 else None
+    if (
+        n_keys is not None
+        and n_keys <= _DENSE_MAX_KEYS
+        and len(keys) >= _DENSE_MIN_PIXELS
+    ):
+        counts = np.bincount(keys, minlength=n_keys)
+        distinct = np.flatnonzero(counts)
+        lut = np.zeros(n_keys, dtype=np.intp)
+        lut[distinct] = np.arange(len(distinct))
+        inverse = lut[keys]
+        counts = counts[distinct].astype(np.int64)
+        distinct = distinct.astype(key_dtype)
+    else:
+        distinct, inverse, counts = np.unique(
+            keys, return_inverse=True, return_counts=True
+        )
+    mask = key_dtype((1 << bits) - 1) if bits < 64 else key_dtype(~0)
+    colors = np.empty((len(distinct), n_channels), dtype=unsigned)
+    for c in range(n_channels):
+        shift = key_dtype(bits * (n_channels - 1 - c))
+        colors[:, c] = (distinct >> shift) & mask
+    if pixels.dtype.kind == "i":
+        colors ^= unsigned.type(1 << (bits - 1))
+    return ColorHistogram(
+        colors.view(pixels.dtype), counts.astype(np.int64), inverse.ravel()
+    )
+
+
+def _generic_histogram(pixels: np.ndarray) -> ColorHistogram:
+    # -0.0 and 0.0 are the same colour but not the same bytes.
+    if pixels.dtype.kind == "f":
+        pixels = pixels + pixels.dtype.type(0)
+    rows = np.ascontiguousarray(pixels)
+    void = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
+    _, first, inverse, counts = np.unique(
+        void, return_index=True, return_inverse=True, return_counts=True
+    )
+    return ColorHistogram(rows[first], counts.astype(np.int64), inverse.ravel())

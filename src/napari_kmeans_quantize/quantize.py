@@ -1,0 +1,649 @@
+"""K-means colour quantisation: the public entry points of the engine.
+
+``quantize`` fits a palette of ``n_colors`` colours to an image and maps every pixel
+to its nearest palette colour; ``apply_palette`` maps an image onto a palette that is
+already known (the next frame of a series, say). Both validate their input up front
+and never modify it.
+
+Data flow: validate -> colour histogram (distinct colours + counts, one pass) ->
+fit-space conversion of the distinct colours only -> weighted k-means -> palette in
+the input's dtype -> one lookup per distinct colour -> one gather over the pixels.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Generator
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from .colorspace import COLOR_SPACES, from_fit_space, to_fit_space
+from .histogram import ColorHistogram, color_histogram
+from .kmeans import weighted_kmeans_iter
+
+__all__ = [
+    "MAX_COLORS",
+    "QuantizeResult",
+    "apply_palette",
+    "apply_palette_iter",
+    "quantize",
+    "quantize_iter",
+]
+
+#: The largest palette a result can hold (labels are stored as uint16).
+MAX_COLORS = 65536
+
+
+@dataclass(frozen=True, eq=False)
+class QuantizeResult:
+    """The outcome of a colour quantisation.
+
+    Attributes
+    ----------
+    image : ndarray
+        The quantised image: same shape and dtype as the input, and exactly
+        ``palette[labels]`` (with the channel axis where the input had it).
+    labels : ndarray of uint8 or uint16
+        Palette index of every pixel, over the spatial shape (the input shape
+        without its channel axis). uint8 when the palette has at most 256 colours.
+    palette : (k, C) ndarray
+        The palette colours in the input's dtype and value range, most frequent
+        first. C is 1 for single-channel images.
+    counts : (k,) ndarray of int64
+        Number of pixels mapped to each palette entry.
+    n_colors_requested : int
+        The ``n_colors`` asked for; ``len(palette)`` is smaller when the image has
+        fewer distinct colours.
+    color_space : str
+        The space the palette was fitted (and pixels assigned) in.
+    inertia : float
+        Weighted sum of squared distances of the pixels to their palette colour in
+        the fit space, at the end of the fit (0 when every colour is kept).
+    n_iter : int
+        Lloyd iterations run on the full colour set.
+    converged : bool
+        Whether the fit stopped because it converged rather than at ``max_iter``.
+    n_distinct : int
+        Distinct colours in the input (after transparent pixels are merged).
+    channel_axis : int or None
+        Channel axis of `image` (None for single-channel images).
+    dither : bool
+        Whether error diffusion was used to assign pixels.
+    seconds : float
+        Wall time of the whole call.
+    """
+
+    image: np.ndarray
+    labels: np.ndarray
+    palette: np.ndarray
+    counts: np.ndarray
+    n_colors_requested: int
+    color_space: str = "rgb"
+    inertia: float = 0.0
+    n_iter: int = 0
+    converged: bool = True
+    n_distinct: int = 0
+    channel_axis: int | None = -1
+    dither: bool = False
+    seconds: float = field(default=0.0)
+
+    @property
+    def n_colors(self) -> int:
+        """Number of palette entries actually used."""
+        return len(self.palette)
+
+    @property
+    def bits_per_index(self) -> int:
+        """Bits one cluster index needs, ``ceil(log2 k)`` (0 for a single colour)."""
+        return math.ceil(math.log2(self.n_colors)) if self.n_colors > 1 else 0
+
+
+def quantize(
+    image: np.ndarray,
+    n_colors: int,
+    *,
+    channel_axis: int | None = -1,
+    color_space: str = "rgb",
+    dither: bool = False,
+    random_state: int | None = 0,
+    max_pixels: int | None = None,
+    max_iter: int = 300,
+    tol: float = 1e-4,
+) -> QuantizeResult:
+    """Reduce an image to `n_colors` colours by k-means clustering of its pixels.
+
+    The palette minimises the sum of squared colour errors over *all* pixels (exact
+    weighted k-means over the distinct colours, deterministic initialisation,
+    Lloyd iterations to convergence). All leading axes (time, z, ...) share one
+    palette.
+
+    Parameters
+    ----------
+    image : ndarray
+        Image of shape (..., C) with C = 3 (RGB) or 4 (RGBA), or a single-channel
+        array with ``channel_axis=None``. Integer or floating dtype. Floats keep
+        their values (no rescaling); NaN and infinity are rejected.
+    n_colors : int
+        Number of palette colours k, 1 <= k <= 65536. If the image has fewer
+        distinct colours, those are returned exactly (with a warning).
+    channel_axis : int or None, optional
+        Axis of the colour channels, as in scikit-image. None means the image is
+        single-channel (intensity quantisation).
+    color_space : {'rgb', 'lab', 'oklab'}, optional
+        Space the clustering runs in. 'rgb' minimises the RGB error (what PSNR
+        measures); 'lab' (CIELAB) and 'oklab' are perceptual and lower the mean
+        CIEDE2000 difference. Perceptual spaces need integer data or floats in
+        [0, 1].
+    dither : bool, optional
+        Assign pixels by serpentine Floyd-Steinberg error diffusion instead of
+        nearest colour. The palette is the same.
+    random_state : int or None, optional
+        Seed for the pixel sample when `max_pixels` is set. The fit itself is
+        deterministic.
+    max_pixels : int or None, optional
+        Fit the palette on at most this many randomly chosen pixels (faster on huge
+        images, slightly worse). None (the default) uses every pixel. Every pixel is
+        mapped either way.
+    max_iter : int, optional
+        Most Lloyd iterations.
+    tol : float, optional
+        Stop when an iteration lowers the error by less than this fraction.
+
+    Returns
+    -------
+    result : QuantizeResult
+        Quantised image, labels, palette, counts and fit details.
+
+    Raises
+    ------
+    TypeError
+        If `image` is not a numeric array or `n_colors` is not an integer.
+    ValueError
+        If the image is empty, has an unsupported number of channels, holds NaN or
+        infinity, or `n_colors`, `color_space`, `max_pixels` are out of range.
+
+    See Also
+    --------
+    quantize_iter : the same, as a generator reporting progress.
+    apply_palette : map an image onto a given palette.
+
+    Examples
+    --------
+    >>> from skimage import data
+    >>> result = quantize(data.astronaut(), 16)
+    >>> result.palette.shape, result.labels.dtype
+    ((16, 3), dtype('uint8'))
+    >>> bool((result.palette[result.labels] == result.image).all())
+    True
+    """
+    return _drain(
+        quantize_iter(
+            image,
+            n_colors,
+            channel_axis=channel_axis,
+            color_space=color_space,
+            dither=dither,
+            random_state=random_state,
+            max_pixels=max_pixels,
+            max_iter=max_iter,
+            tol=tol,
+        )
+    )
+
+
+def quantize_iter(
+    image: np.ndarray,
+    n_colors: int,
+    *,
+    channel_axis: int | None = -1,
+    color_space: str = "rgb",
+    dither: bool = False,
+    random_state: int | None = 0,
+    max_pixels: int | None = None,
+    max_iter: int = 300,
+    tol: float = 1e-4,
+) -> Generator[float, None, QuantizeResult]:
+    """Generator form of :func:`quantize` for progress bars and cancellation.
+
+    Yields the fraction of the work done (a float from 0 to 1) between steps; the
+    :class:`QuantizeResult` is the generator's return value. Closing the generator
+    (or simply not resuming it) stops the work; nothing is left half-done because
+    the input is never written to. All parameters are those of :func:`quantize`,
+    and they are validated before the first value is yielded.
+
+    Examples
+    --------
+    >>> from skimage import data
+    >>> gen = quantize_iter(data.coffee(), 8)
+    >>> fractions = []
+    >>> while True:
+    ...     try:
+    ...         fractions.append(next(gen))
+    ...     except StopIteration as stop:
+    ...         result = stop.value
+    ...         break
+    >>> fractions[-1], result.n_colors
+    (1.0, 8)
+    """
+    start = time.perf_counter()
+    k = _check_n_colors(n_colors)
+    _check_option("color_space", color_space, COLOR_SPACES)
+    if max_pixels is not None:
+        max_pixels = _check_positive_int("max_pixels", max_pixels)
+    if not isinstance(max_iter, int | np.integer) or max_iter < 1:
+        raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}.")
+    arr, axis = _as_channels_last(image, channel_axis)
+    _check_fit_space_range(arr, color_space)
+    pixels = arr.reshape(-1, arr.shape[-1])
+    yield 0.0
+
+    pixels = _merge_transparent(pixels)
+    hist = color_histogram(pixels)
+    yield 0.1
+
+    transparent = _transparent_row(hist)
+    opaque = np.ones(hist.n_colors, dtype=bool)
+    if transparent is not None:
+        opaque[transparent] = False
+    weights = hist.counts.astype(np.float64)
+    if max_pixels is not None and max_pixels < len(pixels):
+        rng = np.random.default_rng(random_state)
+        sample = rng.choice(len(pixels), size=max_pixels, replace=False)
+        weights = np.bincount(hist.inverse[sample], minlength=hist.n_colors)
+        weights = weights.astype(np.float64)
+    fit_rows = np.flatnonzero(opaque & (weights > 0))
+    k_fit = k - (transparent is not None)
+
+    n_iter, converged, inertia = 0, True, 0.0
+    if len(fit_rows) <= k_fit or k_fit == 0:
+        palette = hist.colors[fit_rows]
+        if hist.n_colors < k:
+            warnings.warn(
+                f"The image has only {hist.n_colors} distinct colours, fewer than "
+                f"n_colors={k}; returning those colours exactly.",
+                UserWarning,
+                stacklevel=2,
+            )
+    else:
+        points = to_fit_space(
+            _to_unit(hist.colors[fit_rows], arr.dtype, color_space), color_space
+        )
+        fit = yield from _scaled(
+            weighted_kmeans_iter(
+                points, weights[fit_rows], k_fit, max_iter=max_iter, tol=tol
+            ),
+            0.1,
+            0.85,
+        )
+        n_iter, converged, inertia = fit.n_iter, fit.converged, fit.inertia
+        palette = _from_unit(
+            from_fit_space(fit.centers, color_space), arr.dtype, color_space
+        )
+        palette = np.unique(palette, axis=0)
+    if transparent is not None:
+        palette = np.concatenate([palette, hist.colors[transparent][None]])
+    yield 0.9
+
+    result = yield from _assign(
+        arr, pixels, hist, palette, color_space, dither, k, axis, image_dtype=arr.dtype
+    )
+    result = _replace(
+        result,
+        inertia=inertia,
+        n_iter=n_iter,
+        converged=converged,
+        seconds=time.perf_counter() - start,
+    )
+    yield 1.0
+    return result
+
+
+def apply_palette(
+    image: np.ndarray,
+    palette: np.ndarray,
+    *,
+    channel_axis: int | None = -1,
+    color_space: str = "rgb",
+    dither: bool = False,
+) -> QuantizeResult:
+    """Map an image onto a given palette (nearest colour, or error diffusion).
+
+    Use it to give a series of images (or the frames of a movie) one shared
+    palette: quantise the first, then apply its palette to the rest.
+
+    Parameters
+    ----------
+    image : ndarray
+        Image laid out as for :func:`quantize`.
+    palette : (k, C) array_like
+        Palette colours with the same number of channels as `image`, in the image's
+        value range. Converted to the image's dtype.
+    channel_axis : int or None, optional
+        Axis of the colour channels; None for single-channel images.
+    color_space : {'rgb', 'lab', 'oklab'}, optional
+        Space in which "nearest" is measured.
+    dither : bool, optional
+        Use serpentine Floyd-Steinberg error diffusion.
+
+    Returns
+    -------
+    result : QuantizeResult
+        The mapped image and labels. The palette keeps the given order (unused
+        entries keep a count of 0), so labels index the palette you passed.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For the same bad images as :func:`quantize`, an empty palette, a palette
+        whose channel count differs from the image's, or a palette with NaN.
+
+    Examples
+    --------
+    >>> from skimage import data
+    >>> first = quantize(data.astronaut(), 8)
+    >>> second = apply_palette(data.astronaut()[::-1], first.palette)
+    >>> bool((second.palette == first.palette).all())
+    True
+    """
+    return _drain(
+        apply_palette_iter(
+            image,
+            palette,
+            channel_axis=channel_axis,
+            color_space=color_space,
+            dither=dither,
+        )
+    )
+
+
+def apply_palette_iter(
+    image: np.ndarray,
+    palette: np.ndarray,
+    *,
+    channel_axis: int | None = -1,
+    color_space: str = "rgb",
+    dither: bool = False,
+) -> Generator[float, None, QuantizeResult]:
+    """Generator form of :func:`apply_palette`, yielding progress fractions."""
+    start = time.perf_counter()
+    _check_option("color_space", color_space, COLOR_SPACES)
+    arr, axis = _as_channels_last(image, channel_axis)
+    _check_fit_space_range(arr, color_space)
+    palette = np.asarray(palette)
+    if palette.ndim == 1 and arr.shape[-1] == 1:
+        palette = palette[:, None]
+    if palette.ndim != 2 or palette.shape[1] != arr.shape[-1] or len(palette) == 0:
+        raise ValueError(
+            f"palette must have shape (k, {arr.shape[-1]}) with k >= 1 to match the "
+            f"image's {arr.shape[-1]} channel(s), got shape {palette.shape}."
+        )
+    if len(palette) > MAX_COLORS:
+        raise ValueError(
+            f"palette has {len(palette)} colours; at most {MAX_COLORS} are supported."
+        )
+    if palette.dtype.kind not in "uif":
+        raise TypeError(f"palette must be numeric, got dtype {palette.dtype}.")
+    if palette.dtype.kind == "f" and not np.isfinite(palette).all():
+        raise ValueError("palette contains NaN or infinity; pass finite colours.")
+    palette = palette.astype(arr.dtype)
+    pixels = arr.reshape(-1, arr.shape[-1])
+    yield 0.0
+    hist = color_histogram(pixels)
+    yield 0.3
+    result = yield from _assign(
+        arr,
+        pixels,
+        hist,
+        palette,
+        color_space,
+        dither,
+        len(palette),
+        axis,
+        image_dtype=arr.dtype,
+        keep_order=True,
+    )
+    result = _replace(result, seconds=time.perf_counter() - start)
+    yield 1.0
+    return result
+
+
+# --- validation -------------------------------------------------------------------
+
+
+def _check_n_colors(n_colors: object) -> int:
+    if isinstance(n_colors, bool) or not isinstance(n_colors, int | np.integer):
+        raise TypeError(
+            f"n_colors must be an integer between 1 and {MAX_COLORS}, got "
+            f"{n_colors!r} of type {type(n_colors).__name__}."
+        )
+    if not 1 <= n_colors <= MAX_COLORS:
+        raise ValueError(
+            f"n_colors must be between 1 and {MAX_COLORS}, got {n_colors}."
+        )
+    return int(n_colors)
+
+
+def _check_positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{name} must be a positive integer or None, got {value!r}.")
+    return int(value)
+
+
+def _check_option(name: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}.")
+
+
+def _as_channels_last(
+    image: object, channel_axis: int | None
+) -> tuple[np.ndarray, int | None]:
+    """Validate `image` and return a (..., C) view of it plus the normalised axis."""
+    if hasattr(image, "__dask_graph__"):
+        image = np.asarray(image)  # small dask arrays; the chunked path is separate
+    arr = np.asarray(image)
+    if arr.dtype.kind == "b":
+        raise TypeError(
+            "Boolean images cannot be quantised (they already have 2 colours); "
+            "convert them with image.astype(np.uint8) first."
+        )
+    if arr.dtype.kind not in "uif":
+        raise TypeError(
+            f"image must be a numeric (integer or float) array, got dtype {arr.dtype}."
+        )
+    if arr.size == 0:
+        raise ValueError(
+            f"image is empty (shape {arr.shape}); pass at least one pixel."
+        )
+    if channel_axis is None:
+        arr = arr[..., np.newaxis]
+        axis = None
+    else:
+        if isinstance(channel_axis, bool) or not isinstance(
+            channel_axis, int | np.integer
+        ):
+            raise TypeError(
+                f"channel_axis must be an integer or None, got {channel_axis!r}."
+            )
+        if not -arr.ndim <= channel_axis < arr.ndim:
+            raise ValueError(
+                f"channel_axis={channel_axis} is out of range for an image with "
+                f"{arr.ndim} dimension(s)."
+            )
+        axis = int(channel_axis) % arr.ndim
+        n_channels = arr.shape[axis]
+        if n_channels not in (1, 3, 4):
+            hint = (
+                " For a single-channel (grey) image pass channel_axis=None."
+                if arr.ndim == 2 or n_channels > 4
+                else ""
+            )
+            raise ValueError(
+                f"image has {n_channels} channels along axis {axis} (shape "
+                f"{arr.shape}); quantize needs 3 (RGB) or 4 (RGBA) channels, or "
+                f"1 channel.{hint}"
+            )
+        if arr.ndim < 2:
+            raise ValueError(
+                f"image of shape {arr.shape} has no spatial axes besides the channel "
+                "axis; pass channel_axis=None for a 1-D signal."
+            )
+        arr = np.moveaxis(arr, axis, -1)
+    if arr.dtype.kind == "f":
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            raise ValueError(
+                f"image contains {int(bad.sum())} NaN or infinite value(s); replace "
+                "them (e.g. with np.nan_to_num) before quantising."
+            )
+    return arr, axis
+
+
+def _check_fit_space_range(arr: np.ndarray, color_space: str) -> None:
+    if color_space == "rgb":
+        return
+    if arr.shape[-1] < 3:
+        raise ValueError(
+            f"color_space={color_space!r} needs RGB or RGBA data, but the image has "
+            "1 channel; use color_space='rgb' for intensity images."
+        )
+    lo, hi = arr.min(), arr.max()
+    if arr.dtype.kind == "f" and (lo < 0 or hi > 1):
+        raise ValueError(
+            f"color_space={color_space!r} needs float colours in [0, 1], but the "
+            f"image spans [{lo}, {hi}]; rescale it or use color_space='rgb'."
+        )
+    if arr.dtype.kind == "i" and lo < 0:
+        raise ValueError(
+            f"color_space={color_space!r} needs non-negative colours, but the image "
+            f"has values down to {lo}; use color_space='rgb'."
+        )
+
+
+# --- helpers ----------------------------------------------------------------------
+
+
+def _drain(gen: Generator[float, None, QuantizeResult]) -> QuantizeResult:
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
+
+
+def _scaled(gen: Generator, lo: float, hi: float) -> Generator[float, None, object]:
+    """Re-yield a sub-generator's 0..1 fractions inside [lo, hi]."""
+    while True:
+        try:
+            frac = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        yield lo + (hi - lo) * frac
+
+
+def _replace(result: QuantizeResult, **changes: object) -> QuantizeResult:
+    from dataclasses import replace
+
+    return replace(result, **changes)
+
+
+def _unit_scale(dtype: np.dtype) -> float:
+    return float(np.iinfo(dtype).max) if dtype.kind in "ui" else 1.0
+
+
+def _to_unit(colors: np.ndarray, dtype: np.dtype, color_space: str) -> np.ndarray:
+    colors = colors.astype(np.float64)
+    if color_space == "rgb":
+        return colors
+    return colors / _unit_scale(dtype)
+
+
+def _from_unit(colors: np.ndarray, dtype: np.dtype, color_space: str) -> np.ndarray:
+    if color_space != "rgb":
+        colors = colors * _unit_scale(dtype)
+    if dtype.kind in "ui":
+        info = np.iinfo(dtype)
+        colors = np.clip(np.rint(colors), info.min, info.max)
+    return colors.astype(dtype)
+
+
+def _merge_transparent(pixels: np.ndarray) -> np.ndarray:
+    """Make all fully transparent RGBA pixels the same colour, (0, 0, 0, 0)."""
+    if pixels.shape[1] != 4:
+        return pixels
+    clear = pixels[:, 3] <= 0
+    if not clear.any():
+        return pixels
+    pixels = pixels.copy()
+    pixels[clear] = 0
+    return pixels
+
+
+def _transparent_row(hist: ColorHistogram) -> int | None:
+    if hist.colors.shape[1] != 4:
+        return None
+    rows = np.flatnonzero(hist.colors[:, 3] <= 0)
+    return int(rows[0]) if len(rows) else None
+
+
+def _assign(
+    arr: np.ndarray,
+    pixels: np.ndarray,
+    hist: ColorHistogram,
+    palette: np.ndarray,
+    color_space: str,
+    dither: bool,
+    k_requested: int,
+    axis: int | None,
+    *,
+    image_dtype: np.dtype,
+    keep_order: bool = False,
+) -> Generator[float, None, QuantizeResult]:
+    """Map pixels to palette entries and build the result."""
+    pal_fit = to_fit_space(_to_unit(palette, image_dtype, color_space), color_space)
+    if dither:
+        from .dither import error_diffusion
+
+        img_fit = to_fit_space(
+            _to_unit(hist.colors, image_dtype, color_space), color_space
+        )
+        labels = error_diffusion(
+            img_fit[hist.inverse].reshape((*arr.shape[:-1], arr.shape[-1])), pal_fit
+        ).ravel()
+    else:
+        col_fit = to_fit_space(
+            _to_unit(hist.colors, image_dtype, color_space), color_space
+        )
+        lut = (
+            cKDTree(pal_fit).query(col_fit)[1]
+            if len(palette) > 1
+            else np.zeros(hist.n_colors, dtype=np.intp)
+        )
+        labels = lut[hist.inverse]
+    yield 0.5
+    counts = np.bincount(labels, minlength=len(palette)).astype(np.int64)
+    if not keep_order:
+        # Most frequent first; unused entries (possible after rounding) are dropped.
+        order = np.lexsort((np.arange(len(palette)), -counts))
+        order = order[counts[order] > 0]
+        remap = np.empty(len(palette), dtype=np.intp)
+        remap[order] = np.arange(len(order))
+        palette, counts, labels = palette[order], counts[order], remap[labels]
+    label_dtype = np.uint8 if len(palette) <= 256 else np.uint16
+    labels = labels.astype(label_dtype).reshape(arr.shape[:-1])
+    image = palette[labels]
+    image = image[..., 0] if axis is None else np.moveaxis(image, -1, axis)
+    return QuantizeResult(
+        image=image,
+        labels=labels,
+        palette=palette,
+        counts=counts,
+        n_colors_requested=k_requested,
+        color_space=color_space,
+        n_distinct=hist.n_colors,
+        channel_axis=axis,
+        dither=dither,
+    )
