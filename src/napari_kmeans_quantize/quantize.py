@@ -245,7 +245,8 @@ def quantize_iter(
     hist = color_histogram(pixels)
     yield 0.1
 
-    transparent = _transparent_row(hist)
+    # With a single colour there is no slot to reserve for transparency.
+    transparent = _transparent_row(hist) if k > 1 else None
     opaque = np.ones(hist.n_colors, dtype=bool)
     if transparent is not None:
         opaque[transparent] = False
@@ -288,8 +289,20 @@ def quantize_iter(
         palette = np.concatenate([palette, hist.colors[transparent][None]])
     yield 0.9
 
-    result = yield from _assign(
-        arr, pixels, hist, palette, color_space, dither, k, axis, image_dtype=arr.dtype
+    result = yield from _scaled(
+        _assign(
+            arr,
+            pixels,
+            hist,
+            palette,
+            color_space,
+            dither,
+            k,
+            axis,
+            image_dtype=arr.dtype,
+        ),
+        0.9,
+        1.0,
     )
     result = _replace(
         result,
@@ -394,17 +407,21 @@ def apply_palette_iter(
     yield 0.0
     hist = color_histogram(pixels)
     yield 0.3
-    result = yield from _assign(
-        arr,
-        pixels,
-        hist,
-        palette,
-        color_space,
-        dither,
-        len(palette),
-        axis,
-        image_dtype=arr.dtype,
-        keep_order=True,
+    result = yield from _scaled(
+        _assign(
+            arr,
+            pixels,
+            hist,
+            palette,
+            color_space,
+            dither,
+            len(palette),
+            axis,
+            image_dtype=arr.dtype,
+            keep_order=True,
+        ),
+        0.3,
+        1.0,
     )
     result = _replace(result, seconds=time.perf_counter() - start)
     yield 1.0
@@ -574,7 +591,7 @@ def _merge_transparent(pixels: np.ndarray) -> np.ndarray:
     """Make all fully transparent RGBA pixels the same colour, (0, 0, 0, 0)."""
     if pixels.shape[1] != 4:
         return pixels
-    clear = pixels[:, 3] <= 0
+    clear = pixels[:, 3] == 0
     if not clear.any():
         return pixels
     pixels = pixels.copy()
@@ -585,8 +602,24 @@ def _merge_transparent(pixels: np.ndarray) -> np.ndarray:
 def _transparent_row(hist: ColorHistogram) -> int | None:
     if hist.colors.shape[1] != 4:
         return None
-    rows = np.flatnonzero(hist.colors[:, 3] <= 0)
+    rows = np.flatnonzero(hist.colors[:, 3] == 0)
     return int(rows[0]) if len(rows) else None
+
+
+def _nearest(
+    points: np.ndarray, pal_fit: np.ndarray, palette: np.ndarray
+) -> np.ndarray:
+    """Index of the nearest palette entry for each point.
+
+    Equidistant entries are common with integer colours; the tree is built over the
+    palette in a canonical (sorted) order so that ties resolve the same way whatever
+    order the palette is given in (quantize and apply_palette then agree).
+    """
+    if len(palette) == 1:
+        return np.zeros(len(points), dtype=np.intp)
+    canon = np.lexsort(palette.T[::-1])
+    idx = cKDTree(pal_fit[canon]).query(points)[1]
+    return canon[idx]
 
 
 def _assign(
@@ -604,25 +637,15 @@ def _assign(
 ) -> Generator[float, None, QuantizeResult]:
     """Map pixels to palette entries and build the result."""
     pal_fit = to_fit_space(_to_unit(palette, image_dtype, color_space), color_space)
+    col_fit = to_fit_space(_to_unit(hist.colors, image_dtype, color_space), color_space)
     if dither:
         from .dither import error_diffusion
 
-        img_fit = to_fit_space(
-            _to_unit(hist.colors, image_dtype, color_space), color_space
-        )
         labels = error_diffusion(
-            img_fit[hist.inverse].reshape((*arr.shape[:-1], arr.shape[-1])), pal_fit
+            col_fit[hist.inverse].reshape((*arr.shape[:-1], arr.shape[-1])), pal_fit
         ).ravel()
     else:
-        col_fit = to_fit_space(
-            _to_unit(hist.colors, image_dtype, color_space), color_space
-        )
-        lut = (
-            cKDTree(pal_fit).query(col_fit)[1]
-            if len(palette) > 1
-            else np.zeros(hist.n_colors, dtype=np.intp)
-        )
-        labels = lut[hist.inverse]
+        labels = _nearest(col_fit, pal_fit, palette)[hist.inverse]
     yield 0.5
     counts = np.bincount(labels, minlength=len(palette)).astype(np.int64)
     if not keep_order:
