@@ -1,0 +1,82 @@
+"""The package as users install it: manifest discovery, wheel/sdist contents, imports."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from npe2 import PluginManifest
+
+ROOT = Path(__file__).resolve().parents[1]
+DIST = "napari-kmeans-quantize"
+
+
+def test_manifest_is_valid_and_matches_distribution_name():
+    manifest = PluginManifest.from_file(ROOT / "napari.yaml")
+    assert manifest.name == DIST
+    assert manifest.display_name
+    assert "Image Processing" in manifest.categories
+    assert manifest.contributions.widgets
+
+
+def test_installed_distribution_exposes_the_top_level_manifest():
+    # Holds for an editable install through the committed symlink in the package.
+    installed = PluginManifest.from_distribution(DIST)
+    assert installed == PluginManifest.from_file(ROOT / "napari.yaml")
+
+
+def test_every_command_imports():
+    # `npe2 validate --imports`: every python_name resolves.
+    PluginManifest.from_distribution(DIST).validate_imports()
+
+
+def test_npe2_discovers_the_plugin():
+    from npe2 import PluginManager
+
+    pm = PluginManager()
+    pm.discover()
+    assert DIST in pm._manifests
+
+
+def test_import_pulls_in_no_qt_or_napari():
+    code = (
+        "import sys, napari_kmeans_quantize as k; "
+        "k.quantize; "
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'napari', 'PyQt6', 'PyQt5', 'PySide6', 'qtpy', 'magicgui', 'vispy'}); "
+        "print(','.join(bad))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == ""
+
+
+@pytest.mark.slow
+def test_wheel_and_sdist_contain_the_manifest(tmp_path):
+    # `python -m build` makes the sdist, then the wheel *from* the sdist, as a
+    # release does; both must carry napari.yaml.
+    subprocess.run(
+        [sys.executable, "-m", "build", "--outdir", str(tmp_path), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        assert "napari_kmeans_quantize/napari.yaml" in names
+        text = zf.read("napari_kmeans_quantize/napari.yaml").decode()
+        entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+        assert "napari.manifest" in zf.read(entry_points).decode()
+        # Tests are not shipped as a top-level package.
+        assert not any(n.startswith("tests/") for n in names)
+    assert text == (ROOT / "napari.yaml").read_text()
+    # The code path the napari plugin index uses to read a wheel's manifest.
+    from npe2._inspection._fetch import get_manifest_from_wheel
+
+    manifest = get_manifest_from_wheel(wheel)
+    assert manifest.name == DIST
+    assert manifest == PluginManifest.from_file(ROOT / "napari.yaml")
