@@ -236,6 +236,23 @@ def quantize_iter(
         max_pixels = _check_positive_int("max_pixels", max_pixels)
     if not isinstance(max_iter, int | np.integer) or max_iter < 1:
         raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}.")
+    if _is_dask(image):
+        # Bigger-than-memory path: histogram chunk by chunk, labels mapped lazily.
+        from .chunked import quantize_dask_iter
+
+        return (
+            yield from quantize_dask_iter(
+                image,
+                k,
+                channel_axis=channel_axis,
+                color_space=color_space,
+                dither=dither,
+                random_state=random_state,
+                max_pixels=max_pixels,
+                max_iter=max_iter,
+                tol=tol,
+            )
+        )
     arr, axis = _as_channels_last(image, channel_axis)
     _check_fit_space_range(arr, color_space)
     pixels = arr.reshape(-1, arr.shape[-1])
@@ -444,6 +461,10 @@ def _check_n_colors(n_colors: object) -> int:
     return int(n_colors)
 
 
+def _is_dask(image: object) -> bool:
+    return hasattr(image, "__dask_graph__") and hasattr(image, "map_blocks")
+
+
 def _check_positive_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
         raise ValueError(f"{name} must be a positive integer or None, got {value!r}.")
@@ -459,8 +480,6 @@ def _as_channels_last(
     image: object, channel_axis: int | None
 ) -> tuple[np.ndarray, int | None]:
     """Validate `image` and return a (..., C) view of it plus the normalised axis."""
-    if hasattr(image, "__dask_graph__"):
-        image = np.asarray(image)  # small dask arrays; the chunked path is separate
     arr = np.asarray(image)
     if arr.dtype.kind == "b":
         raise TypeError(
