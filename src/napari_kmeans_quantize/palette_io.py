@@ -1,0 +1,590 @@
+"""Indexed (palette) image files: the real compressed output of a quantisation.
+
+A quantised image is fully described by its ``labels`` (one palette index per pixel)
+and its ``palette`` (k colours). This module stores exactly that, in three formats:
+
+* **PNG** (colour type 3): up to 256 colours, one 2-D plane. The bit depth is the
+  smallest of 1, 2, 4 or 8 bits that holds the palette, and the file is written with
+  ``optimize=True`` (zlib level 9). RGBA palettes keep their per-entry alpha in a
+  ``tRNS`` chunk, trimmed after the last non-opaque entry.
+* **GIF** (GIF89a): up to 256 colours, one 2-D plane, *binary* transparency only: at
+  most one palette entry may be transparent (alpha 0) and every other entry must be
+  opaque (alpha 255). Partial alpha is refused; use PNG for it.
+* **TIFF** (palette colour, ``PhotometricInterpretation = 3``, Deflate compressed):
+  up to 256 colours as 8-bit indices, or up to 65536 as 16-bit indices. TIFF palettes
+  have no alpha, so only opaque palettes are accepted. N-D label stacks are written
+  as a **multi-page TIFF**: the leading axes are flattened into pages, and tifffile
+  records the full shape so that ``tifffile.imread`` returns the original shape.
+
+PNG and GIF hold a single plane; for N-D labels they raise a ValueError pointing at
+the TIFF writer (leading axes of length 1 are dropped first, so ``(1, H, W)`` is fine).
+
+**Indices and palette order are kept**: reading a file back gives ``labels`` as the
+pixel values (``np.asarray(PIL.Image.open(f))``) and ``palette[labels]`` as the
+colours (``.convert("RGB")`` or ``.convert("RGBA")``). GIF is the exception for
+indices: Pillow may renumber unused entries away, but the colours are still exact.
+
+**8-bit colours.** All three formats store 8 bits per colour channel (TIFF stores
+16-bit colour-map values, exactly ``v * 257``). Palettes of other dtypes are converted
+by :func:`palette_to_uint8`: unsigned integers are scaled from their dtype's full
+range (``round(v * 255 / max)``, so uint16 65535 -> 255); floats must lie in [0, 1]
+(napari's and scikit-image's convention) and become ``round(v * 255)``; signed
+integers are accepted when they already lie in 0..255 (``np.array([[255, 0, 0]])``);
+anything else is refused with a ValueError. Grey palettes (``(k,)`` or ``(k, 1)``) are
+stored as grey RGB entries.
+
+**Atomic writes.** Every ``write_*`` function writes to a temporary file in the
+target's folder and renames it onto the target (``os.replace``) only after the write
+succeeded, so a failed or interrupted write never leaves a half-written file at the
+target path (an existing file there is kept unchanged).
+
+This module needs only numpy, Pillow and tifffile; it never imports napari or Qt.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+
+__all__ = [
+    "MAX_PNG_COLORS",
+    "MAX_TIFF_COLORS",
+    "palette_to_uint8",
+    "png_bit_depth",
+    "to_gif_bytes",
+    "to_png_bytes",
+    "to_tiff_bytes",
+    "write_indexed_gif",
+    "write_indexed_png",
+    "write_palette_tiff",
+]
+
+#: Largest palette an indexed PNG or GIF can hold.
+MAX_PNG_COLORS = 256
+#: Largest palette a palette TIFF can hold (16-bit indices).
+MAX_TIFF_COLORS = 65536
+
+
+# --- public API: bytes -------------------------------------------------------------
+
+
+def png_bit_depth(n_colors: int) -> int:
+    """The smallest PNG palette bit depth (1, 2, 4 or 8) that holds `n_colors`.
+
+    Examples
+    --------
+    >>> [png_bit_depth(k) for k in (1, 2, 3, 4, 5, 16, 17, 256)]
+    [1, 1, 2, 2, 4, 4, 8, 8]
+    """
+    if not 1 <= n_colors <= MAX_PNG_COLORS:
+        raise ValueError(
+            f"an indexed PNG holds 1 to {MAX_PNG_COLORS} colours, got {n_colors}."
+        )
+    for bits in (1, 2, 4):
+        if n_colors <= 1 << bits:
+            return bits
+    return 8
+
+
+def to_png_bytes(
+    labels: np.ndarray,
+    palette: np.ndarray,
+    *,
+    bits: int | None = None,
+    optimize: bool = True,
+) -> bytes:
+    """Encode labels and palette as an indexed PNG, in memory.
+
+    Use it to measure the real size of a quantised image without touching the disk.
+
+    Parameters
+    ----------
+    labels : (H, W) integer ndarray
+        Palette index of every pixel, each in ``[0, len(palette))``. Leading axes of
+        length 1 are dropped.
+    palette : (k, C) ndarray
+        k <= 256 colours, C = 1 (grey), 3 (RGB) or 4 (RGBA). Converted to 8 bits by
+        :func:`palette_to_uint8`.
+    bits : {1, 2, 4, 8} or None, optional
+        Bit depth of the indices. None (default) picks the smallest that holds k
+        (:func:`png_bit_depth`); a larger value can be forced (8-bit rows are not
+        filtered by Pillow, which sometimes compresses better for 5 to 16 colours).
+    optimize : bool, optional
+        Compress harder (zlib level 9 and Pillow's extra pass).
+
+    Returns
+    -------
+    png : bytes
+        The complete PNG file.
+
+    Raises
+    ------
+    ValueError
+        If the palette has more than 256 colours, the labels are not 2-D or refer
+        to entries outside the palette, or the palette cannot be made 8-bit.
+    TypeError
+        If `labels` is not an integer array.
+
+    Examples
+    --------
+    >>> labels = np.array([[0, 1], [1, 0]], dtype=np.uint8)
+    >>> palette = np.array([[255, 0, 0], [0, 0, 255]], dtype=np.uint8)
+    >>> data = to_png_bytes(labels, palette)
+    >>> data[:8] == b"\\x89PNG\\r\\n\\x1a\\n"
+    True
+    """
+    buf = io.BytesIO()
+    _save_png(buf, labels, palette, bits=bits, optimize=optimize)
+    return buf.getvalue()
+
+
+def to_gif_bytes(
+    labels: np.ndarray, palette: np.ndarray, *, optimize: bool = True
+) -> bytes:
+    """Encode labels and palette as a GIF, in memory.
+
+    GIF has binary transparency only: an RGBA palette may have at most one entry
+    with alpha 0 and every other entry must have alpha 255.
+
+    Parameters
+    ----------
+    labels : (H, W) integer ndarray
+        Palette index of every pixel. Leading axes of length 1 are dropped.
+    palette : (k, C) ndarray
+        k <= 256 colours, C = 1, 3 or 4.
+    optimize : bool, optional
+        Let Pillow drop unused palette entries (the palette then shrinks to the next
+        power of two; colours stay exact, indices may be renumbered).
+
+    Returns
+    -------
+    gif : bytes
+
+    Raises
+    ------
+    ValueError
+        As :func:`to_png_bytes`, and for partially transparent palettes or more than
+        one transparent entry.
+
+    Examples
+    --------
+    >>> labels = np.zeros((2, 2), dtype=np.uint8)
+    >>> to_gif_bytes(labels, np.array([[1, 2, 3]], dtype=np.uint8))[:6]
+    b'GIF89a'
+    """
+    buf = io.BytesIO()
+    _save_gif(buf, labels, palette, optimize=optimize)
+    return buf.getvalue()
+
+
+def to_tiff_bytes(
+    labels: np.ndarray, palette: np.ndarray, *, compression: str | None = "zlib"
+) -> bytes:
+    """Encode labels and palette as a palette-colour TIFF, in memory.
+
+    Parameters
+    ----------
+    labels : (..., H, W) integer ndarray
+        Palette index of every pixel. N-D stacks become a multi-page TIFF, one page
+        per 2-D plane (leading axes flattened, shape kept in tifffile's metadata).
+    palette : (k, C) ndarray
+        k <= 65536 opaque colours (C = 1, 3, or 4 with every alpha 255). Indices are
+        8-bit for k <= 256, else 16-bit. The colour map is ``palette8 * 257`` as
+        uint16, padded to 2**bits entries.
+    compression : str or None, optional
+        tifffile compression: 'zlib' (Deflate, the default), None, or any codec
+        tifffile can write here.
+
+    Returns
+    -------
+    tiff : bytes
+
+    Raises
+    ------
+    ValueError
+        If the palette has more than 65536 colours, is translucent, the labels are
+        not at least 2-D or refer to entries outside the palette.
+
+    Examples
+    --------
+    >>> labels = np.zeros((2, 2), dtype=np.uint8)
+    >>> to_tiff_bytes(labels, np.array([[1, 2, 3]], dtype=np.uint8))[:2] in (b"II", b"MM")
+    True
+    """
+    buf = io.BytesIO()
+    _save_tiff(buf, labels, palette, compression=compression)
+    return buf.getvalue()
+
+
+# --- public API: files -------------------------------------------------------------
+
+
+def write_indexed_png(
+    path: str | os.PathLike,
+    labels: np.ndarray,
+    palette: np.ndarray,
+    *,
+    bits: int | None = None,
+    optimize: bool = True,
+) -> str:
+    """Write labels and palette as an indexed PNG file (atomically).
+
+    Parameters and errors are those of :func:`to_png_bytes`; the data is checked
+    before anything is written.
+
+    Returns
+    -------
+    path : str
+        The path written.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from PIL import Image
+    >>> labels = np.array([[0, 1], [1, 0]], dtype=np.uint8)
+    >>> palette = np.array([[255, 0, 0], [0, 0, 255]], dtype=np.uint8)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     out = write_indexed_png(pathlib.Path(tmp) / "q.png", labels, palette)
+    ...     back = np.asarray(Image.open(out).convert("RGB"))
+    >>> bool((back == palette[labels]).all())
+    True
+    """
+    _prepare(labels, palette, fmt="PNG", max_colors=MAX_PNG_COLORS, planes=False)
+    return _atomic_write(
+        path, lambda f: _save_png(f, labels, palette, bits=bits, optimize=optimize)
+    )
+
+
+def write_indexed_gif(
+    path: str | os.PathLike,
+    labels: np.ndarray,
+    palette: np.ndarray,
+    *,
+    optimize: bool = True,
+) -> str:
+    """Write labels and palette as a GIF file (atomically).
+
+    Parameters and errors are those of :func:`to_gif_bytes`.
+
+    Returns
+    -------
+    path : str
+        The path written.
+    """
+    _check_gif_alpha(
+        _prepare(labels, palette, fmt="GIF", max_colors=MAX_PNG_COLORS, planes=False)[1]
+    )
+    return _atomic_write(
+        path, lambda f: _save_gif(f, labels, palette, optimize=optimize)
+    )
+
+
+def write_palette_tiff(
+    path: str | os.PathLike,
+    labels: np.ndarray,
+    palette: np.ndarray,
+    *,
+    compression: str | None = "zlib",
+) -> str:
+    """Write labels and palette as a palette-colour TIFF file (atomically).
+
+    N-D label stacks become a multi-page TIFF. Parameters and errors are those of
+    :func:`to_tiff_bytes`.
+
+    Returns
+    -------
+    path : str
+        The path written.
+    """
+    _check_tiff_alpha(
+        _prepare(labels, palette, fmt="TIFF", max_colors=MAX_TIFF_COLORS, planes=True)[
+            1
+        ]
+    )
+    return _atomic_write(
+        path, lambda f: _save_tiff(f, labels, palette, compression=compression)
+    )
+
+
+def palette_to_uint8(palette: np.ndarray) -> np.ndarray:
+    """Convert a palette to 8-bit colours, the only depth the formats store.
+
+    Rules: uint8 is kept; other unsigned integers are scaled from their dtype's full
+    range, ``round(v * 255 / max)``; floats must lie in [0, 1] and become
+    ``round(v * 255)``; signed integers must already lie in 0..255. A 1-D palette is
+    read as grey, ``(k, 1)``.
+
+    Parameters
+    ----------
+    palette : (k, C) or (k,) array_like
+        Colours, C in {1, 3, 4}.
+
+    Returns
+    -------
+    palette8 : (k, C) ndarray of uint8
+
+    Raises
+    ------
+    ValueError
+        If the shape is wrong, values are out of range, or there are NaNs.
+    TypeError
+        If the palette is not numeric.
+
+    Examples
+    --------
+    >>> palette_to_uint8(np.array([[65535, 0, 32768]], dtype=np.uint16)).tolist()
+    [[255, 0, 128]]
+    >>> palette_to_uint8(np.array([[1.0, 0.5, 0.0]])).tolist()
+    [[255, 128, 0]]
+    """
+    pal = np.asarray(palette)
+    if pal.ndim == 1:
+        pal = pal[:, np.newaxis]
+    if pal.ndim != 2 or pal.shape[1] not in (1, 3, 4) or len(pal) == 0:
+        raise ValueError(
+            "palette must have shape (k, 1), (k, 3) or (k, 4) with k >= 1 (grey, "
+            f"RGB or RGBA), got shape {np.shape(palette)}."
+        )
+    kind = pal.dtype.kind
+    if kind == "b" or kind not in "uif":
+        raise TypeError(f"palette must be numeric, got dtype {pal.dtype}.")
+    if pal.dtype == np.uint8:
+        return pal
+    if kind == "u":
+        scale = 255.0 / float(np.iinfo(pal.dtype).max)
+        return np.rint(pal.astype(np.float64) * scale).astype(np.uint8)
+    if kind == "f":
+        if not np.isfinite(pal).all():
+            raise ValueError("palette contains NaN or infinity.")
+        lo, hi = float(pal.min()), float(pal.max())
+        if lo < 0 or hi > 1:
+            raise ValueError(
+                f"a float palette must lie in [0, 1] to be stored as 8-bit colours, "
+                f"got values in [{lo}, {hi}]; rescale it (e.g. to uint8) first."
+            )
+        return np.rint(pal.astype(np.float64) * 255.0).astype(np.uint8)
+    lo, hi = int(pal.min()), int(pal.max())
+    if lo < 0 or hi > 255:
+        raise ValueError(
+            f"a signed-integer palette must lie in 0..255 to be stored as 8-bit "
+            f"colours, got values in [{lo}, {hi}]; convert it to uint8 or uint16."
+        )
+    return pal.astype(np.uint8)
+
+
+# --- encoders ----------------------------------------------------------------------
+
+
+def _save_png(
+    fp: IO[bytes],
+    labels: np.ndarray,
+    palette: np.ndarray,
+    *,
+    bits: int | None,
+    optimize: bool,
+) -> None:
+    lab, pal = _prepare(labels, palette, fmt="PNG", max_colors=MAX_PNG_COLORS)
+    min_bits = png_bit_depth(len(pal))
+    if bits is None:
+        bits = min_bits
+    elif bits not in (1, 2, 4, 8) or bits < min_bits:
+        raise ValueError(
+            f"bits must be one of 1, 2, 4, 8 and at least {min_bits} for "
+            f"{len(pal)} colours, got {bits!r}."
+        )
+    rgb, alpha = _split_alpha(pal)
+    if bits > min_bits:
+        # Pillow picks the depth from the palette length: pad it just past the
+        # next smaller depth so that the forced depth is used.
+        n_entries = (1 << {8: 4, 4: 2, 2: 1}[bits]) + 1
+        rgb = np.concatenate([rgb, np.zeros((n_entries - len(rgb), 3), np.uint8)])
+    im = _p_image(lab, rgb)
+    options: dict = {"optimize": optimize, "bits": bits}
+    if alpha is not None and (alpha < 255).any():
+        # tRNS may be shorter than PLTE: entries past its end are opaque.
+        last = int(np.flatnonzero(alpha < 255)[-1])
+        options["transparency"] = alpha[: last + 1].tobytes()
+    im.save(fp, format="PNG", **options)
+
+
+def _save_gif(
+    fp: IO[bytes], labels: np.ndarray, palette: np.ndarray, *, optimize: bool
+) -> None:
+    lab, pal = _prepare(labels, palette, fmt="GIF", max_colors=MAX_PNG_COLORS)
+    transparent = _check_gif_alpha(pal)
+    rgb, _ = _split_alpha(pal)
+    im = _p_image(lab, rgb)
+    options: dict = {"optimize": optimize}
+    if transparent is not None:
+        options["transparency"] = transparent
+    im.save(fp, format="GIF", **options)
+
+
+def _save_tiff(
+    fp: IO[bytes],
+    labels: np.ndarray,
+    palette: np.ndarray,
+    *,
+    compression: str | None,
+) -> None:
+    import tifffile
+
+    lab, pal = _prepare(
+        labels, palette, fmt="TIFF", max_colors=MAX_TIFF_COLORS, planes=True
+    )
+    _check_tiff_alpha(pal)
+    rgb, _ = _split_alpha(pal)
+    dtype = np.uint8 if len(rgb) <= 256 else np.uint16
+    n_entries = 1 << (8 * np.dtype(dtype).itemsize)
+    colormap = np.zeros((3, n_entries), dtype=np.uint16)
+    colormap[:, : len(rgb)] = rgb.T.astype(np.uint16) * 257
+    tifffile.imwrite(
+        fp,
+        lab.astype(dtype, copy=False),
+        photometric="palette",
+        colormap=colormap,
+        compression=compression,
+        # A 2-D page needs no shape record; a stack keeps its N-D shape.
+        metadata=None if lab.ndim == 2 else {},
+    )
+
+
+def _p_image(labels: np.ndarray, rgb: np.ndarray):
+    """A Pillow mode "P" image with exactly ``len(rgb)`` palette entries."""
+    from PIL import Image
+
+    im = Image.fromarray(np.ascontiguousarray(labels, dtype=np.uint8))
+    im.putpalette(rgb.tobytes(), rawmode="RGB")
+    if im.mode != "P":  # pragma: no cover - Pillow turns "L" into "P" here
+        raise RuntimeError(f"expected a palette image, Pillow gave mode {im.mode}.")
+    return im
+
+
+# --- validation --------------------------------------------------------------------
+
+
+def _prepare(
+    labels: np.ndarray,
+    palette: np.ndarray,
+    *,
+    fmt: str,
+    max_colors: int,
+    planes: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate and return (labels, 8-bit palette) for the format `fmt`."""
+    pal = palette_to_uint8(palette)
+    if len(pal) > max_colors:
+        hint = (
+            " Write a palette TIFF (up to 65536 colours) or quantise to k <= 256."
+            if max_colors == MAX_PNG_COLORS
+            else ""
+        )
+        raise ValueError(
+            f"{fmt} palettes hold at most {max_colors} colours, this palette has "
+            f"{len(pal)}.{hint}"
+        )
+    lab = np.asarray(labels)
+    if lab.dtype.kind not in "ui":
+        raise TypeError(
+            f"labels must be an integer array of palette indices, got dtype "
+            f"{lab.dtype}."
+        )
+    while lab.ndim > 2 and lab.shape[0] == 1:
+        lab = lab[0]
+    if lab.ndim < 2 or (lab.ndim > 2 and not planes):
+        extra = (
+            f" {fmt} holds one 2-D plane: for a stack, write a multi-page palette "
+            "TIFF (write_palette_tiff) or one file per plane."
+            if lab.ndim > 2
+            else ""
+        )
+        raise ValueError(
+            f"labels must be a 2-D (height, width) array, got shape "
+            f"{np.shape(labels)}.{extra}"
+        )
+    if lab.size == 0:
+        raise ValueError(f"labels are empty (shape {np.shape(labels)}).")
+    lo, hi = int(lab.min()), int(lab.max())
+    if lo < 0 or hi >= len(pal):
+        raise ValueError(
+            f"labels must index the palette (0 to {len(pal) - 1}), but they hold "
+            f"values from {lo} to {hi}."
+        )
+    return lab, pal
+
+
+def _split_alpha(pal: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """(k, 3) RGB palette and (k,) alpha (None without alpha); grey becomes RGB."""
+    if pal.shape[1] == 1:
+        return np.ascontiguousarray(np.repeat(pal, 3, axis=1)), None
+    rgb = np.ascontiguousarray(pal[:, :3])
+    return rgb, (np.ascontiguousarray(pal[:, 3]) if pal.shape[1] == 4 else None)
+
+
+def _check_gif_alpha(pal: np.ndarray) -> int | None:
+    """The transparent index of a GIF palette, after checking it fits GIF."""
+    _, alpha = _split_alpha(pal)
+    if alpha is None:
+        return None
+    partial = np.flatnonzero((alpha > 0) & (alpha < 255))
+    clear = np.flatnonzero(alpha == 0)
+    if len(partial) or len(clear) > 1:
+        raise ValueError(
+            "GIF has binary transparency only (one fully transparent entry, all "
+            f"others opaque); this palette has {len(clear)} transparent and "
+            f"{len(partial)} partially transparent entries. Write a PNG instead."
+        )
+    return int(clear[0]) if len(clear) else None
+
+
+def _check_tiff_alpha(pal: np.ndarray) -> None:
+    _, alpha = _split_alpha(pal)
+    if alpha is not None and (alpha < 255).any():
+        raise ValueError(
+            "palette TIFFs have no alpha channel, but this palette has "
+            f"{int((alpha < 255).sum())} non-opaque entries. Write a PNG instead."
+        )
+
+
+# --- atomic file writing -----------------------------------------------------------
+
+
+def _atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> str:
+    """Call ``write(fileobj)`` on a temporary file next to `path`, then rename it.
+
+    The temporary file is created with the usual permissions (0o666 minus the
+    umask), so the final file is like any other the user writes. On any error the
+    temporary file is removed and the target path is left untouched.
+    """
+    target = Path(os.fspath(path))
+    folder = target.parent
+    if not folder.is_dir():
+        raise FileNotFoundError(f"folder {str(folder)!r} does not exist.")
+    if target.is_dir():
+        raise IsADirectoryError(f"{str(target)!r} is a folder, not a file path.")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = folder / f".{target.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            fd = os.open(tmp, flags, 0o666)
+            break
+        except FileExistsError:  # pragma: no cover - astronomically unlikely
+            continue
+    os.close(fd)
+    try:
+        # Reopened by name: some writers (tifffile) want a named file object.
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return str(target)
