@@ -7,7 +7,7 @@ and its ``palette`` (k colours). This module stores exactly that, in three forma
   smallest of 1, 2, 4 or 8 bits that holds the palette, and the file is written with
   ``optimize=True`` (zlib level 9). RGBA palettes keep their per-entry alpha in a
   ``tRNS`` chunk, trimmed after the last non-opaque entry.
-* **GIF** (GIF89a): up to 256 colours, one 2-D plane, *binary* transparency only: at
+* **GIF** (GIF87a, or GIF89a when an entry is transparent): up to 256 colours, one 2-D plane, *binary* transparency only: at
   most one palette entry may be transparent (alpha 0) and every other entry must be
   opaque (alpha 255). Partial alpha is refused; use PNG for it.
 * **TIFF** (palette colour, ``PhotometricInterpretation = 3``, Deflate compressed):
@@ -175,8 +175,8 @@ def to_gif_bytes(
     Examples
     --------
     >>> labels = np.zeros((2, 2), dtype=np.uint8)
-    >>> to_gif_bytes(labels, np.array([[1, 2, 3]], dtype=np.uint8))[:6]
-    b'GIF89a'
+    >>> to_gif_bytes(labels, np.array([[1, 2, 3]], dtype=np.uint8))[:3]
+    b'GIF'
     """
     buf = io.BytesIO()
     _save_gif(buf, labels, palette, optimize=optimize)
