@@ -3,15 +3,32 @@
 Conventions: ``mse`` is the mean over pixels of the squared error summed over
 channels (Celebi's convention for colour quantisation); ``psnr`` uses the
 per-channel MSE, ``10 log10(peak**2 / (mse / C))``, as image-processing tools do.
+
+:func:`size_report` gathers every figure of one result (raw and source sizes, the
+seed article's formula, the real indexed-PNG bytes, ratio, PSNR, mean CIEDE2000) and
+is the one place the widget, the command line and the sweep get them from.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-__all__ = ["formula_bits", "mean_ciede2000", "mse", "original_bits", "psnr"]
+if TYPE_CHECKING:
+    from .quantize import QuantizeResult
+
+__all__ = [
+    "SizeReport",
+    "formula_bits",
+    "mean_ciede2000",
+    "mse",
+    "original_bits",
+    "psnr",
+    "size_report",
+]
 
 
 def mse(
@@ -178,6 +195,325 @@ def original_bits(n_pixels: int, bits_per_pixel: int = 24) -> int:
     18000000
     """
     return int(n_pixels) * bits_per_pixel
+
+
+@dataclass(frozen=True)
+class SizeReport:
+    """Size and quality of one quantisation result (see :func:`size_report`).
+
+    Attributes
+    ----------
+    shape : tuple of int
+        Spatial shape of the labels (height, width, or leading axes too for stacks).
+    n_pixels : int
+        Pixels in the image (all planes).
+    n_colors : int
+        Palette entries actually used, k.
+    n_colors_requested : int
+        The k asked for.
+    bits_per_pixel : int
+        Bits of one pixel of the uncompressed original: channels x bits of the dtype
+        (24 for 8-bit RGB, 32 for RGBA, 8 for 8-bit grey, 48 for 16-bit RGB).
+    index_bits : int
+        ``ceil(log2 k)``, bits of one palette index.
+    bits_per_color : int
+        Bits of one palette entry, equal to `bits_per_pixel`.
+    original_bits : int
+        ``n_pixels * bits_per_pixel``: the raw original (H*W*24 for 8-bit RGB).
+    source_bytes : int or None
+        Size of the file the image came from, when known.
+    formula_bits : int
+        The seed article's formula, ``n_pixels * ceil(log2 k) + k * bits_per_color``.
+    png_bytes : int or None
+        Real size of the indexed PNG (:func:`palette_io.to_png_bytes`, smallest bit
+        depth, optimised); for stacks the sum of one PNG per 2-D plane. None when the
+        palette cannot be stored as an 8-bit indexed PNG (more than 256 colours, or
+        float colours outside [0, 1]).
+    ratio : float or None
+        Compression ratio of the indexed PNG against the raw original,
+        ``original_bits / 8 / png_bytes``.
+    formula_ratio : float
+        ``original_bits / formula_bits``.
+    source_ratio : float or None
+        ``source_bytes / png_bytes``: how much smaller than the source file.
+    psnr : float or None
+        PSNR in dB against the original (None without the original; inf if equal).
+    ciede2000 : float or None
+        Mean CIEDE2000 against the original; None without the original, for
+        single-channel images and for floats outside [0, 1].
+    seconds : float
+        Wall time of the quantisation.
+    """
+
+    shape: tuple[int, ...]
+    n_pixels: int
+    n_colors: int
+    n_colors_requested: int
+    bits_per_pixel: int
+    index_bits: int
+    bits_per_color: int
+    original_bits: int
+    source_bytes: int | None
+    formula_bits: int
+    png_bytes: int | None
+    ratio: float | None
+    formula_ratio: float
+    source_ratio: float | None
+    psnr: float | None
+    ciede2000: float | None
+    seconds: float
+
+    @property
+    def original_bytes(self) -> float:
+        """Raw size of the original in bytes, ``original_bits / 8``."""
+        return self.original_bits / 8
+
+    @property
+    def formula_bytes(self) -> float:
+        """The formula's size in bytes, ``formula_bits / 8``."""
+        return self.formula_bits / 8
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields (and byte sizes) as a plain dict."""
+        out = asdict(self)
+        out["original_bytes"] = self.original_bytes
+        out["formula_bytes"] = self.formula_bytes
+        return out
+
+    def to_text(self) -> str:
+        """A few human-readable lines, as the command line prints them.
+
+        Examples
+        --------
+        >>> from napari_kmeans_quantize import quantize
+        >>> img = np.zeros((4, 4, 3), np.uint8)
+        >>> img[:2] = 255
+        >>> print(size_report(quantize(img, 2), img).to_text())  # doctest: +ELLIPSIS
+        original   4 x 4, 16 pixels x 24 bits = 384 bits (48 bytes)
+        formula    16 x 1 + 2 x 24 = 64 bits (8 bytes), 6.00 : 1
+        indexed PNG ... bytes (2 colours, 1-bit indices), ... : 1 against the raw original
+        quality    PSNR inf dB, mean CIEDE2000 0.00
+        """
+        shape = " x ".join(str(n) for n in self.shape)
+        lines = [
+            f"original   {shape}, {self.n_pixels:,} pixels x {self.bits_per_pixel} bits"
+            f" = {self.original_bits:,} bits ({self.original_bytes:,.0f} bytes)"
+            + (
+                f"; source file {self.source_bytes:,} bytes"
+                if self.source_bytes is not None
+                else ""
+            ),
+            f"formula    {self.n_pixels:,} x {self.index_bits} + {self.n_colors} x "
+            f"{self.bits_per_color} = {self.formula_bits:,} bits "
+            f"({self.formula_bytes:,.0f} bytes), {self.formula_ratio:.2f} : 1",
+        ]
+        if self.png_bytes is None:
+            lines.append("indexed PNG n/a (more than 256 colours or not 8-bit)")
+        else:
+            png_bits = _png_index_bits(self.n_colors)
+            line = (
+                f"indexed PNG {self.png_bytes:,} bytes ({self.n_colors} colours, "
+                f"{png_bits}-bit indices), {self.ratio:.2f} : 1 against the raw "
+                "original"
+            )
+            if self.source_ratio is not None:
+                line += f", {self.source_ratio:.2f} : 1 against the source file"
+            lines.append(line)
+        if self.psnr is not None:
+            ciede = "n/a" if self.ciede2000 is None else f"{self.ciede2000:.2f}"
+            lines.append(f"quality    PSNR {self.psnr:.2f} dB, mean CIEDE2000 {ciede}")
+        return "\n".join(lines)
+
+
+def size_report(
+    result: QuantizeResult,
+    original: np.ndarray | None = None,
+    source_bytes: int | None = None,
+) -> SizeReport:
+    """Sizes and quality of a quantisation result, in one place.
+
+    Parameters
+    ----------
+    result : QuantizeResult
+        What :func:`~napari_kmeans_quantize.quantize` (or ``apply_palette``)
+        returned.
+    original : ndarray, optional
+        The image that was quantised, in the same layout as ``result.image``.
+        Without it, PSNR and CIEDE2000 are None.
+    source_bytes : int, optional
+        Size in bytes of the file the image was read from.
+
+    Returns
+    -------
+    report : SizeReport
+        Raw, source, formula and real indexed-PNG sizes, ratios, PSNR and mean
+        CIEDE2000 (exact, over every pixel: computed from the distinct colours of
+        the original and the palette entry each of them went to).
+
+    Raises
+    ------
+    ValueError
+        If `original` does not have the shape of ``result.image``.
+
+    Examples
+    --------
+    >>> from skimage import data
+    >>> from napari_kmeans_quantize import quantize
+    >>> image = data.astronaut()
+    >>> report = size_report(quantize(image, 16), image)
+    >>> report.original_bits == 512 * 512 * 24, report.formula_bits
+    (True, 1048960)
+    >>> report.png_bytes < report.original_bytes / 4 and report.psnr > 20
+    True
+    """
+    ref = None
+    if original is not None:
+        ref = _Reference(original, result.channel_axis)
+    return _size_report(result, ref, source_bytes)
+
+
+class _Reference:
+    """The original image reduced to distinct colours, for fast exact quality.
+
+    Built once per image; a sweep over k reuses it for every result.
+    """
+
+    def __init__(self, original: np.ndarray, channel_axis: int | None) -> None:
+        from .histogram import color_histogram
+
+        arr = np.asarray(original)
+        if channel_axis is None:
+            pixels = arr.reshape(-1, 1)
+        else:
+            arr = np.moveaxis(arr, channel_axis, -1)
+            pixels = arr.reshape(-1, arr.shape[-1])
+        self.image_shape = np.shape(original)
+        self.dtype = arr.dtype
+        self.hist = color_histogram(pixels)
+        self.n_pixels = len(pixels)
+        self.n_channels = pixels.shape[1]
+        if self.dtype.kind == "f":
+            lo, hi = float(self.hist.colors.min()), float(self.hist.colors.max())
+            self.data_range = 1.0 if (lo >= 0 and hi <= 1) else max(hi - lo, 1e-12)
+            self.unit = 1.0
+        else:
+            self.data_range = float(np.iinfo(self.dtype).max)
+            self.unit = self.data_range
+        self.has_ciede = self.n_channels >= 3 and (
+            self.dtype.kind in "ui" or self.data_range == 1.0
+        )
+        self._lab: np.ndarray | None = None
+
+    def lab(self) -> np.ndarray:
+        if self._lab is None:
+            self._lab = _to_lab(self.hist.colors, self.unit)
+        return self._lab
+
+    def quality(self, result: QuantizeResult) -> tuple[float, float | None]:
+        """(PSNR, mean CIEDE2000) of a result of this image."""
+        image_shape = np.shape(result.image)
+        if image_shape != self.image_shape:
+            raise ValueError(
+                f"images must have the same shape, got {self.image_shape} (original) "
+                f"and {image_shape} (quantised)."
+            )
+        hist = self.hist
+        labels = np.asarray(result.labels).ravel()
+        palette = np.asarray(result.palette).reshape(len(result.palette), -1)
+        k = len(palette)
+        lut = np.zeros(hist.n_colors, dtype=np.intp)
+        lut[hist.inverse] = labels
+        if np.array_equal(lut[hist.inverse], labels):
+            # Nearest-colour mapping: every distinct colour went to one entry.
+            rows, entries, weights = None, lut, hist.counts
+        else:
+            # Dithered: count the (colour, entry) pairs instead.
+            keys = hist.inverse.astype(np.int64) * k + labels
+            pairs, weights = np.unique(keys, return_counts=True)
+            rows, entries = pairs // k, pairs % k
+        colors = hist.colors if rows is None else hist.colors[rows]
+        diff = colors.astype(np.float64) - palette[entries].astype(np.float64)
+        sse = float(weights @ (diff * diff).sum(axis=1))
+        per_channel = sse / (self.n_pixels * self.n_channels)
+        quality_psnr = (
+            math.inf
+            if per_channel == 0
+            else 10.0 * math.log10(self.data_range**2 / per_channel)
+        )
+        ciede = None
+        if self.has_ciede:
+            from skimage.color import deltaE_ciede2000
+
+            lab = self.lab() if rows is None else self.lab()[rows]
+            pal_lab = _to_lab(palette, self.unit)[entries]
+            de = deltaE_ciede2000(lab, pal_lab)
+            ciede = float(weights @ de / weights.sum())
+        return quality_psnr, ciede
+
+
+def _to_lab(colors: np.ndarray, unit: float) -> np.ndarray:
+    from skimage.color import rgb2lab
+
+    rgb = np.clip(colors[:, :3].astype(np.float64) / unit, 0, 1)
+    return rgb2lab(rgb[np.newaxis])[0]
+
+
+def _png_index_bits(n_colors: int) -> int:
+    from .palette_io import png_bit_depth
+
+    return png_bit_depth(n_colors)
+
+
+def _png_bytes(labels: np.ndarray, palette: np.ndarray) -> int | None:
+    from .palette_io import MAX_PNG_COLORS, palette_to_uint8, to_png_bytes
+
+    if len(palette) > MAX_PNG_COLORS:
+        return None
+    try:
+        pal = palette_to_uint8(palette)
+    except (TypeError, ValueError):
+        return None
+    labels = np.asarray(labels)
+    if labels.ndim <= 2:
+        return len(to_png_bytes(labels, pal))
+    planes = labels.reshape(-1, *labels.shape[-2:])
+    return sum(len(to_png_bytes(plane, pal)) for plane in planes)
+
+
+def _size_report(
+    result: QuantizeResult, ref: _Reference | None, source_bytes: int | None
+) -> SizeReport:
+    palette = np.asarray(result.palette)
+    n_channels = palette.shape[1] if palette.ndim == 2 else 1
+    labels = np.asarray(result.labels)
+    n_pixels = int(labels.size)
+    k = len(palette)
+    bits_per_pixel = n_channels * palette.dtype.itemsize * 8
+    orig = original_bits(n_pixels, bits_per_pixel)
+    formula = formula_bits(n_pixels, k, bits_per_pixel)
+    png = _png_bytes(labels, palette)
+    if source_bytes is not None:
+        source_bytes = int(source_bytes)
+    quality_psnr, ciede = (None, None) if ref is None else ref.quality(result)
+    return SizeReport(
+        shape=tuple(int(n) for n in labels.shape),
+        n_pixels=n_pixels,
+        n_colors=k,
+        n_colors_requested=int(result.n_colors_requested),
+        bits_per_pixel=bits_per_pixel,
+        index_bits=result.bits_per_index,
+        bits_per_color=bits_per_pixel,
+        original_bits=orig,
+        source_bytes=source_bytes,
+        formula_bits=formula,
+        png_bytes=png,
+        ratio=None if not png else orig / 8 / png,
+        formula_ratio=orig / formula if formula else math.inf,
+        source_ratio=None if not png or source_bytes is None else source_bytes / png,
+        psnr=quality_psnr,
+        ciede2000=ciede,
+        seconds=float(result.seconds),
+    )
 
 
 def _pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
