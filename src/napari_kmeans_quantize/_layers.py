@@ -1,0 +1,763 @@
+"""From a quantisation result to napari layers: names, colours, features, placement.
+
+Everything here is the napari side of the plugin and holds no clustering code: the
+palette comes from the engine (:func:`~napari_kmeans_quantize.quantize_iter` and
+:func:`~napari_kmeans_quantize.apply_palette_iter`).
+
+A run on a source layer called ``"astronaut"`` with ``n_colors=8`` makes three
+layers, all with the source's scale, translate, rotate, shear, affine, units and
+axis labels so that they overlay it exactly:
+
+``"astronaut (k=8)"``
+    Image: the quantised image, same shape, dtype, rgb flag, contrast limits, gamma
+    and (for single-channel data) colormap as the source.
+``"astronaut (k=8) labels"``
+    Labels: the palette index of every pixel (uint8 for k <= 256). Its
+    ``DirectLabelColormap`` maps each index to the colour napari draws for that
+    palette entry, *including label 0* (background_value 0 is listed in the
+    colour dict, so it is not made transparent), and opacity is 1.0: shown alone,
+    it looks exactly like the quantised image. Its ``features`` table has one row
+    per palette colour (``index, hex, R, G, B, [A], count, share %``; a ``value``
+    column instead of R, G, B for single-channel data), so hovering a pixel shows
+    which palette colour it is.
+``"astronaut (k=8) palette"``
+    Image: the palette as a vertical strip of swatches to the right of the source
+    (in its last two spatial axes), **ordered by share: the most frequent colour on
+    top**.
+
+Re-running with the same source name and k updates these layers in place; another
+k gets its own three layers. The parameters (k, seed, colour space, ...) and the
+palette are recorded in each layer's ``metadata``.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .metrics import formula_bits, mean_ciede2000, original_bits, psnr
+from .quantize import QuantizeResult, apply_palette_iter, quantize_iter
+
+if TYPE_CHECKING:
+    import napari
+    from napari.layers import Image, Layer
+
+__all__ = [
+    "QuantizeOutcome",
+    "SourceInfo",
+    "compression_figures",
+    "layer_data_tuples",
+    "layer_names",
+    "quantize_layer",
+    "quantize_source_iter",
+    "source_info",
+]
+
+#: Multiscale sources: the palette is fitted on the finest pyramid level with at most
+#: this many pixels (then every level is mapped onto that palette).
+MULTISCALE_FIT_PIXELS = 4_000_000
+#: Largest array (in pixels, channels not counted) loaded into memory for one run.
+MAX_PIXELS_IN_MEMORY = 2**27
+#: Mean CIEDE2000 is computed on at most this many (randomly chosen) pixels.
+CIEDE_SAMPLE_PIXELS = 1_000_000
+
+ORDER_NOTE = "by share: most frequent colour first (top of the strip)"
+
+
+def layer_names(source_name: str, n_colors: int) -> tuple[str, str, str]:
+    """Names of the image, labels and palette layers made from `source_name`.
+
+    Examples
+    --------
+    >>> layer_names("astronaut", 8)
+    ('astronaut (k=8)', 'astronaut (k=8) labels', 'astronaut (k=8) palette')
+    """
+    base = f"{source_name} (k={int(n_colors)})"
+    return base, f"{base} labels", f"{base} palette"
+
+
+# --- what we need to know about the source layer ----------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class SourceInfo:
+    """A snapshot of an Image layer, taken on the main thread before a run.
+
+    The worker thread only reads this snapshot (and the array objects it refers
+    to); it never touches the layer itself, so the layer may be removed or edited
+    while a run is in progress.
+    """
+
+    name: str
+    data: Any  # an array (numpy, dask, zarr, ...) or a list of them (multiscale)
+    multiscale: bool
+    rgb: bool
+    ndim: int  # spatial (layer) dimensions, channels excluded
+    dtype: np.dtype
+    scale: np.ndarray
+    translate: np.ndarray
+    rotate: np.ndarray
+    shear: np.ndarray
+    affine: np.ndarray
+    units: tuple
+    axis_labels: tuple
+    contrast_limits: tuple[float, float]
+    gamma: float
+    colormap: Any  # napari Colormap (used for single-channel data)
+    layer_ref: Any = field(default=None, repr=False)
+
+    @property
+    def layer(self) -> Layer | None:
+        """The source layer, if it still exists (None after it was deleted)."""
+        return self.layer_ref() if self.layer_ref is not None else None
+
+    @property
+    def levels(self) -> list:
+        return list(self.data) if self.multiscale else [self.data]
+
+    @property
+    def is_lazy(self) -> bool:
+        """Whether the data is not a numpy array (dask, zarr, ...)."""
+        return any(not isinstance(level, np.ndarray) for level in self.levels)
+
+    @property
+    def channel_axis(self) -> int | None:
+        return -1 if self.rgb else None
+
+
+def source_info(layer: Image) -> SourceInfo:
+    """Snapshot what a run needs from an Image layer (call on the main thread)."""
+    from napari.layers import Image
+
+    if not isinstance(layer, Image):
+        raise TypeError(
+            "Only Image layers can be quantised; "
+            f"{getattr(layer, 'name', layer)!r} is a {type(layer).__name__}."
+        )
+    multiscale = bool(layer.multiscale)
+    data = list(layer.data) if multiscale else layer.data
+    level0 = data[0] if multiscale else data
+    return SourceInfo(
+        name=layer.name,
+        data=data,
+        multiscale=multiscale,
+        rgb=bool(layer.rgb),
+        ndim=int(layer.ndim),
+        dtype=np.dtype(level0.dtype),
+        scale=np.array(layer.scale, dtype=float),
+        translate=np.array(layer.translate, dtype=float),
+        rotate=np.array(layer.rotate, dtype=float),
+        shear=np.array(layer.shear, dtype=float),
+        affine=np.array(layer.affine.affine_matrix, dtype=float),
+        units=tuple(layer.units),
+        axis_labels=tuple(layer.axis_labels),
+        contrast_limits=tuple(float(c) for c in layer.contrast_limits),
+        gamma=float(layer.gamma),
+        colormap=layer.colormap,
+        layer_ref=weakref.ref(layer),
+    )
+
+
+# --- the computation (runs in a worker thread in the widget) ----------------------
+
+
+@dataclass(frozen=True, eq=False)
+class QuantizeOutcome:
+    """A quantisation of a source layer, ready to become layers.
+
+    Attributes
+    ----------
+    result : QuantizeResult
+        The result on the source data (on the finest level for multiscale data).
+    params : dict
+        The parameters of the run (n_colors, color_space, random_state, dither,
+        max_pixels).
+    levels : list of (image, labels) or None
+        For a multiscale source, the quantised image and labels of every level
+        (finest first); None otherwise.
+    figures : dict
+        Compression and quality figures, see :func:`compression_figures`.
+    notes : list of str
+        Plain-language notes on what was done (dask computed, multiscale, ...).
+    """
+
+    result: QuantizeResult
+    params: dict
+    levels: list[tuple[np.ndarray, np.ndarray]] | None
+    figures: dict
+    notes: list[str]
+
+
+def quantize_source_iter(
+    source: SourceInfo,
+    n_colors: int,
+    *,
+    color_space: str = "rgb",
+    random_state: int | None = 0,
+    dither: bool = False,
+    max_pixels: int | None = None,
+) -> Generator[float, None, QuantizeOutcome]:
+    """Quantise a source snapshot, yielding progress fractions from 0 to 1.
+
+    The result is the generator's return value. Stop iterating to cancel: no layer
+    is touched here, so nothing is left half-done.
+
+    * Lazy data (dask, zarr) is computed into memory first (arrays with more than
+      ``MAX_PIXELS_IN_MEMORY`` pixels are refused).
+    * Multiscale data: the palette is fitted on the finest level with at most
+      ``MULTISCALE_FIT_PIXELS`` pixels (the coarsest level if none is that small),
+      then every level is mapped onto it, so the outputs are multiscale too.
+      Counts, shares and figures refer to the finest level.
+    """
+    params = {
+        "n_colors": int(n_colors),
+        "color_space": color_space,
+        "random_state": random_state,
+        "dither": bool(dither),
+        "max_pixels": max_pixels,
+    }
+    notes: list[str] = []
+    channel_axis = source.channel_axis
+    levels = source.levels
+    for i, level in enumerate(levels):
+        n_px = _spatial_pixels(level.shape, source.rgb)
+        if n_px > MAX_PIXELS_IN_MEMORY:
+            where = f"level {i} of the multiscale image" if source.multiscale else ""
+            raise ValueError(
+                f"{source.name!r} {where} has {n_px:,} pixels, more than the "
+                f"{MAX_PIXELS_IN_MEMORY:,} this plugin loads into memory at once; "
+                "crop it or quantise a downsampled copy."
+            )
+    yield 0.0
+    if source.is_lazy:
+        notes.append(
+            "The layer's data is lazy (dask or zarr); it was computed into memory "
+            "for the quantisation."
+        )
+
+    if not source.multiscale:
+        data = np.asarray(source.data)
+        yield 0.05
+        result = yield from _scaled(
+            quantize_iter(
+                data,
+                n_colors,
+                channel_axis=channel_axis,
+                color_space=color_space,
+                dither=dither,
+                random_state=random_state,
+                max_pixels=max_pixels,
+            ),
+            0.05,
+            0.9,
+        )
+        figures = compression_figures(data, result, random_state=random_state)
+        yield 1.0
+        return QuantizeOutcome(result, params, None, figures, notes)
+
+    # Multiscale: fit on a small enough level, map every level onto that palette.
+    sizes = [_spatial_pixels(level.shape, source.rgb) for level in levels]
+    fit_level = next(
+        (i for i, n in enumerate(sizes) if n <= MULTISCALE_FIT_PIXELS),
+        len(levels) - 1,
+    )
+    fit_data = np.asarray(levels[fit_level])
+    yield 0.05
+    fit = yield from _scaled(
+        quantize_iter(
+            fit_data,
+            n_colors,
+            channel_axis=channel_axis,
+            color_space=color_space,
+            dither=False,
+            random_state=random_state,
+            max_pixels=max_pixels,
+        ),
+        0.05,
+        0.4,
+    )
+    del fit_data
+    notes.append(
+        f"Multiscale image: the palette was fitted on level {fit_level} "
+        f"({sizes[fit_level]:,} pixels) and all {len(levels)} levels were mapped "
+        "onto it; counts and figures are for level 0 (the finest)."
+    )
+    mapped: list[QuantizeResult] = []
+    originals0 = None
+    span = 0.5 / len(levels)
+    for i, level in enumerate(levels):
+        arr = np.asarray(level)
+        res = yield from _scaled(
+            apply_palette_iter(
+                arr,
+                fit.palette,
+                channel_axis=channel_axis,
+                color_space=color_space,
+                dither=dither,
+            ),
+            0.4 + i * span,
+            0.4 + (i + 1) * span,
+        )
+        if i == 0:
+            originals0 = arr
+        mapped.append(res)
+    # Order the palette by share on the finest level, as for a single-scale run.
+    counts0 = mapped[0].counts
+    order = np.lexsort((np.arange(len(counts0)), -counts0))
+    remap = np.empty(len(order), dtype=mapped[0].labels.dtype)
+    remap[order] = np.arange(len(order))
+    palette = fit.palette[order]
+    pyramid = [(m.image, remap[m.labels]) for m in mapped]
+    result = QuantizeResult(
+        image=pyramid[0][0],
+        labels=pyramid[0][1],
+        palette=palette,
+        counts=counts0[order],
+        n_colors_requested=int(n_colors),
+        color_space=color_space,
+        inertia=fit.inertia,
+        n_iter=fit.n_iter,
+        converged=fit.converged,
+        n_distinct=fit.n_distinct,
+        channel_axis=mapped[0].channel_axis,
+        dither=bool(dither),
+        seconds=fit.seconds + sum(m.seconds for m in mapped),
+    )
+    params["fit_level"] = fit_level
+    figures = compression_figures(originals0, result, random_state=random_state)
+    yield 1.0
+    return QuantizeOutcome(result, params, pyramid, figures, notes)
+
+
+def compression_figures(
+    original: np.ndarray, result: QuantizeResult, *, random_state: int | None = 0
+) -> dict[str, Any]:
+    """Size and quality figures of a quantisation.
+
+    Returns a dict with ``n_pixels``, ``bits_per_pixel`` (of the original),
+    ``original_bits`` (``n_pixels * bits_per_pixel``, i.e. H*W*24 for 8-bit RGB),
+    ``index_bits`` (``ceil(log2 k)``), ``bits_per_color`` (one palette entry, 24 for
+    8-bit RGB), ``formula_bits`` (``n_pixels * ceil(log2 k) + k * bits_per_color``),
+    ``ratio`` (original / formula), ``psnr`` (dB) and ``ciede2000`` (mean CIEDE2000,
+    None for single-channel data or floats outside [0, 1]) with ``ciede_sampled``
+    (True when it was computed on a random sample of ``CIEDE_SAMPLE_PIXELS``).
+    """
+    original = np.asarray(original)
+    quantized = result.image
+    n_channels = 1 if result.channel_axis is None else original.shape[-1]
+    n_pixels = int(result.labels.size)
+    bits_per_pixel = n_channels * original.dtype.itemsize * 8
+    k = result.n_colors
+    orig = original_bits(n_pixels, bits_per_pixel)
+    formula = formula_bits(n_pixels, k, bits_per_pixel)
+    channel_axis = None if result.channel_axis is None else -1
+    if original.dtype.kind == "f":
+        lo, hi = float(original.min()), float(original.max())
+        data_range = 1.0 if (lo >= 0 and hi <= 1) else max(hi - lo, 1e-12)
+    else:
+        data_range = None
+    quality_psnr = psnr(
+        original, quantized, channel_axis=channel_axis, data_range=data_range
+    )
+    ciede, sampled = None, False
+    if n_channels >= 3 and (original.dtype.kind in "ui" or data_range == 1.0):
+        a = original.reshape(-1, n_channels)
+        b = quantized.reshape(-1, n_channels)
+        if len(a) > CIEDE_SAMPLE_PIXELS:
+            rng = np.random.default_rng(random_state)
+            pick = np.sort(rng.choice(len(a), CIEDE_SAMPLE_PIXELS, replace=False))
+            a, b, sampled = a[pick], b[pick], True
+        ciede = mean_ciede2000(a[np.newaxis], b[np.newaxis])
+    return {
+        "n_pixels": n_pixels,
+        "bits_per_pixel": bits_per_pixel,
+        "original_bits": orig,
+        "index_bits": result.bits_per_index,
+        "bits_per_color": bits_per_pixel,
+        "n_colors": k,
+        "formula_bits": formula,
+        "ratio": orig / formula if formula else math.inf,
+        "psnr": quality_psnr,
+        "ciede2000": ciede,
+        "ciede_sampled": sampled,
+    }
+
+
+# --- layer data tuples (pure) -----------------------------------------------------
+
+
+def layer_data_tuples(
+    outcome: QuantizeOutcome | QuantizeResult,
+    source: SourceInfo | Image,
+    *,
+    params: dict | None = None,
+) -> list[tuple[Any, dict, str]]:
+    """The three napari layer data tuples of a quantisation: image, labels, palette.
+
+    Parameters
+    ----------
+    outcome : QuantizeOutcome or QuantizeResult
+        What :func:`quantize_source_iter` returned, or a bare engine result on the
+        source's data (then `params` should hold at least ``n_colors``).
+    source : SourceInfo or napari.layers.Image
+        The source layer (or its snapshot), whose placement and display settings
+        the new layers copy.
+    params : dict, optional
+        Run parameters to record in the metadata when `outcome` is a bare result.
+
+    Returns
+    -------
+    list of (data, meta, layer_type)
+        In this order: the quantised image, the labels, the palette strip.
+    """
+    if not isinstance(source, SourceInfo):
+        source = source_info(source)
+    if isinstance(outcome, QuantizeResult):
+        run = {"n_colors": outcome.n_colors_requested, **(params or {})}
+        outcome = QuantizeOutcome(outcome, run, None, {}, [])
+    result = outcome.result
+    k_req = int(outcome.params.get("n_colors", result.n_colors_requested))
+    image_name, labels_name, palette_name = layer_names(source.name, k_req)
+
+    display = _display_colors(result.palette, source)  # (k, 4) floats in [0, 1]
+    hexes = [_hex(c) for c in display]
+    metadata = {
+        "plugin": "napari-kmeans-quantize",
+        "source": source.name,
+        "n_colors": result.n_colors,
+        "n_colors_requested": k_req,
+        "color_space": result.color_space,
+        "random_state": outcome.params.get("random_state"),
+        "dither": result.dither,
+        "max_pixels": outcome.params.get("max_pixels"),
+        "palette": result.palette.copy(),
+        "counts": result.counts.copy(),
+        "palette_hex": hexes,
+        "palette_order": ORDER_NOTE,
+        "n_iter": result.n_iter,
+        "converged": result.converged,
+        "figures": dict(outcome.figures),
+        "notes": list(outcome.notes),
+    }
+    if "fit_level" in outcome.params:
+        metadata["fit_level"] = outcome.params["fit_level"]
+    placement = _placement(source)
+
+    # 1. the quantised image
+    if outcome.levels is not None:
+        image_data: Any = [img for img, _ in outcome.levels]
+        labels_data: Any = [lab for _, lab in outcome.levels]
+    else:
+        image_data, labels_data = result.image, result.labels
+    image_meta = {
+        "name": image_name,
+        "rgb": source.rgb,
+        "multiscale": outcome.levels is not None,
+        "contrast_limits": list(source.contrast_limits),
+        "gamma": source.gamma,
+        "metadata": dict(metadata),
+        **placement,
+    }
+    if not source.rgb:
+        image_meta["colormap"] = source.colormap
+
+    # 2. the labels, drawn in the palette colours (label 0 included)
+    from napari.utils.colormaps import DirectLabelColormap
+
+    color_dict: dict[int | None, Any] = {
+        i: tuple(float(v) for v in c) for i, c in enumerate(display)
+    }
+    color_dict[None] = "transparent"
+    total = max(int(result.counts.sum()), 1)
+    features: dict[str, Any] = {
+        "index": np.arange(result.n_colors),
+        "hex": hexes,
+    }
+    if source.rgb:
+        for j, channel in enumerate("RGBA"[: result.palette.shape[1]]):
+            features[channel] = result.palette[:, j]
+    else:
+        features["value"] = result.palette[:, 0]
+    features["count"] = result.counts
+    features["share %"] = np.round(100.0 * result.counts / total, 2)
+    labels_meta = {
+        "name": labels_name,
+        "multiscale": outcome.levels is not None,
+        "colormap": DirectLabelColormap(color_dict=color_dict),
+        "opacity": 1.0,
+        "features": features,
+        "metadata": dict(metadata),
+        **placement,
+    }
+
+    # 3. the palette strip beside the source, in its last two spatial axes
+    strip, strip_meta = _palette_strip(result, source)
+    strip_meta.update(
+        {
+            "name": palette_name,
+            "metadata": {**metadata, "description": f"palette swatches, {ORDER_NOTE}"},
+        }
+    )
+    return [
+        (image_data, image_meta, "image"),
+        (labels_data, labels_meta, "labels"),
+        (strip, strip_meta, "image"),
+    ]
+
+
+def _placement(source: SourceInfo) -> dict[str, Any]:
+    return {
+        "scale": source.scale.copy(),
+        "translate": source.translate.copy(),
+        "rotate": source.rotate.copy(),
+        "shear": source.shear.copy(),
+        "affine": source.affine.copy(),
+        "units": source.units,
+        "axis_labels": source.axis_labels,
+    }
+
+
+def _palette_strip(
+    result: QuantizeResult, source: SourceInfo
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """A (k, 1[, C]) swatch strip and the placement that puts it right of the source.
+
+    In the source's data coordinates (last two axes) the strip spans the source's
+    full height, each swatch ``H / k`` tall and ``H / max(k, 8)`` wide, with a gap
+    of a quarter swatch width between the image and the strip.
+    """
+    k = result.n_colors
+    level0 = source.levels[0]
+    shape = tuple(level0.shape[:-1] if source.rgb else level0.shape)
+    height, width = float(shape[-2]), float(shape[-1])
+    swatch_h = height / k
+    swatch_w = height / max(k, 8)
+    gap = swatch_w / 4
+    # strip pixel p -> source data coordinate a * p + o (pixel centres at integers,
+    # pixel edges at -0.5: the strip's top edge meets the image's top edge)
+    a = np.array([swatch_h, swatch_w])
+    o = np.array([-0.5 + swatch_h / 2, width - 0.5 + gap + swatch_w / 2])
+
+    from napari.utils.transforms import Affine
+
+    scale2 = source.scale[-2:]
+    rotate2 = source.rotate[-2:, -2:]
+    shear2 = source.shear[-1:] if len(source.shear) else np.zeros(1)
+    linear = Affine(scale=scale2, rotate=rotate2, shear=shear2).linear_matrix
+    translate2 = source.translate[-2:] + linear @ o
+    affine2 = source.affine[np.ix_([-3, -2, -1], [-3, -2, -1])]
+
+    strip = result.palette[:, np.newaxis, :] if source.rgb else result.palette[:, :1]
+    meta = {
+        "rgb": source.rgb,
+        "contrast_limits": list(source.contrast_limits),
+        "gamma": source.gamma,
+        "scale": scale2 * a,
+        "translate": translate2,
+        "rotate": rotate2.copy(),
+        "shear": np.array(shear2, dtype=float),
+        "affine": affine2,
+        "units": source.units[-2:],
+        "axis_labels": source.axis_labels[-2:],
+        "interpolation2d": "nearest",
+    }
+    if not source.rgb:
+        meta["colormap"] = source.colormap
+    return strip, meta
+
+
+def _display_colors(palette: np.ndarray, source: SourceInfo) -> np.ndarray:
+    """RGBA floats napari draws for each palette entry of the source layer.
+
+    Applies the layer's contrast limits and gamma (and, for single-channel data, its
+    colormap) the way napari's image shader does, so the Labels layer coloured with
+    these looks like the quantised image.
+    """
+    pal = palette.astype(np.float64)
+    lo, hi = source.contrast_limits
+    span = hi - lo if hi != lo else 1.0
+    if source.rgb:
+        rgb = np.clip((pal[:, :3] - lo) / span, 0.0, 1.0) ** source.gamma
+        if pal.shape[1] == 4:
+            alpha = pal[:, 3]
+            if palette.dtype.kind in "ui":
+                alpha = alpha / np.iinfo(palette.dtype).max
+            alpha = np.clip(alpha, 0.0, 1.0)
+        else:
+            alpha = np.ones(len(pal))
+        return np.column_stack([rgb, alpha])
+    values = np.clip((pal[:, 0] - lo) / span, 0.0, 1.0) ** source.gamma
+    colors = np.asarray(source.colormap.map(values), dtype=np.float64)
+    return colors.reshape(len(pal), 4)
+
+
+def _hex(rgba: np.ndarray) -> str:
+    r, g, b = (round(float(v) * 255) for v in rgba[:3])
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def _spatial_pixels(shape: Sequence[int], rgb: bool) -> int:
+    return int(np.prod(shape[:-1] if rgb else shape, dtype=np.int64))
+
+
+def _scaled(gen: Generator, lo: float, hi: float) -> Generator[float, None, Any]:
+    """Re-yield a sub-generator's 0..1 fractions inside [lo, hi]."""
+    while True:
+        try:
+            frac = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        yield lo + (hi - lo) * float(frac)
+
+
+# --- adding to a viewer -----------------------------------------------------------
+
+
+def add_or_update_layers(
+    viewer: napari.Viewer | None, tuples: Sequence[tuple[Any, dict, str]]
+) -> list[Layer]:
+    """Add layer data tuples to `viewer`, updating same-named layers in place.
+
+    A layer whose name, type, rgb flag, dimensionality and multiscale-ness match is
+    updated (data, colormap, features, placement, ...); a same-named layer that
+    does not match is replaced at the same position. Without a viewer the layers
+    are created and returned but not added anywhere.
+    """
+    from napari.layers import Layer
+
+    layers: list[Layer] = []
+    for data, meta, layer_type in tuples:
+        existing = None
+        if viewer is not None:
+            existing = next(
+                (lay for lay in viewer.layers if lay.name == meta["name"]), None
+            )
+        if existing is not None and _can_update(existing, data, meta, layer_type):
+            _update_layer(existing, data, meta)
+            layers.append(existing)
+            continue
+        new = Layer.create(data, dict(meta), layer_type)
+        if viewer is not None:
+            if existing is not None:
+                index = viewer.layers.index(existing)
+                viewer.layers.remove(existing)
+                viewer.layers.insert(index, new)
+            else:
+                viewer.layers.append(new)
+        layers.append(new)
+    return layers
+
+
+def _can_update(layer: Layer, data: Any, meta: dict, layer_type: str) -> bool:
+    from napari.layers import Image, Labels
+
+    cls = {"image": Image, "labels": Labels}[layer_type]
+    if type(layer) is not cls or layer.multiscale or meta.get("multiscale"):
+        return False
+    if layer_type == "image" and bool(layer.rgb) != bool(meta.get("rgb")):
+        return False
+    data_ndim = np.ndim(data) - (1 if meta.get("rgb") else 0)
+    return layer.ndim == data_ndim
+
+
+def _update_layer(layer: Layer, data: Any, meta: dict) -> None:
+    layer.data = data
+    for key, value in meta.items():
+        if key in ("name", "rgb", "multiscale"):
+            continue
+        setattr(layer, key, value)
+    layer.refresh()
+
+
+# --- the console entry point ------------------------------------------------------
+
+
+def quantize_layer(
+    layer: Image,
+    n_colors: int = 16,
+    *,
+    viewer: napari.Viewer | None = None,
+    color_space: str = "rgb",
+    random_state: int | None = 0,
+    dither: bool = False,
+    max_pixels: int | None = None,
+) -> list[Layer]:
+    """Quantise an Image layer and add the image, labels and palette layers.
+
+    Runs synchronously (the widget does the same work in a thread). The source
+    layer is never modified. Layers named like an earlier run on the same source
+    with the same k are updated in place instead of duplicated.
+
+    Parameters
+    ----------
+    layer : napari.layers.Image
+        The source: RGB or RGBA (``layer.rgb``), or single-channel data of any
+        dimensionality (intensity quantisation); all leading axes (time, z, ...)
+        share one palette. uint8, uint16 and float data are supported.
+
+        * Lazy data (a dask or zarr array) is computed into memory first.
+        * Multiscale data: the palette is fitted on the finest pyramid level with
+          at most ``MULTISCALE_FIT_PIXELS`` (4 million) pixels, then every level
+          is mapped onto that palette; the image and labels layers are multiscale
+          too, and counts and figures refer to level 0.
+
+        Both cases are also reported in a napari notification.
+    n_colors : int, optional
+        Number of palette colours k.
+    viewer : napari.Viewer, optional
+        Where to add the layers; defaults to ``napari.current_viewer()``. If there
+        is no viewer the layers are returned without being added.
+    color_space : {'rgb', 'lab', 'oklab'}, optional
+        Space the palette is fitted in ('lab' and 'oklab' need RGB(A) data).
+    random_state : int or None, optional
+        Seed (used when `max_pixels` subsamples the pixels for the fit).
+    dither : bool, optional
+        Assign pixels by Floyd-Steinberg error diffusion.
+    max_pixels : int or None, optional
+        Fit the palette on at most this many randomly chosen pixels.
+
+    Returns
+    -------
+    list of napari.layers.Layer
+        The quantised Image, the Labels and the palette-strip Image, in that order.
+
+    Examples
+    --------
+    In napari's console (Window > Console)::
+
+        from napari_kmeans_quantize import quantize_layer
+        quantize_layer(viewer.layers["astronaut"], n_colors=8, viewer=viewer)
+    """
+    source = source_info(layer)
+    gen = quantize_source_iter(
+        source,
+        n_colors,
+        color_space=color_space,
+        random_state=random_state,
+        dither=dither,
+        max_pixels=max_pixels,
+    )
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            outcome: QuantizeOutcome = stop.value
+            break
+    if viewer is None:
+        import napari
+
+        viewer = napari.current_viewer()
+    if outcome.notes:
+        from napari.utils.notifications import show_info
+
+        for note in outcome.notes:
+            show_info(f"{source.name}: {note}")
+    layers = add_or_update_layers(viewer, layer_data_tuples(outcome, source))
+    if viewer is not None:
+        viewer.layers.selection.active = layers[1]
+    return layers

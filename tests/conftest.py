@@ -1,0 +1,104 @@
+"""Shared fixtures for the napari-side tests (real viewers under Xvfb)."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import numpy as np
+import pytest
+
+from napari_kmeans_quantize import _layers, _widget
+
+
+def _data_hash(array) -> str:
+    array = np.ascontiguousarray(np.asarray(array))
+    digest = hashlib.sha256(array.tobytes())
+    digest.update(repr((array.shape, array.dtype.str)).encode())
+    return digest.hexdigest()
+
+
+@pytest.fixture
+def data_hash():
+    """SHA-256 of an array's bytes, shape and dtype (to prove it was not modified)."""
+    return _data_hash
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    from skimage import data
+
+    return data.astronaut()
+
+
+@pytest.fixture
+def small_rgb() -> np.ndarray:
+    """A 48 x 64 uint8 RGB image with smooth colour ramps (many distinct colours)."""
+    y, x = np.mgrid[0:48, 0:64]
+    image = np.stack([x * 4, y * 5, (x + y) * 2], axis=-1)
+    return image.astype(np.uint8)
+
+
+@pytest.fixture
+def make_widget(make_napari_viewer):
+    """Factory: a viewer (optionally shown) with the widget docked in it."""
+
+    def factory(show: bool = False, **viewer_kwargs):
+        viewer = make_napari_viewer(show=show, **viewer_kwargs)
+        widget = _widget.QuantizeWidget(viewer)
+        viewer.window.add_dock_widget(widget, name="K-means Quantise")
+        return viewer, widget
+
+    return factory
+
+
+@pytest.fixture
+def wait_idle(qtbot):
+    """Wait until a widget's worker has finished (and its signals were handled)."""
+
+    def wait(widget, timeout: int = 30_000) -> None:
+        qtbot.waitUntil(lambda: not widget.is_running, timeout=timeout)
+        qtbot.wait(20)
+
+    return wait
+
+
+@pytest.fixture
+def slow_engine(monkeypatch):
+    """Slow the widget's computation down (a pause after every progress step).
+
+    The real computation still runs underneath; ``calls["yields"]`` counts the
+    progress steps actually computed, so a test can see that a cancelled run
+    really stopped.
+    """
+    calls = {"yields": 0, "delay": 0.15}
+
+    def slow_iter(*args, **kwargs):
+        gen = _layers.quantize_source_iter(*args, **kwargs)
+        while True:
+            try:
+                fraction = next(gen)
+            except StopIteration as stop:
+                return stop.value
+            calls["yields"] += 1
+            time.sleep(calls["delay"])
+            yield fraction
+
+    monkeypatch.setattr(_widget, "quantize_source_iter", slow_iter)
+    return calls
+
+
+@pytest.fixture
+def notifications(monkeypatch):
+    """Collect napari notifications (message, severity) dispatched during a test."""
+    from napari.utils.notifications import notification_manager
+
+    seen: list[tuple[str, str]] = []
+    original = notification_manager.dispatch
+
+    def dispatch(notification):
+        seen.append((str(notification.message), str(notification.severity)))
+        return original(notification)
+
+    monkeypatch.setattr(notification_manager, "dispatch", dispatch)
+    return seen

@@ -1,0 +1,309 @@
+"""QuantizeResult -> napari layers: names, colours, features, placement, quantize_layer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_kmeans_quantize import quantize
+from napari_kmeans_quantize._layers import (
+    compression_figures,
+    layer_data_tuples,
+    layer_names,
+    quantize_layer,
+    quantize_source_iter,
+    source_info,
+)
+
+napari = pytest.importorskip("napari")
+from napari.layers import Image, Labels, Layer  # noqa: E402
+
+
+def _drain(gen):
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
+
+
+def _layers_from(layer: Image, n_colors: int = 8, **kwargs) -> list[Layer]:
+    outcome = _drain(quantize_source_iter(source_info(layer), n_colors, **kwargs))
+    return [Layer.create(*t) for t in layer_data_tuples(outcome, layer)]
+
+
+def _rendered(labels: Layer) -> np.ndarray:
+    """The RGBA floats napari draws for each pixel of a Labels layer."""
+    data = np.asarray(labels.data)
+    return np.asarray(labels.colormap.map(data.ravel())).reshape((*data.shape, 4))
+
+
+def test_layer_names():
+    assert layer_names("astronaut", 8) == (
+        "astronaut (k=8)",
+        "astronaut (k=8) labels",
+        "astronaut (k=8) palette",
+    )
+
+
+def test_tuples_for_astronaut(astronaut):
+    source = Image(astronaut, name="astronaut", rgb=True)
+    result = quantize(astronaut, 8)
+    tuples = layer_data_tuples(result, source, params={"random_state": 3})
+    assert [t[2] for t in tuples] == ["image", "labels", "image"]
+    (img, img_meta, _), (lab, lab_meta, _), (strip, strip_meta, _) = tuples
+    assert img_meta["name"] == "astronaut (k=8)"
+    assert lab_meta["name"] == "astronaut (k=8) labels"
+    assert strip_meta["name"] == "astronaut (k=8) palette"
+    np.testing.assert_array_equal(img, result.palette[lab])
+    assert img.dtype == astronaut.dtype and img.shape == astronaut.shape
+    assert img_meta["rgb"] is True
+    assert lab.dtype == np.uint8
+    # every cluster has its own colour, label 0 included, and nothing is see-through
+    color_dict = lab_meta["colormap"].color_dict
+    assert set(range(8)) <= set(color_dict)
+    for i in range(8):
+        np.testing.assert_allclose(
+            np.asarray(color_dict[i])[:3] * 255, result.palette[i], atol=1e-6
+        )
+        assert color_dict[i][3] == 1.0
+    assert lab_meta["opacity"] == 1.0
+    # features: one row per cluster, read on hover
+    features = lab_meta["features"]
+    assert list(features) == ["index", "hex", "R", "G", "B", "count", "share %"]
+    np.testing.assert_array_equal(features["index"], np.arange(8))
+    np.testing.assert_array_equal(features["count"], result.counts)
+    assert features["hex"][0] == "#{:02x}{:02x}{:02x}".format(*result.palette[0])
+    assert abs(sum(features["share %"]) - 100) < 0.05
+    # the strip: one swatch per colour, most frequent on top
+    np.testing.assert_array_equal(strip[:, 0], result.palette)
+    assert np.all(np.diff(result.counts) <= 0)
+    assert strip_meta["rgb"] is True
+    assert "most frequent colour first" in strip_meta["metadata"]["description"]
+    # parameters recorded
+    meta = lab_meta["metadata"]
+    assert meta["n_colors"] == 8 and meta["n_colors_requested"] == 8
+    assert meta["random_state"] == 3
+    assert meta["color_space"] == "rgb"
+    np.testing.assert_array_equal(meta["palette"], result.palette)
+
+
+def test_labels_render_the_quantised_image(astronaut):
+    source = Image(astronaut[::4, ::4], name="astro", rgb=True)
+    image, labels, _ = _layers_from(source, 8)
+    assert isinstance(labels, Labels)
+    rendered = np.rint(_rendered(labels)[..., :3] * 255)
+    np.testing.assert_array_equal(rendered, image.data)
+
+
+def test_spatial_metadata_is_copied_2d(astronaut):
+    source = Image(
+        astronaut[::4, ::4],
+        name="astro",
+        rgb=True,
+        scale=(0.5, 2.0),
+        translate=(10.0, -4.0),
+        rotate=20,
+        shear=[0.3],
+        units=("um", "mm"),
+        axis_labels=("y", "x"),
+    )
+    layers = _layers_from(source, 4)
+    for layer in layers[:2]:
+        np.testing.assert_allclose(layer.scale, source.scale)
+        np.testing.assert_allclose(layer.translate, source.translate)
+        np.testing.assert_allclose(layer.rotate, source.rotate)
+        np.testing.assert_allclose(layer.shear, source.shear)
+        np.testing.assert_allclose(
+            layer.affine.affine_matrix, source.affine.affine_matrix
+        )
+        assert layer.units == source.units
+        assert layer.axis_labels == source.axis_labels
+        np.testing.assert_allclose(
+            layer.data_to_world((5, 7)), source.data_to_world((5, 7))
+        )
+
+
+def test_palette_strip_sits_right_of_the_source(astronaut):
+    source = Image(
+        astronaut[::4, ::4],
+        name="astro",
+        rgb=True,
+        scale=(2, 3),
+        rotate=30,
+        shear=[0.2],
+    )
+    height, width = source.data.shape[:2]
+    strip = _layers_from(source, 8)[2]
+    k = strip.data.shape[0]
+    swatch_w = height / 8
+    # top-left corner of the strip: at the top edge, a quarter swatch right of the image
+    np.testing.assert_allclose(
+        strip.data_to_world((-0.5, -0.5)),
+        source.data_to_world((-0.5, width - 0.5 + swatch_w / 4)),
+        atol=1e-9,
+    )
+    # bottom-right corner: at the bottom edge
+    np.testing.assert_allclose(
+        strip.data_to_world((k - 0.5, 0.5)),
+        source.data_to_world((height - 0.5, width - 0.5 + 1.25 * swatch_w)),
+        atol=1e-9,
+    )
+
+
+def test_time_stack_shares_one_palette_and_keeps_nd_placement(astronaut):
+    frames = np.stack([astronaut[::8, ::8], astronaut[::-8, ::8], astronaut[::8, ::-8]])
+    source = Image(
+        frames,
+        name="movie",
+        rgb=True,
+        scale=(5.0, 0.5, 0.5),
+        translate=(1.0, 2.0, 3.0),
+        axis_labels=("t", "y", "x"),
+        units=("s", "um", "um"),
+    )
+    image, labels, strip = _layers_from(source, 6)
+    assert labels.data.shape == frames.shape[:3]
+    np.testing.assert_array_equal(image.data, labels.metadata["palette"][labels.data])
+    for layer in (image, labels):
+        np.testing.assert_allclose(layer.scale, source.scale)
+        np.testing.assert_allclose(layer.translate, source.translate)
+        assert layer.axis_labels == ("t", "y", "x")
+    # the strip is 2D, in the last two (spatial) axes
+    assert strip.ndim == 2
+    assert strip.axis_labels == ("y", "x")
+    assert strip.units == source.units[-2:]
+    gap = 64 / 8 / 4
+    np.testing.assert_allclose(
+        strip.data_to_world((-0.5, -0.5)),
+        source.data_to_world((0, -0.5, 64 - 0.5 + gap))[1:],
+    )
+
+
+def test_grayscale_uses_the_source_colormap(astronaut):
+    grey = astronaut[::4, ::4, 1].astype(np.uint16) * 100
+    source = Image(grey, name="grey", colormap="magma", contrast_limits=(0, 20000))
+    image, labels, strip = _layers_from(source, 5)
+    assert not image.rgb and image.colormap.name == "magma"
+    assert tuple(image.contrast_limits) == (0, 20000)
+    assert image.dtype == np.uint16
+    palette = labels.metadata["palette"]
+    assert palette.shape == (5, 1)
+    np.testing.assert_array_equal(image.data, palette[labels.data, 0])
+    expected = source.colormap.map(np.clip(palette[:, 0] / 20000, 0, 1))
+    np.testing.assert_allclose(_rendered(labels)[0, 0], expected[labels.data[0, 0]])
+    assert "value" in labels.features.columns and "R" not in labels.features.columns
+    assert strip.colormap.name == "magma" and not strip.rgb
+
+
+def test_rgba_alpha_is_kept(small_rgb):
+    alpha = np.full((*small_rgb.shape[:2], 1), 255, np.uint8)
+    alpha[:10] = 0
+    rgba = np.concatenate([small_rgb, alpha], axis=-1)
+    source = Image(rgba, name="rgba", rgb=True)
+    image, labels, _ = _layers_from(source, 6)
+    assert image.data.shape == rgba.shape
+    assert (image.data[:10, :, 3] == 0).all() and (image.data[10:, :, 3] == 255).all()
+    assert list(labels.features.columns)[2:6] == ["R", "G", "B", "A"]
+    # the transparent cluster is transparent in the labels layer too
+    assert _rendered(labels)[0, 0, 3] == 0
+    assert _rendered(labels)[20, 0, 3] == 1
+
+
+def test_float_and_uint16_rgb_follow_the_contrast_limits(small_rgb):
+    for data in (small_rgb / 255.0, small_rgb.astype(np.uint16) * 257):
+        source = Image(data, name="x", rgb=True)
+        image, labels, _ = _layers_from(source, 5)
+        assert image.dtype == data.dtype
+        assert tuple(image.contrast_limits) == tuple(source.contrast_limits)
+        lo, hi = source.contrast_limits
+        expected = np.clip((image.data - lo) / (hi - lo), 0, 1)
+        np.testing.assert_allclose(_rendered(labels)[..., :3], expected, atol=1e-6)
+
+
+def test_multiscale_fits_once_and_maps_every_level(astronaut, monkeypatch):
+    from napari_kmeans_quantize import _layers
+
+    pyramid = [astronaut, astronaut[::2, ::2], astronaut[::4, ::4]]
+    source = Image(pyramid, name="pyr", rgb=True, multiscale=True)
+    monkeypatch.setattr(_layers, "MULTISCALE_FIT_PIXELS", 300 * 300)
+    outcome = _drain(quantize_source_iter(source_info(source), 6))
+    assert outcome.params["fit_level"] == 1
+    assert any("Multiscale" in note for note in outcome.notes)
+    assert [lab.shape for _, lab in outcome.levels] == [
+        (512, 512),
+        (256, 256),
+        (128, 128),
+    ]
+    palette = outcome.result.palette
+    for img, lab in outcome.levels:
+        np.testing.assert_array_equal(img, palette[lab])
+    assert np.all(np.diff(outcome.result.counts) <= 0)  # ordered by share on level 0
+    image, labels, strip = (
+        Layer.create(*t) for t in layer_data_tuples(outcome, source)
+    )
+    assert image.multiscale and labels.multiscale and not strip.multiscale
+    assert len(image.data) == 3 and len(labels.data) == 3
+
+
+def test_dask_source_is_computed_and_left_alone(astronaut):
+    da = pytest.importorskip("dask.array")
+    lazy = da.from_array(astronaut[::4, ::4], chunks=(32, 32, 3))
+    source = Image(lazy, name="lazy", rgb=True)
+    outcome = _drain(quantize_source_iter(source_info(source), 5))
+    assert any("dask" in note for note in outcome.notes)
+    assert isinstance(outcome.result.image, np.ndarray)
+    np.testing.assert_array_equal(
+        outcome.result.image, outcome.result.palette[outcome.result.labels]
+    )
+    assert source.data is lazy
+
+
+def test_compression_figures(astronaut):
+    result = quantize(astronaut, 8)
+    figures = compression_figures(astronaut, result)
+    assert figures["original_bits"] == 512 * 512 * 24
+    assert figures["formula_bits"] == 512 * 512 * 3 + 8 * 24
+    assert figures["ratio"] == pytest.approx(
+        figures["original_bits"] / figures["formula_bits"]
+    )
+    assert 15 < figures["psnr"] < 40
+    assert 0 < figures["ciede2000"] < 20
+    grey = compression_figures(
+        astronaut[..., 0], quantize(astronaut[..., 0], 4, channel_axis=None)
+    )
+    assert grey["ciede2000"] is None and grey["original_bits"] == 512 * 512 * 8
+
+
+def test_quantize_layer_without_viewer_returns_layers(astronaut, data_hash):
+    source = Image(astronaut[::4, ::4], name="astro", rgb=True)
+    before = data_hash(source.data)
+    layers = quantize_layer(source, n_colors=4)
+    assert [type(lay) for lay in layers] == [Image, Labels, Image]
+    assert data_hash(source.data) == before
+
+
+def test_quantize_layer_rejects_other_layer_types():
+    with pytest.raises(TypeError, match="Only Image layers"):
+        quantize_layer(Labels(np.zeros((4, 4), np.uint8)), n_colors=2)
+
+
+def test_quantize_layer_adds_and_updates_in_place(make_napari_viewer, astronaut):
+    viewer = make_napari_viewer()
+    source = viewer.add_image(astronaut[::4, ::4], name="astro", rgb=True)
+    first = quantize_layer(source, n_colors=8, viewer=viewer)
+    assert [lay.name for lay in viewer.layers] == [
+        "astro",
+        "astro (k=8)",
+        "astro (k=8) labels",
+        "astro (k=8) palette",
+    ]
+    assert viewer.layers.selection.active is first[1]
+    again = quantize_layer(source, n_colors=8, viewer=viewer, color_space="oklab")
+    assert len(viewer.layers) == 4
+    assert all(a is b for a, b in zip(first, again, strict=True))
+    assert again[1].metadata["color_space"] == "oklab"
+    quantize_layer(source, n_colors=3, viewer=viewer)
+    assert len(viewer.layers) == 7
+    assert len(viewer.layers["astro (k=3) labels"].features) == 3
+    assert len(viewer.layers["astro (k=8) labels"].features) == 8
