@@ -1,0 +1,338 @@
+"""The dock widget in a real napari viewer (Xvfb): run, cancel, inputs, readout."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_kmeans_quantize._widget import QuantizeWidget
+
+napari = pytest.importorskip("napari")
+from napari.layers import Image, Labels  # noqa: E402
+
+RESULT_SUFFIXES = ("(k={k})", "(k={k}) labels", "(k={k}) palette")
+
+
+def _result_names(source: str, k: int) -> list[str]:
+    return [f"{source} {s.format(k=k)}" for s in RESULT_SUFFIXES]
+
+
+def _run(widget, qtbot, wait_idle, *, click: bool = True):
+    if click:
+        widget._run_button.native.click()
+    else:
+        widget.run()
+    assert widget.is_running
+    wait_idle(widget)
+
+
+def _only_visible(viewer, layer) -> None:
+    for other in viewer.layers:
+        other.visible = other is layer
+
+
+# --- the main end-to-end check ----------------------------------------------------
+
+
+def test_astronaut_k8_end_to_end(make_widget, qtbot, wait_idle, astronaut, data_hash):
+    viewer, widget = make_widget(show=True)
+    source = viewer.add_image(
+        astronaut, name="astronaut", rgb=True, scale=(2.0, 2.0), translate=(10, -30)
+    )
+    before = data_hash(source.data)
+    assert widget._image.value is source
+    widget._n_colors.value = 8
+
+    _run(widget, qtbot, wait_idle)
+
+    names = [layer.name for layer in viewer.layers]
+    assert names == ["astronaut", *_result_names("astronaut", 8)]
+    image, labels, strip = viewer.layers[1:]
+    assert isinstance(image, Image) and isinstance(labels, Labels)
+    assert isinstance(strip, Image)
+    palette = labels.metadata["palette"]
+    assert palette.shape == (8, 3)
+    # the quantised image is palette[labels], same shape/dtype/rgb as the source
+    np.testing.assert_array_equal(image.data, palette[labels.data])
+    assert image.data.shape == astronaut.shape and image.dtype == np.uint8
+    assert image.rgb
+    # the Labels colours read back through its colormap reproduce the image
+    rgba = np.asarray(labels.colormap.map(labels.data.ravel()))
+    rendered = np.rint(rgba[:, :3] * 255).reshape(astronaut.shape)
+    np.testing.assert_array_equal(rendered, image.data)
+    assert labels.opacity == 1.0
+    # the source is bit-identical, and every new layer overlays it
+    assert data_hash(source.data) == before
+    for layer in (image, labels):
+        np.testing.assert_array_equal(layer.scale, source.scale)
+        np.testing.assert_array_equal(layer.translate, source.translate)
+    # and on screen: the labels layer alone looks like the image layer alone
+    viewer.reset_view()
+    _only_visible(viewer, labels)
+    qtbot.wait(50)
+    shot_labels = viewer.screenshot(canvas_only=True, flash=False)
+    _only_visible(viewer, image)
+    qtbot.wait(50)
+    shot_image = viewer.screenshot(canvas_only=True, flash=False)
+    diff = np.abs(shot_labels[..., :3].astype(int) - shot_image[..., :3].astype(int))
+    assert diff.reshape(-1, 3).mean(axis=0).max() < 2
+    # the screenshot is of the picture, not of an empty canvas
+    assert shot_image[..., :3].std() > 20
+    # the readout
+    assert widget._readout.visible
+    assert widget._swatches.shape == (8, 4)
+    assert widget._swatches.data[0][1] == labels.features["hex"][0]
+    assert "6,291,456" in widget._figures.value  # 512 * 512 * 24
+    assert f"{512 * 512 * 3 + 8 * 24:,}" in widget._figures.value
+    assert "PSNR" in widget._figures.value and "CIEDE2000" in widget._figures.value
+    assert widget._run_button.text == "Run"
+
+
+# --- cancel, removal, re-runs, errors ---------------------------------------------
+
+
+def test_cancel_mid_run_leaves_no_partial_layers(
+    make_widget, qtbot, wait_idle, small_rgb, slow_engine
+):
+    viewer, widget = make_widget()
+    viewer.add_image(small_rgb, name="img", rgb=True)
+    widget._run_button.native.click()
+    assert widget._run_button.text == "Cancel"
+    qtbot.waitUntil(lambda: slow_engine["yields"] >= 2, timeout=10_000)
+    widget._run_button.native.click()  # Cancel
+    wait_idle(widget)
+    assert [layer.name for layer in viewer.layers] == ["img"]
+    assert "Cancelled" in widget._status.value
+    assert widget._run_button.text == "Run"
+    steps = slow_engine["yields"]
+    qtbot.wait(500)
+    assert slow_engine["yields"] == steps  # the computation really stopped
+    assert steps < 10
+    # and the widget still works afterwards
+    slow_engine["delay"] = 0
+    _run(widget, qtbot, wait_idle)
+    assert [layer.name for layer in viewer.layers][1:] == _result_names("img", 16)
+
+
+def test_removing_the_source_mid_run_does_not_crash(
+    make_widget, qtbot, wait_idle, small_rgb, slow_engine, notifications
+):
+    viewer, widget = make_widget()
+    viewer.add_image(small_rgb, name="img", rgb=True)
+    other = viewer.add_image(small_rgb[::-1], name="other", rgb=True)
+    widget._image.value = viewer.layers["img"]
+    widget.run()
+    qtbot.waitUntil(lambda: slow_engine["yields"] >= 1, timeout=10_000)
+    viewer.layers.remove("img")
+    slow_engine["delay"] = 0
+    wait_idle(widget)
+    assert list(viewer.layers) == [other]
+    assert any("was removed" in message for message, _ in notifications)
+    assert widget._image.value is other
+
+
+def test_second_run_while_running_is_refused(
+    make_widget, qtbot, wait_idle, small_rgb, slow_engine, notifications
+):
+    viewer, widget = make_widget()
+    viewer.add_image(small_rgb, name="img", rgb=True)
+    first = widget.run()
+    assert first is not None
+    assert widget.run() is None
+    assert any("already running" in message for message, _ in notifications)
+    slow_engine["delay"] = 0
+    wait_idle(widget)
+    assert [layer.name for layer in viewer.layers][1:] == _result_names("img", 16)
+
+
+def test_rerun_updates_in_place_other_k_side_by_side(
+    make_widget, qtbot, wait_idle, small_rgb
+):
+    viewer, widget = make_widget()
+    viewer.add_image(small_rgb, name="img", rgb=True)
+    widget._n_colors.value = 5
+    _run(widget, qtbot, wait_idle)
+    first = list(viewer.layers)
+    widget._seed.value = 7
+    _run(widget, qtbot, wait_idle)
+    assert list(viewer.layers) == first  # same objects, no duplicates
+    assert viewer.layers["img (k=5) labels"].metadata["random_state"] == 7
+    widget._n_colors.value = 3
+    _run(widget, qtbot, wait_idle)
+    assert len(viewer.layers) == 7
+    assert len(viewer.layers["img (k=3) labels"].features) == 3
+
+
+def test_errors_become_notifications(make_widget, qtbot, wait_idle, notifications):
+    viewer, widget = make_widget()
+    bright = np.linspace(0, 4, 40 * 40 * 3).reshape(40, 40, 3)  # floats beyond [0, 1]
+    viewer.add_image(bright, name="bright", rgb=True)
+    widget._color_space.value = "lab"
+    _run(widget, qtbot, wait_idle)
+    assert [layer.name for layer in viewer.layers] == ["bright"]
+    errors = [m for m, severity in notifications if severity == "error"]
+    assert len(errors) == 1
+    assert "failed" in errors[0] and "[0, 1]" in errors[0]
+    assert "Traceback" not in errors[0]
+    assert widget._status.value.startswith("Failed")
+
+
+def test_engine_warnings_become_notifications(
+    make_widget, qtbot, wait_idle, notifications
+):
+    viewer, widget = make_widget()
+    flat = np.zeros((40, 40, 3), np.uint8)
+    flat[:20] = 200
+    viewer.add_image(flat, name="two", rgb=True)
+    _run(widget, qtbot, wait_idle)
+    assert len(viewer.layers["two (k=16) labels"].features) == 2
+    assert any("distinct colours" in m for m, severity in notifications)
+
+
+# --- the inputs -------------------------------------------------------------------
+
+
+def test_empty_viewer_shows_a_hint_and_disables_run(make_widget, small_rgb):
+    viewer, widget = make_widget()
+    assert not widget._hint.native.isHidden()
+    assert "Open Sample" in widget._hint.value
+    assert not widget._run_button.enabled
+    viewer.add_labels(np.zeros((8, 8), np.uint8), name="not an image")
+    viewer.add_points([[1, 1]], name="points")
+    assert widget._image.choices == ()
+    assert not widget._run_button.enabled
+    layer = viewer.add_image(small_rgb, name="img", rgb=True)
+    assert widget._image.choices == (layer,)
+    assert widget._run_button.enabled
+    assert widget._hint.native.isHidden()
+
+
+def test_layer_choice_follows_the_active_image_layer(make_widget, small_rgb):
+    viewer, widget = make_widget()
+    a = viewer.add_image(small_rgb, name="a", rgb=True)
+    b = viewer.add_image(small_rgb[::-1], name="b", rgb=True)
+    assert widget._image.value is b
+    viewer.layers.selection.active = a
+    assert widget._image.value is a
+    labels = viewer.add_labels(np.zeros((8, 8), np.uint8))
+    viewer.layers.selection.active = labels  # not an image: the choice stays
+    assert widget._image.value is a
+
+
+def test_widget_defaults(make_widget):
+    _, widget = make_widget()
+    assert widget._n_colors.value == 16
+    assert (widget._n_colors.min, widget._n_colors.max) == (2, 256)
+    assert widget._color_space.value == "rgb"
+    assert set(widget._color_space.choices) == {"rgb", "lab", "oklab"}
+    assert widget._fit_pixels.value is None
+    assert widget._dither.value is False
+    assert widget._fit_pixels.native.isHidden()
+    widget._show_advanced.value = True
+    assert not widget._fit_pixels.native.isHidden()
+
+
+def test_grey_layer_disables_perceptual_colour_spaces(make_widget, small_rgb):
+    viewer, widget = make_widget()
+    viewer.add_image(small_rgb, name="rgb", rgb=True)
+    widget._color_space.value = "oklab"
+    viewer.add_image(small_rgb[..., 0], name="grey")
+    assert widget._color_space.value == "rgb"
+    assert not widget._color_space.enabled
+
+
+@pytest.mark.parametrize(
+    "kind", ["rgba", "grayscale", "uint16", "float", "rgb_stack", "dask", "multiscale"]
+)
+def test_input_kinds_pass_through_the_widget(
+    kind, make_widget, qtbot, wait_idle, small_rgb, data_hash, notifications
+):
+    viewer, widget = make_widget()
+    rgb = True
+    if kind == "rgba":
+        alpha = np.full((*small_rgb.shape[:2], 1), 255, np.uint8)
+        alpha[:5] = 0
+        data = np.concatenate([small_rgb, alpha], axis=-1)
+    elif kind == "grayscale":
+        data, rgb = small_rgb[..., 0], False
+    elif kind == "uint16":
+        data = small_rgb.astype(np.uint16) * 257
+    elif kind == "float":
+        data = small_rgb.astype(np.float32) / 255
+    elif kind == "rgb_stack":
+        data = np.stack([small_rgb, small_rgb[::-1], small_rgb[:, ::-1]])
+    elif kind == "dask":
+        da = pytest.importorskip("dask.array")
+        data = da.from_array(small_rgb, chunks=(16, 32, 3))
+    else:  # multiscale
+        data = [small_rgb, small_rgb[::2, ::2]]
+    source = viewer.add_image(
+        data, name=kind, rgb=rgb, multiscale=kind == "multiscale" or None
+    )
+    before = data_hash(source.data[0] if kind == "multiscale" else source.data)
+    widget._n_colors.value = 6
+    _run(widget, qtbot, wait_idle)
+
+    assert [layer.name for layer in viewer.layers] == [kind, *_result_names(kind, 6)]
+    image, labels, strip = viewer.layers[1:]
+    palette = labels.metadata["palette"]
+    levels = (
+        list(zip(image.data, labels.data, strict=True))
+        if kind == "multiscale"
+        else [(image.data, labels.data)]
+    )
+    for img, lab in levels:
+        expected = palette[np.asarray(lab)]
+        if not rgb:
+            expected = expected[..., 0]
+        np.testing.assert_array_equal(np.asarray(img), expected)
+    src0 = np.asarray(source.data[0] if kind == "multiscale" else source.data)
+    assert np.asarray(levels[0][0]).shape == src0.shape
+    assert np.asarray(levels[0][0]).dtype == src0.dtype
+    assert image.rgb == source.rgb
+    assert tuple(image.contrast_limits) == tuple(source.contrast_limits)
+    assert len(labels.features) == len(palette) <= 6
+    assert strip.ndim == 2
+    assert data_hash(source.data[0] if kind == "multiscale" else source.data) == before
+    if kind == "rgba":
+        assert list(labels.features.columns)[2:6] == ["R", "G", "B", "A"]
+        assert (np.asarray(image.data)[:5, :, 3] == 0).all()
+    if kind == "rgb_stack":
+        assert labels.data.shape == data.shape[:3]
+    if kind == "dask":
+        assert any("dask" in m for m, _ in notifications)
+    if kind == "multiscale":
+        assert image.multiscale and labels.multiscale
+        assert any("Multiscale" in m for m, _ in notifications)
+
+
+# --- console and plugin entry points ----------------------------------------------
+
+
+def test_console_snippet_verbatim(make_napari_viewer, astronaut):
+    viewer = make_napari_viewer()
+    viewer.add_image(astronaut, name="astronaut", rgb=True)
+    snippet = (
+        "from napari_kmeans_quantize import quantize_layer\n"
+        'quantize_layer(viewer.layers["astronaut"], n_colors=8, viewer=viewer)\n'
+    )
+    namespace = {"viewer": viewer}
+    exec(snippet, namespace)
+    assert [layer.name for layer in viewer.layers] == [
+        "astronaut",
+        *_result_names("astronaut", 8),
+    ]
+    from napari_kmeans_quantize import quantize_layer
+
+    layers = quantize_layer(viewer.layers["astronaut"], n_colors=8, viewer=viewer)
+    assert [layer.name for layer in layers] == _result_names("astronaut", 8)
+    assert len(viewer.layers) == 4
+
+
+def test_add_plugin_dock_widget(make_napari_viewer):
+    viewer = make_napari_viewer()
+    dock, widget = viewer.window.add_plugin_dock_widget(
+        "napari-kmeans-quantize", "K-means Quantise"
+    )
+    assert isinstance(widget, QuantizeWidget)
+    assert dock is not None
