@@ -1,0 +1,178 @@
+"""npe2 writer commands: save a Labels layer as an indexed PNG, a GIF or a palette TIFF.
+
+napari offers these in *File > Save Selected Layers...* for a Labels layer (and to
+``viewer.layers.save(path, plugin="napari-kmeans-quantize")``). They work for any
+Labels layer, not only the plugin's own: the palette is built from the colours napari
+draws for the labels present: a ``DirectLabelColormap`` gives its ``color_dict``
+colours (with its default colour for labels it does not list, and napari's
+transparent background), any other label colormap its ``map(values)``. Layer opacity and blending are display settings
+and are not saved. The file itself is written by :mod:`.palette_io` (smallest bit
+depth, optimised, atomic).
+
+**Indices.** The pixel values in the file are the label values when these all lie in
+0..255 (0..65535 for TIFF): a layer made by the plugin (labels 0..k-1) reads back as
+its labels and its palette. Labels outside that range but with at most 256 distinct
+values (PNG, GIF) are renumbered 0..n-1 in ascending order. Palette entries for values
+that do not occur are opaque black; they change nothing in the image.
+
+**What each format holds.**
+
+* PNG: at most 256 distinct labels, one 2-D plane, full per-entry alpha.
+* GIF: at most 256 distinct labels, one 2-D plane, at most one fully transparent
+  colour and no partial transparency.
+* TIFF: label values 0..65535, any number of planes (an N-D layer becomes a
+  multi-page TIFF). TIFF palettes have no alpha, so colours are stored without it
+  (napari's "transparent" background becomes black).
+
+Leading axes of length 1 are dropped; multiscale layers are written at full
+resolution (level 0).
+
+**When a layer does not fit** (too many labels, an N-D layer for PNG or GIF, partial
+transparency for GIF, ...) the writer warns with the reason and returns an empty
+list, as npe2 asks of writers. It does not raise a ValueError, because napari turns a
+ValueError from a writer into a misleading "not a valid writer" message; the save
+dialog shows the warning's text in its error message instead.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from . import palette_io
+
+__all__ = ["write_indexed_gif", "write_indexed_png", "write_palette_tiff"]
+
+
+class _CannotWrite(ValueError):
+    """The layer's data does not fit the format (reported, not raised)."""
+
+
+def write_indexed_png(path: str, data: Any, meta: dict) -> list[str]:
+    """Save a Labels layer as an indexed (palette) PNG.
+
+    Parameters
+    ----------
+    path : str
+        Target file path.
+    data : array_like
+        The layer's labels (or a list of levels for a multiscale layer).
+    meta : dict
+        The layer's metadata from ``layer.as_layer_data_tuple()``; its
+        ``colormap`` gives the colours.
+
+    Returns
+    -------
+    paths : list of str
+        ``[path]``, or ``[]`` (with a warning saying why) when the layer does not
+        fit an indexed PNG.
+    """
+    return _write(path, data, meta, "indexed PNG", palette_io.write_indexed_png)
+
+
+def write_indexed_gif(path: str, data: Any, meta: dict) -> list[str]:
+    """Save a Labels layer as a GIF (<= 256 colours, binary transparency only).
+
+    Parameters and return value as :func:`write_indexed_png`.
+    """
+    return _write(path, data, meta, "GIF", palette_io.write_indexed_gif)
+
+
+def write_palette_tiff(path: str, data: Any, meta: dict) -> list[str]:
+    """Save a Labels layer as a palette-colour TIFF (multi-page for N-D layers).
+
+    Label values 0..65535 are kept as the pixel values (8-bit when all are below
+    256). Colours are stored without alpha. Parameters and return value as
+    :func:`write_indexed_png`.
+    """
+    return _write(path, data, meta, "palette TIFF", palette_io.write_palette_tiff)
+
+
+def _write(path: str, data: Any, meta: dict, fmt: str, write: Any) -> list[str]:
+    name = meta.get("name") or "labels"
+    try:
+        labels, palette = _labels_and_palette(data, meta, fmt)
+        written = write(path, labels, palette)
+    except ValueError as err:  # includes _CannotWrite and palette_io's checks
+        warnings.warn(
+            f"napari-kmeans-quantize cannot save layer {name!r} as {fmt}: {err}",
+            UserWarning,
+            stacklevel=3,
+        )
+        return []
+    return [written]
+
+
+def _labels_and_palette(
+    data: Any, meta: dict, fmt: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, uint8 palette) for `fmt` from a Labels layer's data and meta."""
+    if isinstance(data, list | tuple):  # multiscale: full resolution
+        data = data[0]
+    labels = np.asarray(data)
+    colormap = meta.get("colormap")
+    if colormap is None or not hasattr(colormap, "map"):
+        raise _CannotWrite(
+            "the layer has no label colormap to take the palette from (expected "
+            "a napari DirectLabelColormap)."
+        )
+    if labels.dtype.kind not in "uib":
+        raise _CannotWrite(f"labels must be integers, got dtype {labels.dtype}.")
+    while labels.ndim > 2 and labels.shape[0] == 1:
+        labels = labels[0]
+    tiff = fmt == "palette TIFF"
+    if labels.ndim != 2 and not tiff:
+        raise _CannotWrite(
+            f"{fmt} holds one 2-D image, but the layer has shape {labels.shape}. "
+            "Save it as a palette TIFF (.tif) for a multi-page file, or save "
+            "one plane at a time."
+        )
+    if labels.size == 0:
+        raise _CannotWrite("the layer is empty.")
+    values = np.unique(labels)
+    lo, hi = int(values[0]), int(values[-1])
+    limit = palette_io.MAX_TIFF_COLORS if tiff else palette_io.MAX_PNG_COLORS
+    if lo >= 0 and hi < limit:
+        # Label values are the indices.
+        indices = labels.astype(np.uint8 if hi < 256 else np.uint16, copy=False)
+        n_entries, rows = hi + 1, values
+    elif not tiff and len(values) <= limit:
+        # Renumber the distinct values 0..n-1 in ascending order.
+        indices = np.searchsorted(values, labels).astype(np.uint8)
+        n_entries, rows = len(values), np.arange(len(values))
+    elif tiff:
+        raise _CannotWrite(
+            f"palette TIFF stores label values 0 to {limit - 1}, but the layer has "
+            f"values from {lo} to {hi}."
+        )
+    else:
+        raise _CannotWrite(
+            f"it has {len(values)} distinct labels, and {fmt} palettes hold at most "
+            f"{limit} colours. Use a palette TIFF (.tif) for up to 65536."
+        )
+    colors = _label_colors(colormap, values)
+    palette = np.zeros((n_entries, 4), dtype=np.uint8)
+    palette[:, 3] = 255  # unused entries: opaque black
+    palette[rows] = palette_io.palette_to_uint8(np.clip(colors, 0.0, 1.0))
+    if tiff or (palette[:, 3] == 255).all():
+        palette = np.ascontiguousarray(palette[:, :3])
+    return indices, palette
+
+
+def _label_colors(colormap: Any, values: np.ndarray) -> np.ndarray:
+    """(n, 4) RGBA floats of the label values, as napari colours them.
+
+    A direct colormap is read from its ``color_dict`` (missing labels take its
+    default colour; napari has already put the transparent background in the dict),
+    which works for label values of any size and ignores the display-only "show
+    selected label" mode. Other label colormaps are asked through ``map``.
+    """
+    color_dict = getattr(colormap, "color_dict", None)
+    if color_dict is not None:
+        default = colormap.default_color
+        colors = [color_dict.get(int(v), default) for v in values]
+    else:
+        colors = colormap.map(values)
+    return np.asarray(colors, dtype=np.float64).reshape(-1, 4)
