@@ -424,8 +424,9 @@ class QuantizeWidget(Container):
         ]
         self._palette_title.value = (
             f"<b>Palette of {html.escape(repr(layer_name))}</b>: "
-            f"{result.n_colors} colours, most frequent first. The row number is "
-            "the value in the labels layer."
+            f"{result.n_colors} colours, most frequent first (top to bottom, as "
+            "in the palette strip drawn right of the image). The row number is "
+            "the pixel value in the labels layer."
         )
         self._swatches.value = {
             "data": rows,
@@ -462,6 +463,8 @@ class QuantizeWidget(Container):
         table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         table.verticalHeader().setDefaultSectionSize(22)
         self._progress.native.setFormat("%p %")
+        # room for the swatch table and the figures without cramped wrapping
+        self.native.setMinimumWidth(380)
 
 
 def _figures_html(figures: dict) -> str:
