@@ -1,0 +1,674 @@
+"""Quality and size over k: the seed article's experiment as one call.
+
+:func:`sweep` quantises an image at several palette sizes (k = 2, 4, ..., 256 by
+default) and returns a :class:`SweepTable`: for every k the PSNR, the mean CIEDE2000,
+the seed's formula bits, the real indexed-PNG bytes, the compression ratio and the
+time. :func:`auto_k` picks the smallest k that reaches a quality target, and
+:func:`plot_sweep` draws quality against size with matplotlib.
+
+Every row is exactly what ``quantize(image, k, ...)`` gives for that k (same palette,
+same labels), so a k picked from the table reproduces its row. What is shared across
+k: the input is validated once per k before any work starts, the original's distinct
+colours and their CIELAB values are computed once and reused for every row's PSNR and
+CIEDE2000 (exact, no per-pixel pass), and the k values run in parallel threads
+(the k-means and the PNG encoder release the GIL for most of their work).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import threading
+import time
+import warnings
+from collections.abc import Callable, Generator, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .metrics import SizeReport, _Reference, _size_report
+from .quantize import QuantizeResult, quantize_iter
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+__all__ = [
+    "DEFAULT_KS",
+    "SweepRow",
+    "SweepTable",
+    "auto_k",
+    "plot_sweep",
+    "sweep",
+    "sweep_iter",
+]
+
+#: The palette sizes of the seed article: 2, 4, 8, ..., 256.
+DEFAULT_KS: tuple[int, ...] = (2, 4, 8, 16, 32, 64, 128, 256)
+
+# Columns of the table: (attribute, Markdown header, CSV header).
+_COLUMNS = (
+    ("k", "k", "k"),
+    ("n_colors", "colours", "n_colors"),
+    ("formula_bits", "formula bits", "formula_bits"),
+    ("png_bytes", "PNG bytes", "png_bytes"),
+    ("ratio", "ratio", "ratio"),
+    ("psnr", "PSNR (dB)", "psnr_db"),
+    ("ciede2000", "mean CIEDE2000", "ciede2000"),
+    ("seconds", "seconds", "seconds"),
+)
+
+_FEW_COLORS = "The image has only"  # start of quantize's "fewer colours than k" warning
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    """One k of a sweep.
+
+    Attributes
+    ----------
+    k : int
+        Palette size asked for.
+    n_colors : int
+        Palette entries actually used (smaller than k when the image has fewer
+        distinct colours).
+    psnr : float
+        PSNR in dB against the original.
+    ciede2000 : float or None
+        Mean CIEDE2000 against the original (None for single-channel images).
+    formula_bits : int
+        The seed's formula, ``H*W*ceil(log2 k) + k*24`` (32 per entry for RGBA).
+    png_bytes : int or None
+        Real bytes of the indexed PNG (None above 256 colours).
+    ratio : float or None
+        Raw original bytes (H*W*3 for 8-bit RGB) over `png_bytes`.
+    seconds : float
+        Wall time of this k's quantisation (while other k may run in parallel
+        threads, see ``workers``).
+    report : SizeReport
+        The full size report of this row.
+    """
+
+    k: int
+    n_colors: int
+    psnr: float
+    ciede2000: float | None
+    formula_bits: int
+    png_bytes: int | None
+    ratio: float | None
+    seconds: float
+    report: SizeReport = field(repr=False, compare=False)
+
+    @classmethod
+    def from_report(cls, k: int, report: SizeReport) -> SweepRow:
+        return cls(
+            k=int(k),
+            n_colors=report.n_colors,
+            psnr=report.psnr,
+            ciede2000=report.ciede2000,
+            formula_bits=report.formula_bits,
+            png_bytes=report.png_bytes,
+            ratio=report.ratio,
+            seconds=report.seconds,
+            report=report,
+        )
+
+    def meets(
+        self, *, max_ciede2000: float | None = None, min_psnr: float | None = None
+    ) -> bool:
+        """Whether this row reaches the quality target(s) given.
+
+        Parameters
+        ----------
+        max_ciede2000 : float, optional
+            Largest acceptable mean CIEDE2000 (2.3 is about one just-noticeable
+            difference). Rows without CIEDE2000 (grey images) never meet it.
+        min_psnr : float, optional
+            Smallest acceptable PSNR in dB.
+        """
+        if max_ciede2000 is not None and (
+            self.ciede2000 is None or self.ciede2000 > max_ciede2000
+        ):
+            return False
+        return min_psnr is None or self.psnr >= min_psnr
+
+
+@dataclass(frozen=True)
+class SweepTable:
+    """Quality and size for several k; iterate it for the rows (ascending k).
+
+    Attributes
+    ----------
+    rows : tuple of SweepRow
+        One row per k, ascending.
+    shape : tuple of int
+        Spatial shape of the image (its labels).
+    n_distinct : int
+        Distinct colours in the image.
+    bits_per_pixel : int
+        Bits of one raw pixel (24 for 8-bit RGB).
+    original_bits : int
+        Raw size of the image, ``n_pixels * bits_per_pixel``.
+    source_bytes : int or None
+        Size of the file the image came from, when given.
+    color_space : str
+        Space the palettes were fitted in.
+    seconds : float
+        Wall time of the whole sweep.
+    results : tuple of QuantizeResult or None
+        The results per row, when the sweep was asked to keep them.
+    """
+
+    rows: tuple[SweepRow, ...]
+    shape: tuple[int, ...]
+    n_distinct: int
+    bits_per_pixel: int
+    original_bits: int
+    source_bytes: int | None = None
+    color_space: str = "rgb"
+    seconds: float = 0.0
+    results: tuple[QuantizeResult, ...] | None = field(
+        default=None, repr=False, compare=False
+    )
+
+    def __iter__(self) -> Iterator[SweepRow]:
+        return iter(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> SweepRow:
+        return self.rows[index]
+
+    @property
+    def ks(self) -> tuple[int, ...]:
+        """The k of every row."""
+        return tuple(row.k for row in self.rows)
+
+    def row(self, k: int) -> SweepRow:
+        """The row of palette size `k` (KeyError if it was not swept)."""
+        for row in self.rows:
+            if row.k == k:
+                return row
+        raise KeyError(f"k={k} is not in this sweep (ks = {self.ks}).")
+
+    def result(self, k: int) -> QuantizeResult:
+        """The quantisation result of palette size `k` (needs ``keep_results``)."""
+        if self.results is None:
+            raise ValueError("this sweep did not keep its results (keep_results=True).")
+        return self.results[self.ks.index(self.row(k).k)]
+
+    def smallest_k(
+        self, *, max_ciede2000: float | None = None, min_psnr: float | None = None
+    ) -> SweepRow | None:
+        """The first row (smallest k) that reaches the target(s), or None."""
+        _check_targets(max_ciede2000, min_psnr)
+        for row in self.rows:
+            if row.meets(max_ciede2000=max_ciede2000, min_psnr=min_psnr):
+                return row
+        return None
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """The rows as dicts with the CSV column names."""
+        return [
+            {csv_name: getattr(row, attr) for attr, _, csv_name in _COLUMNS}
+            for row in self.rows
+        ]
+
+    def to_markdown(self) -> str:
+        """The table in GitHub Markdown (ratio against the raw original).
+
+        Examples
+        --------
+        >>> from skimage import data
+        >>> print(sweep(data.coffee()[::8, ::8], ks=(2, 4)).to_markdown())
+        ... # doctest: +NORMALIZE_WHITESPACE, +ELLIPSIS
+        | k | colours | formula bits | PNG bytes | ratio | PSNR (dB) | mean CIEDE2000 | seconds |
+        |---:|---:|---:|---:|---:|---:|---:|---:|
+        | 2 | 2 | 3,798 | ... |
+        | 4 | 4 | 7,596 | ... |
+        """
+        header = "| " + " | ".join(md for _, md, _ in _COLUMNS) + " |"
+        rule = "|" + "|".join("---:" for _ in _COLUMNS) + "|"
+        lines = [header, rule]
+        for row in self.rows:
+            cells = [
+                str(row.k),
+                str(row.n_colors),
+                f"{row.formula_bits:,}",
+                "n/a" if row.png_bytes is None else f"{row.png_bytes:,}",
+                "n/a" if row.ratio is None else f"{row.ratio:.2f}",
+                _fmt_psnr(row.psnr),
+                "n/a" if row.ciede2000 is None else f"{row.ciede2000:.2f}",
+                f"{row.seconds:.2f}",
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+    def to_csv(self) -> str:
+        """The table as CSV text (full precision, empty cells for n/a)."""
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow([name for _, _, name in _COLUMNS])
+        for record in self.to_records():
+            writer.writerow(["" if v is None else v for v in record.values()])
+        return buf.getvalue()
+
+
+# --- the sweep -----------------------------------------------------------------------
+
+
+def sweep(
+    image: np.ndarray,
+    ks: Iterable[int] = DEFAULT_KS,
+    *,
+    channel_axis: int | None = -1,
+    color_space: str = "rgb",
+    random_state: int | None = 0,
+    dither: bool = False,
+    progress: Callable[[float], Any] | None = None,
+    source_bytes: int | None = None,
+    keep_results: bool = False,
+    workers: int | None = None,
+) -> SweepTable:
+    """Quantise an image at several k and tabulate quality and size.
+
+    Parameters
+    ----------
+    image : ndarray
+        Image as for :func:`~napari_kmeans_quantize.quantize`.
+    ks : iterable of int, optional
+        Palette sizes (each 1..65536); duplicates are dropped and rows come out in
+        ascending k. Default 2, 4, 8, ..., 256.
+    channel_axis, color_space, random_state, dither
+        Passed to :func:`~napari_kmeans_quantize.quantize` for every k.
+    progress : callable, optional
+        Called with the fraction of the work done (0..1), from the calling thread.
+    source_bytes : int, optional
+        Size of the image's file, for the reports' source ratio.
+    keep_results : bool, optional
+        Keep every :class:`QuantizeResult` in ``table.results`` (memory: one
+        quantised image and labels per k).
+    workers : int, optional
+        Threads running different k at once. Default: the number of CPUs, at most
+        4 and at most ``len(ks)``. 1 runs them one after another.
+
+    Returns
+    -------
+    table : SweepTable
+        One row per k (PSNR, mean CIEDE2000, formula bits, PNG bytes, ratio, seconds).
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a bad image or options (the errors of ``quantize``), or a bad `ks`.
+
+    Examples
+    --------
+    >>> from skimage import data
+    >>> table = sweep(data.astronaut()[::4, ::4], ks=(2, 16, 64))
+    >>> [row.k for row in table]
+    [2, 16, 64]
+    >>> psnrs = [row.psnr for row in table]
+    >>> psnrs == sorted(psnrs)
+    True
+    """
+    gen = sweep_iter(
+        image,
+        ks,
+        channel_axis=channel_axis,
+        color_space=color_space,
+        random_state=random_state,
+        dither=dither,
+        source_bytes=source_bytes,
+        keep_results=keep_results,
+        workers=workers,
+    )
+    while True:
+        try:
+            fraction = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        if progress is not None:
+            progress(fraction)
+
+
+def sweep_iter(
+    image: np.ndarray,
+    ks: Iterable[int] = DEFAULT_KS,
+    *,
+    channel_axis: int | None = -1,
+    color_space: str = "rgb",
+    random_state: int | None = 0,
+    dither: bool = False,
+    source_bytes: int | None = None,
+    keep_results: bool = False,
+    workers: int | None = None,
+) -> Generator[float, None, SweepTable]:
+    """Generator form of :func:`sweep` for progress bars and cancellation.
+
+    Yields the fraction of the work done (0..1) from time to time; the
+    :class:`SweepTable` is the generator's return value. Closing the generator stops
+    the running quantisations at their next step and discards the work. The input is
+    validated (for every k) before the first value is yielded.
+    """
+    start = time.perf_counter()
+    ks = _check_ks(ks)
+    kwargs = {
+        "channel_axis": channel_axis,
+        "color_space": color_space,
+        "random_state": random_state,
+        "dither": dither,
+    }
+    # Validate up front: a quantize_iter checks everything before its first yield.
+    gens = {k: quantize_iter(image, k, **kwargs) for k in ks}
+    for gen in gens.values():
+        next(gen)
+    yield 0.0
+
+    n_workers = _n_workers(workers, len(ks))
+    done_fraction = dict.fromkeys(ks, 0.0)
+    stop = threading.Event()
+
+    def run(k: int) -> QuantizeResult | None:
+        gen = gens[k]
+        t0 = time.perf_counter()
+        while True:
+            if stop.is_set():
+                gen.close()
+                return None
+            try:
+                done_fraction[k] = next(gen)
+            except StopIteration as finished:
+                # The time of this k's own work (not of waiting for a thread).
+                return replace(finished.value, seconds=time.perf_counter() - t0)
+
+    results: dict[int, QuantizeResult] = {}
+    reports: dict[int, SizeReport] = {}
+    ref: _Reference | None = None
+    # Largest k first: they take longest, so the threads finish together.
+    order = sorted(ks, reverse=True)
+    with warnings.catch_warnings():
+        # k above the number of distinct colours: the table's n_colors says so.
+        warnings.filterwarnings("ignore", message=_FEW_COLORS, category=UserWarning)
+        pool = ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="kq-sweep")
+        try:
+            futures: dict[Future, int] = {pool.submit(run, k): k for k in order}
+            axis = _normalised_axis(image, channel_axis)
+            ref = _Reference(image, axis)
+            pending = set(futures)
+            while pending:
+                finished, pending = wait(
+                    pending, timeout=0.1, return_when=FIRST_COMPLETED
+                )
+                for future in finished:
+                    k = futures[future]
+                    result = future.result()
+                    results[k] = result
+                    reports[k] = _size_report(result, ref, source_bytes)
+                yield _overall(done_fraction, len(reports), len(ks))
+        finally:
+            stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    rows = tuple(SweepRow.from_report(k, reports[k]) for k in ks)
+    first = reports[ks[0]]
+    table = SweepTable(
+        rows=rows,
+        shape=first.shape,
+        n_distinct=ref.hist.n_colors,
+        bits_per_pixel=first.bits_per_pixel,
+        original_bits=first.original_bits,
+        source_bytes=first.source_bytes,
+        color_space=color_space,
+        seconds=time.perf_counter() - start,
+        results=tuple(results[k] for k in ks) if keep_results else None,
+    )
+    few = [row.k for row in rows if row.n_colors < row.k]
+    if few:
+        warnings.warn(
+            f"The image has only {max(row.n_colors for row in rows)} distinct "
+            f"colours; the rows for k = {', '.join(map(str, few))} hold all of them "
+            "exactly.",
+            UserWarning,
+            stacklevel=2,
+        )
+    yield 1.0
+    return table
+
+
+def auto_k(
+    image: np.ndarray,
+    *,
+    max_ciede2000: float | None = None,
+    min_psnr: float | None = None,
+    ks: Iterable[int] = DEFAULT_KS,
+    channel_axis: int | None = -1,
+    color_space: str = "rgb",
+    random_state: int | None = 0,
+    dither: bool = False,
+    progress: Callable[[float], Any] | None = None,
+) -> int:
+    """The smallest k that reaches a quality target.
+
+    Tries the `ks` in ascending order and stops at the first that meets every
+    target given, so small answers are cheap.
+
+    Parameters
+    ----------
+    image : ndarray
+        Image as for :func:`~napari_kmeans_quantize.quantize`.
+    max_ciede2000 : float, optional
+        Largest acceptable mean CIEDE2000; 2.3 is about one just-noticeable
+        difference. Needs an RGB(A) image.
+    min_psnr : float, optional
+        Smallest acceptable PSNR in dB.
+    ks : iterable of int, optional
+        Candidate palette sizes.
+    channel_axis, color_space, random_state, dither
+        Passed to :func:`~napari_kmeans_quantize.quantize`.
+    progress : callable, optional
+        Called with the fraction of the candidates tried (0..1).
+
+    Returns
+    -------
+    k : int
+        The smallest candidate meeting the target(s). If none does, the largest
+        candidate, with a warning.
+
+    Raises
+    ------
+    ValueError
+        If no target is given, or `max_ciede2000` is asked of a single-channel image.
+
+    Examples
+    --------
+    >>> from skimage import data
+    >>> auto_k(data.astronaut()[::4, ::4], min_psnr=25.0)
+    16
+    """
+    _check_targets(max_ciede2000, min_psnr)
+    ks = _check_ks(ks)
+    if max_ciede2000 is not None and channel_axis is None:
+        raise ValueError(
+            "max_ciede2000 needs an RGB(A) image; use min_psnr for single-channel "
+            "images."
+        )
+    row = None
+    for i, k in enumerate(ks):
+        table = sweep(
+            image,
+            (k,),
+            channel_axis=channel_axis,
+            color_space=color_space,
+            random_state=random_state,
+            dither=dither,
+            workers=1,
+        )
+        row = table.rows[0]
+        if progress is not None:
+            progress((i + 1) / len(ks))
+        if row.meets(max_ciede2000=max_ciede2000, min_psnr=min_psnr):
+            return k
+        if row.n_colors < k:  # every colour is kept: larger k cannot do better
+            break
+    assert row is not None
+    warnings.warn(
+        f"No k in {ks} reaches the target (best: k={row.k}, PSNR "
+        f"{_fmt_psnr(row.psnr)} dB, mean CIEDE2000 "
+        f"{'n/a' if row.ciede2000 is None else f'{row.ciede2000:.2f}'}); "
+        f"returning k={ks[-1]}.",
+        UserWarning,
+        stacklevel=2,
+    )
+    return ks[-1]
+
+
+# --- plot ----------------------------------------------------------------------------
+
+
+def plot_sweep(
+    table: SweepTable, ax: Axes | None = None, *, mark_k: int | None = None
+) -> Axes:
+    """Draw quality against indexed-PNG size over k.
+
+    PSNR (dB, left axis, circles) and mean CIEDE2000 (right axis, squares; the
+    dotted line at 2.3 is about one just-noticeable difference) against the PNG size
+    in KiB (log scale), each point labelled with its k.
+
+    Parameters
+    ----------
+    table : SweepTable
+        What :func:`sweep` returned.
+    ax : matplotlib Axes, optional
+        Where to draw. Default: a new 7 x 4.5 inch Figure (not pyplot, so no GUI
+        backend is needed); get it with ``ax.figure``.
+    mark_k : int, optional
+        Highlight this k (e.g. the chosen or automatic one).
+
+    Returns
+    -------
+    ax : matplotlib Axes
+        The PSNR axes (the CIEDE2000 axes is its twin).
+    """
+    if ax is None:
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(7, 4.5), dpi=100, layout="constrained")
+        ax = fig.add_subplot()
+    rows = [r for r in table.rows if r.png_bytes]
+    if not rows:
+        ax.text(0.5, 0.5, "no indexed-PNG sizes to plot", ha="center")
+        return ax
+    kib = np.array([r.png_bytes / 1024 for r in rows])
+    psnr = np.array([min(r.psnr, 99.0) for r in rows])
+    blue, orange = "#1f77b4", "#d55e00"
+    ax.plot(kib, psnr, "o-", color=blue, label="PSNR (dB)")
+    ax.set_xscale("log")
+    ax.set_xlabel("indexed PNG size (KiB, log scale)")
+    ax.set_ylabel("PSNR (dB), higher is better", color=blue)
+    ax.tick_params(axis="y", colors=blue)
+    ax.grid(True, which="both", alpha=0.3)
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.margins(x=0.1, y=0.12)
+    for r, x, y in zip(rows, kib, psnr, strict=True):
+        ax.annotate(
+            f"k={r.k}", (x, y), textcoords="offset points", xytext=(-6, 7),
+            ha="right", fontsize=8, color=blue,
+        )  # fmt: skip
+    handles = ax.get_lines()[:1]
+    if any(r.ciede2000 is not None for r in rows):
+        ax2 = ax.twinx()
+        de_rows = [(x, r.ciede2000) for r, x in zip(rows, kib, strict=True)]
+        de_rows = [(x, d) for x, d in de_rows if d is not None]
+        ax2.plot(
+            *zip(*de_rows, strict=True), "s--", color=orange, label="mean CIEDE2000"
+        )
+        ax2.axhline(2.3, color=orange, linestyle=":", linewidth=1)
+        ax2.annotate(
+            "ΔE00 = 2.3: about one just-noticeable difference", (0.5, 2.3),
+            xycoords=("axes fraction", "data"), xytext=(0, -3),
+            textcoords="offset points", ha="center", va="top", fontsize=8,
+            color=orange,
+        )  # fmt: skip
+        ax2.set_ylabel("mean CIEDE2000 (ΔE00), lower is better", color=orange)
+        ax2.tick_params(axis="y", colors=orange)
+        ax2.set_ylim(bottom=0)
+        handles = handles + ax2.get_lines()[:1]
+    if mark_k is not None:
+        for r, x, y in zip(rows, kib, psnr, strict=True):
+            if r.k == mark_k:
+                ax.plot(
+                    [x], [y], "o", markersize=16, markerfacecolor="none",
+                    markeredgecolor="black", markeredgewidth=2,
+                )  # fmt: skip
+                handles = [*handles, ax.get_lines()[-1]]
+                handles[-1].set_label(f"chosen k = {mark_k}")
+    shape = " x ".join(str(n) for n in table.shape)
+    ax.set_title(f"Quality vs size over k ({shape} image, {table.color_space})")
+    ax.legend(handles=handles, loc="upper center", fontsize=8)
+    return ax
+
+
+# --- helpers -------------------------------------------------------------------------
+
+
+def _check_ks(ks: Iterable[int]) -> tuple[int, ...]:
+    if isinstance(ks, int | np.integer):
+        ks = (ks,)
+    try:
+        values = list(ks)
+    except TypeError:
+        raise TypeError(f"ks must be an iterable of integers, got {ks!r}.") from None
+    if not values:
+        raise ValueError("ks is empty; give at least one palette size.")
+    for k in values:
+        if isinstance(k, bool) or not isinstance(k, int | np.integer):
+            raise TypeError(f"ks must hold integers, got {k!r}.")
+        if not 1 <= k <= 65536:
+            raise ValueError(f"every k must be between 1 and 65536, got {k}.")
+    return tuple(sorted({int(k) for k in values}))
+
+
+def _check_targets(max_ciede2000: float | None, min_psnr: float | None) -> None:
+    if max_ciede2000 is None and min_psnr is None:
+        raise ValueError("give a target: max_ciede2000 (e.g. 2.3) and/or min_psnr.")
+    for name, value in (("max_ciede2000", max_ciede2000), ("min_psnr", min_psnr)):
+        if value is not None and not (
+            isinstance(value, int | float | np.number) and math.isfinite(value)
+        ):
+            raise ValueError(f"{name} must be a finite number, got {value!r}.")
+
+
+def _n_workers(workers: int | None, n_jobs: int) -> int:
+    if workers is None:
+        return max(1, min(os.cpu_count() or 1, 4, n_jobs))
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(
+            f"workers must be a positive integer or None, got {workers!r}."
+        )
+    return min(workers, n_jobs)
+
+
+def _normalised_axis(image: Any, channel_axis: int | None) -> int | None:
+    if channel_axis is None:
+        return None
+    return int(channel_axis) % np.ndim(image)
+
+
+def _overall(done: dict[int, float], n_reported: int, n: int) -> float:
+    # Bigger k cost more: weight each k's progress by log2(k) + 1.
+    weights = {k: math.log2(k) + 1 for k in done}
+    fit = sum(weights[k] * f for k, f in done.items()) / sum(weights.values())
+    return min(0.99, 0.9 * fit + 0.1 * n_reported / n)
+
+
+def _fmt_psnr(value: float) -> str:
+    return "inf" if value == math.inf else f"{value:.2f}"

