@@ -434,7 +434,7 @@ def sweep_iter(
             f"colours; the rows for k = {', '.join(map(str, few))} hold all of them "
             "exactly.",
             UserWarning,
-            stacklevel=2,
+            stacklevel=3,  # the caller of sweep()
         )
     yield 1.0
     return table

@@ -1,0 +1,606 @@
+"""The command line: ``napari-kmeans-quantize`` (or ``python -m napari_kmeans_quantize``).
+
+Three subcommands, none of which needs a display or imports napari or Qt:
+
+* ``demo``: the seed article's experiment on a photo bundled with scikit-image:
+  quantise at k = 2, 4, ..., 256 and write the images, the indexed PNG files, the
+  table (Markdown and CSV), a quality-vs-size plot and a contact sheet.
+* ``quantize IMAGE -k K``: quantise your own image and save the indexed file
+  (PNG, GIF or palette TIFF by the extension of ``--out``), with its size report.
+* ``sweep IMAGE``: the table for your own image (and, with ``--out``, every file
+  ``demo`` writes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["main"]
+
+SAMPLES = ("astronaut", "coffee", "chelsea")
+DEFAULT_KS = (2, 4, 8, 16, 32, 64, 128, 256)
+_COLOR_SPACES = ("rgb", "lab", "oklab")
+_WRITERS = {".png": "PNG", ".gif": "GIF", ".tif": "TIFF", ".tiff": "TIFF"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 on success)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        with warnings.catch_warnings():
+            # Warnings (e.g. "only 5 distinct colours") become one-line notes.
+            warnings.showwarning = _note
+            return args.run(args)
+    except (OSError, ValueError, TypeError) as err:
+        print(f"napari-kmeans-quantize {args.command}: error: {err}", file=sys.stderr)
+        return 1
+
+
+def _note(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+    print(f"note: {message}", file=sys.stderr)
+
+
+# --- arguments -----------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="napari-kmeans-quantize",
+        description=(
+            "Compress images by k-means colour quantisation: k palette colours, one "
+            "palette index per pixel, written as real indexed (palette) files. No "
+            "display needed; napari is not imported."
+        ),
+        epilog=(
+            "Run 'napari-kmeans-quantize COMMAND --help' for the options of a "
+            "command. In napari: napari -w napari-kmeans-quantize"
+        ),
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = sub.add_parser(
+        "demo",
+        help="the k = 2..256 experiment on a photo bundled with scikit-image",
+        description=(
+            "Quantise a sample photo from scikit-image at k = 2, 4, ..., 256 and "
+            "write into a folder: the quantised images (kNNN_quantized.png, 24-bit), "
+            "the indexed palette files (kNNN_indexed.png: the real compressed "
+            "output), original.png, table.md and table.csv (k, formula bits, real "
+            "file bytes, compression ratio, PSNR, mean CIEDE2000, seconds), "
+            "plot.png (quality against size over k) and contact_sheet.png. Prints "
+            "the folder and the table."
+        ),
+    )
+    demo.add_argument(
+        "--sample",
+        choices=SAMPLES,
+        default="astronaut",
+        help="which scikit-image photo to use (default: %(default)s, 512 x 512)",
+    )
+    demo.add_argument(
+        "--out",
+        type=Path,
+        default=Path("kq-demo"),
+        metavar="DIR",
+        help="output folder, created if needed; files in it are overwritten "
+        "(default: ./%(default)s)",
+    )
+    _add_sweep_options(demo)
+    demo.set_defaults(run=_run_demo)
+
+    quant = sub.add_parser(
+        "quantize",
+        help="quantise your own image to k colours and save the indexed file",
+        description=(
+            "Quantise IMAGE to K colours and write it as an indexed file: PNG "
+            "(smallest bit depth, up to 256 colours), GIF (up to 256, binary "
+            "transparency) or palette TIFF (up to 65536 colours, stacks as pages), "
+            "chosen by the extension of --out. Prints the size report: raw and "
+            "source sizes, the seed formula, the real file bytes, ratio, PSNR and "
+            "mean CIEDE2000."
+        ),
+    )
+    quant.add_argument("image", type=Path, metavar="IMAGE", help="input image file")
+    quant.add_argument(
+        "-k",
+        "--n-colors",
+        dest="k",
+        type=_positive_int,
+        required=True,
+        metavar="K",
+        help="number of palette colours (1 to 65536; at most 256 for PNG and GIF)",
+    )
+    quant.add_argument(
+        "--out",
+        type=Path,
+        metavar="FILE",
+        help="output file; .png, .gif, .tif or .tiff (default: IMAGE-kK.png next "
+        "to the input)",
+    )
+    _add_quantize_options(quant)
+    quant.add_argument(
+        "--dither",
+        action="store_true",
+        help="assign pixels by Floyd-Steinberg error diffusion (smoother gradients, "
+        "larger files)",
+    )
+    quant.add_argument(
+        "--rgb-out",
+        type=Path,
+        metavar="FILE",
+        help="also save the quantised image as an ordinary (24-bit) image file",
+    )
+    quant.set_defaults(run=_run_quantize)
+
+    sw = sub.add_parser(
+        "sweep",
+        help="quality and size of your own image over k (the table, optionally files)",
+        description=(
+            "Quantise IMAGE at several k and print the table: k, colours, formula "
+            "bits, indexed-PNG bytes, compression ratio against the raw image, "
+            "PSNR, mean CIEDE2000, seconds. With --out, also write the files of "
+            "'demo' into that folder. With --max-ciede2000 and/or --min-psnr, also "
+            "print the smallest k meeting the target."
+        ),
+    )
+    sw.add_argument("image", type=Path, metavar="IMAGE", help="input image file")
+    sw.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="write images, indexed files, table.md, table.csv, plot.png and "
+        "contact_sheet.png into DIR (default: only print the table)",
+    )
+    _add_sweep_options(sw)
+    sw.add_argument(
+        "--max-ciede2000",
+        type=float,
+        metavar="DE",
+        help="target: largest acceptable mean CIEDE2000 (2.3 is about one "
+        "just-noticeable difference)",
+    )
+    sw.add_argument(
+        "--min-psnr",
+        type=float,
+        metavar="DB",
+        help="target: smallest acceptable PSNR in dB",
+    )
+    sw.set_defaults(run=_run_sweep)
+    return parser
+
+
+def _add_quantize_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--color-space",
+        choices=_COLOR_SPACES,
+        default="rgb",
+        help="space the colours are clustered in: rgb minimises the RGB error "
+        "(PSNR), lab (CIELAB) and oklab lower the perceived difference (CIEDE2000) "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="random seed (only used with --max-pixels; the fit itself is "
+        "deterministic) (default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-pixels",
+        type=_positive_int,
+        metavar="N",
+        help="fit the palette on at most N random pixels (faster on huge images); "
+        "every pixel is still mapped (default: all pixels)",
+    )
+
+
+def _add_sweep_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--ks",
+        type=_positive_int,
+        nargs="+",
+        default=list(DEFAULT_KS),
+        metavar="K",
+        help="palette sizes to try (default: %(default)s)",
+    )
+    p.add_argument(
+        "--color-space",
+        choices=_COLOR_SPACES,
+        default="rgb",
+        help="space the colours are clustered in (default: %(default)s)",
+    )
+    p.add_argument(
+        "--workers",
+        type=_positive_int,
+        metavar="N",
+        help="k values quantised at once in threads (default: CPUs, at most 4)",
+    )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+# --- commands ------------------------------------------------------------------------
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from skimage import data
+
+    image = getattr(data, args.sample)()
+    print(
+        f"Quantising scikit-image's {args.sample!r} photo "
+        f"({image.shape[1]} x {image.shape[0]}) at k = "
+        f"{', '.join(map(str, sorted(set(args.ks))))} ..."
+    )
+    return _sweep_and_report(
+        image,
+        channel_axis=-1,
+        name=f"scikit-image data.{args.sample}()",
+        source_bytes=None,
+        out=args.out,
+        ks=args.ks,
+        color_space=args.color_space,
+        workers=args.workers,
+    )
+
+
+def _run_sweep(args: argparse.Namespace) -> int:
+    image, channel_axis = _read_image(args.image)
+    code = _sweep_and_report(
+        image,
+        channel_axis=channel_axis,
+        name=str(args.image),
+        source_bytes=args.image.stat().st_size,
+        out=args.out,
+        ks=args.ks,
+        color_space=args.color_space,
+        workers=args.workers,
+        targets={"max_ciede2000": args.max_ciede2000, "min_psnr": args.min_psnr},
+    )
+    return code
+
+
+def _run_quantize(args: argparse.Namespace) -> int:
+    from . import palette_io
+    from .metrics import size_report
+    from .quantize import quantize
+
+    out = args.out
+    if out is None:
+        out = args.image.with_name(f"{args.image.stem}-k{args.k}.png")
+    fmt = _WRITERS.get(out.suffix.lower())
+    if fmt is None:
+        raise ValueError(
+            f"cannot tell the format of {str(out)!r}: use a .png, .gif, .tif or "
+            ".tiff file name for --out."
+        )
+    if fmt != "TIFF" and args.k > palette_io.MAX_PNG_COLORS:
+        raise ValueError(
+            f"{fmt} holds at most {palette_io.MAX_PNG_COLORS} colours, k = {args.k}; "
+            "write a palette TIFF (--out FILE.tif) for more."
+        )
+    image, channel_axis = _read_image(args.image)
+    result = quantize(
+        image,
+        args.k,
+        channel_axis=channel_axis,
+        color_space=args.color_space,
+        dither=args.dither,
+        random_state=args.seed,
+        max_pixels=args.max_pixels,
+    )
+    writer = {
+        "PNG": palette_io.write_indexed_png,
+        "GIF": palette_io.write_indexed_gif,
+        "TIFF": palette_io.write_palette_tiff,
+    }[fmt]
+    written = writer(out, result.labels, result.palette)
+    report = size_report(result, image, source_bytes=args.image.stat().st_size)
+    print(f"{args.image} -> {written} ({fmt}, {os.path.getsize(written):,} bytes)")
+    print(report.to_text())
+    print(f"time       {result.seconds:.2f} s ({result.color_space})")
+    if args.rgb_out is not None:
+        rgb_written = _save_rgb(args.rgb_out, result.image, channel_axis)
+        print(f"quantised image as an ordinary file: {rgb_written}")
+    return 0
+
+
+# --- the sweep and its files ---------------------------------------------------------
+
+
+def _sweep_and_report(
+    image: np.ndarray,
+    *,
+    channel_axis: int | None,
+    name: str,
+    source_bytes: int | None,
+    out: Path | None,
+    ks: list[int],
+    color_space: str,
+    workers: int | None,
+    targets: dict[str, float | None] | None = None,
+) -> int:
+    from .sweep import sweep
+
+    if out is not None:
+        print(f"Writing into {out.resolve()}")
+    t0 = time.perf_counter()
+    table = sweep(
+        image,
+        ks,
+        channel_axis=channel_axis,
+        color_space=color_space,
+        source_bytes=source_bytes,
+        keep_results=out is not None,
+        workers=workers,
+    )
+    sweep_seconds = time.perf_counter() - t0
+    preface = _preface(table, name)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        _write_files(out, table, image, channel_axis, preface, workers)
+    print()
+    print("\n".join(preface))
+    print()
+    print(table.to_markdown())
+    print()
+    print(
+        f"{len(table)} k values in {sweep_seconds:.1f} s; ratio = raw "
+        f"{table.bits_per_pixel}-bit image bytes / indexed PNG bytes."
+    )
+    if targets and any(v is not None for v in targets.values()):
+        row = table.smallest_k(**targets)
+        wanted = ", ".join(
+            f"{'mean CIEDE2000 <=' if key == 'max_ciede2000' else 'PSNR >='} {v:g}"
+            for key, v in targets.items()
+            if v is not None
+        )
+        if row is None:
+            print(f"No k in {table.ks} reaches {wanted}.")
+        else:
+            print(f"Smallest k reaching {wanted}: k = {row.k}.")
+    if out is not None:
+        print(f"Files written to {out.resolve()}")
+    return 0
+
+
+def _preface(table: Any, name: str) -> list[str]:
+    shape = " x ".join(str(n) for n in table.shape)
+    lines = [
+        f"Image: {name}, {shape} pixels, {table.n_distinct:,} distinct colours.",
+        f"Raw size: {table.original_bits:,} bits ({table.original_bits // 8:,} bytes)"
+        f" at {table.bits_per_pixel} bits per pixel."
+        + (
+            f" Source file: {table.source_bytes:,} bytes."
+            if table.source_bytes is not None
+            else ""
+        ),
+        "Formula bits = H*W*ceil(log2 k) + k*"
+        f"{table.bits_per_pixel} (the seed article's size); PNG bytes = the real "
+        "indexed PNG (smallest bit depth, optimised).",
+    ]
+    return lines
+
+
+def _write_files(
+    out: Path,
+    table: Any,
+    image: np.ndarray,
+    channel_axis: int | None,
+    preface: list[str],
+    workers: int | None = None,
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from . import palette_io
+
+    def indexed(row: Any, result: Any) -> str:
+        stem = f"k{row.k:03d}_indexed"
+        if result.n_colors <= palette_io.MAX_PNG_COLORS and result.labels.ndim == 2:
+            return palette_io.write_indexed_png(
+                out / f"{stem}.png", result.labels, result.palette
+            )
+        return palette_io.write_palette_tiff(
+            out / f"{stem}.tif", result.labels, result.palette
+        )
+
+    # The encoders (zlib) release the GIL: write the files in parallel threads.
+    n_threads = workers or min(4, os.cpu_count() or 1)
+    pairs = list(zip(table.rows, table.results, strict=True))
+    with ThreadPoolExecutor(max_workers=n_threads) as pool:
+        original_job = pool.submit(_save_rgb, out / "original.png", image, channel_axis)
+        rgb_jobs = {
+            row.k: pool.submit(
+                _save_rgb,
+                out / f"k{row.k:03d}_quantized.png",
+                result.image,
+                channel_axis,
+            )
+            for row, result in pairs
+        }
+        jobs = [pool.submit(indexed, row, result) for row, result in pairs]
+        jobs.append(
+            pool.submit(
+                _save_contact_sheet,
+                out / "contact_sheet.png",
+                table,
+                image,
+                channel_axis,
+            )
+        )
+        _save_plot(out / "plot.png", table)
+        for job in jobs:
+            job.result()
+        original_bytes = os.path.getsize(original_job.result())
+        rgb_sizes = {k: os.path.getsize(job.result()) for k, job in rgb_jobs.items()}
+
+    lines = ["# K-means colour quantisation over k", "", *preface, ""]
+    lines.append(
+        f"The original saved as an ordinary PNG (`original.png`) takes "
+        f"{original_bytes:,} bytes."
+    )
+    lines += ["", table.to_markdown(), ""]
+    lines += [
+        "## Indexed PNG against the same quantised image saved as an ordinary PNG",
+        "",
+        "| k | indexed PNG bytes | ordinary PNG bytes | indexed / ordinary | "
+        "indexed / original PNG |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for row in table.rows:
+        if row.png_bytes is None:
+            continue
+        lines.append(
+            f"| {row.k} | {row.png_bytes:,} | {rgb_sizes[row.k]:,} | "
+            f"{row.png_bytes / rgb_sizes[row.k]:.1%} | "
+            f"{row.png_bytes / original_bytes:.1%} |"
+        )
+    (out / "table.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (out / "table.csv").write_text(table.to_csv(), encoding="utf-8")
+
+
+def _save_plot(path: Path, table: Any) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from .sweep import plot_sweep
+
+    ax = plot_sweep(table)
+    ax.figure.savefig(path, dpi=120)
+
+
+def _save_contact_sheet(
+    path: Path, table: Any, image: np.ndarray, channel_axis: int | None, tile: int = 384
+) -> None:
+    """Original and every k side by side, each tile captioned with k, size, quality."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    def to_pil(arr: np.ndarray) -> Image.Image:
+        pil = Image.fromarray(_display_uint8(arr, channel_axis))
+        if max(pil.size) > tile:
+            scale = tile / max(pil.size)
+            size = (max(1, round(pil.width * scale)), max(1, round(pil.height * scale)))
+            pil = pil.resize(size, Image.Resampling.LANCZOS)
+        return pil.convert("RGBA")
+
+    tiles = [(to_pil(image), "original")]
+    for row, result in zip(table.rows, table.results, strict=True):
+        size = "n/a" if row.png_bytes is None else f"{row.png_bytes / 1024:,.1f} KiB"
+        de = "" if row.ciede2000 is None else f", dE {row.ciede2000:.1f}"
+        psnr = "inf" if row.psnr == float("inf") else f"{row.psnr:.1f}"
+        tiles.append((to_pil(result.image), f"k={row.k}: {size}, {psnr} dB{de}"))
+    font = ImageFont.load_default(size=16)
+    cols = 3
+    rows = -(-len(tiles) // cols)
+    tw = max(t.width for t, _ in tiles)
+    th = max(t.height for t, _ in tiles)
+    caption, pad = 26, 6
+    sheet = Image.new(
+        "RGB", (cols * (tw + pad) + pad, rows * (th + caption + pad) + pad), "white"
+    )
+    draw = ImageDraw.Draw(sheet)
+    for i, (pil, text) in enumerate(tiles):
+        x = pad + (i % cols) * (tw + pad)
+        y = pad + (i // cols) * (th + caption + pad)
+        sheet.paste(pil, (x, y), pil)
+        draw.text((x + 2, y + th + 4), text, fill="black", font=font)
+    sheet.save(path)
+
+
+# --- image files ---------------------------------------------------------------------
+
+
+def _read_image(path: Path) -> tuple[np.ndarray, int | None]:
+    """Read an image file; returns the array and its channel axis (None for grey)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"no such image file: {str(path)!r}")
+    if path.suffix.lower() in (".tif", ".tiff"):
+        import tifffile
+
+        image = tifffile.imread(path)
+        if image.ndim >= 3 and image.shape[-1] in (3, 4):
+            return image, -1
+        if image.ndim >= 2:
+            return image, None
+    from PIL import Image
+
+    with Image.open(path) as pil:
+        mode = pil.mode
+        if mode == "P":
+            has_alpha = "transparency" in pil.info or pil.palette.mode == "RGBA"
+            pil = pil.convert("RGBA" if has_alpha else "RGB")
+        elif mode in ("LA", "PA", "La", "RGBa"):
+            pil = pil.convert("RGBA")
+        elif mode in ("1", "CMYK", "YCbCr", "LAB", "HSV"):
+            pil = pil.convert("L" if mode == "1" else "RGB")
+        image = np.asarray(pil)
+    if image.dtype == bool:
+        image = image.astype(np.uint8) * 255
+    if image.ndim == 2:
+        return image, None
+    return image, -1
+
+
+def _display_uint8(arr: np.ndarray, channel_axis: int | None) -> np.ndarray:
+    """An 8-bit (H, W[, C]) array for writing or showing: first plane of stacks."""
+    a = np.asarray(arr)
+    if channel_axis is not None:
+        a = np.moveaxis(a, channel_axis, -1)
+        while a.ndim > 3:
+            a = a[0]
+    else:
+        while a.ndim > 2:
+            a = a[0]
+    if a.dtype != np.uint8:
+        if a.dtype.kind == "u":
+            a = np.rint(a / np.iinfo(a.dtype).max * 255)
+        elif a.dtype.kind == "f":
+            lo, hi = float(a.min()), float(a.max())
+            if lo < 0 or hi > 1:
+                a = (a - lo) / max(hi - lo, 1e-12)
+            a = np.rint(np.clip(a, 0, 1) * 255)
+        else:
+            a = np.clip(a, 0, 255)
+        a = a.astype(np.uint8)
+    return a
+
+
+def _save_rgb(path: Path, arr: np.ndarray, channel_axis: int | None) -> str:
+    """Save an image as an ordinary (8-bit per channel) file, atomically."""
+    from PIL import Image
+
+    from .palette_io import _atomic_write
+
+    pil = Image.fromarray(_display_uint8(arr, channel_axis))
+    fmt = Image.registered_extensions().get(Path(path).suffix.lower())
+    if fmt is None:
+        raise ValueError(f"cannot tell the image format of {str(path)!r}.")
+    return _atomic_write(path, lambda f: pil.save(f, format=fmt, optimize=True))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
