@@ -18,15 +18,18 @@ from .quantize import (
     quantize,
     quantize_iter,
 )
+from .sweep import SweepTable, auto_k, sweep
 
 __version__ = "0.1.0"
 
 __all__ = [
     "MAX_COLORS",
     "QuantizeResult",
+    "SweepTable",
     "__version__",
     "apply_palette",
     "apply_palette_iter",
+    "auto_k",
     "formula_bits",
     "mean_ciede2000",
     "mse",
@@ -39,7 +42,6 @@ __all__ = [
 
 _LAZY = {
     "quantize_layer": ("._layers", "quantize_layer"),
-    "sweep": (".sweep", "sweep"),
 }
 
 
