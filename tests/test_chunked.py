@@ -169,7 +169,7 @@ def test_more_than_256_colours_gives_uint16_labels(rgb):
 
 def test_dense_block_counting_matches(rgb, monkeypatch):
     # Blocks this large are counted by a bincount over all 2**24 colours.
-    monkeypatch.setattr(chunked, "_DENSE_MIN_PIXELS", 1000)
+    monkeypatch.setattr(chunked, "_BINCOUNT_MIN_FILL", 0.0001)
     image = _noisy(rgb)
     _assert_same(
         quantize(da.from_array(image, chunks=(64, 64, 3)), 16), quantize(image, 16)
