@@ -212,3 +212,16 @@ def test_save_dialog_error_names_the_reason(make_napari_viewer, tmp_path, monkey
     with pytest.raises(OSError, match=r"(?s)save failed.*400 distinct labels"):
         viewer.window._qt_viewer._save_layers_dialog(selected=True)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_multiscale_layer_saves_full_resolution(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    result = _quantized(_photo(64, 80), 4)
+    layer = _add_like_ours(viewer, result)
+    viewer.layers.remove(layer)
+    levels = [result.labels, result.labels[::2, ::2]]
+    viewer.add_labels(levels, multiscale=True, colormap=layer.colormap, opacity=1.0)
+    path = tmp_path / "ms.png"
+    assert viewer.layers.save(str(path), selected=True, plugin=PLUGIN) == [str(path)]
+    with Image.open(path) as im:
+        np.testing.assert_array_equal(np.asarray(im.convert("RGB")), result.image)

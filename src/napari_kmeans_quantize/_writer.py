@@ -109,8 +109,8 @@ def _labels_and_palette(
     data: Any, meta: dict, fmt: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """(indices, uint8 palette) for `fmt` from a Labels layer's data and meta."""
-    if isinstance(data, list | tuple):  # multiscale: full resolution
-        data = data[0]
+    if meta.get("multiscale") or isinstance(data, list | tuple):
+        data = data[0]  # multiscale: the full-resolution level
     labels = np.asarray(data)
     colormap = meta.get("colormap")
     if colormap is None or not hasattr(colormap, "map"):
