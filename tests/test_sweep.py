@@ -46,15 +46,11 @@ def table(photo) -> SweepTable:
     return sweep(photo, ks=(2, 4, 8, 16, 32, 64), keep_results=True, source_bytes=9000)
 
 
-def test_lazy_export():
-    assert napari_kmeans_quantize.__getattr__("sweep") is sweep
+def test_package_exports_the_function():
+    assert napari_kmeans_quantize.sweep is sweep
+    assert napari_kmeans_quantize.auto_k is auto_k
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="importing the submodule rebinds the package attribute `sweep` to the "
-    "module; needs an eager `from .sweep import sweep` in __init__.py",
-)
 def test_package_sweep_is_the_function_after_importing_the_submodule():
     code = (
         "from napari_kmeans_quantize.sweep import plot_sweep\n"

@@ -253,7 +253,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     image = getattr(data, args.sample)()
     print(
         f"Quantising scikit-image's {args.sample!r} photo "
-        f"({image.shape[1]} x {image.shape[0]}) at k = "
+        f"({image.shape[0]} x {image.shape[1]}, height x width) at k = "
         f"{', '.join(map(str, sorted(set(args.ks))))} ..."
     )
     return _sweep_and_report(
@@ -389,9 +389,11 @@ def _sweep_and_report(
 
 
 def _preface(table: Any, name: str) -> list[str]:
-    shape = " x ".join(str(n) for n in table.shape)
+    from .metrics import describe_shape
+
+    shape = describe_shape(table.shape)
     lines = [
-        f"Image: {name}, {shape} pixels, {table.n_distinct:,} distinct colours.",
+        f"Image: {name}, {shape}, {table.n_distinct:,} distinct colours.",
         f"Raw size: {table.original_bits:,} bits ({table.original_bits // 8:,} bytes)"
         f" at {table.bits_per_pixel} bits per pixel."
         + (

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SizeReport",
+    "describe_shape",
     "formula_bits",
     "mean_ciede2000",
     "mse",
@@ -289,12 +290,12 @@ class SizeReport:
         >>> img = np.zeros((4, 4, 3), np.uint8)
         >>> img[:2] = 255
         >>> print(size_report(quantize(img, 2), img).to_text())  # doctest: +ELLIPSIS
-        original   4 x 4, 16 pixels x 24 bits = 384 bits (48 bytes)
+        original   4 x 4 (height x width), 16 pixels x 24 bits = 384 bits (48 bytes)
         formula    16 x 1 + 2 x 24 = 64 bits (8 bytes), 6.00 : 1
         indexed PNG ... bytes (2 colours, 1-bit indices), ... : 1 against the raw original
         quality    PSNR inf dB, mean CIEDE2000 0.00
         """
-        shape = " x ".join(str(n) for n in self.shape)
+        shape = describe_shape(self.shape)
         lines = [
             f"original   {shape}, {self.n_pixels:,} pixels x {self.bits_per_pixel} bits"
             f" = {self.original_bits:,} bits ({self.original_bytes:,.0f} bytes)"
@@ -449,6 +450,19 @@ class _Reference:
             de = deltaE_ciede2000(lab, pal_lab)
             ciede = float(weights @ de / weights.sum())
         return quality_psnr, ciede
+
+
+def describe_shape(shape: tuple[int, ...]) -> str:
+    """Spatial shape in words, e.g. ``"512 x 768 (height x width)"``.
+
+    Examples
+    --------
+    >>> describe_shape((3, 4, 5))
+    '3 x 4 x 5 (planes x height x width)'
+    """
+    names = {1: "length", 2: "height x width", 3: "planes x height x width"}
+    words = names.get(len(shape), f"{len(shape)}-D")
+    return " x ".join(str(n) for n in shape) + f" ({words})"
 
 
 def _to_lab(colors: np.ndarray, unit: float) -> np.ndarray:

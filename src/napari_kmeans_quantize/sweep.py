@@ -612,7 +612,9 @@ def plot_sweep(
                 handles = [*handles, ax.get_lines()[-1]]
                 handles[-1].set_label(f"chosen k = {mark_k}")
     shape = " x ".join(str(n) for n in table.shape)
-    ax.set_title(f"Quality vs size over k ({shape} image, {table.color_space})")
+    ax.set_title(
+        f"Quality vs size over k ({shape} px image, fit in {table.color_space})"
+    )
     ax.legend(handles=handles, loc="upper center", fontsize=8)
     return ax
 
