@@ -43,6 +43,11 @@ def main(argv: list[str] | None = None) -> int:
             # Warnings (e.g. "only 5 distinct colours") become one-line notes.
             warnings.showwarning = _note
             return args.run(args)
+    except BrokenPipeError:
+        # Output piped into e.g. `head`, which closed early: stop quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     except (OSError, ValueError, TypeError) as err:
         print(f"napari-kmeans-quantize {args.command}: error: {err}", file=sys.stderr)
         return 1
