@@ -504,6 +504,26 @@ labels equal: **{labels_ok}**, image equal: **{image_ok}**.
             "\nThe whole array was also quantised in memory with `quantize`: "
             f"palette, counts, labels and image identical: **{f['full_ok']}**.\n"
         )
+    text += """
+## What runs
+
+1. Histogram: every 4096 x 4096 chunk is packed to 24-bit keys and sorted into
+   distinct colours and counts (numpy's SIMD sort: as fast as a bincount over
+   2**24 counters and half the memory per running task); batches of 4 chunks are
+   computed with `dask.compute` (one progress step each) and added into one fixed
+   2**24-entry int64 count array (128 MiB) on the caller's side
+   (`histogram_method="auto"`, i.e. "dense" for 8-bit RGB). The histogram is
+   exact.
+2. Fit: the in-memory weighted k-means on the distinct colours, in the in-memory
+   histogram's order, hence the identical palette.
+3. Map: a 2**24-entry uint8 lookup table (16 MiB, one node of the dask graph)
+   gives each chunk's labels by one gather; the image is `palette[labels]`.
+
+Memory is bounded by the chunk size (a few chunks in flight), the fixed count
+array and, in the fit, about 250 bytes per distinct colour: a noisier image with
+more distinct colours needs more memory in the fit (8-bit RGB has at most 16.8
+million).
+"""
     if others:
         text += f"""
 ## Histogram methods
@@ -515,6 +535,14 @@ writing; peak RSS sampled per phase, and `ru_maxrss` of the process):
 | Method | Histogram s | Peak RSS | Fit s | Peak RSS | ru_maxrss | Same palette and counts |
 |---|---:|---:|---:|---:|---:|---|
 {others}
+
+"dense" (what "auto" picks for 8-bit RGB) adds the chunk counts into the fixed
+2**24 count array; "sparse" merges sorted lists of distinct colours (a dask task
+per batch, then a running merge on the caller's side), which is what other dtypes
+(uint16, RGBA, floats) use. Both give the same exact histogram. The dense
+accumulator's memory does not grow with the number of distinct colours; the
+sparse lists and their merges do (about 12 bytes per distinct colour held, more
+while merging).
 """
     path.write_text(text)
 
