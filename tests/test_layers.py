@@ -7,13 +7,16 @@ import pytest
 
 from napari_kmeans_quantize import quantize
 from napari_kmeans_quantize._layers import (
-    compression_figures,
     layer_data_tuples,
     layer_names,
     quantize_layer,
     quantize_source_iter,
     source_info,
+    sweep_source_iter,
 )
+from napari_kmeans_quantize.metrics import size_report
+from napari_kmeans_quantize.palette_io import to_png_bytes
+from napari_kmeans_quantize.sweep import sweep
 
 napari = pytest.importorskip("napari")
 from napari.layers import Image, Labels, Layer  # noqa: E402
@@ -259,20 +262,43 @@ def test_dask_source_is_computed_and_left_alone(astronaut):
     assert source.data is lazy
 
 
-def test_compression_figures(astronaut):
-    result = quantize(astronaut, 8)
-    figures = compression_figures(astronaut, result)
-    assert figures["original_bits"] == 512 * 512 * 24
-    assert figures["formula_bits"] == 512 * 512 * 3 + 8 * 24
-    assert figures["ratio"] == pytest.approx(
-        figures["original_bits"] / figures["formula_bits"]
+def test_outcome_carries_the_size_report(astronaut):
+    source = Image(astronaut, name="astro", rgb=True)
+    outcome = _drain(quantize_source_iter(source_info(source), 8))
+    report = outcome.report
+    assert report == size_report(outcome.result, astronaut)
+    assert report.original_bits == 512 * 512 * 24
+    assert report.formula_bits == 512 * 512 * 3 + 8 * 24
+    assert report.formula_ratio == pytest.approx(
+        report.original_bits / report.formula_bits
     )
-    assert 15 < figures["psnr"] < 40
-    assert 0 < figures["ciede2000"] < 20
-    grey = compression_figures(
-        astronaut[..., 0], quantize(astronaut[..., 0], 4, channel_axis=None)
+    assert report.png_bytes == len(
+        to_png_bytes(outcome.result.labels, outcome.result.palette)
     )
-    assert grey["ciede2000"] is None and grey["original_bits"] == 512 * 512 * 8
+    assert report.ratio == pytest.approx(512 * 512 * 3 / report.png_bytes)
+    assert 15 < report.psnr < 40
+    assert 0 < report.ciede2000 < 20
+    grey = _drain(quantize_source_iter(source_info(Image(astronaut[..., 0])), 4))
+    assert grey.report.ciede2000 is None
+    assert grey.report.original_bits == 512 * 512 * 8
+    tuples = layer_data_tuples(outcome, source)
+    assert tuples[1][1]["metadata"]["size_report"] == report.as_dict()
+
+
+def test_sweep_source_iter_matches_sweep(astronaut):
+    small = astronaut[::4, ::4]
+    table = _drain(sweep_source_iter(source_info(Image(small, rgb=True)), (2, 8)))
+    expected = sweep(small, (2, 8))
+    assert table.ks == (2, 8)
+    for got, want in zip(table, expected, strict=True):
+        assert (got.psnr, got.ciede2000, got.png_bytes) == (
+            want.psnr,
+            want.ciede2000,
+            want.png_bytes,
+        )
+    pyramid = Image([small, small[::2, ::2]], rgb=True, multiscale=True)
+    table = _drain(sweep_source_iter(source_info(pyramid), (4,)))
+    assert table.shape == small.shape[:2]
 
 
 def test_quantize_layer_without_viewer_returns_layers(astronaut, data_hash):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from napari_kmeans_quantize import quantize
 from napari_kmeans_quantize._widget import QuantizeWidget
+from napari_kmeans_quantize.metrics import size_report
 
 napari = pytest.importorskip("napari")
 from napari.layers import Image, Labels  # noqa: E402
@@ -85,6 +87,16 @@ def test_astronaut_k8_end_to_end(make_widget, qtbot, wait_idle, astronaut, data_
     assert "6,291,456" in widget._figures.value  # 512 * 512 * 24
     assert f"{512 * 512 * 3 + 8 * 24:,}" in widget._figures.value
     assert "PSNR" in widget._figures.value and "CIEDE2000" in widget._figures.value
+    # the readout is metrics.size_report of the run (the same as the engine's)
+    result = quantize(astronaut, 8)
+    np.testing.assert_array_equal(result.labels, labels.data)
+    report = size_report(result, astronaut)
+    assert f"{report.png_bytes:,} bytes" in widget._figures.value
+    assert f"{report.ratio:.2f} : 1" in widget._figures.value
+    assert f"{report.formula_ratio:.2f} : 1" in widget._figures.value
+    assert f"{report.psnr:.2f} dB" in widget._figures.value
+    assert f"{report.ciede2000:.2f}" in widget._figures.value
+    assert labels.metadata["size_report"]["png_bytes"] == report.png_bytes
     assert widget._run_button.text == "Run"
 
 

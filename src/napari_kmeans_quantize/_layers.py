@@ -32,7 +32,6 @@ palette are recorded in each layer's ``metadata``.
 
 from __future__ import annotations
 
-import math
 import weakref
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
@@ -40,22 +39,24 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .metrics import formula_bits, mean_ciede2000, original_bits, psnr
+from .metrics import SizeReport, size_report
 from .quantize import QuantizeResult, apply_palette_iter, quantize_iter
 
 if TYPE_CHECKING:
     import napari
     from napari.layers import Image, Layer
 
+    from .sweep import SweepTable
+
 __all__ = [
     "QuantizeOutcome",
     "SourceInfo",
-    "compression_figures",
     "layer_data_tuples",
     "layer_names",
     "quantize_layer",
     "quantize_source_iter",
     "source_info",
+    "sweep_source_iter",
 ]
 
 #: Multiscale sources: the palette is fitted on the finest pyramid level with at most
@@ -63,8 +64,6 @@ __all__ = [
 MULTISCALE_FIT_PIXELS = 4_000_000
 #: Largest array (in pixels, channels not counted) loaded into memory for one run.
 MAX_PIXELS_IN_MEMORY = 2**27
-#: Mean CIEDE2000 is computed on at most this many (randomly chosen) pixels.
-CIEDE_SAMPLE_PIXELS = 1_000_000
 
 ORDER_NOTE = "by share: most frequent colour first (top of the strip)"
 
@@ -110,6 +109,7 @@ class SourceInfo:
     gamma: float
     colormap: Any  # napari Colormap (used for single-channel data)
     layer_ref: Any = field(default=None, repr=False)
+    source_bytes: int | None = None  # size of the file the layer was read from
 
     @property
     def layer(self) -> Layer | None:
@@ -160,7 +160,21 @@ def source_info(layer: Image) -> SourceInfo:
         gamma=float(layer.gamma),
         colormap=layer.colormap,
         layer_ref=weakref.ref(layer),
+        source_bytes=_source_file_bytes(layer),
     )
+
+
+def _source_file_bytes(layer: Layer) -> int | None:
+    """Bytes of the single file the layer was read from, when that is known."""
+    import os
+
+    path = getattr(getattr(layer, "source", None), "path", None)
+    if not path or not isinstance(path, str | os.PathLike):
+        return None
+    try:
+        return os.path.getsize(path) if os.path.isfile(path) else None
+    except OSError:
+        return None
 
 
 # --- the computation (runs in a worker thread in the widget) ----------------------
@@ -180,8 +194,9 @@ class QuantizeOutcome:
     levels : list of (image, labels) or None
         For a multiscale source, the quantised image and labels of every level
         (finest first); None otherwise.
-    figures : dict
-        Compression and quality figures, see :func:`compression_figures`.
+    report : SizeReport
+        Sizes (raw, source file, the seed's formula, the real indexed PNG), ratios,
+        PSNR and mean CIEDE2000, from :func:`~napari_kmeans_quantize.metrics.size_report`.
     notes : list of str
         Plain-language notes on what was done (dask computed, multiscale, ...).
     """
@@ -189,7 +204,7 @@ class QuantizeOutcome:
     result: QuantizeResult
     params: dict
     levels: list[tuple[np.ndarray, np.ndarray]] | None
-    figures: dict
+    report: SizeReport | None
     notes: list[str]
 
 
@@ -256,9 +271,9 @@ def quantize_source_iter(
             0.05,
             0.9,
         )
-        figures = compression_figures(data, result, random_state=random_state)
+        report = size_report(result, data, source.source_bytes)
         yield 1.0
-        return QuantizeOutcome(result, params, None, figures, notes)
+        return QuantizeOutcome(result, params, None, report, notes)
 
     # Multiscale: fit on a small enough level, map every level onto that palette.
     sizes = [_spatial_pixels(level.shape, source.rgb) for level in levels]
@@ -329,63 +344,56 @@ def quantize_source_iter(
         seconds=fit.seconds + sum(m.seconds for m in mapped),
     )
     params["fit_level"] = fit_level
-    figures = compression_figures(originals0, result, random_state=random_state)
+    report = size_report(result, originals0, source.source_bytes)
     yield 1.0
-    return QuantizeOutcome(result, params, pyramid, figures, notes)
+    return QuantizeOutcome(result, params, pyramid, report, notes)
 
 
-def compression_figures(
-    original: np.ndarray, result: QuantizeResult, *, random_state: int | None = 0
-) -> dict[str, Any]:
-    """Size and quality figures of a quantisation.
+def sweep_source_iter(
+    source: SourceInfo,
+    ks: Sequence[int],
+    *,
+    color_space: str = "rgb",
+    random_state: int | None = 0,
+    dither: bool = False,
+) -> Generator[float, None, SweepTable]:
+    """Sweep k on a source snapshot (:func:`~napari_kmeans_quantize.sweep.sweep_iter`).
 
-    Returns a dict with ``n_pixels``, ``bits_per_pixel`` (of the original),
-    ``original_bits`` (``n_pixels * bits_per_pixel``, i.e. H*W*24 for 8-bit RGB),
-    ``index_bits`` (``ceil(log2 k)``), ``bits_per_color`` (one palette entry, 24 for
-    8-bit RGB), ``formula_bits`` (``n_pixels * ceil(log2 k) + k * bits_per_color``),
-    ``ratio`` (original / formula), ``psnr`` (dB) and ``ciede2000`` (mean CIEDE2000,
-    None for single-channel data or floats outside [0, 1]) with ``ciede_sampled``
-    (True when it was computed on a random sample of ``CIEDE_SAMPLE_PIXELS``).
+    Yields progress fractions; the :class:`~napari_kmeans_quantize.sweep.SweepTable`
+    is the return value. Lazy data is computed into memory first; for a multiscale
+    source the sweep runs on the level a quantisation fits its palette on (the
+    finest with at most ``MULTISCALE_FIT_PIXELS`` pixels).
     """
-    original = np.asarray(original)
-    quantized = result.image
-    n_channels = 1 if result.channel_axis is None else original.shape[-1]
-    n_pixels = int(result.labels.size)
-    bits_per_pixel = n_channels * original.dtype.itemsize * 8
-    k = result.n_colors
-    orig = original_bits(n_pixels, bits_per_pixel)
-    formula = formula_bits(n_pixels, k, bits_per_pixel)
-    channel_axis = None if result.channel_axis is None else -1
-    if original.dtype.kind == "f":
-        lo, hi = float(original.min()), float(original.max())
-        data_range = 1.0 if (lo >= 0 and hi <= 1) else max(hi - lo, 1e-12)
-    else:
-        data_range = None
-    quality_psnr = psnr(
-        original, quantized, channel_axis=channel_axis, data_range=data_range
+    from .sweep import sweep_iter
+
+    levels = source.levels
+    sizes = [_spatial_pixels(level.shape, source.rgb) for level in levels]
+    index = next(
+        (i for i, n in enumerate(sizes) if n <= MULTISCALE_FIT_PIXELS),
+        len(levels) - 1,
     )
-    ciede, sampled = None, False
-    if n_channels >= 3 and (original.dtype.kind in "ui" or data_range == 1.0):
-        a = original.reshape(-1, n_channels)
-        b = quantized.reshape(-1, n_channels)
-        if len(a) > CIEDE_SAMPLE_PIXELS:
-            rng = np.random.default_rng(random_state)
-            pick = np.sort(rng.choice(len(a), CIEDE_SAMPLE_PIXELS, replace=False))
-            a, b, sampled = a[pick], b[pick], True
-        ciede = mean_ciede2000(a[np.newaxis], b[np.newaxis])
-    return {
-        "n_pixels": n_pixels,
-        "bits_per_pixel": bits_per_pixel,
-        "original_bits": orig,
-        "index_bits": result.bits_per_index,
-        "bits_per_color": bits_per_pixel,
-        "n_colors": k,
-        "formula_bits": formula,
-        "ratio": orig / formula if formula else math.inf,
-        "psnr": quality_psnr,
-        "ciede2000": ciede,
-        "ciede_sampled": sampled,
-    }
+    if sizes[index] > MAX_PIXELS_IN_MEMORY:
+        raise ValueError(
+            f"{source.name!r} has {sizes[index]:,} pixels, more than the "
+            f"{MAX_PIXELS_IN_MEMORY:,} this plugin loads into memory at once; "
+            "crop it or sweep a downsampled copy."
+        )
+    yield 0.0
+    data = np.asarray(levels[index])
+    table = yield from _scaled(
+        sweep_iter(
+            data,
+            tuple(ks),
+            channel_axis=source.channel_axis,
+            color_space=color_space if source.rgb else "rgb",
+            random_state=random_state,
+            dither=dither,
+            source_bytes=source.source_bytes if index == 0 else None,
+        ),
+        0.02,
+        1.0,
+    )
+    return table
 
 
 # --- layer data tuples (pure) -----------------------------------------------------
@@ -419,7 +427,7 @@ def layer_data_tuples(
         source = source_info(source)
     if isinstance(outcome, QuantizeResult):
         run = {"n_colors": outcome.n_colors_requested, **(params or {})}
-        outcome = QuantizeOutcome(outcome, run, None, {}, [])
+        outcome = QuantizeOutcome(outcome, run, None, None, [])
     result = outcome.result
     k_req = int(outcome.params.get("n_colors", result.n_colors_requested))
     image_name, labels_name, palette_name = layer_names(source.name, k_req)
@@ -441,7 +449,7 @@ def layer_data_tuples(
         "palette_order": ORDER_NOTE,
         "n_iter": result.n_iter,
         "converged": result.converged,
-        "figures": dict(outcome.figures),
+        "size_report": (None if outcome.report is None else outcome.report.as_dict()),
         "notes": list(outcome.notes),
     }
     if "fit_level" in outcome.params:

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     import napari
     from napari.layers import Image
 
+    from .metrics import SizeReport
+
 __all__ = ["QuantizeWidget"]
 
 COLOR_SPACES = [
@@ -443,7 +445,7 @@ class QuantizeWidget(Container):
         height = table.horizontalHeader().sizeHint().height() + 2 * table.frameWidth()
         height += shown * table.verticalHeader().defaultSectionSize()
         table.setFixedHeight(height + 2)
-        self._figures.value = _figures_html(outcome.figures)
+        self._figures.value = _figures_html(outcome.report)
         self._readout.visible = True
 
     def _setup_native(self) -> None:
@@ -467,42 +469,48 @@ class QuantizeWidget(Container):
         self.native.setMinimumWidth(380)
 
 
-def _figures_html(figures: dict) -> str:
-    """The compression and quality figures as a small HTML table."""
-    if not figures:
+def _figures_html(report: SizeReport | None) -> str:
+    """The size report (:func:`~.metrics.size_report`) as a small HTML table."""
+    if report is None:
         return ""
-    n = figures["n_pixels"]
-    k = figures["n_colors"]
-    bpp = figures["bits_per_pixel"]
-    idx = figures["index_bits"]
-    ciede = figures.get("ciede2000")
-    if ciede is None:
+    n = report.n_pixels
+    k = report.n_colors
+    bpp = report.bits_per_pixel
+    original = (
+        f"{report.original_bits:,} bits ({report.original_bytes:,.0f} bytes)<br>"
+        f"<small>{n:,} px &times; {bpp} bit</small>"
+    )
+    if report.source_bytes is not None:
+        original += f"<br><small>source file: {report.source_bytes:,} bytes</small>"
+    formula = (
+        f"{report.formula_bits:,} bits ({report.formula_bytes:,.0f} bytes), "
+        f"<b>{report.formula_ratio:.2f} : 1</b><br>"
+        f"<small>{n:,} px &times; {report.index_bits} bit (ceil log<sub>2</sub> "
+        f"{k}) + {k} &times; {report.bits_per_color} bit palette</small>"
+    )
+    if report.png_bytes is None:
+        png = "n/a <small>(more than 256 colours or not 8-bit)</small>"
+    else:
+        png = f"{report.png_bytes:,} bytes, <b>{report.ratio:.2f} : 1</b>"
+        png += "<br><small>real file size, against the raw original</small>"
+        if report.source_ratio is not None:
+            png += f"<br><small>{report.source_ratio:.2f} : 1 against the source file</small>"
+    if report.psnr is None:
+        psnr_text = "n/a"
+    elif report.psnr == float("inf"):
+        psnr_text = "identical"
+    else:
+        psnr_text = f"{report.psnr:.2f} dB &nbsp;<small>(higher = closer)</small>"
+    if report.ciede2000 is None:
         ciede_text = "n/a (needs RGB data)"
     else:
-        approx = "<br><small>on 1,000,000 sampled pixels</small>" * bool(
-            figures.get("ciede_sampled")
+        ciede_text = (
+            f"{report.ciede2000:.2f} &nbsp;<small>(under ~2.3 is hard to see)</small>"
         )
-        ciede_text = f"{ciede:.2f} &nbsp;<small>(under ~2.3 is hard to see)</small>"
-        ciede_text += approx
-    psnr_value = figures["psnr"]
-    psnr_text = (
-        "identical"
-        if psnr_value == float("inf")
-        else f"{psnr_value:.2f} dB &nbsp;<small>(higher = closer)</small>"
-    )
     rows = [
-        (
-            "original",
-            f"{figures['original_bits']:,} bits<br>"
-            f"<small>{n:,} px &times; {bpp} bit</small>",
-        ),
-        (
-            "indexed",
-            f"{figures['formula_bits']:,} bits<br>"
-            f"<small>{n:,} px &times; {idx} bit (ceil log<sub>2</sub> {k}) "
-            f"+ {k} &times; {bpp} bit palette</small>",
-        ),
-        ("ratio", f"<b>{figures['ratio']:.2f} : 1</b>"),
+        ("original", original),
+        ("formula", formula),
+        ("indexed PNG", png),
         ("PSNR", psnr_text),
         ("mean CIEDE2000", ciede_text),
     ]
