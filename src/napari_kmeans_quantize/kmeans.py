@@ -3,20 +3,27 @@
 The fit minimises the same objective as k-means over every pixel: each distinct
 colour is one point weighted by its pixel count. It runs in three steps:
 
-1. a deterministic divisive initialisation (variance-based splits in the style of
-   Wan et al. and Wu: always split the box with the largest weighted squared error
-   at the cut that lowers it most);
-2. weighted Lloyd iterations on a coarse grid of the points (cheap, gets close);
-3. exact weighted Lloyd iterations on all points until no point changes cluster (or
-   the relative change of the error falls below ``tol``), with Hamerly-style distance
-   bounds so that only points whose nearest centre may have changed are searched.
+1. a pyramid of coarser point sets: the weighted means of the points in the cells
+   of nested regular grids (cell side halving from one level to the next);
+2. a deterministic divisive initialisation on the coarsest level (variance-based
+   splits in the style of Wan et al. and Wu: split the boxes with the largest
+   weighted squared error at the cut that lowers it most);
+3. exact weighted Lloyd iterations on every level, coarse to fine, ending on the
+   points themselves, until no point changes cluster (or the relative fall of the
+   error in one iteration is below ``tol``).
 
-Every step is deterministic; ties are broken by index.
+Lloyd iterations keep Hamerly's distance bounds for every point (an upper bound on
+the distance to its own centre, a lower bound on the distance to any other), so
+only points whose nearest centre may have changed are searched, and the cluster
+sums are updated from the points that moved only. A level starts from the
+previous level's clusters: a point inherits its cell's label and bounds, widened
+by its distance to the cell mean, so that no level starts with a full search.
+
+Every step is deterministic.
 """
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Generator
 from dataclasses import dataclass
 
@@ -25,8 +32,31 @@ from scipy.spatial import cKDTree
 
 __all__ = ["KMeansFit", "weighted_kmeans", "weighted_kmeans_iter"]
 
-# Coarse stage: at most about this many grid cells are clustered before the full fit.
-_COARSE_TARGET = 1 << 15
+# Point sets at most this large are clustered directly, without a pyramid.
+_DIRECT_MAX_POINTS = 1 << 14
+# A pyramid level must hold at least this many cells per cluster ...
+_MIN_CELLS_PER_CLUSTER = 8
+# ... and at most this fraction of the points of the next finer level.
+_MAX_LEVEL_RATIO = 0.6
+# The coarsest level (where the initialisation runs) holds about this many cells.
+_INIT_TARGET_CELLS = 1 << 13
+# Bits of the packed cell key of the finest grid (2**21 cells for RGB at 7 bits).
+_MAX_KEY_BITS = 21
+# Relative tolerance on coarse levels, as a fraction of ``tol``.
+_COARSE_TOL_FACTOR = 0.1
+# Fraction of the boxes split per round of the initialisation.
+_SPLIT_FRACTION = 0.25
+_ACCEL_STEP = 0.0
+_ACCEL_MAX = 0.0
+_ACCEL_ANY_STOP = True
+# Runners-up whose distance bounds each point keeps.
+_TRACKED = 2
+# Up to this many clusters, bounds use the shifts of nearby centres only ...
+_LOCAL_MAX_CLUSTERS = 1024
+# ... those within this many cluster radii.
+_REACH = 2.5
+# Searches for more points than this use every core.
+_PARALLEL_QUERY = 1 << 14
 
 
 @dataclass(frozen=True)
@@ -36,9 +66,10 @@ class KMeansFit:
     Attributes
     ----------
     centers : (k, d) ndarray of float64
-        Cluster centres.
+        Cluster centres: the weighted mean of each cluster.
     labels : (n,) ndarray of intp
-        The centre each point belongs to (its nearest).
+        The cluster of every point (its nearest centre when ``converged`` is
+        true because no point moved).
     inertia : float
         Weighted sum of squared distances of points to their centres.
     n_iter : int
@@ -60,7 +91,7 @@ def weighted_kmeans(
     n_clusters: int,
     *,
     max_iter: int = 300,
-    tol: float = 1e-6,
+    tol: float = 1e-4,
 ) -> KMeansFit:
     """Cluster weighted points with exact Lloyd k-means.
 
@@ -73,7 +104,7 @@ def weighted_kmeans(
     n_clusters : int
         Number of clusters k, 1 <= k <= n.
     max_iter : int, optional
-        Most Lloyd iterations on the full point set.
+        Most Lloyd iterations on the full point set (and on each coarser level).
     tol : float, optional
         Stop when the weighted error falls by less than this fraction in one
         iteration. 0 runs until no point changes cluster.
@@ -109,7 +140,7 @@ def weighted_kmeans_iter(
     n_clusters: int,
     *,
     max_iter: int = 300,
-    tol: float = 1e-6,
+    tol: float = 1e-4,
 ) -> Generator[float, None, KMeansFit]:
     """Generator form of :func:`weighted_kmeans`.
 
@@ -118,224 +149,601 @@ def weighted_kmeans_iter(
     :class:`KMeansFit` is the generator's return value.
     """
     points = np.ascontiguousarray(points, dtype=np.float64)
-    weights = np.asarray(weights, dtype=np.float64)
+    if points.ndim != 2:
+        raise ValueError(f"points must have shape (n, d), got {points.shape}.")
+    weights = np.ascontiguousarray(weights, dtype=np.float64)
     n = len(points)
-    if not 1 <= n_clusters <= n:
-        raise ValueError(f"n_clusters must be between 1 and {n}, got {n_clusters}.")
-
-    coarse_points, coarse_weights = _coarse_grid(points, weights)
-    centers = _variance_split_init(coarse_points, coarse_weights, n_clusters)
-    yield 0.05
-    if len(coarse_points) < n:
-        centers, *_ = yield from _lloyd(
-            coarse_points, coarse_weights, centers, max_iter, tol, progress=(0.05, 0.3)
+    if weights.shape != (n,):
+        raise ValueError(
+            f"weights must have shape ({n},) to match points, got {weights.shape}."
         )
-    centers, labels, inertia, n_iter, converged = yield from _lloyd(
-        points, weights, centers, max_iter, tol, progress=(0.3, 1.0)
+    if isinstance(n_clusters, bool) or not 1 <= n_clusters <= n:
+        raise ValueError(f"n_clusters must be between 1 and {n}, got {n_clusters}.")
+    k = int(n_clusters)
+    if k == 1:
+        c = (weights @ points / weights.sum())[None]
+        labels = np.zeros(n, dtype=np.intp)
+        yield 1.0
+        return KMeansFit(c, labels, _inertia(points, weights, c, labels), 1, True)
+
+    levels = _pyramid(points, weights, k)
+    yield 0.05
+    coarse = levels[0] if levels else _Level(points, weights, None)
+    centers = _variance_split_init(coarse.points, coarse.weights, k)
+    yield 0.1
+
+    state = _initial_state(coarse.points, centers)
+    all_levels = [*levels, _Level(points, weights, None)]
+    n_iter, converged = 0, False
+    for i, level in enumerate(all_levels):
+        if i > 0:
+            state = _inherit(level, all_levels[i - 1], state)
+        last = i == len(all_levels) - 1
+        lo = 0.1 + 0.4 * i / len(all_levels) if not last else 0.5
+        hi = 0.1 + 0.4 * (i + 1) / len(all_levels) if not last else 1.0
+        state, n_iter, converged = yield from _lloyd(
+            level.points,
+            level.weights,
+            state,
+            max_iter=max_iter,
+            tol=tol if last else tol * _COARSE_TOL_FACTOR,
+            progress=(lo, hi),
+        )
+    centers, labels = state.centers, state.labels
+    return KMeansFit(
+        centers, labels, _inertia(points, weights, centers, labels), n_iter, converged
     )
-    return KMeansFit(centers, labels, inertia, n_iter, converged)
 
 
-def _coarse_grid(
-    points: np.ndarray, weights: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted means of the points in the cells of a regular grid."""
-    n, d = points.shape
-    if n <= _COARSE_TARGET:
-        return points, weights
-    lo = points.min(axis=0)
-    span = np.maximum(points.max(axis=0) - lo, 1e-12)
-    cells_per_axis = max(2, round(_COARSE_TARGET ** (1 / d)))
-    cell = np.minimum(
-        ((points - lo) / span * cells_per_axis).astype(np.int64), cells_per_axis - 1
-    )
-    key = np.zeros(n, dtype=np.int64)
-    for j in range(d):
-        key = key * cells_per_axis + cell[:, j]
-    _, inverse = np.unique(key, return_inverse=True)
-    m = inverse.max() + 1
-    w = np.bincount(inverse, weights=weights, minlength=m)
-    sums = np.stack(
-        [
-            np.bincount(inverse, weights=weights * points[:, j], minlength=m)
-            for j in range(d)
-        ],
-        axis=1,
-    )
-    return sums / w[:, None], w
+# --- pyramid ------------------------------------------------------------------------
 
 
-def _box_sse(points: np.ndarray, weights: np.ndarray) -> float:
-    w = weights.sum()
-    mean = (weights[:, None] * points).sum(axis=0) / w
-    return float((weights * ((points - mean) ** 2).sum(axis=1)).sum())
+@dataclass
+class _Level:
+    """A point set of the pyramid.
 
-
-def _best_cut(
-    points: np.ndarray, weights: np.ndarray
-) -> tuple[float, np.ndarray] | None:
-    """The split of a box that lowers its weighted squared error most.
-
-    Returns the error reduction and a boolean mask of the left part, or None if the
-    box holds a single distinct point.
+    ``parent[i]`` is the cell of the next coarser level that holds point ``i`` of
+    the next finer level (None on the full point set).
     """
-    best = None
-    total_w = weights.sum()
-    total_s = (weights[:, None] * points).sum(axis=0)
-    for axis in range(points.shape[1]):
-        order = np.argsort(points[:, axis], kind="stable")
-        x = points[order, axis]
-        # Only cut between different values along this axis.
-        valid = np.flatnonzero(x[1:] > x[:-1])
-        if len(valid) == 0:
-            continue
-        cw = np.cumsum(weights[order])[valid]
-        cs = np.cumsum(weights[order, None] * points[order], axis=0)[valid]
-        rw = total_w - cw
-        rs = total_s - cs
-        # Between-group sum of squares; maximising it minimises the error of the halves.
-        gain = (cs**2).sum(axis=1) / cw + (rs**2).sum(axis=1) / rw
-        i = int(np.argmax(gain))
-        g = float(gain[i] - (total_s**2).sum() / total_w)
-        if best is None or g > best[0]:
-            mask = np.zeros(len(points), dtype=bool)
-            mask[order[: valid[i] + 1]] = True
-            best = (g, mask)
-    return best
+
+    points: np.ndarray
+    weights: np.ndarray
+    parent: np.ndarray | None
+
+
+def _group(keys: np.ndarray, n_keys: int) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct keys (ascending) and the index of every key among them."""
+    if n_keys <= max(4 * len(keys), 1 << 16):
+        seen = np.zeros(n_keys, dtype=bool)
+        seen[keys] = True
+        distinct = np.flatnonzero(seen)
+        lut = np.zeros(n_keys, dtype=np.intp)
+        lut[distinct] = np.arange(len(distinct))
+        return distinct, lut[keys]
+    distinct, inverse = np.unique(keys, return_inverse=True)
+    return distinct, inverse.ravel()
+
+
+def _cell_means(
+    points: np.ndarray, weights: np.ndarray, inverse: np.ndarray, m: int
+) -> tuple[np.ndarray, np.ndarray]:
+    w = np.bincount(inverse, weights=weights, minlength=m)
+    means = np.empty((m, points.shape[1]))
+    for j in range(points.shape[1]):
+        means[:, j] = np.bincount(inverse, weights=weights * points[:, j], minlength=m)
+    means /= w[:, None]
+    return means, w
+
+
+def _pyramid(points: np.ndarray, weights: np.ndarray, k: int) -> list[_Level]:
+    """Coarser point sets, coarsest first (empty when the points are few).
+
+    Each level holds the weighted means of the points of the next finer level in
+    the cells of a regular grid; the cell side doubles from one level to the next,
+    and a level is kept only if it is much smaller than the one below it.
+    """
+    n, d = points.shape
+    if n <= _DIRECT_MAX_POINTS:
+        return []
+    min_cells = max(_MIN_CELLS_PER_CLUSTER * k, 1 << 10)
+    lo = points.min(axis=0)
+    span = float((points.max(axis=0) - lo).max())
+    if span == 0:
+        return []
+    b = max(1, _MAX_KEY_BITS // d)
+    # Integer cell coordinates of every point on the finest grid (2**b cells a side).
+    coords = np.minimum(
+        ((points - lo) * ((1 << b) / span)).astype(np.int64), (1 << b) - 1
+    )
+    levels: list[_Level] = []
+    cur_points, cur_weights = points, weights
+    while b >= 1:
+        key = coords[:, 0].copy()
+        for j in range(1, d):
+            key <<= b
+            key |= coords[:, j]
+        distinct, inverse = _group(key, 1 << (b * d))
+        m = len(distinct)
+        if m < min_cells:
+            break
+        if m <= _MAX_LEVEL_RATIO * len(cur_points):
+            means, w = _cell_means(cur_points, cur_weights, inverse, m)
+            cell_coords = np.empty((m, d), dtype=np.int64)
+            cell_coords[inverse] = coords
+            levels.append(_Level(means, w, inverse))
+            cur_points, cur_weights, coords = means, w, cell_coords
+            if m <= _INIT_TARGET_CELLS:
+                break
+        coords = coords >> 1
+        b -= 1
+    return levels[::-1]
+
+
+# --- initialisation -------------------------------------------------------------------
 
 
 def _variance_split_init(
     points: np.ndarray, weights: np.ndarray, n_clusters: int
 ) -> np.ndarray:
-    """Deterministic divisive initialisation: k boxes by greedy best splits."""
-    boxes: list[np.ndarray] = [np.arange(len(points))]
-    heap: list[tuple[float, int, np.ndarray]] = []
+    """Deterministic divisive initialisation: k boxes by greedy best splits.
 
-    def push(box_id: int) -> None:
-        idx = boxes[box_id]
-        if len(idx) < 2:
-            return
-        cut = _best_cut(points[idx], weights[idx])
-        if cut is not None:
-            heapq.heappush(heap, (-cut[0], box_id, cut[1]))
-
-    push(0)
-    while len(boxes) < n_clusters and heap:
-        _, box_id, mask = heapq.heappop(heap)
-        idx = boxes[box_id]
-        boxes[box_id] = idx[mask]
-        boxes.append(idx[~mask])
-        push(box_id)
-        push(len(boxes) - 1)
-    centers = np.stack(
-        [np.average(points[idx], axis=0, weights=weights[idx]) for idx in boxes]
-    )
-    if len(centers) < n_clusters:
-        # Fewer distinct coarse points than clusters: the full-point stage re-seeds
-        # the missing centres at the worst-served points.
-        extra = np.repeat(centers[:1], n_clusters - len(centers), axis=0)
-        centers = np.concatenate([centers, extra])
+    Every box knows the axis-aligned cut that lowers its weighted squared error
+    most; each round splits the boxes with the largest such gain (a fraction of all
+    boxes, so that the number of rounds grows like log k) and evaluates the halves.
+    """
+    n, d = points.shape
+    k = n_clusters
+    mean = weights @ points / weights.sum()
+    pts = points - mean
+    box = np.zeros(n, dtype=np.intp)
+    gain = np.full(k, -np.inf)
+    axis = np.zeros(k, dtype=np.intp)
+    thr = np.zeros(k)
+    n_boxes = 1
+    _best_cuts(pts, weights, box, np.array([0]), gain, axis, thr)
+    while n_boxes < k:
+        splittable = np.flatnonzero(gain[:n_boxes] > -np.inf)
+        if len(splittable) == 0:
+            break
+        m = min(k - n_boxes, max(1, int(n_boxes * _SPLIT_FRACTION)), len(splittable))
+        chosen = splittable[np.lexsort((splittable, -gain[splittable]))][:m]
+        slot = np.full(n_boxes, -1, dtype=np.intp)
+        slot[chosen] = np.arange(m)
+        members = np.flatnonzero(slot[box] >= 0)
+        r = slot[box[members]]
+        right = pts[members, axis[chosen][r]] > thr[chosen][r]
+        box[members[right]] = n_boxes + r[right]
+        new = np.concatenate([chosen, n_boxes + np.arange(m)])
+        n_boxes += m
+        _best_cuts(pts, weights, box, new, gain, axis, thr)
+    w = np.bincount(box, weights=weights, minlength=n_boxes)
+    centers = np.empty((n_boxes, d))
+    for j in range(d):
+        centers[:, j] = np.bincount(box, weights=weights * pts[:, j], minlength=n_boxes)
+    centers = centers / w[:, None] + mean
+    if n_boxes < k:
+        # Fewer distinct points than clusters: Lloyd re-seeds what it can.
+        centers = np.concatenate([centers, np.repeat(centers[:1], k - n_boxes, 0)])
     return centers
+
+
+def _best_cuts(
+    pts: np.ndarray,
+    weights: np.ndarray,
+    box: np.ndarray,
+    boxes: np.ndarray,
+    gain: np.ndarray,
+    axis: np.ndarray,
+    thr: np.ndarray,
+) -> None:
+    """Find, for each of `boxes`, the axis cut that lowers its error most.
+
+    Writes the error reduction (-inf if the box holds one distinct point), the axis
+    and the threshold (left part: coordinate <= threshold) into `gain`, `axis` and
+    `thr`. All boxes are handled together, as segments of one sorted array.
+    """
+    gain[boxes] = -np.inf
+    mark = np.zeros(len(gain), dtype=bool)
+    mark[boxes] = True
+    sel = np.flatnonzero(mark[box])
+    b = box[sel]
+    for a in range(pts.shape[1]):
+        order = np.lexsort((pts[sel, a], b))
+        idx = sel[order]
+        bo = b[order]
+        xo = pts[idx, a]
+        w = weights[idx]
+        cw = np.cumsum(w)
+        cs = np.cumsum(w[:, None] * pts[idx], axis=0)
+        new_seg = np.empty(len(bo), dtype=bool)
+        new_seg[0] = True
+        np.not_equal(bo[1:], bo[:-1], out=new_seg[1:])
+        start = np.flatnonzero(new_seg)
+        seg = np.cumsum(new_seg) - 1
+        last = np.append(start[1:], len(bo)) - 1
+        base_w = cw[start] - w[start]
+        base_s = cs[start] - w[start, None] * pts[idx[start]]
+        lw = cw - base_w[seg]
+        ls = cs - base_s[seg]
+        tw = (cw[last] - base_w)[seg]
+        ts = (cs[last] - base_s)[seg]
+        rw = tw - lw
+        rs = ts - ls
+        valid = np.zeros(len(bo), dtype=bool)
+        valid[:-1] = ~new_seg[1:] & (xo[1:] > xo[:-1])
+        g = np.full(len(bo), -np.inf)
+        v = np.flatnonzero(valid)
+        diff = ls[v] / lw[v, None] - rs[v] / rw[v, None]
+        g[v] = lw[v] * rw[v] / tw[v] * np.einsum("ij,ij->i", diff, diff)
+        gmax = np.maximum.reduceat(g, start)
+        hit = np.flatnonzero(g == gmax[seg])
+        first = hit[np.append(True, seg[hit][1:] != seg[hit][:-1])]
+        ids = bo[start]
+        better = gmax > gain[ids]
+        ids = ids[better]
+        gain[ids] = gmax[better]
+        axis[ids] = a
+        thr[ids] = xo[first[better]]
+
+
+# --- Lloyd iterations -----------------------------------------------------------------
+
+
+@dataclass
+class _State:
+    """Clusters of one point set with distance bounds.
+
+    Bounds are stored relative to running totals of the centre shifts, so that an
+    iteration need not rewrite them: with ``drift[j]`` the total distance centre
+    ``j`` has moved and ``total`` the sum over iterations of the largest move,
+
+    * ``upper + drift[labels]`` >= distance to the own centre,
+    * ``near[:, i] - drift[others[:, i]]`` <= distance to centre ``others[:, i]``
+      (the runners-up when the point was last searched),
+    * ``rest - total`` <= distance to every other centre.
+    """
+
+    centers: np.ndarray
+    labels: np.ndarray
+    others: np.ndarray
+    upper: np.ndarray
+    near: np.ndarray
+    rest: np.ndarray
+    drift: np.ndarray
+    total: float
+
+
+def _query(tree: cKDTree, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    workers = -1 if len(x) > _PARALLEL_QUERY else 1
+    dist, idx = tree.query(x, k=k, workers=workers)
+    if k == 1:
+        return dist[:, None], idx[:, None]
+    return dist, idx
+
+
+def _search(
+    tree: cKDTree, x: np.ndarray, own: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Nearest centre of each point, with bounds for the runners-up.
+
+    Returns the label, the distance to it, the runners-up and their distances,
+    and a lower bound on the distance to every other centre. With `own` given, a
+    point keeps its own centre when that is (within rounding) as near as the best.
+    """
+    m = _TRACKED
+    k = tree.n
+    q = min(m + 1, k)
+    dist, idx = _query(tree, x, q)
+    if q < m + 1:
+        dist = np.concatenate([dist, np.full((len(x), m + 1 - q), np.inf)], axis=1)
+        idx = np.concatenate([idx, np.zeros((len(x), m + 1 - q), dtype=idx.dtype)], 1)
+    if own is None:
+        label, d_own = idx[:, 0], dist[:, 0]
+    else:
+        diff = x - tree.data[own]
+        d_cur = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+        # Keep the own centre on ties, so that no point flips back and forth.
+        keep = d_cur <= dist[:, 0] * (1 + 1e-12)
+        label = np.where(keep, own, idx[:, 0])
+        d_own = np.where(keep, d_cur, dist[:, 0])
+    # Runners-up: the listed centres other than the label (the last one is dropped
+    # when the label is not listed); every unlisted centre is at least as far as
+    # the last listed one. Stored column-major: one row per runner-up.
+    eq = idx == label[:, None]
+    pos = np.where(eq.any(axis=1), eq.argmax(axis=1), m)
+    others = np.empty((m, len(x)), dtype=np.intp)
+    near = np.empty((m, len(x)))
+    for c in range(m):
+        before = c < pos
+        others[c] = np.where(before, idx[:, c], idx[:, c + 1])
+        near[c] = np.where(before, dist[:, c], dist[:, c + 1])
+    return label.astype(np.intp), d_own, others, near, dist[:, m]
+
+
+def _initial_state(points: np.ndarray, centers: np.ndarray) -> _State:
+    k = len(centers)
+    labels, d_own, others, near, rest = _search(cKDTree(centers), points, None)
+    return _State(centers.copy(), labels, others, d_own, near, rest, np.zeros(k), 0.0)
+
+
+def _inherit(fine: _Level, coarse: _Level, state: _State) -> _State:
+    """Clusters of a finer level from those of the coarser one.
+
+    Each point takes its cell's label; its bounds widen by its distance to the
+    cell mean (triangle inequality), so they stay valid.
+    """
+    parent = coarse.parent
+    diff = fine.points - coarse.points[parent]
+    off = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+    return _State(
+        state.centers,
+        state.labels[parent],
+        state.others[:, parent],
+        state.upper[parent] + off,
+        state.near[:, parent] - off,
+        state.rest[parent] - off,
+        state.drift,
+        state.total,
+    )
+
+
+def _sums(
+    points: np.ndarray, weights: np.ndarray, labels: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    w = np.bincount(labels, weights=weights, minlength=k)
+    s = np.empty((k, points.shape[1]))
+    for j in range(points.shape[1]):
+        s[:, j] = np.bincount(labels, weights=weights * points[:, j], minlength=k)
+    return w, s
 
 
 def _lloyd(
     points: np.ndarray,
     weights: np.ndarray,
-    centers: np.ndarray,
+    state: _State,
+    *,
     max_iter: int,
     tol: float,
     progress: tuple[float, float],
-) -> Generator[float, None, tuple[np.ndarray, np.ndarray, float, int, bool]]:
-    n, _d = points.shape
-    k = len(centers)
-    centers = centers.copy()
-    if k == 1:
-        c = np.average(points, axis=0, weights=weights)[None]
-        err = float((weights * ((points - c) ** 2).sum(axis=1)).sum())
-        return c, np.zeros(n, dtype=np.intp), err, 1, True
-
-    dist, idx = cKDTree(centers).query(points, k=2)
-    labels = idx[:, 0].astype(np.intp)
-    upper = dist[:, 0]
-    lower = dist[:, 1]
+) -> Generator[float, None, tuple[_State, int, bool]]:
+    """Weighted Lloyd iterations with distance bounds on one point set."""
+    cl = _Clusters(points, weights, state)
+    start, stop = progress
     prev_err = np.inf
     converged = False
     n_iter = 0
-    start, stop = progress
+    moved = 1
+    force = np.zeros(0, dtype=np.intp)
+    beta = 0.0
     for n_iter in range(1, max_iter + 1):
-        new_centers = _weighted_means(points, weights, labels, k, centers)
-        new_centers = _reseed_empty(points, weights, labels, upper, new_centers, k)
-        shift = np.sqrt(((new_centers - centers) ** 2).sum(axis=1))
-        centers = new_centers
-        # Exact distance to the own centre; the lower bound shrinks by the largest move.
-        upper = np.sqrt(((points - centers[labels]) ** 2).sum(axis=1))
-        lower = lower - shift.max()
-        stale = np.flatnonzero(upper > lower)
-        changed = 0
-        if len(stale):
-            dist, idx = cKDTree(centers).query(points[stale], k=2)
-            new_labels = idx[:, 0]
-            changed = int(np.count_nonzero(new_labels != labels[stale]))
-            labels[stale] = new_labels
-            upper[stale] = dist[:, 0]
-            lower[stale] = dist[:, 1]
-        err = float((weights * upper**2).sum())
-        yield start + (stop - start) * min(1.0, n_iter / 50)
-        if changed == 0 or (prev_err - err) <= tol * err:
+        reseeded = cl.update(force, beta)
+        plain = cl.at_means
+        force = np.zeros(0, dtype=np.intp)
+        moved = cl.assign()
+        err = cl.error()
+        yield start + (stop - start) * min(1.0, n_iter / 30)
+        if moved == 0 and not reseeded and plain:
+            force = _duplicates(cl.centers)
+            if len(force) == 0:
+                converged = True
+                break
+        elif (
+            (plain or _ACCEL_ANY_STOP)
+            and not reseeded
+            and (prev_err - err) <= tol * max(err, 0.0)
+            and (cl.n_sum > 0).all()
+        ):
             converged = True
             break
-        prev_err = err
-    if changed:
-        # Centres must be the means of the final clusters.
-        centers = _weighted_means(points, weights, labels, k, centers)
-        upper = np.sqrt(((points - centers[labels]) ** 2).sum(axis=1))
-        err = float((weights * upper**2).sum())
-    return centers, labels, err, n_iter, converged
+        # Over-relax while the error falls; a plain step after any rise.
+        beta = min(_ACCEL_MAX, beta + _ACCEL_STEP) if err < prev_err else 0.0
+        prev_err = min(prev_err, err) if not plain else err
+    if moved or not cl.at_means:
+        cl.update(force)
+    return cl.state(), n_iter, converged
 
 
-def _weighted_means(
+class _Clusters:
+    """Points, their clusters and the bounds used to skip distance searches."""
+
+    def __init__(self, points: np.ndarray, weights: np.ndarray, state: _State):
+        self.points = points
+        self.weights = weights
+        self.centers = state.centers
+        self.labels = state.labels
+        self.others = state.others
+        self.upper = state.upper.copy()
+        self.near = state.near.copy()
+        self.rest = state.rest.copy()
+        self.drift = state.drift.copy()
+        self.total = state.total
+        k = len(self.centers)
+        self.k = k
+        self.w_sum, self.s_sum = _sums(points, weights, self.labels, k)
+        self.n_sum = np.bincount(self.labels, minlength=k)
+        self.const = float(weights @ np.einsum("ij,ij->i", points, points))
+        self.half_gap = np.zeros(k)
+        self.at_means = False
+        # rad[j] >= the largest distance of a member of cluster j to its centre.
+        self.rad = np.zeros(k)
+        np.maximum.at(self.rad, self.labels, self.upper + self.drift[self.labels])
+
+    def state(self) -> _State:
+        return _State(
+            self.centers,
+            self.labels,
+            self.others,
+            self.upper,
+            self.near,
+            self.rest,
+            self.drift,
+            self.total,
+        )
+
+    def error(self) -> float:
+        """Weighted squared error of the clusters around their means."""
+        nz = self.n_sum > 0
+        s = self.s_sum[nz]
+        return self.const - float((np.einsum("ij,ij->i", s, s) / self.w_sum[nz]).sum())
+
+    def update(self, force: np.ndarray, beta: float = 0.0) -> bool:
+        """Move the centres to their clusters' means (or beyond, by `beta`).
+
+        Centres of empty clusters, and those in `force`, move to badly served
+        points. Returns whether any centre was moved that way.
+        """
+        centers = self.centers
+        new = centers.copy()
+        nz = self.n_sum > 0
+        new[nz] = self.s_sum[nz] / self.w_sum[nz, None]
+        self.at_means = True
+        if beta > 0:
+            # Over-relaxation: go further along the step (undone if it hurts).
+            step = new[nz] - centers[nz]
+            if step.any():
+                new[nz] += beta * step
+                self.at_means = False
+        nz[force] = False
+        empty = np.flatnonzero(~nz)
+        if len(empty):
+            bound = self.upper + self.drift[self.labels]
+            new = _reseed(self.points, self.weights, bound, new, empty)
+        shift = np.sqrt(((new - centers) ** 2).sum(axis=1))
+        self.centers = new
+        self.drift += shift
+        top = float(shift.max())
+        self.total += top
+        if self.k > 1:
+            self.half_gap = 0.5 * cKDTree(new).query(new, k=2)[0][:, 1]
+        if top > 0:
+            self.rad += shift
+            self._lower_rest(shift)
+        return len(empty) > 0
+
+    def _lower_rest(self, shift: np.ndarray) -> None:
+        """Lower the bound on the untracked centres after the centres moved.
+
+        Far from its cluster a centre cannot take a point, so the bound falls by
+        the largest shift among the centres near the cluster (within `reach` of its
+        centre) and is capped by ``reach - upper`` for the others; points too far
+        out for that fall back to the largest shift overall.
+        """
+        labels = self.labels
+        rest = self.rest
+        top = float(shift.max())
+        if self.k > _LOCAL_MAX_CLUSTERS:
+            rest -= top
+            return
+        c = self.centers
+        diff = c[:, None, :] - c[None, :, :]
+        gap = np.einsum("ijk,ijk->ij", diff, diff)
+        reach = _REACH * self.rad
+        near = gap < (reach**2)[:, None]
+        np.fill_diagonal(near, False)
+        local = np.where(near, shift[None, :], 0.0).max(axis=1)
+        upper = self.upper + self.drift[labels]
+        capped = np.minimum(rest - local[labels], reach[labels] - upper)
+        rest -= top
+        np.maximum(rest, capped, out=rest)
+
+    def assign(self) -> int:
+        """Move every point to its nearest centre; returns how many moved."""
+        points, labels = self.points, self.labels
+        drift = self.drift
+        upper = self.upper + drift[labels]
+        lower = self.rest.copy()
+        for near, others in zip(self.near, self.others, strict=True):
+            np.minimum(lower, near - drift[others], out=lower)
+        np.maximum(lower, self.half_gap[labels], out=lower)
+        cand = np.flatnonzero(upper > lower)
+        if len(cand) == 0:
+            return 0
+        own_lab = labels[cand]
+        diff = points[cand] - self.centers[own_lab]
+        own = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+        self.upper[cand] = own - drift[own_lab]
+        still = own > lower[cand]
+        cand, own_lab = cand[still], own_lab[still]
+        if len(cand) == 0:
+            return 0
+        tree = cKDTree(self.centers)
+        new, d_own, others, near, rest = _search(tree, points[cand], own_lab)
+        self.others[:, cand] = others
+        self.upper[cand] = d_own - drift[new]
+        self.near[:, cand] = near + drift[others]
+        self.rest[cand] = rest
+        change = np.flatnonzero(new != own_lab)
+        if len(change) == 0:
+            return 0
+        moved = cand[change]
+        frm, to = own_lab[change], new[change]
+        labels[moved] = to
+        np.maximum.at(self.rad, to, d_own[change])
+        pts, wts = points[moved], self.weights[moved]
+        k = self.k
+        self.w_sum += np.bincount(to, weights=wts, minlength=k)
+        self.w_sum -= np.bincount(frm, weights=wts, minlength=k)
+        self.n_sum += np.bincount(to, minlength=k)
+        self.n_sum -= np.bincount(frm, minlength=k)
+        for j in range(points.shape[1]):
+            self.s_sum[:, j] += np.bincount(to, weights=wts * pts[:, j], minlength=k)
+            self.s_sum[:, j] -= np.bincount(frm, weights=wts * pts[:, j], minlength=k)
+        return len(change)
+
+
+def _duplicates(centers: np.ndarray) -> np.ndarray:
+    """Indices of centres equal to an earlier centre."""
+    _, first = np.unique(centers, axis=0, return_index=True)
+    if len(first) == len(centers):
+        return np.zeros(0, dtype=np.intp)
+    keep = np.zeros(len(centers), dtype=bool)
+    keep[first] = True
+    return np.flatnonzero(~keep)
+
+
+def _reseed(
     points: np.ndarray,
     weights: np.ndarray,
-    labels: np.ndarray,
-    k: int,
-    old: np.ndarray,
-) -> np.ndarray:
-    w = np.bincount(labels, weights=weights, minlength=k)
-    sums = np.stack(
-        [
-            np.bincount(labels, weights=weights * points[:, j], minlength=k)
-            for j in range(points.shape[1])
-        ],
-        axis=1,
-    )
-    out = old.copy()
-    nonempty = w > 0
-    out[nonempty] = sums[nonempty] / w[nonempty, None]
-    return out
-
-
-def _reseed_empty(
-    points: np.ndarray,
-    weights: np.ndarray,
-    labels: np.ndarray,
-    dist: np.ndarray,
+    upper: np.ndarray,
     centers: np.ndarray,
-    k: int,
+    empty: np.ndarray,
 ) -> np.ndarray:
-    """Move centres of empty clusters to the worst-served points."""
-    empty = np.flatnonzero(np.bincount(labels, minlength=k) == 0)
-    if len(empty) == 0:
-        return centers
-    cost = weights * dist**2
-    taken = set()
-    order = np.argsort(-cost, kind="stable")
+    """Move the centres of empty clusters to the worst-served points.
+
+    A point qualifies if it is not on any other centre; each gets at most one.
+    """
     centers = centers.copy()
-    it = iter(order)
-    for j in empty:
-        for i in it:
-            key = points[i].tobytes()
-            if key not in taken and cost[i] > 0:
-                taken.add(key)
-                centers[j] = points[i]
+    live = np.setdiff1d(np.arange(len(centers)), empty)
+    n = len(points)
+    for n_cand in (min(n, 8 * len(empty) + 64), n):
+        cost = weights * upper**2
+        if n_cand < n:
+            cand = np.argpartition(-cost, n_cand - 1)[:n_cand]
+        else:
+            cand = np.arange(n)
+        if len(live):
+            dist = _query(cKDTree(centers[live]), points[cand], 1)[0][:, 0]
+        else:
+            dist = np.full(len(cand), np.inf)
+        cost = weights[cand] * dist**2
+        order = np.lexsort((cand, -cost))
+        chosen: list[int] = []
+        seen: set[bytes] = set()
+        for i in order:
+            if cost[i] <= 0 or len(chosen) == len(empty):
                 break
+            key = points[cand[i]].tobytes()
+            if key not in seen:
+                seen.add(key)
+                chosen.append(cand[i])
+        if len(chosen) == len(empty) or n_cand == n:
+            break
+    centers[empty[: len(chosen)]] = points[chosen]
     return centers
+
+
+def _inertia(
+    points: np.ndarray, weights: np.ndarray, centers: np.ndarray, labels: np.ndarray
+) -> float:
+    diff = points - centers[labels]
+    return float(weights @ np.einsum("ij,ij->i", diff, diff))
