@@ -8,6 +8,7 @@ import pytest
 from napari_kmeans_quantize import quantize
 from napari_kmeans_quantize._widget import QuantizeWidget
 from napari_kmeans_quantize.metrics import size_report
+from napari_kmeans_quantize.sweep import sweep
 
 napari = pytest.importorskip("napari")
 from napari.layers import Image, Labels  # noqa: E402
@@ -348,3 +349,229 @@ def test_add_plugin_dock_widget(make_napari_viewer):
     )
     assert isinstance(widget, QuantizeWidget)
     assert dock is not None
+
+
+# --- Compare k and auto k ---------------------------------------------------------
+
+SWEEP_KS = (2, 4, 8, 16)
+
+
+@pytest.fixture
+def small_astronaut(astronaut):
+    return np.ascontiguousarray(astronaut[::4, ::4])
+
+
+@pytest.fixture
+def slow_sweep(monkeypatch):
+    """Slow the widget's sweep down; ``calls["yields"]`` counts computed steps."""
+    import time
+
+    from napari_kmeans_quantize import _layers, _widget
+
+    calls = {"yields": 0, "delay": 0.2}
+
+    def slow_iter(*args, **kwargs):
+        gen = _layers.sweep_source_iter(*args, **kwargs)
+        while True:
+            try:
+                fraction = next(gen)
+            except StopIteration as stop:
+                return stop.value
+            calls["yields"] += 1
+            time.sleep(calls["delay"])
+            yield fraction
+
+    monkeypatch.setattr(_widget, "sweep_source_iter", slow_iter)
+    return calls
+
+
+def _compare(widget, wait_idle, ks=SWEEP_KS):
+    widget._sweep_ks.value = ", ".join(map(str, ks))
+    widget._compare_button.native.click()
+    assert widget.is_running
+    assert widget._compare_button.text == "Cancel"
+    assert not widget._run_button.enabled
+    wait_idle(widget)
+
+
+def _click_row(qtbot, widget, row: int) -> None:
+    from qtpy.QtCore import Qt
+
+    qtable = widget._sweep_table.native
+    rect = qtable.visualItemRect(qtable.item(row, 0))
+    qtbot.mouseClick(qtable.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+
+
+def test_compare_k_fills_table_and_plot(make_widget, qtbot, wait_idle, small_astronaut):
+    viewer, widget = make_widget()
+    viewer.add_image(small_astronaut, name="astro", rgb=True)
+    widget._n_colors.value = 8
+    _compare(widget, wait_idle)
+
+    assert [layer.name for layer in viewer.layers] == ["astro"]  # nothing added
+    assert widget._compare_button.text == "Compare k"
+    assert widget._run_button.enabled
+    expected = sweep(small_astronaut, SWEEP_KS)
+    table = widget.sweep_table
+    assert table.ks == SWEEP_KS
+    # one row per k: k, PSNR, CIEDE2000, PNG bytes, ratio, as in the engine's sweep
+    assert widget._sweep_table.shape == (len(SWEEP_KS), 5)
+    assert widget._sweep_table.column_headers == (
+        "k",
+        "PSNR (dB)",
+        "CIEDE2000",
+        "PNG bytes",
+        "ratio",
+    )
+    qtable = widget._sweep_table.native
+    for i, row in enumerate(expected):
+        cells = [qtable.item(i, j).text() for j in range(5)]
+        assert cells == [
+            str(row.k),
+            f"{row.psnr:.2f}",
+            f"{row.ciede2000:.2f}",
+            f"{row.png_bytes:,}",
+            f"{row.ratio:.2f} : 1",
+        ]
+    assert not widget._sweep_box.native.isHidden()
+    # the plot: quality against PNG size, labelled axes with units, k marked
+    axes = widget._figure.axes
+    assert len(axes) == 2
+    psnr_ax, ciede_ax = axes
+    assert "KiB" in psnr_ax.get_xlabel()
+    assert "PSNR (dB)" in psnr_ax.get_ylabel()
+    assert "CIEDE2000" in ciede_ax.get_ylabel()
+    labels = {t.get_text() for t in psnr_ax.texts}
+    assert {f"k={k}" for k in SWEEP_KS} <= labels
+    legend = [t.get_text() for t in psnr_ax.get_legend().get_texts()]
+    assert "chosen k = 8" in legend
+    # the selected row is the chosen k
+    assert [i.row() for i in qtable.selectionModel().selectedRows()] == [2]
+
+
+def test_clicking_a_table_row_runs_that_k(
+    make_widget, qtbot, wait_idle, small_astronaut
+):
+    viewer, widget = make_widget(show=True)
+    viewer.add_image(small_astronaut, name="astro", rgb=True)
+    _compare(widget, wait_idle)
+    _click_row(qtbot, widget, 1)  # k = 4
+    assert widget.is_running
+    wait_idle(widget)
+    assert widget._n_colors.value == 4
+    assert [layer.name for layer in viewer.layers] == [
+        "astro",
+        *_result_names("astro", 4),
+    ]
+    labels = viewer.layers["astro (k=4) labels"]
+    # the run reproduces its table row
+    row = widget.sweep_table.row(4)
+    assert labels.metadata["size_report"]["psnr"] == pytest.approx(row.psnr)
+    assert labels.metadata["size_report"]["png_bytes"] == row.png_bytes
+    legend = [t.get_text() for t in widget._figure.axes[0].get_legend().get_texts()]
+    assert "chosen k = 4" in legend
+    # another row adds another k side by side
+    _click_row(qtbot, widget, 3)
+    wait_idle(widget)
+    assert len(viewer.layers) == 7
+    assert "astro (k=16) labels" in viewer.layers
+
+
+@pytest.mark.parametrize(
+    ("target", "value", "kwargs"),
+    [
+        ("ciede2000", 5.0, {"max_ciede2000": 5.0}),
+        ("psnr", 22.0, {"min_psnr": 22.0}),
+    ],
+)
+def test_auto_k_picks_the_smallest_k_meeting_the_target(
+    make_widget, qtbot, wait_idle, small_astronaut, notifications, target, value, kwargs
+):
+    viewer, widget = make_widget()
+    viewer.add_image(small_astronaut, name="astro", rgb=True)
+    widget._sweep_ks.value = ", ".join(map(str, SWEEP_KS))
+    widget._target.value = target
+    widget._target_value.value = value
+    # independently: the engine's sweep over the same candidates (and 256)
+    expected = sweep(small_astronaut, (*SWEEP_KS, 256)).smallest_k(**kwargs).k
+    assert expected < 256
+    widget._auto_button.native.click()
+    assert widget._auto_button.text == "Cancel"
+    qtbot.waitUntil(
+        lambda: f"astro (k={expected}) labels" in viewer.layers, timeout=60_000
+    )
+    wait_idle(widget)
+    assert widget._n_colors.value == expected
+    assert widget.sweep_table.ks == (*SWEEP_KS, 256)
+    assert any(f"k = {expected} is the smallest" in m for m, _ in notifications)
+    assert [layer.name for layer in viewer.layers][1:] == _result_names(
+        "astro", expected
+    )
+    assert widget._auto_button.text == "Auto k"
+    # a second auto k with the same inputs reuses the sweep: it runs k at once
+    worker = widget.auto()
+    assert worker is not None and widget._job == "quantize"
+    wait_idle(widget)
+
+
+def test_auto_k_unreachable_target_uses_256(
+    make_widget, qtbot, wait_idle, small_astronaut, notifications
+):
+    viewer, widget = make_widget()
+    viewer.add_image(small_astronaut, name="astro", rgb=True)
+    widget._sweep_ks.value = "2 4"
+    widget._target.value = "psnr"
+    widget._target_value.value = 99.0
+    widget.auto()
+    qtbot.waitUntil(lambda: "astro (k=256) labels" in viewer.layers, timeout=60_000)
+    wait_idle(widget)
+    assert widget._n_colors.value == 256
+    warnings = [m for m, severity in notifications if severity == "warning"]
+    assert any("no k up to 256 reaches PSNR >= 99 dB" in m for m in warnings)
+
+
+def test_auto_k_target_defaults(make_widget):
+    _, widget = make_widget()
+    assert widget._target.value == "ciede2000"
+    assert widget._target_value.value == pytest.approx(2.3)
+    widget._target.value = "psnr"
+    assert widget._target_value.value == pytest.approx(30.0)
+
+
+def test_compare_k_rejects_bad_ks(make_widget, small_rgb, notifications):
+    viewer, widget = make_widget()
+    viewer.add_image(small_rgb, name="img", rgb=True)
+    widget._sweep_ks.value = "2, 300"
+    assert widget.compare() is None
+    assert not widget.is_running
+    assert any("from 2 to 256" in m for m, _ in notifications)
+
+
+def test_cancel_compare_k_leaves_the_widget_usable(
+    make_widget, qtbot, wait_idle, small_astronaut, slow_sweep
+):
+    viewer, widget = make_widget()
+    viewer.add_image(small_astronaut, name="astro", rgb=True)
+    widget._sweep_ks.value = "2, 4, 8, 16, 32, 64"
+    widget._compare_button.native.click()
+    qtbot.waitUntil(lambda: slow_sweep["yields"] >= 2, timeout=10_000)
+    widget._compare_button.native.click()  # Cancel
+    wait_idle(widget)
+    assert "Cancelled" in widget._status.value
+    assert widget.sweep_table is None
+    assert widget._sweep_box.native.isHidden()
+    assert [layer.name for layer in viewer.layers] == ["astro"]
+    steps = slow_sweep["yields"]
+    qtbot.wait(500)
+    assert slow_sweep["yields"] == steps  # the sweep really stopped
+    assert widget._compare_button.text == "Compare k"
+    assert widget._run_button.text == "Run"
+    assert all(b.enabled for b in (widget._run_button, widget._compare_button))
+    assert widget._sweep_ks.enabled and widget._n_colors.enabled
+    # it still compares and runs afterwards
+    slow_sweep["delay"] = 0
+    _compare(widget, wait_idle, ks=(2, 4))
+    assert widget.sweep_table.ks == (2, 4)
+    widget._n_colors.value = 4
+    _run(widget, qtbot, wait_idle)
+    assert [layer.name for layer in viewer.layers][1:] == _result_names("astro", 4)

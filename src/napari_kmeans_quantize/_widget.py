@@ -15,7 +15,9 @@ from magicgui.widgets import (
     CheckBox,
     ComboBox,
     Container,
+    FloatSpinBox,
     Label,
+    LineEdit,
     ProgressBar,
     PushButton,
     SpinBox,
@@ -29,6 +31,7 @@ from ._layers import (
     layer_data_tuples,
     quantize_source_iter,
     source_info,
+    sweep_source_iter,
 )
 
 if TYPE_CHECKING:
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
     from napari.layers import Image
 
     from .metrics import SizeReport
+    from .sweep import SweepTable
 
 __all__ = ["QuantizeWidget"]
 
@@ -52,6 +56,16 @@ FIT_PIXELS = [
     ("20,000 sampled pixels", 20_000),
 ]
 SWATCH_COLUMNS = ("colour", "hex", "pixels", "share")
+SWEEP_COLUMNS = ("k", "PSNR (dB)", "CIEDE2000", "PNG bytes", "ratio")
+DEFAULT_SWEEP_KS = "2, 4, 8, 16, 32, 64, 128, 256"
+#: auto k: the largest palette size tried, and the one used when none reaches the target
+AUTO_K_MAX = 256
+TARGETS = [
+    ("mean CIEDE2000 at most", "ciede2000"),
+    ("PSNR at least (dB)", "psnr"),
+]
+TARGET_DEFAULTS = {"ciede2000": 2.3, "psnr": 30.0}
+BUTTON_TEXT = {"quantize": "Run", "sweep": "Compare k", "auto": "Auto k"}
 EMPTY_HINT = (
     "No image layer to quantise yet.\n"
     "Open an image (File > Open Files...) or a sample\n"
@@ -141,6 +155,57 @@ class QuantizeWidget(Container):
         )
         self._figures = Label(value="")
 
+        # compare k (a sweep) and auto k
+        self._sweep_ks = LineEdit(
+            label="compare k",
+            value=DEFAULT_SWEEP_KS,
+            tooltip=(
+                "Palette sizes that Compare k quantises (2 to 256, separated by "
+                "commas or spaces)."
+            ),
+        )
+        self._target = ComboBox(
+            label="auto k target",
+            choices=TARGETS,
+            value="ciede2000",
+            tooltip=(
+                "Auto k picks the smallest k whose quantisation reaches this "
+                "target. Mean CIEDE2000 2.3 is about one just-noticeable difference."
+            ),
+        )
+        self._target_value = FloatSpinBox(
+            label="target value",
+            min=0.0,
+            max=100.0,
+            step=0.1,
+            value=TARGET_DEFAULTS["ciede2000"],
+            tooltip="Mean CIEDE2000 at most this, or PSNR (dB) at least this.",
+        )
+        self._compare_button = PushButton(
+            text=BUTTON_TEXT["sweep"],
+            tooltip=(
+                "Quantise at every k listed and plot quality against indexed-PNG "
+                "size; click a table row to run that k."
+            ),
+        )
+        self._auto_button = PushButton(
+            text=BUTTON_TEXT["auto"],
+            tooltip=(
+                "Pick the smallest k (of the listed ones and 256) that reaches the "
+                "target, and run it."
+            ),
+        )
+        self._sweep_title = Label(value="")
+        self._sweep_table = Table(value={"data": [], "columns": list(SWEEP_COLUMNS)})
+        self._figure = None  # matplotlib Figure of the sweep plot, made on demand
+        self._canvas = None
+        self._table: SweepTable | None = None
+        self._table_key: tuple | None = None
+        self._job = "quantize"
+        self._then: Any = None  # what to do once the running worker has finished
+        self._pending_key: tuple | None = None  # _sweep_key of the running sweep
+        self._auto_ks: tuple[int, ...] | None = None  # candidates of a running auto k
+
         self._inputs = Container(
             widgets=[
                 self._image,
@@ -158,7 +223,25 @@ class QuantizeWidget(Container):
             labels=False,
             visible=False,
         )
-        for box in (self._inputs, self._readout):
+        self._sweep_inputs = Container(
+            widgets=[self._sweep_ks, self._target, self._target_value],
+            labels=True,
+        )
+        self._sweep_buttons = Container(
+            widgets=[self._compare_button, self._auto_button],
+            layout="horizontal",
+            labels=False,
+        )
+        self._sweep_box = Container(
+            widgets=[self._sweep_title], labels=False, visible=False
+        )
+        for box in (
+            self._inputs,
+            self._readout,
+            self._sweep_inputs,
+            self._sweep_buttons,
+            self._sweep_box,
+        ):
             box.margins = (0, 0, 0, 0)
         self._fit_pixels.visible = False
         self._dither.visible = False
@@ -167,14 +250,21 @@ class QuantizeWidget(Container):
                 self._hint,
                 self._inputs,
                 self._run_button,
+                self._sweep_inputs,
+                self._sweep_buttons,
                 self._progress,
                 self._status,
+                self._sweep_box,
                 self._readout,
             ]
         )
         self._setup_native()
 
         self._run_button.changed.connect(self._on_button)
+        self._compare_button.changed.connect(self._on_compare_button)
+        self._auto_button.changed.connect(self._on_auto_button)
+        self._target.changed.connect(self._on_target_changed)
+        self._sweep_table.native.cellClicked.connect(self._on_sweep_row_clicked)
         self._show_advanced.changed.connect(self._on_show_advanced)
         self._image.changed.connect(self._on_image_changed)
         events = self._viewer.layers.events
@@ -206,15 +296,97 @@ class QuantizeWidget(Container):
         super().reset_choices()
         self._update_enabled()
 
+    @property
+    def sweep_table(self) -> SweepTable | None:
+        """The table of the last Compare k (or auto k) sweep, or None."""
+        return self._table
+
     def run(self):
         """Start quantising the selected layer in a thread; return the worker.
 
         Refused (with a notification, returning None) while a run is in progress
         or when no image layer is selected.
         """
-        from napari.qt.threading import create_worker
+        source = self._prepare()
+        if source is None:
+            return None
+        kwargs = {**self._run_kwargs(source), "max_pixels": self._fit_pixels.value}
+        k = int(self._n_colors.value)
+        return self._start(
+            "quantize",
+            quantize_source_iter,
+            (source, k),
+            kwargs,
+            f"Quantising {source.name!r} into {k} colours...",
+        )
+
+    def compare(self, ks: Any = None):
+        """Start a sweep over k (Compare k) in a thread; return the worker.
+
+        Parameters
+        ----------
+        ks : iterable of int, optional
+            Palette sizes; default: the ones typed in the "compare k" field.
+
+        When it finishes the plot and the table show quality against indexed-PNG
+        size for every k; clicking a row of the table runs that k.
+        """
+        ks = self._parse_ks() if ks is None else tuple(sorted({int(k) for k in ks}))
+        if ks is None:
+            return None
+        source = self._prepare()
+        if source is None:
+            return None
+        return self._start_sweep(source, ks, "sweep", None)
+
+    def auto(self):
+        """Pick the smallest k reaching the auto-k target, and run it.
+
+        Candidates are the "compare k" values and 256. A sweep is run first (in a
+        thread, as Compare k; the worker is returned) unless the last sweep already
+        covers them with the same inputs; then the chosen k is run at once (and
+        that run's worker is returned). When no candidate reaches the target a
+        notification says so and k = 256 is used.
+        """
+        from napari.utils.notifications import show_error
+
+        ks = self._parse_ks()
+        if ks is None:
+            return None
+        ks = tuple(sorted({*ks, AUTO_K_MAX}))
+        source = self._prepare()
+        if source is None:
+            return None
+        if self._target.value == "ciede2000" and not source.rgb:
+            show_error(
+                "Mean CIEDE2000 needs an RGB(A) image; choose a PSNR target for "
+                f"the single-channel layer {source.name!r}."
+            )
+            return None
+        table = self._table
+        if (
+            table is not None
+            and self._table_key == self._sweep_key(source)
+            and set(ks) <= set(table.ks)
+        ):
+            return self._pick_auto_k(table, ks)
+        return self._start_sweep(source, ks, "auto", ks)
+
+    def cancel(self) -> None:
+        """Ask the running worker to stop; no layers are added."""
+        worker = self._state["worker"]
+        if worker is not None:
+            worker.quit()
+            self._then = None
+            self._status.value = "Cancelling..."
+            for button in self._buttons():
+                button.enabled = False
+
+    # --- starting workers ---------------------------------------------------------
+
+    def _prepare(self) -> SourceInfo | None:
+        """The selected layer's snapshot, or None (with a notification)."""
         from napari.utils.notifications import show_error, show_warning
-        from superqt.utils import GeneratorWorker
 
         if self.is_running:
             show_warning(
@@ -227,24 +399,64 @@ class QuantizeWidget(Container):
             show_error("Choose an image layer to quantise first.")
             return None
         try:
-            source = source_info(layer)
+            return source_info(layer)
         except (TypeError, ValueError) as exc:
             show_error(str(exc))
             return None
-        self._run_source = source
-        kwargs = {
+
+    def _run_kwargs(self, source: SourceInfo) -> dict[str, Any]:
+        return {
             "color_space": self._color_space.value if source.rgb else "rgb",
             "random_state": int(self._seed.value),
             "dither": bool(self._dither.value),
-            "max_pixels": self._fit_pixels.value,
         }
-        k = int(self._n_colors.value)
+
+    def _sweep_key(self, source: SourceInfo) -> tuple:
+        """What a sweep depends on: the layer, its data and the run settings."""
+        levels = tuple(id(level) for level in source.levels)
+        settings = tuple(sorted(self._run_kwargs(source).items()))
+        return (id(source.layer), levels, settings)
+
+    def _parse_ks(self) -> tuple[int, ...] | None:
+        from napari.utils.notifications import show_error
+
+        text = str(self._sweep_ks.value).replace(",", " ").split()
+        try:
+            ks = sorted({int(word) for word in text})
+        except ValueError:
+            ks = []
+        if not ks or not all(2 <= k <= 256 for k in ks):
+            show_error(
+                f"'compare k' must list palette sizes from 2 to 256, e.g. "
+                f"{DEFAULT_SWEEP_KS!r}; got {self._sweep_ks.value!r}."
+            )
+            return None
+        return tuple(ks)
+
+    def _start_sweep(self, source: SourceInfo, ks: tuple, job: str, auto_ks):
+        kwargs = self._run_kwargs(source)
+        message = f"Comparing k = {', '.join(map(str, ks))} on {source.name!r}..."
+        if job == "auto":
+            message = (
+                f"Auto k: trying k = {', '.join(map(str, ks))} on {source.name!r}..."
+            )
+        self._pending_key = self._sweep_key(source)
+        self._auto_ks = auto_ks
+        return self._start(job, sweep_source_iter, (source, ks), kwargs, message)
+
+    def _start(self, job: str, func, args: tuple, kwargs: dict, message: str):
+        """Run ``func(*args, **kwargs)`` (a progress generator) in a thread worker."""
+        from napari.qt.threading import create_worker
+        from superqt.utils import GeneratorWorker
+
+        self._run_source = args[0]
+        self._job = job
+        self._then = None
         # superqt's GeneratorWorker (not napari's subclass) so that errors and
         # warnings reach the user once, through our handlers, as plain messages.
         worker = create_worker(
-            quantize_source_iter,
-            source,
-            k,
+            func,
+            *args,
             **kwargs,
             _worker_class=GeneratorWorker,
             _start_thread=False,
@@ -258,17 +470,9 @@ class QuantizeWidget(Container):
             },
         )
         self._state["worker"] = worker
-        self._set_running(True, f"Quantising {source.name!r} into {k} colours...")
+        self._set_running(True, message)
         worker.start()
         return worker
-
-    def cancel(self) -> None:
-        """Ask the running worker to stop; no layers are added."""
-        worker = self._state["worker"]
-        if worker is not None:
-            worker.quit()
-            self._status.value = "Cancelling..."
-            self._run_button.enabled = False
 
     # --- worker callbacks (main thread) -------------------------------------------
 
@@ -278,7 +482,13 @@ class QuantizeWidget(Container):
         percent = round(100 * float(fraction))
         self._progress.value = percent
 
-    def _on_returned(self, outcome: QuantizeOutcome) -> None:
+    def _on_returned(self, value: Any) -> None:
+        if self._job == "quantize":
+            self._on_quantized(value)
+        else:
+            self._on_swept(value)
+
+    def _on_quantized(self, outcome: QuantizeOutcome) -> None:
         from napari.utils.notifications import show_info, show_warning
 
         source = self._run_source
@@ -311,11 +521,28 @@ class QuantizeWidget(Container):
             f"({result.n_distinct:,} distinct in the source)."
         )
 
+    def _on_swept(self, table: SweepTable) -> None:
+        source = self._run_source
+        if self._state["closed"] or source is None:
+            return
+        self._table = table
+        self._table_key = self._pending_key
+        k = int(self._n_colors.value)
+        self._show_sweep(table, source.name, k if k in table.ks else None)
+        self._status.value = (
+            f"Compared {len(table)} values of k in {table.seconds:.1f} s; click a "
+            "row of the table to run that k."
+        )
+        if self._job == "auto":
+            ks = self._auto_ks
+            self._then = lambda: self._pick_auto_k(table, ks)
+
     def _on_errored(self, exc: Exception) -> None:
         from napari.utils.notifications import show_error
 
         name = self._run_source.name if self._run_source is not None else "the layer"
-        show_error(f"K-means quantisation of {name!r} failed: {exc}")
+        what = "K-means quantisation" if self._job == "quantize" else "Comparing k"
+        show_error(f"{what} of {name!r} failed: {exc}")
         if not self._state["closed"]:
             self._status.value = f"Failed: {exc}"
 
@@ -326,14 +553,181 @@ class QuantizeWidget(Container):
         show_warning(str(message))
 
     def _on_aborted(self) -> None:
+        self._then = None
         if not self._state["closed"]:
-            self._status.value = "Cancelled: no layers were added."
+            if self._job == "quantize":
+                self._status.value = "Cancelled: no layers were added."
+            else:
+                self._status.value = "Cancelled: the comparison of k was discarded."
 
     def _on_finished(self) -> None:
         self._state["worker"] = None
         if self._state["closed"]:
             return
         self._set_running(False)
+        then, self._then = self._then, None
+        if then is not None:
+            then()
+
+    # --- compare k / auto k -------------------------------------------------------
+
+    def _target_kwargs(self) -> dict[str, float]:
+        value = float(self._target_value.value)
+        if self._target.value == "psnr":
+            return {"min_psnr": value}
+        return {"max_ciede2000": value}
+
+    def _target_text(self) -> str:
+        value = float(self._target_value.value)
+        if self._target.value == "psnr":
+            return f"PSNR >= {value:g} dB"
+        return f"mean CIEDE2000 <= {value:g}"
+
+    def _pick_auto_k(self, table: SweepTable, ks: tuple[int, ...]):
+        """Set k to the smallest of `ks` in `table` reaching the target; run it."""
+        from napari.utils.notifications import show_info, show_warning
+
+        target = self._target_kwargs()
+        row = next(
+            (r for r in table if r.k in ks and r.meets(**target)),
+            None,
+        )
+        if row is None:
+            best = table.row(max(ks)) if max(ks) in table.ks else table.rows[-1]
+            ciede = "n/a" if best.ciede2000 is None else f"{best.ciede2000:.2f}"
+            show_warning(
+                f"Auto k: no k up to {AUTO_K_MAX} reaches {self._target_text()} "
+                f"(k={best.k} gives PSNR {best.psnr:.2f} dB, mean CIEDE2000 "
+                f"{ciede}); using k = {AUTO_K_MAX}."
+            )
+            k = AUTO_K_MAX
+        else:
+            k = row.k
+            show_info(
+                f"Auto k: k = {k} is the smallest of {', '.join(map(str, ks))} "
+                f"reaching {self._target_text()}."
+            )
+        self._choose_k(k)
+        return self.run()
+
+    def _choose_k(self, k: int) -> None:
+        """Set k, mark it on the plot and select its table row."""
+        self._n_colors.value = int(k)
+        table = self._table
+        if table is None:
+            return
+        self._draw_plot(table, k if k in table.ks else None)
+        if k in table.ks:
+            self._sweep_table.native.selectRow(table.ks.index(k))
+
+    def _on_sweep_row_clicked(self, row: int, _column: int = 0) -> None:
+        from napari.utils.notifications import show_warning
+
+        table = self._table
+        if table is None or not 0 <= row < len(table):
+            return
+        if self.is_running:
+            show_warning("Wait for the running job to finish (or cancel it) first.")
+            return
+        self._choose_k(table.rows[row].k)
+        self.run()
+
+    def _show_sweep(self, table: SweepTable, name: str, mark_k: int | None) -> None:
+        from qtpy.QtCore import Qt
+        from qtpy.QtWidgets import (
+            QAbstractItemView,
+            QHeaderView,
+            QStyledItemDelegate,
+        )
+
+        align = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+        rows = [
+            [
+                str(r.k),
+                "inf" if r.psnr == float("inf") else f"{r.psnr:.2f}",
+                "n/a" if r.ciede2000 is None else f"{r.ciede2000:.2f}",
+                "n/a" if r.png_bytes is None else f"{r.png_bytes:,}",
+                "n/a" if r.ratio is None else f"{r.ratio:.2f} : 1",
+            ]
+            for r in table
+        ]
+        self._sweep_title.value = (
+            f"<b>Compare k on {html.escape(repr(name))}</b>: quality against the "
+            "real indexed-PNG size; ratio = raw 24-bit size / PNG bytes. "
+            "Click a row to run that k."
+        )
+        self._sweep_table.value = {
+            "data": rows,
+            "index": [""] * len(rows),
+            "columns": list(SWEEP_COLUMNS),
+        }
+        qtable = self._sweep_table.native
+        # the plain delegate shows our text (magicgui's re-formats numbers)
+        qtable.setItemDelegate(QStyledItemDelegate(qtable))
+        for i, cells in enumerate(rows):
+            for j, text in enumerate(cells):
+                item = qtable.item(i, j)
+                if item is not None:  # exactly our text, not a re-formatted number
+                    item.setText(text)
+                    item.setTextAlignment(int(align))
+        qtable.verticalHeader().setVisible(False)
+        qtable.verticalHeader().setDefaultSectionSize(22)
+        qtable.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        qtable.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        qtable.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        qtable.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        height = qtable.horizontalHeader().sizeHint().height() + 2 * qtable.frameWidth()
+        height += min(len(rows), 9) * qtable.verticalHeader().defaultSectionSize()
+        qtable.setFixedHeight(height + 4)
+        self._draw_plot(table, mark_k)
+        if mark_k is not None:
+            qtable.selectRow(table.ks.index(mark_k))
+        self._sweep_box.visible = True
+
+    def _draw_plot(self, table: SweepTable, mark_k: int | None) -> None:
+        import matplotlib as mpl
+
+        from .sweep import plot_sweep
+
+        self._ensure_canvas()
+        fig = self._figure
+        fig.clear()
+        with mpl.rc_context({"font.size": 8, "axes.titlesize": 8}):
+            ax = fig.add_subplot()
+            plot_sweep(table, ax, mark_k=mark_k)
+            _fit_to_dock(ax)
+        self._canvas.draw_idle()
+
+    def _ensure_canvas(self) -> None:
+        if self._canvas is not None:
+            return
+        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+        from matplotlib.figure import Figure
+
+        self._figure = Figure(figsize=(4.4, 3.4), dpi=100, layout="constrained")
+        self._canvas = FigureCanvasQTAgg(self._figure)
+        self._canvas.setMinimumHeight(340)
+        layout = self._sweep_box.native.layout()
+        layout.addWidget(self._canvas)
+        layout.addWidget(self._sweep_table.native)
+
+    def _on_compare_button(self, _value: Any = None) -> None:
+        if self.is_running:
+            self.cancel()
+        else:
+            self.compare()
+
+    def _on_auto_button(self, _value: Any = None) -> None:
+        if self.is_running:
+            self.cancel()
+        else:
+            self.auto()
+
+    def _on_target_changed(self, value: str) -> None:
+        self._target_value.value = TARGET_DEFAULTS[value]
+
+    def _buttons(self) -> list[PushButton]:
+        return [self._run_button, self._compare_button, self._auto_button]
 
     # --- UI state -----------------------------------------------------------------
 
@@ -380,7 +774,8 @@ class QuantizeWidget(Container):
         layer = self._image.value
         rgb = bool(getattr(layer, "rgb", True))
         if not self.is_running:
-            self._run_button.enabled = has_images and layer is not None
+            for button in self._buttons():
+                button.enabled = has_images and layer is not None
             self._run_button.tooltip = (
                 "Quantise the selected image layer."
                 if has_images
@@ -401,11 +796,19 @@ class QuantizeWidget(Container):
             self._seed,
             self._fit_pixels,
             self._dither,
+            self._sweep_ks,
+            self._target,
+            self._target_value,
         ):
             widget.enabled = not running
         self._color_space.enabled = not running
-        self._run_button.text = "Cancel" if running else "Run"
-        self._run_button.enabled = True
+        self._sweep_table.native.setEnabled(not running)
+        active = {"quantize": self._run_button, "sweep": self._compare_button}.get(
+            self._job, self._auto_button
+        )
+        for job, button in zip(BUTTON_TEXT, self._buttons(), strict=True):
+            button.text = "Cancel" if running and button is active else BUTTON_TEXT[job]
+            button.enabled = button is active or not running
         self._progress.visible = running
         if running:
             self._progress.value = 0
@@ -452,12 +855,18 @@ class QuantizeWidget(Container):
         from qtpy.QtCore import Qt
         from qtpy.QtWidgets import QAbstractItemView, QSizePolicy
 
-        for label in (self._hint, self._status, self._palette_title, self._figures):
+        for label in (
+            self._hint,
+            self._status,
+            self._palette_title,
+            self._figures,
+            self._sweep_title,
+        ):
             label.native.setWordWrap(True)
             label.native.setSizePolicy(
                 QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Minimum
             )
-        for label in (self._palette_title, self._figures):
+        for label in (self._palette_title, self._figures, self._sweep_title):
             label.native.setTextFormat(Qt.TextFormat.RichText)
         self._hint.native.setStyleSheet("color: #e0a030;")
         table = self._swatches.native
@@ -520,6 +929,35 @@ def _figures_html(report: SizeReport | None) -> str:
         for name, value in rows
     )
     return f"<b>Compression</b><table cellspacing='3'>{body}</table>"
+
+
+def _fit_to_dock(ax) -> None:
+    """Make :func:`~.sweep.plot_sweep`'s figure fit a narrow dock widget.
+
+    The legend moves below the axes (where it hides no point or k label) and the
+    long note on the ΔE00 = 2.3 line is shortened so that it is not cut off.
+    """
+    legend = ax.get_legend()
+    if legend is not None:
+        handles = legend.legend_handles
+        labels = [text.get_text() for text in legend.get_texts()]
+        legend.remove()
+        ax.legend(
+            handles,
+            labels,
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.16),
+            ncol=len(handles),
+            fontsize=7,
+            frameon=False,
+            handlelength=1.5,
+            columnspacing=1.0,
+        )
+    for other in ax.figure.axes:
+        for text in other.texts:
+            if text.get_text().startswith("ΔE00 = 2.3"):
+                text.set_text("ΔE00 = 2.3 (about 1 just-noticeable difference)")
+                text.set_fontsize(7)
 
 
 def _on_destroyed(state: dict, *_: Any) -> None:
