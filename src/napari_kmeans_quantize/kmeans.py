@@ -46,9 +46,6 @@ _MAX_KEY_BITS = 21
 _COARSE_TOL_FACTOR = 0.1
 # Fraction of the boxes split per round of the initialisation.
 _SPLIT_FRACTION = 0.25
-_ACCEL_STEP = 0.0
-_ACCEL_MAX = 0.0
-_ACCEL_ANY_STOP = True
 # Runners-up whose distance bounds each point keeps.
 _TRACKED = 2
 # Up to this many clusters, bounds use the shifts of nearby centres only ...
@@ -514,31 +511,26 @@ def _lloyd(
     n_iter = 0
     moved = 1
     force = np.zeros(0, dtype=np.intp)
-    beta = 0.0
     for n_iter in range(1, max_iter + 1):
-        reseeded = cl.update(force, beta)
-        plain = cl.at_means
+        reseeded = cl.update(force)
         force = np.zeros(0, dtype=np.intp)
         moved = cl.assign()
         err = cl.error()
         yield start + (stop - start) * min(1.0, n_iter / 30)
-        if moved == 0 and not reseeded and plain:
+        if moved == 0 and not reseeded:
             force = _duplicates(cl.centers)
             if len(force) == 0:
                 converged = True
                 break
         elif (
-            (plain or _ACCEL_ANY_STOP)
-            and not reseeded
+            not reseeded
             and (prev_err - err) <= tol * max(err, 0.0)
             and (cl.n_sum > 0).all()
         ):
             converged = True
             break
-        # Over-relax while the error falls; a plain step after any rise.
-        beta = min(_ACCEL_MAX, beta + _ACCEL_STEP) if err < prev_err else 0.0
-        prev_err = min(prev_err, err) if not plain else err
-    if moved or not cl.at_means:
+        prev_err = err
+    if moved:
         cl.update(force)
     return cl.state(), n_iter, converged
 
@@ -563,7 +555,6 @@ class _Clusters:
         self.n_sum = np.bincount(self.labels, minlength=k)
         self.const = float(weights @ np.einsum("ij,ij->i", points, points))
         self.half_gap = np.zeros(k)
-        self.at_means = False
         # rad[j] >= the largest distance of a member of cluster j to its centre.
         self.rad = np.zeros(k)
         np.maximum.at(self.rad, self.labels, self.upper + self.drift[self.labels])
@@ -586,8 +577,8 @@ class _Clusters:
         s = self.s_sum[nz]
         return self.const - float((np.einsum("ij,ij->i", s, s) / self.w_sum[nz]).sum())
 
-    def update(self, force: np.ndarray, beta: float = 0.0) -> bool:
-        """Move the centres to their clusters' means (or beyond, by `beta`).
+    def update(self, force: np.ndarray) -> bool:
+        """Move the centres to their clusters' means.
 
         Centres of empty clusters, and those in `force`, move to badly served
         points. Returns whether any centre was moved that way.
@@ -596,13 +587,6 @@ class _Clusters:
         new = centers.copy()
         nz = self.n_sum > 0
         new[nz] = self.s_sum[nz] / self.w_sum[nz, None]
-        self.at_means = True
-        if beta > 0:
-            # Over-relaxation: go further along the step (undone if it hurts).
-            step = new[nz] - centers[nz]
-            if step.any():
-                new[nz] += beta * step
-                self.at_means = False
         nz[force] = False
         empty = np.flatnonzero(~nz)
         if len(empty):
