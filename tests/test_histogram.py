@@ -1,0 +1,53 @@
+"""Tests for the exact colour histogram."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from skimage import data
+
+from napari_kmeans_quantize import histogram
+from napari_kmeans_quantize.histogram import color_histogram
+
+
+def _check(pixels: np.ndarray) -> None:
+    hist = color_histogram(pixels)
+    expected, counts = np.unique(pixels, axis=0, return_counts=True)
+    np.testing.assert_array_equal(hist.colors[hist.inverse], pixels)
+    assert hist.colors.dtype == pixels.dtype
+    assert hist.counts.sum() == len(pixels)
+    assert hist.n_colors == len(expected)
+    # Same set of colours and the same count for each.
+    got = dict(zip(map(tuple, hist.colors.tolist()), hist.counts.tolist(), strict=True))
+    want = dict(zip(map(tuple, expected.tolist()), counts.tolist(), strict=True))
+    assert got == want
+
+
+@pytest.mark.parametrize(
+    "dtype", [np.uint8, np.int8, np.uint16, np.int16, np.int32, np.float32, np.float64]
+)
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_exact_for_every_dtype_and_channel_count(dtype, channels):
+    rng = np.random.default_rng(channels)
+    info = np.iinfo(dtype) if np.dtype(dtype).kind in "ui" else None
+    lo, hi = (info.min, info.max) if info else (-2.0, 2.0)
+    # Few levels, so colours repeat.
+    levels = np.linspace(lo, hi, 5).astype(dtype)
+    pixels = levels[rng.integers(0, 5, (500, channels))]
+    _check(pixels)
+
+
+def test_dense_path_on_a_photo(monkeypatch):
+    pixels = data.astronaut().reshape(-1, 3)
+    monkeypatch.setattr(histogram, "_DENSE_MIN_PIXELS", 1)
+    _check(pixels)
+
+
+def test_negative_zero_is_zero():
+    pixels = np.array([[0.0, 1.0], [-0.0, 1.0]])
+    assert color_histogram(pixels).n_colors == 1
+
+
+def test_bad_shape():
+    with pytest.raises(ValueError, match=r"shape \(N, C\)"):
+        color_histogram(np.zeros(5))

@@ -1,0 +1,122 @@
+"""Tests for the weighted k-means fit (the engine's clustering step)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from skimage import data
+from sklearn.cluster import KMeans
+
+from napari_kmeans_quantize.histogram import color_histogram
+from napari_kmeans_quantize.kmeans import weighted_kmeans, weighted_kmeans_iter
+
+
+def _photo_points(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    hist = color_histogram(image.reshape(-1, 3))
+    return hist.colors.astype(np.float64), hist.counts.astype(np.float64)
+
+
+def _inertia(points, weights, centers):
+    d = ((points[:, None, :] - centers[None]) ** 2).sum(axis=2)
+    return float((weights * d.min(axis=1)).sum())
+
+
+@pytest.fixture(scope="module")
+def coffee_points():
+    # ~40 k distinct colours: large enough to go through the grid pyramid.
+    return _photo_points(data.coffee()[::2, ::2])
+
+
+def test_fit_is_a_fixed_point_of_lloyd_when_run_to_convergence(coffee_points):
+    points, weights = coffee_points
+    fit = weighted_kmeans(points, weights, 24, tol=0)
+    assert fit.converged
+    # Every point sits in its nearest cluster ...
+    d = ((points[:, None, :] - fit.centers[None]) ** 2).sum(axis=2)
+    np.testing.assert_allclose(d[np.arange(len(points)), fit.labels], d.min(axis=1))
+    # ... and every centre is the weighted mean of its cluster.
+    for j in range(24):
+        members = fit.labels == j
+        assert members.any()
+        mean = weights[members] @ points[members] / weights[members].sum()
+        np.testing.assert_allclose(fit.centers[j], mean, rtol=1e-9, atol=1e-9)
+    assert fit.inertia == pytest.approx(_inertia(points, weights, fit.centers))
+
+
+@pytest.mark.parametrize("k", [4, 32])
+def test_error_is_as_low_as_scikit_learn_kmeans(coffee_points, k):
+    points, weights = coffee_points
+    ours = weighted_kmeans(points, weights, k)
+    theirs = KMeans(k, n_init=1, random_state=0).fit(points, sample_weight=weights)
+    assert ours.inertia <= 1.01 * theirs.inertia_
+
+
+def test_weights_count_like_repeated_points():
+    rng = np.random.default_rng(0)
+    points = rng.uniform(0, 100, (300, 3))
+    weights = rng.integers(1, 5, 300)
+    weighted = weighted_kmeans(points, weights.astype(float), 5, tol=0)
+    repeated = np.repeat(points, weights, axis=0)
+    # The weighted fit's error equals the error of those centres on the repeats.
+    assert weighted.inertia == pytest.approx(
+        _inertia(repeated, np.ones(len(repeated)), weighted.centers)
+    )
+
+
+def test_deterministic(coffee_points):
+    points, weights = coffee_points
+    a = weighted_kmeans(points, weights, 16)
+    b = weighted_kmeans(points.copy(), weights.copy(), 16)
+    np.testing.assert_array_equal(a.centers, b.centers)
+    np.testing.assert_array_equal(a.labels, b.labels)
+
+
+def test_k_equals_n_gives_every_point_its_own_cluster():
+    points = np.array([[0.0, 0], [5, 5], [9, 1], [3, 8]])
+    fit = weighted_kmeans(points, np.ones(4), 4)
+    assert sorted(map(tuple, fit.centers)) == sorted(map(tuple, points))
+    assert fit.inertia == pytest.approx(0.0)
+
+
+def test_one_cluster_is_the_weighted_mean():
+    points = np.array([[0.0], [10.0]])
+    fit = weighted_kmeans(points, np.array([3.0, 1.0]), 1)
+    np.testing.assert_allclose(fit.centers, [[2.5]])
+    assert fit.inertia == pytest.approx(3 * 2.5**2 + 7.5**2)
+
+
+def test_duplicate_points_still_give_k_distinct_centres():
+    points = np.repeat(np.array([[0.0, 0], [1, 0], [0, 1], [1, 1]]), 50, axis=0)
+    points = np.vstack([points, [[0.5, 0.5]]])
+    fit = weighted_kmeans(points, np.ones(len(points)), 5)
+    assert len(np.unique(fit.centers, axis=0)) == 5
+
+
+def test_progress_is_monotonic_and_ends_at_one(coffee_points):
+    points, weights = coffee_points
+    gen = weighted_kmeans_iter(points, weights, 8)
+    fractions = []
+    while True:
+        try:
+            fractions.append(next(gen))
+        except StopIteration as stop:
+            fit = stop.value
+            break
+    assert fractions == sorted(fractions)
+    assert fractions[0] >= 0 and fractions[-1] <= 1
+    assert fit.centers.shape == (8, 3)
+
+
+@pytest.mark.parametrize(
+    "points,weights,k,match",
+    [
+        (np.zeros(4), np.ones(4), 2, r"shape \(n, d\)"),
+        (np.zeros((4, 3)), np.ones(3), 2, "weights must have shape"),
+        (np.zeros((4, 3)), np.ones(4), 0, "between 1 and 4"),
+        (np.zeros((4, 3)), np.ones(4), 5, "between 1 and 4"),
+        (np.zeros((4, 3)), np.ones(4), True, "between 1 and 4"),
+    ],
+)
+def test_bad_arguments(points, weights, k, match):
+    with pytest.raises(ValueError, match=match):
+        weighted_kmeans(points, weights, k)
