@@ -402,6 +402,7 @@ def test_multiscale_bad_levels(pyramid):
 @pytest.mark.slow
 def test_distributed_client_matches_in_memory(rgb, pyramid):
     import distributed
+
     image = _noisy(rgb)
     with (
         warnings.catch_warnings(),

@@ -418,8 +418,8 @@ def test_compare_k_fills_table_and_plot(make_widget, qtbot, wait_idle, small_ast
     assert widget._sweep_table.shape == (len(SWEEP_KS), 5)
     assert widget._sweep_table.column_headers == (
         "k",
-        "PSNR (dB)",
-        "CIEDE2000",
+        "PSNR dB",
+        "ΔE00",
         "PNG bytes",
         "ratio",
     )

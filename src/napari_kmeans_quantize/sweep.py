@@ -591,17 +591,15 @@ def plot_sweep(
         ax2.plot(
             *zip(*de_rows, strict=True), "s--", color=orange, label="mean CIEDE2000"
         )
-        ax2.axhline(2.3, color=orange, linestyle=":", linewidth=1)
-        ax2.annotate(
-            "ΔE00 = 2.3: about one just-noticeable difference", (0.5, 2.3),
-            xycoords=("axes fraction", "data"), xytext=(0, -3),
-            textcoords="offset points", ha="center", va="top", fontsize=8,
-            color=orange,
+        # In the legend, not written on the plot, where it would cross the points.
+        jnd = ax2.axhline(
+            2.3, color=orange, linestyle=":", linewidth=1,
+            label="ΔE00 = 2.3 (just noticeable)",
         )  # fmt: skip
         ax2.set_ylabel("mean CIEDE2000 (ΔE00), lower is better", color=orange)
         ax2.tick_params(axis="y", colors=orange)
         ax2.set_ylim(bottom=0)
-        handles = handles + ax2.get_lines()[:1]
+        handles = [*handles, ax2.get_lines()[0], jnd]
     if mark_k is not None:
         for r, x, y in zip(rows, kib, psnr, strict=True):
             if r.k == mark_k:
