@@ -7,17 +7,19 @@ import logging
 import threading
 import warnings
 
+import dask
+import dask.array as da
 import numpy as np
 import pytest
 from skimage import data
 
-from napari_kmeans_quantize import apply_palette, quantize, quantize_iter
-
-da = pytest.importorskip("dask.array")
-dask = pytest.importorskip("dask")
-
-from napari_kmeans_quantize import chunked  # noqa: E402
-from napari_kmeans_quantize.chunked import (  # noqa: E402
+from napari_kmeans_quantize import (
+    apply_palette,
+    chunked,
+    quantize,
+    quantize_iter,
+)
+from napari_kmeans_quantize.chunked import (
     quantize_dask_iter,
     quantize_multiscale,
     quantize_multiscale_iter,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from napari.layers import Image, Labels, Layer
 
-from napari_kmeans_quantize import quantize
+from napari_kmeans_quantize import apply_palette, quantize
 from napari_kmeans_quantize._layers import (
     layer_data_tuples,
     layer_names,
@@ -17,9 +18,6 @@ from napari_kmeans_quantize._layers import (
 from napari_kmeans_quantize.metrics import size_report
 from napari_kmeans_quantize.palette_io import to_png_bytes
 from napari_kmeans_quantize.sweep import sweep
-
-napari = pytest.importorskip("napari")
-from napari.layers import Image, Labels, Layer  # noqa: E402
 
 
 def _drain(gen):
@@ -249,17 +247,59 @@ def test_multiscale_fits_once_and_maps_every_level(astronaut, monkeypatch):
     assert len(image.data) == 3 and len(labels.data) == 3
 
 
-def test_dask_source_is_computed_and_left_alone(astronaut):
-    da = pytest.importorskip("dask.array")
-    lazy = da.from_array(astronaut[::4, ::4], chunks=(32, 32, 3))
+def test_dask_source_stays_lazy_and_matches_in_memory(astronaut):
+    import dask.array as da
+
+    small = astronaut[::4, ::4]
+    lazy = da.from_array(small, chunks=(32, 32, 3))
     source = Image(lazy, name="lazy", rgb=True)
     outcome = _drain(quantize_source_iter(source_info(source), 5))
     assert any("dask" in note for note in outcome.notes)
-    assert isinstance(outcome.result.image, np.ndarray)
-    np.testing.assert_array_equal(
-        outcome.result.image, outcome.result.palette[outcome.result.labels]
-    )
+    result = outcome.result
+    # Outputs are lazy (napari draws them block by block) ...
+    assert isinstance(result.image, da.Array) and isinstance(result.labels, da.Array)
+    # ... and equal, bit for bit, to the in-memory run.
+    eager = quantize(small, 5)
+    np.testing.assert_array_equal(result.palette, eager.palette)
+    np.testing.assert_array_equal(result.labels.compute(), eager.labels)
+    np.testing.assert_array_equal(result.image.compute(), eager.image)
+    # The report holds what needs no pass over the pixels.
+    assert outcome.report.formula_bits == size_report(eager).formula_bits
+    assert outcome.report.png_bytes is None and outcome.report.psnr is None
     assert source.data is lazy
+
+
+def test_lazy_multiscale_stays_lazy_at_every_level(astronaut):
+    import dask.array as da
+
+    levels = [
+        da.from_array(astronaut, chunks=(128, 128, 3)),
+        da.from_array(astronaut[::2, ::2], chunks=(128, 128, 3)),
+    ]
+    source = Image(levels, name="pyr", rgb=True, multiscale=True)
+    outcome = _drain(quantize_source_iter(source_info(source), 6))
+    assert outcome.params["fit_level"] == 0
+    assert [img.shape for img, _ in outcome.levels] == [lv.shape for lv in levels]
+    eager = quantize(astronaut, 6)
+    np.testing.assert_array_equal(outcome.result.palette, eager.palette)
+    for (img, lab), level in zip(outcome.levels, levels, strict=True):
+        assert isinstance(lab, da.Array)
+        mapped = apply_palette(np.asarray(level), eager.palette)
+        np.testing.assert_array_equal(lab.compute(), mapped.labels)
+        np.testing.assert_array_equal(img.compute(), mapped.image)
+
+
+def test_lazy_source_with_dither_is_computed_into_memory(astronaut):
+    import dask.array as da
+
+    small = astronaut[::8, ::8]
+    source = Image(da.from_array(small, chunks=32), name="d", rgb=True)
+    outcome = _drain(quantize_source_iter(source_info(source), 4, dither=True))
+    assert isinstance(outcome.result.labels, np.ndarray)
+    assert any("computed into memory" in note for note in outcome.notes)
+    np.testing.assert_array_equal(
+        outcome.result.labels, quantize(small, 4, dither=True).labels
+    )
 
 
 def test_outcome_carries_the_size_report(astronaut):

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+import dask.array as da
 import numpy as np
 import pytest
+from napari.layers import Image, Labels
 
 from napari_kmeans_quantize import quantize
 from napari_kmeans_quantize._widget import QuantizeWidget
 from napari_kmeans_quantize.metrics import size_report
 from napari_kmeans_quantize.sweep import sweep
-
-napari = pytest.importorskip("napari")
-from napari.layers import Image, Labels  # noqa: E402
 
 RESULT_SUFFIXES = ("(k={k})", "(k={k}) labels", "(k={k}) palette")
 
@@ -255,7 +254,17 @@ def test_grey_layer_disables_perceptual_colour_spaces(make_widget, small_rgb):
 
 
 @pytest.mark.parametrize(
-    "kind", ["rgba", "grayscale", "uint16", "float", "rgb_stack", "dask", "multiscale"]
+    "kind",
+    [
+        "rgba",
+        "grayscale",
+        "uint16",
+        "float",
+        "rgb_stack",
+        "dask",
+        "multiscale",
+        "dask_multiscale",
+    ],
 )
 def test_input_kinds_pass_through_the_widget(
     kind, make_widget, qtbot, wait_idle, small_rgb, data_hash, notifications
@@ -275,14 +284,14 @@ def test_input_kinds_pass_through_the_widget(
     elif kind == "rgb_stack":
         data = np.stack([small_rgb, small_rgb[::-1], small_rgb[:, ::-1]])
     elif kind == "dask":
-        da = pytest.importorskip("dask.array")
         data = da.from_array(small_rgb, chunks=(16, 32, 3))
-    else:  # multiscale
+    elif kind == "multiscale":
         data = [small_rgb, small_rgb[::2, ::2]]
-    source = viewer.add_image(
-        data, name=kind, rgb=rgb, multiscale=kind == "multiscale" or None
-    )
-    before = data_hash(source.data[0] if kind == "multiscale" else source.data)
+    else:  # dask_multiscale
+        data = [da.from_array(small_rgb, chunks=16), small_rgb[::2, ::2]]
+    multiscale = kind.endswith("multiscale")
+    source = viewer.add_image(data, name=kind, rgb=rgb, multiscale=multiscale or None)
+    before = data_hash(source.data[0] if multiscale else source.data)
     widget._n_colors.value = 6
     _run(widget, qtbot, wait_idle)
 
@@ -291,7 +300,7 @@ def test_input_kinds_pass_through_the_widget(
     palette = labels.metadata["palette"]
     levels = (
         list(zip(image.data, labels.data, strict=True))
-        if kind == "multiscale"
+        if multiscale
         else [(image.data, labels.data)]
     )
     for img, lab in levels:
@@ -299,22 +308,25 @@ def test_input_kinds_pass_through_the_widget(
         if not rgb:
             expected = expected[..., 0]
         np.testing.assert_array_equal(np.asarray(img), expected)
-    src0 = np.asarray(source.data[0] if kind == "multiscale" else source.data)
+    src0 = np.asarray(source.data[0] if multiscale else source.data)
     assert np.asarray(levels[0][0]).shape == src0.shape
     assert np.asarray(levels[0][0]).dtype == src0.dtype
     assert image.rgb == source.rgb
     assert tuple(image.contrast_limits) == tuple(source.contrast_limits)
     assert len(labels.features) == len(palette) <= 6
     assert strip.ndim == 2
-    assert data_hash(source.data[0] if kind == "multiscale" else source.data) == before
+    assert data_hash(source.data[0] if multiscale else source.data) == before
     if kind == "rgba":
         assert list(labels.features.columns)[2:6] == ["R", "G", "B", "A"]
         assert (np.asarray(image.data)[:5, :, 3] == 0).all()
     if kind == "rgb_stack":
         assert labels.data.shape == data.shape[:3]
-    if kind == "dask":
+    if kind.startswith("dask"):
         assert any("dask" in m for m, _ in notifications)
-    if kind == "multiscale":
+        # lazy in, lazy out: napari computes the blocks it draws
+        for img, lab in levels:
+            assert isinstance(img, da.Array) and isinstance(lab, da.Array)
+    if multiscale:
         assert image.multiscale and labels.multiscale
         assert any("Multiscale" in m for m, _ in notifications)
 

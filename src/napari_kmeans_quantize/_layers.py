@@ -34,12 +34,12 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .metrics import SizeReport, size_report
+from .metrics import SizeReport, _size_report, size_report
 from .quantize import QuantizeResult, apply_palette_iter, quantize_iter
 
 if TYPE_CHECKING:
@@ -222,12 +222,18 @@ def quantize_source_iter(
     The result is the generator's return value. Stop iterating to cancel: no layer
     is touched here, so nothing is left half-done.
 
-    * Lazy data (dask, zarr) is computed into memory first (arrays with more than
-      ``MAX_PIXELS_IN_MEMORY`` pixels are refused).
+    * Lazy data (dask, zarr) is never loaded whole: the exact colour histogram is
+      gathered chunk by chunk (:mod:`~napari_kmeans_quantize.chunked`) and the
+      quantised image and labels are lazy dask arrays, mapped block by block when
+      napari draws them. The size report then holds the raw and formula sizes only
+      (the real PNG size, PSNR and CIEDE2000 would read every pixel). Dithering
+      needs the whole image: lazy data with dithering is computed into memory
+      (refused above ``MAX_PIXELS_IN_MEMORY`` pixels).
     * Multiscale data: the palette is fitted on the finest level with at most
       ``MULTISCALE_FIT_PIXELS`` pixels (the coarsest level if none is that small),
       then every level is mapped onto it, so the outputs are multiscale too.
-      Counts, shares and figures refer to the finest level.
+      Counts, shares and figures refer to the finest level (to the fitted level
+      for lazy data).
     """
     params = {
         "n_colors": int(n_colors),
@@ -239,20 +245,23 @@ def quantize_source_iter(
     notes: list[str] = []
     channel_axis = source.channel_axis
     levels = source.levels
+    if source.is_lazy and not dither:
+        return (yield from _quantize_lazy(source, params))
     for i, level in enumerate(levels):
         n_px = _spatial_pixels(level.shape, source.rgb)
         if n_px > MAX_PIXELS_IN_MEMORY:
-            where = f"level {i} of the multiscale image" if source.multiscale else ""
+            where = f" (level {i} of the multiscale image)" if source.multiscale else ""
             raise ValueError(
-                f"{source.name!r} {where} has {n_px:,} pixels, more than the "
-                f"{MAX_PIXELS_IN_MEMORY:,} this plugin loads into memory at once; "
-                "crop it or quantise a downsampled copy."
+                f"{source.name!r}{where} has {n_px:,} pixels, more than the "
+                f"{MAX_PIXELS_IN_MEMORY:,} this plugin loads into memory at once "
+                "for dithering; turn dithering off (lazy data is then quantised "
+                "chunk by chunk), or crop the image."
             )
     yield 0.0
     if source.is_lazy:
         notes.append(
-            "The layer's data is lazy (dask or zarr); it was computed into memory "
-            "for the quantisation."
+            "The layer's data is lazy (dask or zarr); dithering needs the whole "
+            "image, so it was computed into memory."
         )
 
     if not source.multiscale:
@@ -277,10 +286,7 @@ def quantize_source_iter(
 
     # Multiscale: fit on a small enough level, map every level onto that palette.
     sizes = [_spatial_pixels(level.shape, source.rgb) for level in levels]
-    fit_level = next(
-        (i for i, n in enumerate(sizes) if n <= MULTISCALE_FIT_PIXELS),
-        len(levels) - 1,
-    )
+    fit_level = _fit_level(source)
     fit_data = np.asarray(levels[fit_level])
     yield 0.05
     fit = yield from _scaled(
@@ -349,6 +355,57 @@ def quantize_source_iter(
     return QuantizeOutcome(result, params, pyramid, report, notes)
 
 
+def _fit_level(source: SourceInfo) -> int:
+    """The finest level with at most ``MULTISCALE_FIT_PIXELS`` pixels (or the last)."""
+    sizes = [_spatial_pixels(level.shape, source.rgb) for level in source.levels]
+    return next(
+        (i for i, n in enumerate(sizes) if n <= MULTISCALE_FIT_PIXELS),
+        len(sizes) - 1,
+    )
+
+
+def _quantize_lazy(
+    source: SourceInfo, params: dict
+) -> Generator[float, None, QuantizeOutcome]:
+    """Chunk-by-chunk quantisation of dask/zarr data; lazy image and labels."""
+    from .chunked import quantize_dask_iter, quantize_multiscale_iter
+
+    kwargs = {
+        "channel_axis": source.channel_axis,
+        "color_space": params["color_space"],
+        "random_state": params["random_state"],
+        "max_pixels": params["max_pixels"],
+    }
+    notes = [
+        "The layer's data is lazy (dask or zarr): its colours were counted chunk by "
+        "chunk, and the quantised image and labels are lazy too (computed as they "
+        "are drawn). The real PNG size, PSNR and CIEDE2000 are not computed, since "
+        "they would read every pixel."
+    ]
+    yield 0.0
+    if not source.multiscale:
+        result = yield from quantize_dask_iter(
+            source.data, params["n_colors"], **kwargs
+        )
+        report = _size_report(result, None, None)
+        return QuantizeOutcome(result, params, None, report, notes)
+    fit_level = _fit_level(source)
+    results = yield from quantize_multiscale_iter(
+        source.levels, params["n_colors"], fit_level=fit_level, **kwargs
+    )
+    notes.append(
+        f"Multiscale image: the palette was fitted on level {fit_level} and all "
+        f"{len(results)} levels are mapped onto it lazily; counts and shares are "
+        f"those of level {fit_level}."
+    )
+    # Level 0 with the fitted level's counts (the others' would read the level).
+    result = replace(results[0], counts=results[fit_level].counts)
+    params = {**params, "fit_level": fit_level}
+    pyramid = [(r.image, r.labels) for r in results]
+    report = _size_report(result, None, None)
+    return QuantizeOutcome(result, params, pyramid, report, notes)
+
+
 def sweep_source_iter(
     source: SourceInfo,
     ks: Sequence[int],
@@ -368,10 +425,7 @@ def sweep_source_iter(
 
     levels = source.levels
     sizes = [_spatial_pixels(level.shape, source.rgb) for level in levels]
-    index = next(
-        (i for i, n in enumerate(sizes) if n <= MULTISCALE_FIT_PIXELS),
-        len(levels) - 1,
-    )
+    index = _fit_level(source)
     if sizes[index] > MAX_PIXELS_IN_MEMORY:
         raise ValueError(
             f"{source.name!r} has {sizes[index]:,} pixels, more than the "

@@ -914,7 +914,10 @@ def _figures_html(report: SizeReport | None) -> str:
         f"{k}) + {k} &times; {report.bits_per_color} bit palette</small>"
     )
     if report.png_bytes is None:
-        png = "n/a <small>(more than 256 colours or not 8-bit)</small>"
+        png = (
+            "n/a <small>(not computed for lazy data; an indexed PNG holds at "
+            "most 256 colours of 8-bit data)</small>"
+        )
     else:
         png = f"{report.png_bytes:,} bytes, <b>{report.ratio:.2f} : 1</b>"
         png += "<br><small>real file size, against the raw original</small>"

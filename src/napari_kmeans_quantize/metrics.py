@@ -499,13 +499,15 @@ def _size_report(
 ) -> SizeReport:
     palette = np.asarray(result.palette)
     n_channels = palette.shape[1] if palette.ndim == 2 else 1
-    labels = np.asarray(result.labels)
-    n_pixels = int(labels.size)
+    labels = result.labels
+    # Lazy (dask) labels: sizes from the shape; writing a PNG would read them all.
+    lazy = not isinstance(labels, np.ndarray)
+    n_pixels = math.prod(int(n) for n in labels.shape)
     k = len(palette)
     bits_per_pixel = n_channels * palette.dtype.itemsize * 8
     orig = original_bits(n_pixels, bits_per_pixel)
     formula = formula_bits(n_pixels, k, bits_per_pixel)
-    png = _png_bytes(labels, palette)
+    png = None if lazy else _png_bytes(labels, palette)
     if source_bytes is not None:
         source_bytes = int(source_bytes)
     quality_psnr, ciede = (None, None) if ref is None else ref.quality(result)
