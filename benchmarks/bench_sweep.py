@@ -1,0 +1,91 @@
+"""What a full sweep over k costs, as a multiple of one k = 256 run.
+
+The sweep issue's target: a sweep over k = 2, 4, ..., 256 of a 768 x 512 photo
+costs less than twice a single k = 256 run. Both sides are timed in the same run
+on the same images (the machine is shared, so the ratio is what counts):
+
+* ``quantize``: ``quantize(image, 256)`` alone;
+* ``quantize + report``: the same plus ``size_report`` (PSNR, mean CIEDE2000, real
+  indexed-PNG bytes), i.e. the figures one row of the sweep holds;
+* ``sweep``: ``sweep(image)`` over the eight default k, every row with its figures.
+
+Usage::
+
+    python benchmarks/bench_sweep.py [FOLDER] [--limit N] [--repeat R]
+
+FOLDER defaults to ``../shared/data/cq100`` beside the repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from napari_kmeans_quantize import quantize, sweep
+from napari_kmeans_quantize.metrics import size_report
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _best_of(func, repeat: int) -> float:
+    """Shortest wall time of `repeat` calls (the least disturbed by other load)."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        func()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Time a k = 256 run and a full sweep on every image; print the ratios."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "folder",
+        nargs="?",
+        type=Path,
+        default=ROOT.parent / "shared" / "data" / "cq100",
+        help="folder of PNG/JPEG photos (default: ../shared/data/cq100)",
+    )
+    parser.add_argument("--limit", type=int, default=6, help="images used (default 6)")
+    parser.add_argument(
+        "--repeat", type=int, default=2, help="best of R timings (default 2)"
+    )
+    args = parser.parse_args(argv)
+    paths = sorted(
+        p for p in args.folder.iterdir() if p.suffix.lower() in {".png", ".jpg"}
+    )[: args.limit]
+    if not paths:
+        raise SystemExit(f"no .png or .jpg images in {args.folder}")
+
+    print(f"{len(paths)} images from {args.folder}; {os.cpu_count()} cores; "
+          f"load average before: {os.getloadavg()}")  # fmt: skip
+    print("| image | quantize k=256 s | + report s | sweep s | sweep / quantize "
+          "| sweep / (quantize + report) |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|")
+    ratios, ratios_report = [], []
+    for path in paths:
+        image = np.asarray(Image.open(path).convert("RGB"))
+        t_q = _best_of(lambda image=image: quantize(image, 256), args.repeat)
+        t_qr = _best_of(
+            lambda image=image: size_report(quantize(image, 256), image), args.repeat
+        )
+        t_s = _best_of(lambda image=image: sweep(image), args.repeat)
+        ratios.append(t_s / t_q)
+        ratios_report.append(t_s / t_qr)
+        print(f"| {path.stem} | {t_q:.2f} | {t_qr:.2f} | {t_s:.2f} | "
+              f"{t_s / t_q:.2f} | {t_s / t_qr:.2f} |")  # fmt: skip
+    print(f"median sweep / quantize(k=256): {statistics.median(ratios):.2f} "
+          f"(target < 2); sweep / (quantize + report): "
+          f"{statistics.median(ratios_report):.2f}")  # fmt: skip
+    print(f"load average after: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()
