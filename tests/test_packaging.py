@@ -89,3 +89,21 @@ def test_wheel_and_sdist_contain_the_manifest(tmp_path):
     assert _contents(manifest) == _contents(
         PluginManifest.from_file(ROOT / "napari.yaml")
     )
+
+
+def test_readme_images_render_outside_the_repository():
+    # The napari hub and PyPI show README.md on their own sites, where a relative
+    # path to docs/ leads nowhere: every image is an absolute URL into this
+    # repository's main branch, naming a file that is committed here.
+    import re
+    import tomllib
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    images = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", readme)
+    assert images, "README.md should show the widget in a screenshot"
+    urls = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]
+    repo = urls["Source Code"].removeprefix("https://github.com/")
+    prefix = f"https://raw.githubusercontent.com/{repo}/main/"
+    for url in images:
+        assert url.startswith(prefix), url
+        assert (ROOT / url.removeprefix(prefix)).is_file(), url
