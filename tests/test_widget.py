@@ -103,14 +103,18 @@ def test_astronaut_k8_end_to_end(make_widget, qtbot, wait_idle, astronaut, data_
 # --- cancel, removal, re-runs, errors ---------------------------------------------
 
 
+@pytest.mark.parametrize("lazy", [False, True], ids=["numpy", "dask"])
 def test_cancel_mid_run_leaves_no_partial_layers(
-    make_widget, qtbot, wait_idle, small_rgb, slow_engine
+    lazy, make_widget, qtbot, wait_idle, small_rgb, slow_engine
 ):
     viewer, widget = make_widget()
-    viewer.add_image(small_rgb, name="img", rgb=True)
+    # dask: many small chunks, so progress moves chunk batch by chunk batch
+    data = da.from_array(small_rgb, chunks=(8, 8, 3)) if lazy else small_rgb
+    viewer.add_image(data, name="img", rgb=True)
     widget._run_button.native.click()
     assert widget._run_button.text == "Cancel"
     qtbot.waitUntil(lambda: slow_engine["yields"] >= 2, timeout=10_000)
+    qtbot.waitUntil(lambda: widget._progress.value > 0, timeout=10_000)
     widget._run_button.native.click()  # Cancel
     wait_idle(widget)
     assert [layer.name for layer in viewer.layers] == ["img"]
