@@ -71,10 +71,20 @@ def slow_engine(monkeypatch):
     progress steps actually computed, so a test can see that a cancelled run
     really stopped.
     """
-    calls = {"yields": 0, "delay": 0.15}
+    return slow_down(monkeypatch, "quantize_source_iter", 0.15)
+
+
+def slow_down(monkeypatch, name: str, delay: float) -> dict:
+    """Make the widget's ``name`` (a progress generator) pause after every step.
+
+    Returns the counters: ``"yields"`` (steps computed) and ``"delay"`` (seconds,
+    may be changed while the generator runs).
+    """
+    calls = {"yields": 0, "delay": delay}
+    original = getattr(_layers, name)
 
     def slow_iter(*args, **kwargs):
-        gen = _layers.quantize_source_iter(*args, **kwargs)
+        gen = original(*args, **kwargs)
         while True:
             try:
                 fraction = next(gen)
@@ -84,7 +94,7 @@ def slow_engine(monkeypatch):
             time.sleep(calls["delay"])
             yield fraction
 
-    monkeypatch.setattr(_widget, "quantize_source_iter", slow_iter)
+    monkeypatch.setattr(_widget, name, slow_iter)
     return calls
 
 

@@ -380,25 +380,9 @@ def small_astronaut(astronaut):
 @pytest.fixture
 def slow_sweep(monkeypatch):
     """Slow the widget's sweep down; ``calls["yields"]`` counts computed steps."""
-    import time
+    from conftest import slow_down
 
-    from napari_kmeans_quantize import _layers, _widget
-
-    calls = {"yields": 0, "delay": 0.2}
-
-    def slow_iter(*args, **kwargs):
-        gen = _layers.sweep_source_iter(*args, **kwargs)
-        while True:
-            try:
-                fraction = next(gen)
-            except StopIteration as stop:
-                return stop.value
-            calls["yields"] += 1
-            time.sleep(calls["delay"])
-            yield fraction
-
-    monkeypatch.setattr(_widget, "sweep_source_iter", slow_iter)
-    return calls
+    return slow_down(monkeypatch, "sweep_source_iter", 0.2)
 
 
 def _compare(widget, wait_idle, ks=SWEEP_KS):

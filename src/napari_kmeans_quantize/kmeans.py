@@ -224,12 +224,8 @@ def _group(keys: np.ndarray, n_keys: int) -> tuple[np.ndarray, np.ndarray]:
 def _cell_means(
     points: np.ndarray, weights: np.ndarray, inverse: np.ndarray, m: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    w = np.bincount(inverse, weights=weights, minlength=m)
-    means = np.empty((m, points.shape[1]))
-    for j in range(points.shape[1]):
-        means[:, j] = np.bincount(inverse, weights=weights * points[:, j], minlength=m)
-    means /= w[:, None]
-    return means, w
+    w, sums = _sums(points, weights, inverse, m)
+    return sums / w[:, None], w
 
 
 def _pyramid(points: np.ndarray, weights: np.ndarray, k: int) -> list[_Level]:
