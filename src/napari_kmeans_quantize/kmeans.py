@@ -551,6 +551,7 @@ class _Clusters:
         self.n_sum = np.bincount(self.labels, minlength=k)
         self.const = float(weights @ np.einsum("ij,ij->i", points, points))
         self.half_gap = np.zeros(k)
+        self.tree = cKDTree(self.centers)
         # rad[j] >= the largest distance of a member of cluster j to its centre.
         self.rad = np.zeros(k)
         np.maximum.at(self.rad, self.labels, self.upper + self.drift[self.labels])
@@ -593,8 +594,10 @@ class _Clusters:
         self.drift += shift
         top = float(shift.max())
         self.total += top
+        # One tree per iteration serves the half gaps and the searches in assign.
+        self.tree = cKDTree(new)
         if self.k > 1:
-            self.half_gap = 0.5 * cKDTree(new).query(new, k=2)[0][:, 1]
+            self.half_gap = 0.5 * self.tree.query(new, k=2)[0][:, 1]
         if top > 0:
             self.rad += shift
             self._lower_rest(shift)
@@ -615,8 +618,12 @@ class _Clusters:
             rest -= top
             return
         c = self.centers
-        diff = c[:, None, :] - c[None, :, :]
-        gap = np.einsum("ijk,ijk->ij", diff, diff)
+        # Squared centre gaps one coordinate at a time: a (k, k, d) difference
+        # array costs more than the rest of the iteration.
+        gap = np.zeros((self.k, self.k))
+        for j in range(c.shape[1]):
+            g = c[:, None, j] - c[None, :, j]
+            gap += g * g
         reach = _REACH * self.rad
         near = gap < (reach**2)[:, None]
         np.fill_diagonal(near, False)
@@ -646,8 +653,7 @@ class _Clusters:
         cand, own_lab = cand[still], own_lab[still]
         if len(cand) == 0:
             return 0
-        tree = cKDTree(self.centers)
-        new, d_own, others, near, rest = _search(tree, points[cand], own_lab)
+        new, d_own, others, near, rest = _search(self.tree, points[cand], own_lab)
         self.others[:, cand] = others
         self.upper[cand] = d_own - drift[new]
         self.near[:, cand] = near + drift[others]
