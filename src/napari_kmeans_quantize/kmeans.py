@@ -8,9 +8,9 @@ colour is one point weighted by its pixel count. It runs in three steps:
 2. a deterministic divisive initialisation on the coarsest level (variance-based
    splits in the style of Wan et al. and Wu: split the boxes with the largest
    weighted squared error at the cut that lowers it most);
-3. exact weighted Lloyd iterations on every level, coarse to fine, ending on the
-   points themselves, until no point changes cluster (or the relative fall of the
-   error in one iteration is below ``tol``).
+3. weighted Lloyd iterations on every level, coarse to fine, until no point
+   changes cluster (or the relative fall of the error in one iteration is below
+   ``tol``); over-relaxed on the coarse levels, exact on the points themselves.
 
 Lloyd iterations keep Hamerly's distance bounds for every point (an upper bound on
 the distance to its own centre, a lower bound on the distance to any other), so
@@ -42,8 +42,13 @@ _MAX_LEVEL_RATIO = 0.6
 _INIT_TARGET_CELLS = 1 << 13
 # Bits of the packed cell key of the finest grid (2**21 cells for RGB at 7 bits).
 _MAX_KEY_BITS = 21
-# Relative tolerance on coarse levels, as a fraction of ``tol``.
-_COARSE_TOL_FACTOR = 0.1
+# On coarse levels a centre steps this fraction of its move past its cluster's
+# mean (over-relaxed Lloyd). Plain Lloyd spends most of its iterations creeping
+# along the same direction; a coarse level only has to bring the centres near a
+# minimum for the next level, which ends with plain Lloyd steps on exact means.
+# Measured on CQ100: 0.8 needs about a third fewer iterations at equal error;
+# 1.0 oscillates.
+_OVERRELAX = 0.8
 # Fraction of the boxes split per round of the initialisation.
 _SPLIT_FRACTION = 0.25
 # Runners-up whose distance bounds each point keeps.
@@ -183,8 +188,9 @@ def weighted_kmeans_iter(
             level.weights,
             state,
             max_iter=max_iter,
-            tol=tol if last else tol * _COARSE_TOL_FACTOR,
+            tol=tol,
             progress=(lo, hi),
+            overrelax=0.0 if last else _OVERRELAX,
         )
     centers, labels = state.centers, state.labels
     return KMeansFit(
@@ -498,8 +504,14 @@ def _lloyd(
     max_iter: int,
     tol: float,
     progress: tuple[float, float],
+    overrelax: float = 0.0,
 ) -> Generator[float, None, tuple[_State, int, bool]]:
-    """Weighted Lloyd iterations with distance bounds on one point set."""
+    """Weighted Lloyd iterations with distance bounds on one point set.
+
+    With `overrelax` > 0 the centres step past their clusters' means (see
+    ``_OVERRELAX``); the error that `tol` is checked against is still that of the
+    clusters around their means.
+    """
     cl = _Clusters(points, weights, state)
     start, stop = progress
     prev_err = np.inf
@@ -508,7 +520,7 @@ def _lloyd(
     moved = 1
     force = np.zeros(0, dtype=np.intp)
     for n_iter in range(1, max_iter + 1):
-        reseeded = cl.update(force)
+        reseeded = cl.update(force, overrelax)
         force = np.zeros(0, dtype=np.intp)
         moved = cl.assign()
         err = cl.error()
@@ -527,7 +539,7 @@ def _lloyd(
             break
         prev_err = err
     if moved:
-        cl.update(force)
+        cl.update(force, overrelax)
     return cl.state(), n_iter, converged
 
 
@@ -574,9 +586,10 @@ class _Clusters:
         s = self.s_sum[nz]
         return self.const - float((np.einsum("ij,ij->i", s, s) / self.w_sum[nz]).sum())
 
-    def update(self, force: np.ndarray) -> bool:
+    def update(self, force: np.ndarray, overrelax: float = 0.0) -> bool:
         """Move the centres to their clusters' means.
 
+        With `overrelax` > 0 a centre moves that fraction of its step further.
         Centres of empty clusters, and those in `force`, move to badly served
         points. Returns whether any centre was moved that way.
         """
@@ -584,6 +597,8 @@ class _Clusters:
         new = centers.copy()
         nz = self.n_sum > 0
         new[nz] = self.s_sum[nz] / self.w_sum[nz, None]
+        if overrelax:
+            new[nz] += overrelax * (new[nz] - centers[nz])
         nz[force] = False
         empty = np.flatnonzero(~nz)
         if len(empty):
