@@ -421,13 +421,17 @@ def _query(tree: cKDTree, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray
 
 
 def _search(
-    tree: cKDTree, x: np.ndarray, own: np.ndarray | None
+    tree: cKDTree,
+    x: np.ndarray,
+    own: np.ndarray | None,
+    d_cur: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Nearest centre of each point, with bounds for the runners-up.
 
     Returns the label, the distance to it, the runners-up and their distances,
-    and a lower bound on the distance to every other centre. With `own` given, a
-    point keeps its own centre when that is (within rounding) as near as the best.
+    and a lower bound on the distance to every other centre. With `own` (and the
+    distances `d_cur` to it) given, a point keeps its own centre when that is
+    (within rounding) as near as the best.
     """
     m = _TRACKED
     k = tree.n
@@ -439,8 +443,6 @@ def _search(
     if own is None:
         label, d_own = idx[:, 0], dist[:, 0]
     else:
-        diff = x - tree.data[own]
-        d_cur = np.sqrt(np.einsum("ij,ij->i", diff, diff))
         # Keep the own centre on ties, so that no point flips back and forth.
         keep = d_cur <= dist[:, 0] * (1 + 1e-12)
         label = np.where(keep, own, idx[:, 0])
@@ -613,6 +615,9 @@ class _Clusters:
         self.tree = cKDTree(new)
         if self.k > 1:
             self.half_gap = 0.5 * self.tree.query(new, k=2)[0][:, 1]
+        # Upper bounds on the distance to the own centre, for _lower_rest and
+        # assign (one gather over all points instead of two).
+        self.bound = self.upper + self.drift[self.labels]
         if top > 0:
             self.rad += shift
             self._lower_rest(shift)
@@ -643,16 +648,18 @@ class _Clusters:
         near = gap < (reach**2)[:, None]
         np.fill_diagonal(near, False)
         local = np.where(near, shift[None, :], 0.0).max(axis=1)
-        upper = self.upper + self.drift[labels]
-        capped = np.minimum(rest - local[labels], reach[labels] - upper)
+        capped = np.minimum(rest - local[labels], reach[labels] - self.bound)
         rest -= top
         np.maximum(rest, capped, out=rest)
 
     def assign(self) -> int:
-        """Move every point to its nearest centre; returns how many moved."""
+        """Move every point to its nearest centre; returns how many moved.
+
+        Call after :meth:`update`, which sets the upper bounds.
+        """
         points, labels = self.points, self.labels
         drift = self.drift
-        upper = self.upper + drift[labels]
+        upper = self.bound
         lower = self.rest.copy()
         for near, others in zip(self.near, self.others, strict=True):
             np.minimum(lower, near - drift[others], out=lower)
@@ -665,10 +672,10 @@ class _Clusters:
         own = np.sqrt(np.einsum("ij,ij->i", diff, diff))
         self.upper[cand] = own - drift[own_lab]
         still = own > lower[cand]
-        cand, own_lab = cand[still], own_lab[still]
+        cand, own_lab, own = cand[still], own_lab[still], own[still]
         if len(cand) == 0:
             return 0
-        new, d_own, others, near, rest = _search(self.tree, points[cand], own_lab)
+        new, d_own, others, near, rest = _search(self.tree, points[cand], own_lab, own)
         self.others[:, cand] = others
         self.upper[cand] = d_own - drift[new]
         self.near[:, cand] = near + drift[others]
