@@ -373,3 +373,19 @@ def test_quantize_layer_adds_and_updates_in_place(make_napari_viewer, astronaut)
     assert len(viewer.layers) == 7
     assert len(viewer.layers["astro (k=3) labels"].features) == 3
     assert len(viewer.layers["astro (k=8) labels"].features) == 8
+
+
+def test_too_big_for_memory_says_what_to_do(astronaut, monkeypatch):
+    import dask.array as da
+
+    from napari_kmeans_quantize import _layers
+
+    monkeypatch.setattr(_layers, "MAX_PIXELS_IN_MEMORY", 100)
+    eager = Image(astronaut[:20, :20], name="eager", rgb=True)
+    with pytest.raises(ValueError, match=r"dask\.array\.from_array"):
+        _drain(quantize_source_iter(source_info(eager), 4))
+    lazy = Image(da.from_array(astronaut[:20, :20]), name="lazy", rgb=True)
+    with pytest.raises(ValueError, match="turn dithering off"):
+        _drain(quantize_source_iter(source_info(lazy), 4, dither=True))
+    # without dithering lazy data never needs to fit in memory
+    assert _drain(quantize_source_iter(source_info(lazy), 4)).result.n_colors == 4

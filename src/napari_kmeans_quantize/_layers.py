@@ -247,15 +247,21 @@ def quantize_source_iter(
     levels = source.levels
     if source.is_lazy and not dither:
         return (yield from _quantize_lazy(source, params))
+    # Lazy data only reaches here for dithering, which needs the whole image.
+    fix = (
+        "turn dithering off (lazy data is then quantised chunk by chunk)"
+        if source.is_lazy
+        else "open it as a dask array (dask.array.from_array) to quantise it chunk "
+        "by chunk"
+    )
     for i, level in enumerate(levels):
         n_px = _spatial_pixels(level.shape, source.rgb)
         if n_px > MAX_PIXELS_IN_MEMORY:
             where = f" (level {i} of the multiscale image)" if source.multiscale else ""
             raise ValueError(
                 f"{source.name!r}{where} has {n_px:,} pixels, more than the "
-                f"{MAX_PIXELS_IN_MEMORY:,} this plugin loads into memory at once "
-                "for dithering; turn dithering off (lazy data is then quantised "
-                "chunk by chunk), or crop the image."
+                f"{MAX_PIXELS_IN_MEMORY:,} this plugin quantises in memory at once; "
+                f"{fix}, or crop the image."
             )
     yield 0.0
     if source.is_lazy:
