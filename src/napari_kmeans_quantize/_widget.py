@@ -889,7 +889,6 @@ class QuantizeWidget(Container):
         scroll.setWidget(self._results.native)
         scroll.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.native.layout().addWidget(scroll)
-        self._scroll = scroll
         # room for the swatch table and the figures without cramped wrapping
         self.native.setMinimumWidth(380)
 
