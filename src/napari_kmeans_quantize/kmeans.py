@@ -78,6 +78,12 @@ class KMeansFit:
         Lloyd iterations run on the full point set.
     converged : bool
         True when the last iteration moved no point (or met ``tol``).
+    slack : (n,) ndarray of float64 or None
+        For every point, a lower bound on how much nearer its own centre is than
+        any other centre (distance to the nearest other centre minus distance to
+        its own). Where it is positive the label is certainly the nearest centre;
+        a caller that moves the centres (rounding them, say) by at most ``s`` can
+        still trust the labels where the slack exceeds twice ``s``.
     """
 
     centers: np.ndarray
@@ -85,6 +91,7 @@ class KMeansFit:
     inertia: float
     n_iter: int
     converged: bool
+    slack: np.ndarray | None = None
 
 
 def weighted_kmeans(
@@ -166,7 +173,8 @@ def weighted_kmeans_iter(
         c = (weights @ points / weights.sum())[None]
         labels = np.zeros(n, dtype=np.intp)
         yield 1.0
-        return KMeansFit(c, labels, _inertia(points, weights, c, labels), 1, True)
+        inertia = _inertia(points, weights, c, labels)
+        return KMeansFit(c, labels, inertia, 1, True, np.full(n, np.inf))
 
     levels = _pyramid(points, weights, k)
     yield 0.05
@@ -193,9 +201,8 @@ def weighted_kmeans_iter(
             overrelax=0.0 if last else _OVERRELAX,
         )
     centers, labels = state.centers, state.labels
-    return KMeansFit(
-        centers, labels, _inertia(points, weights, centers, labels), n_iter, converged
-    )
+    inertia = _inertia(points, weights, centers, labels)
+    return KMeansFit(centers, labels, inertia, n_iter, converged, _slack(state))
 
 
 # --- pyramid ------------------------------------------------------------------------
@@ -490,6 +497,19 @@ def _inherit(fine: _Level, coarse: _Level, state: _State) -> _State:
         state.drift,
         state.total,
     )
+
+
+def _slack(state: _State) -> np.ndarray:
+    """Lower bound of (nearest other centre - own centre) distance, per point."""
+    upper = state.upper + np.take(state.drift, state.labels)
+    lower = state.rest.copy()
+    for near, others in zip(state.near, state.others, strict=True):
+        np.minimum(lower, near - np.take(state.drift, others), out=lower)
+    if len(state.centers) > 1:
+        # Another centre is at least the own centre's gap minus upper away.
+        gap = cKDTree(state.centers).query(state.centers, k=2)[0][:, 1]
+        np.maximum(lower, np.take(gap, state.labels) - upper, out=lower)
+    return lower - upper
 
 
 def _sums(

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
+    from .histogram import ColorHistogram
     from .quantize import QuantizeResult
 
 __all__ = [
@@ -379,20 +380,27 @@ class _Reference:
     Built once per image; a sweep over k reuses it for every result.
     """
 
-    def __init__(self, original: np.ndarray, channel_axis: int | None) -> None:
+    def __init__(
+        self,
+        original: np.ndarray,
+        channel_axis: int | None,
+        hist: ColorHistogram | None = None,
+    ) -> None:
+        """`hist`, if given, must be the histogram of the original's pixels."""
         from .histogram import color_histogram
 
         arr = np.asarray(original)
         if channel_axis is None:
-            pixels = arr.reshape(-1, 1)
+            arr = arr[..., None]
         else:
             arr = np.moveaxis(arr, channel_axis, -1)
-            pixels = arr.reshape(-1, arr.shape[-1])
         self.image_shape = np.shape(original)
         self.dtype = arr.dtype
-        self.hist = color_histogram(pixels)
-        self.n_pixels = len(pixels)
-        self.n_channels = pixels.shape[1]
+        if hist is None:
+            hist = color_histogram(arr.reshape(-1, arr.shape[-1]))
+        self.hist = hist
+        self.n_pixels = int(hist.counts.sum())
+        self.n_channels = arr.shape[-1]
         if self.dtype.kind == "f":
             lo, hi = float(self.hist.colors.min()), float(self.hist.colors.max())
             self.data_range = 1.0 if (lo >= 0 and hi <= 1) else max(hi - lo, 1e-12)

@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.spatial import cKDTree
 
+from . import gather
 from .colorspace import COLOR_SPACES, from_fit_space, to_fit_space
 from .histogram import ColorHistogram, color_histogram
-from .kmeans import weighted_kmeans_iter
+from .kmeans import KMeansFit, weighted_kmeans_iter
 
 __all__ = [
     "MAX_COLORS",
@@ -36,6 +37,8 @@ __all__ = [
 
 #: The largest palette a result can hold (labels are stored as uint16).
 MAX_COLORS = 65536
+# Nearest-entry searches for more points than this use every core.
+_PARALLEL_QUERY = 1 << 14
 
 
 @dataclass(frozen=True, eq=False)
@@ -261,22 +264,60 @@ def quantize_iter(
     pixels = _merge_transparent(pixels)
     hist = color_histogram(pixels)
     yield 0.1
+    return (
+        yield from _quantize_histogram_iter(
+            arr,
+            axis,
+            hist,
+            k,
+            color_space=color_space,
+            dither=dither,
+            random_state=random_state,
+            max_pixels=max_pixels,
+            max_iter=max_iter,
+            tol=tol,
+            start=start,
+        )
+    )
 
+
+def _quantize_histogram_iter(
+    arr: np.ndarray,
+    axis: int | None,
+    hist: ColorHistogram,
+    k: int,
+    *,
+    color_space: str,
+    dither: bool,
+    random_state: int | None,
+    max_pixels: int | None,
+    max_iter: int,
+    tol: float,
+    start: float,
+) -> Generator[float, None, QuantizeResult]:
+    """The steps of :func:`quantize_iter` after the histogram.
+
+    `arr` is the validated channels-last image and `hist` the histogram of its
+    pixels (fully transparent ones merged); a sweep shares one histogram between
+    its k. Yields fractions from 0.1 to 1.
+    """
+    n_pixels = int(hist.counts.sum())
     # With a single colour there is no slot to reserve for transparency.
     transparent = _transparent_row(hist) if k > 1 else None
     opaque = np.ones(hist.n_colors, dtype=bool)
     if transparent is not None:
         opaque[transparent] = False
     weights = hist.counts.astype(np.float64)
-    if max_pixels is not None and max_pixels < len(pixels):
+    if max_pixels is not None and max_pixels < n_pixels:
         rng = np.random.default_rng(random_state)
-        sample = rng.choice(len(pixels), size=max_pixels, replace=False)
+        sample = rng.choice(n_pixels, size=max_pixels, replace=False)
         weights = np.bincount(hist.inverse[sample], minlength=hist.n_colors)
         weights = weights.astype(np.float64)
     fit_rows = np.flatnonzero(opaque & (weights > 0))
     k_fit = k - (transparent is not None)
 
     n_iter, converged, inertia = 0, True, 0.0
+    guess = None
     if len(fit_rows) <= k_fit or k_fit == 0:
         palette = hist.colors[fit_rows]
         if hist.n_colors < k:
@@ -301,7 +342,11 @@ def quantize_iter(
         palette = _from_unit(
             from_fit_space(fit.centers, color_space), arr.dtype, color_space
         )
-        palette = np.unique(palette, axis=0)
+        palette, entry = np.unique(palette, axis=0, return_inverse=True)
+        if transparent is None:
+            guess = _fit_guess(
+                fit, entry.ravel(), palette, fit_rows, hist.n_colors, color_space
+            )
     if transparent is not None:
         palette = np.concatenate([palette, hist.colors[transparent][None]])
     yield 0.9
@@ -309,7 +354,6 @@ def quantize_iter(
     result = yield from _scaled(
         _assign(
             arr,
-            pixels,
             hist,
             palette,
             color_space,
@@ -317,6 +361,7 @@ def quantize_iter(
             k,
             axis,
             image_dtype=arr.dtype,
+            guess=guess,
         ),
         0.9,
         1.0,
@@ -427,7 +472,6 @@ def apply_palette_iter(
     result = yield from _scaled(
         _assign(
             arr,
-            pixels,
             hist,
             palette,
             color_space,
@@ -625,25 +669,64 @@ def _transparent_row(hist: ColorHistogram) -> int | None:
     return int(rows[0]) if len(rows) else None
 
 
+def _fit_guess(
+    fit: KMeansFit,
+    entry: np.ndarray,
+    palette: np.ndarray,
+    fit_rows: np.ndarray,
+    n_colors: int,
+    color_space: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Palette entry of every colour from the fit, and where it is proven nearest.
+
+    Rounding moves centre ``j`` to its palette entry by ``shift[j]``; a colour
+    whose fit slack exceeds its own centre's shift plus the largest shift keeps
+    its centre's entry as the unique nearest one (see ``KMeansFit.slack``).
+    """
+    pal_fit = to_fit_space(_to_unit(palette, palette.dtype, color_space), color_space)
+    shift = np.sqrt(((pal_fit[entry] - fit.centers) ** 2).sum(axis=1))
+    # Margin for the rounding of the distances behind the bounds.
+    eps = 1e-9 * max(1.0, float(np.abs(fit.centers).max()))
+    labels = np.zeros(n_colors, dtype=np.intp)
+    certain = np.zeros(n_colors, dtype=bool)
+    labels[fit_rows] = entry[fit.labels]
+    certain[fit_rows] = fit.slack > shift[fit.labels] + shift.max() + eps
+    return labels, certain
+
+
 def _nearest(
-    points: np.ndarray, pal_fit: np.ndarray, palette: np.ndarray
+    points: np.ndarray,
+    pal_fit: np.ndarray,
+    palette: np.ndarray,
+    guess: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Index of the nearest palette entry for each point.
 
     Equidistant entries are common with integer colours; the tree is built over the
     palette in a canonical (sorted) order so that ties resolve the same way whatever
     order the palette is given in (quantize and apply_palette then agree).
+
+    `guess` is an entry for every point and a mask of the points whose entry is
+    proven to be their unique nearest one (from the k-means bounds); only the
+    others are searched.
     """
     if len(palette) == 1:
         return np.zeros(len(points), dtype=np.intp)
+    if guess is not None:
+        labels, certain = guess
+        labels = labels.astype(np.intp)
+        todo = np.flatnonzero(~certain)
+        if len(todo):
+            labels[todo] = _nearest(points[todo], pal_fit, palette)
+        return labels
     canon = np.lexsort(palette.T[::-1])
-    idx = cKDTree(pal_fit[canon]).query(points)[1]
+    workers = -1 if len(points) > _PARALLEL_QUERY else 1
+    idx = cKDTree(pal_fit[canon]).query(points, workers=workers)[1]
     return canon[idx]
 
 
 def _assign(
     arr: np.ndarray,
-    pixels: np.ndarray,
     hist: ColorHistogram,
     palette: np.ndarray,
     color_space: str,
@@ -653,6 +736,7 @@ def _assign(
     *,
     image_dtype: np.dtype,
     keep_order: bool = False,
+    guess: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Generator[float, None, QuantizeResult]:
     """Map pixels to palette entries and build the result."""
     pal_fit = to_fit_space(_to_unit(palette, image_dtype, color_space), color_space)
@@ -663,10 +747,14 @@ def _assign(
         labels = error_diffusion(
             col_fit[hist.inverse].reshape((*arr.shape[:-1], arr.shape[-1])), pal_fit
         ).ravel()
+        counts = np.bincount(labels, minlength=len(palette)).astype(np.int64)
     else:
-        labels = _nearest(col_fit, pal_fit, palette)[hist.inverse]
+        # Without dithering a colour's pixels all take one entry, so everything
+        # up to the final per-pixel lookup works on the (far fewer) colours.
+        labels = _nearest(col_fit, pal_fit, palette, guess=guess)
+        counts = np.bincount(labels, weights=hist.counts, minlength=len(palette))
+        counts = np.rint(counts).astype(np.int64)
     yield 0.5
-    counts = np.bincount(labels, minlength=len(palette)).astype(np.int64)
     if not keep_order:
         # Most frequent first; unused entries (possible after rounding) are dropped.
         order = np.lexsort((np.arange(len(palette)), -counts))
@@ -675,8 +763,11 @@ def _assign(
         remap[order] = np.arange(len(order))
         palette, counts, labels = palette[order], counts[order], remap[labels]
     label_dtype = np.uint8 if len(palette) <= 256 else np.uint16
-    labels = labels.astype(label_dtype).reshape(arr.shape[:-1])
-    image = palette[labels]
+    labels = labels.astype(label_dtype)
+    if not dither:
+        labels = hist.expand(labels)
+    labels = labels.reshape(arr.shape[:-1])
+    image = gather.take(palette, labels.ravel()).reshape(arr.shape)
     image = image[..., 0] if axis is None else np.moveaxis(image, -1, axis)
     return QuantizeResult(
         image=image,

@@ -30,8 +30,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .histogram import color_histogram
 from .metrics import SizeReport, _Reference, _size_report
-from .quantize import QuantizeResult, quantize_iter
+from .quantize import (
+    QuantizeResult,
+    _as_channels_last,
+    _is_dask,
+    _merge_transparent,
+    _quantize_histogram_iter,
+    quantize_iter,
+)
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -369,11 +377,42 @@ def sweep_iter(
         next(gen)
     yield 0.0
 
+    axis = _normalised_axis(image, channel_axis)
+    if _is_dask(image):
+        ref = _Reference(image, axis)
+    else:
+        # One histogram serves every k and the quality figures: the steps after
+        # it are those of quantize_iter, so every row is still quantize(image, k).
+        for gen in gens.values():
+            gen.close()
+        arr, _ = _as_channels_last(image, channel_axis)
+        pixels = arr.reshape(-1, arr.shape[-1])
+        merged = _merge_transparent(pixels)
+        hist = color_histogram(merged)
+        ref = _Reference(image, axis, hist if merged is pixels else None)
+        gens = {
+            k: _quantize_histogram_iter(
+                arr,
+                axis,
+                hist,
+                k,
+                color_space=color_space,
+                dither=dither,
+                random_state=random_state,
+                # quantize's defaults: a sweep does not expose these.
+                max_pixels=None,
+                max_iter=300,
+                tol=1e-4,
+                start=time.perf_counter(),
+            )
+            for k in ks
+        }
+
     n_workers = _n_workers(workers, len(ks))
     done_fraction = dict.fromkeys(ks, 0.0)
     stop = threading.Event()
 
-    def run(k: int) -> QuantizeResult | None:
+    def run(k: int) -> tuple[QuantizeResult, SizeReport] | None:
         gen = gens[k]
         t0 = time.perf_counter()
         while True:
@@ -384,11 +423,12 @@ def sweep_iter(
                 done_fraction[k] = next(gen)
             except StopIteration as finished:
                 # The time of this k's own work (not of waiting for a thread).
-                return replace(finished.value, seconds=time.perf_counter() - t0)
+                result = replace(finished.value, seconds=time.perf_counter() - t0)
+                # The report (PNG encoding above all) runs here too, in parallel.
+                return result, _size_report(result, ref, source_bytes)
 
     results: dict[int, QuantizeResult] = {}
     reports: dict[int, SizeReport] = {}
-    ref: _Reference | None = None
     # Largest k first: they take longest, so the threads finish together.
     order = sorted(ks, reverse=True)
     with warnings.catch_warnings():
@@ -397,8 +437,6 @@ def sweep_iter(
         pool = ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="kq-sweep")
         try:
             futures: dict[Future, int] = {pool.submit(run, k): k for k in order}
-            axis = _normalised_axis(image, channel_axis)
-            ref = _Reference(image, axis)
             pending = set(futures)
             while pending:
                 finished, pending = wait(
@@ -406,9 +444,7 @@ def sweep_iter(
                 )
                 for future in finished:
                     k = futures[future]
-                    result = future.result()
-                    results[k] = result
-                    reports[k] = _size_report(result, ref, source_bytes)
+                    results[k], reports[k] = future.result()
                 yield _overall(done_fraction, len(reports), len(ks))
         finally:
             stop.set()
