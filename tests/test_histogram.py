@@ -51,3 +51,21 @@ def test_negative_zero_is_zero():
 def test_bad_shape():
     with pytest.raises(ValueError, match=r"shape \(N, C\)"):
         color_histogram(np.zeros(5))
+
+
+@pytest.mark.parametrize("dense", [False, True])
+def test_expand_maps_colour_values_to_pixels(monkeypatch, dense):
+    if dense:
+        monkeypatch.setattr(histogram, "_DENSE_MIN_PIXELS", 1)
+    pixels = data.coffee().reshape(-1, 3)
+    hist = color_histogram(pixels)
+    values = (np.arange(hist.n_colors) % 251).astype(np.uint8)
+    np.testing.assert_array_equal(hist.expand(values), values[hist.inverse])
+    # Rows of values too: the colours themselves give back the pixels.
+    np.testing.assert_array_equal(hist.expand(hist.colors), pixels)
+
+
+def test_expand_needs_one_value_per_colour():
+    hist = color_histogram(np.array([[0, 0, 0], [1, 1, 1]], dtype=np.uint8))
+    with pytest.raises(ValueError, match="one row per distinct colour"):
+        hist.expand(np.zeros(3))

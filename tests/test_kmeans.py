@@ -120,3 +120,21 @@ def test_progress_is_monotonic_and_ends_at_one(coffee_points):
 def test_bad_arguments(points, weights, k, match):
     with pytest.raises(ValueError, match=match):
         weighted_kmeans(points, weights, k)
+
+
+@pytest.mark.parametrize("k", [1, 2, 16, 200])
+@pytest.mark.parametrize("tol", [0.0, 1e-2])
+def test_slack_is_a_lower_bound_of_the_true_margin(coffee_points, k, tol):
+    points, weights = coffee_points
+    fit = weighted_kmeans(points, weights, k, tol=tol)
+    d = np.sqrt(((points[:, None, :] - fit.centers[None]) ** 2).sum(axis=2))
+    own = d[np.arange(len(points)), fit.labels]
+    d[np.arange(len(points)), fit.labels] = np.inf
+    margin = d.min(axis=1) - own
+    assert fit.slack.shape == (len(points),)
+    assert np.all(fit.slack <= margin + 1e-9)
+    # Positive slack: the label is the unique nearest centre.
+    assert np.all(margin[fit.slack > 0] > 0)
+    if k > 1:
+        # The bound must be useful, not just valid.
+        assert np.mean(fit.slack > 0) > 0.3

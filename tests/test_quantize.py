@@ -377,9 +377,12 @@ def test_quantize_iter_validates_before_first_yield():
 # --- apply_palette ------------------------------------------------------------------
 
 
-def test_apply_palette_reproduces_quantize(astronaut_small):
-    result = quantize(astronaut_small, 10)
-    again = apply_palette(astronaut_small, result.palette)
+@pytest.mark.parametrize(("k", "space"), [(10, "rgb"), (64, "rgb"), (64, "lab")])
+def test_apply_palette_reproduces_quantize(astronaut_small, k, space):
+    # quantize takes most labels from the k-means bounds, apply_palette searches
+    # every colour: both must give the same nearest entries.
+    result = quantize(astronaut_small, k, color_space=space)
+    again = apply_palette(astronaut_small, result.palette, color_space=space)
     np.testing.assert_array_equal(again.labels, result.labels)
     np.testing.assert_array_equal(again.image, result.image)
 
@@ -447,3 +450,18 @@ def test_property_random_images(img_and_channels, k):
             # Fully transparent pixels are one colour, whatever RGB they carried.
             expected[expected[..., 3] == 0] = 0
         np.testing.assert_array_equal(result.image, expected)
+
+
+def test_big_image_path_gives_the_same_result(astronaut_small, monkeypatch):
+    # Big 8-bit images keep packed colour keys and map pixels through a table over
+    # the key space (threaded); small ones use a sorted histogram. Same result.
+    from napari_kmeans_quantize import gather, histogram
+
+    small = quantize(astronaut_small, 24)
+    monkeypatch.setattr(histogram, "_DENSE_MIN_PIXELS", 1)
+    monkeypatch.setattr(gather, "_PARALLEL_MIN", 1)
+    big = quantize(astronaut_small, 24)
+    np.testing.assert_array_equal(big.labels, small.labels)
+    np.testing.assert_array_equal(big.image, small.image)
+    np.testing.assert_array_equal(big.palette, small.palette)
+    np.testing.assert_array_equal(big.counts, small.counts)

@@ -1,0 +1,40 @@
+"""Tests for the threaded per-pixel lookups."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_kmeans_quantize import gather
+
+
+@pytest.mark.parametrize("n", [0, 1, 1000])
+def test_small_lookups_equal_fancy_indexing(n):
+    rng = np.random.default_rng(n)
+    table = rng.integers(0, 255, (37, 3), dtype=np.uint8)
+    index = rng.integers(0, 37, n)
+    out = gather.take(table, index)
+    np.testing.assert_array_equal(out, table[index])
+    assert out.dtype == table.dtype
+
+
+def test_threaded_lookup_equals_fancy_indexing(monkeypatch):
+    # Force the threaded path on a small input, with an uneven split.
+    monkeypatch.setattr(gather, "_PARALLEL_MIN", 1)
+    monkeypatch.setattr(gather, "_workers", lambda: 3)
+    rng = np.random.default_rng(0)
+    table = rng.integers(0, 1 << 16, 1 << 12, dtype=np.uint16)
+    index = rng.integers(0, len(table), 100_003)
+    np.testing.assert_array_equal(gather.take(table, index), table[index])
+    rows = rng.random((50, 4))
+    idx = rng.integers(0, 50, 10_001)
+    np.testing.assert_array_equal(gather.take(rows, idx), rows[idx])
+
+
+def test_out_of_range_index_raises_in_threads_too(monkeypatch):
+    monkeypatch.setattr(gather, "_PARALLEL_MIN", 1)
+    monkeypatch.setattr(gather, "_workers", lambda: 2)
+    index = np.zeros(1000, dtype=np.intp)
+    index[-1] = 10
+    with pytest.raises(IndexError):
+        gather.take(np.arange(10), index)
