@@ -4,8 +4,9 @@ A quantised image is fully described by its ``labels`` (one palette index per pi
 and its ``palette`` (k colours). This module stores exactly that, in three formats:
 
 * **PNG** (colour type 3): up to 256 colours, one 2-D plane. The bit depth is the
-  smallest of 1, 2, 4 or 8 bits that holds the palette, and the file is written with
-  ``optimize=True`` (zlib level 9). RGBA palettes keep their per-entry alpha in a
+  smallest of 1, 2, 4 or 8 bits that holds the palette; rows are unfiltered (filter
+  type 0, as the PNG specification advises for palette images) and compressed with
+  libdeflate at level 9 (as small as zlib's level 9, four times faster). RGBA palettes keep their per-entry alpha in a
   ``tRNS`` chunk, trimmed after the last non-opaque entry.
 * **GIF** (GIF87a, or GIF89a when an entry is transparent): up to 256 colours, one 2-D plane, *binary* transparency only: at
   most one palette entry may be transparent (alpha 0) and every other entry must be
@@ -38,7 +39,8 @@ target's folder and renames it onto the target (``os.replace``) only after the w
 succeeded, so a failed or interrupted write never leaves a half-written file at the
 target path (an existing file there is kept unchanged).
 
-This module needs only numpy, Pillow and tifffile; it never imports napari or Qt.
+This module needs only numpy, Pillow, tifffile and deflate (libdeflate); it never
+imports napari or Qt.
 """
 
 from __future__ import annotations
@@ -46,10 +48,13 @@ from __future__ import annotations
 import io
 import os
 import secrets
+import struct
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+import deflate
 import numpy as np
 
 __all__ = [
@@ -69,6 +74,14 @@ __all__ = [
 MAX_PNG_COLORS = 256
 #: Largest palette a palette TIFF can hold (16-bit indices).
 MAX_TIFF_COLORS = 65536
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# libdeflate compression levels (1..12) of optimised and plain PNGs. Level 9
+# matches zlib's best (level 9) in size at a quarter of its time; measured on the
+# k = 2..256 results of astronaut: 657,552 against 657,500 bytes, 0.21 s against
+# 0.84 s. Level 12 is 7 % smaller and as slow as zlib's best.
+_PNG_LEVEL = 9
+_PNG_LEVEL_FAST = 6
 
 
 # --- public API: bytes -------------------------------------------------------------
@@ -113,10 +126,10 @@ def to_png_bytes(
         :func:`palette_to_uint8`.
     bits : {1, 2, 4, 8} or None, optional
         Bit depth of the indices. None (default) picks the smallest that holds k
-        (:func:`png_bit_depth`); a larger value can be forced (8-bit rows are not
-        filtered by Pillow, which sometimes compresses better for 5 to 16 colours).
+        (:func:`png_bit_depth`); a larger value can be forced (one index per byte
+        sometimes compresses better for 5 to 16 colours).
     optimize : bool, optional
-        Compress harder (zlib level 9 and Pillow's extra pass).
+        Compress harder (libdeflate level 9 instead of 6).
 
     Returns
     -------
@@ -399,18 +412,49 @@ def _save_png(
             f"{len(pal)} colours, got {bits!r}."
         )
     rgb, alpha = _split_alpha(pal)
-    if bits > min_bits:
-        # Pillow picks the depth from the palette length: pad it just past the
-        # next smaller depth so that the forced depth is used.
-        n_entries = (1 << {8: 4, 4: 2, 2: 1}[bits]) + 1
-        rgb = np.concatenate([rgb, np.zeros((n_entries - len(rgb), 3), np.uint8)])
-    im = _p_image(lab, rgb)
-    options: dict = {"optimize": optimize, "bits": bits}
+    chunks = [
+        (
+            b"IHDR",
+            struct.pack(">IIBBBBB", lab.shape[1], lab.shape[0], bits, 3, 0, 0, 0),
+        ),
+        (b"PLTE", rgb.tobytes()),
+    ]
     if alpha is not None and (alpha < 255).any():
         # tRNS may be shorter than PLTE: entries past its end are opaque.
         last = int(np.flatnonzero(alpha < 255)[-1])
-        options["transparency"] = alpha[: last + 1].tobytes()
-    im.save(fp, format="PNG", **options)
+        chunks.append((b"tRNS", alpha[: last + 1].tobytes()))
+    fp.write(_PNG_SIGNATURE)
+    for tag, data in chunks:
+        _write_chunk(fp, tag, data)
+    level = _PNG_LEVEL if optimize else _PNG_LEVEL_FAST
+    _write_chunk(fp, b"IDAT", deflate.zlib_compress(_png_rows(lab, bits), level))
+    _write_chunk(fp, b"IEND", b"")
+
+
+def _write_chunk(fp: IO[bytes], tag: bytes, data: bytes) -> None:
+    fp.write(struct.pack(">I", len(data)) + tag)
+    fp.write(data)
+    fp.write(struct.pack(">I", zlib.crc32(data, zlib.crc32(tag))))
+
+
+def _png_rows(labels: np.ndarray, bits: int) -> bytes:
+    """The raw PNG scanlines of palette indices: filter byte 0, then packed pixels.
+
+    Filter type 0 (none) is what the PNG specification recommends for palette
+    images: the other filters predict colour values, not indices.
+    """
+    h, w = labels.shape
+    lab = labels.astype(np.uint8, copy=False)
+    if bits < 8:
+        per = 8 // bits
+        lab = np.pad(lab, ((0, 0), (0, -w % per))).reshape(h, -1, per)
+        packed = np.zeros(lab.shape[:2], dtype=np.uint8)
+        for i in range(per):
+            packed |= lab[:, :, i] << np.uint8(8 - bits * (i + 1))
+        lab = packed
+    rows = np.zeros((h, lab.shape[1] + 1), dtype=np.uint8)
+    rows[:, 1:] = lab
+    return rows.tobytes()
 
 
 def _save_gif(
