@@ -78,12 +78,12 @@ class KMeansFit:
         Lloyd iterations run on the full point set.
     converged : bool
         True when the last iteration moved no point (or met ``tol``).
-    slack : (n,) ndarray of float64 or None
-        For every point, a lower bound on how much nearer its own centre is than
-        any other centre (distance to the nearest other centre minus distance to
-        its own). Where it is positive the label is certainly the nearest centre;
-        a caller that moves the centres (rounding them, say) by at most ``s`` can
-        still trust the labels where the slack exceeds twice ``s``.
+    lower : (n,) ndarray of float64 or None
+        For every point, a lower bound on its distance to every centre other than
+        its own. Where the distance to its own centre is below it, the label is
+        certainly the nearest centre; a caller that moves the centres (rounding
+        them, say) by at most ``s`` can trust a label where the distance to the
+        moved own centre is below ``lower - s``.
     """
 
     centers: np.ndarray
@@ -91,7 +91,7 @@ class KMeansFit:
     inertia: float
     n_iter: int
     converged: bool
-    slack: np.ndarray | None = None
+    lower: np.ndarray | None = None
 
 
 def weighted_kmeans(
@@ -202,7 +202,7 @@ def weighted_kmeans_iter(
         )
     centers, labels = state.centers, state.labels
     inertia = _inertia(points, weights, centers, labels)
-    return KMeansFit(centers, labels, inertia, n_iter, converged, _slack(state))
+    return KMeansFit(centers, labels, inertia, n_iter, converged, _lower(state))
 
 
 # --- pyramid ------------------------------------------------------------------------
@@ -499,8 +499,8 @@ def _inherit(fine: _Level, coarse: _Level, state: _State) -> _State:
     )
 
 
-def _slack(state: _State) -> np.ndarray:
-    """Lower bound of (nearest other centre - own centre) distance, per point."""
+def _lower(state: _State) -> np.ndarray:
+    """Lower bound of the distance to every other centre, per point."""
     upper = state.upper + np.take(state.drift, state.labels)
     lower = state.rest.copy()
     for near, others in zip(state.near, state.others, strict=True):
@@ -509,7 +509,7 @@ def _slack(state: _State) -> np.ndarray:
         # Another centre is at least the own centre's gap minus upper away.
         gap = cKDTree(state.centers).query(state.centers, k=2)[0][:, 1]
         np.maximum(lower, np.take(gap, state.labels) - upper, out=lower)
-    return lower - upper
+    return lower
 
 
 def _sums(

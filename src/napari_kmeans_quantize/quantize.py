@@ -345,7 +345,13 @@ def _quantize_histogram_iter(
         palette, entry = np.unique(palette, axis=0, return_inverse=True)
         if transparent is None:
             guess = _fit_guess(
-                fit, entry.ravel(), palette, fit_rows, hist.n_colors, color_space
+                fit,
+                points,
+                entry.ravel(),
+                palette,
+                fit_rows,
+                hist.n_colors,
+                color_space,
             )
     if transparent is not None:
         palette = np.concatenate([palette, hist.colors[transparent][None]])
@@ -671,6 +677,7 @@ def _transparent_row(hist: ColorHistogram) -> int | None:
 
 def _fit_guess(
     fit: KMeansFit,
+    points: np.ndarray,
     entry: np.ndarray,
     palette: np.ndarray,
     fit_rows: np.ndarray,
@@ -679,18 +686,22 @@ def _fit_guess(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Palette entry of every colour from the fit, and where it is proven nearest.
 
-    Rounding moves centre ``j`` to its palette entry by ``shift[j]``; a colour
-    whose fit slack exceeds its own centre's shift plus the largest shift keeps
-    its centre's entry as the unique nearest one (see ``KMeansFit.slack``).
+    Rounding moves every centre to its palette entry by at most ``shift.max()``;
+    a colour nearer to its own entry than the fit's lower bound on the other
+    centres minus that shift has its own entry as the unique nearest one (see
+    ``KMeansFit.lower``).
     """
     pal_fit = to_fit_space(_to_unit(palette, palette.dtype, color_space), color_space)
     shift = np.sqrt(((pal_fit[entry] - fit.centers) ** 2).sum(axis=1))
-    # Margin for the rounding of the distances behind the bounds.
-    eps = 1e-9 * max(1.0, float(np.abs(fit.centers).max()))
     labels = np.zeros(n_colors, dtype=np.intp)
     certain = np.zeros(n_colors, dtype=bool)
-    labels[fit_rows] = entry[fit.labels]
-    certain[fit_rows] = fit.slack > shift[fit.labels] + shift.max() + eps
+    own = entry[fit.labels]
+    diff = points - np.take(pal_fit, own, axis=0)
+    d_own = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+    # Margin for the rounding of the distances behind the bounds.
+    eps = 1e-9 * max(1.0, float(np.abs(fit.centers).max()))
+    labels[fit_rows] = own
+    certain[fit_rows] = d_own + eps < fit.lower - shift.max()
     return labels, certain
 
 
