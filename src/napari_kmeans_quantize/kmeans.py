@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.spatial import cKDTree
+from scipy.spatial.distance import cdist
 
 __all__ = ["KMeansFit", "weighted_kmeans", "weighted_kmeans_iter"]
 
@@ -55,8 +56,10 @@ _SPLIT_FRACTION = 0.25
 _TRACKED = 2
 # Up to this many clusters, bounds use the shifts of nearby centres only ...
 _LOCAL_MAX_CLUSTERS = 1024
-# ... those within this many cluster radii.
-_REACH = 2.5
+# ... those within this many cluster radii. A short reach gives tighter bounds for
+# the points near their centre, and the cap (reach - distance) for the others;
+# 1.5 searched 15 % fewer points than 2.5 at k=256 on CQ100 (1.0 or 3.5: more).
+_REACH = 1.5
 # Searches for more points than this use every core.
 _PARALLEL_QUERY = 1 << 14
 
@@ -254,15 +257,18 @@ def _pyramid(points: np.ndarray, weights: np.ndarray, k: int) -> list[_Level]:
     if n <= _DIRECT_MAX_POINTS:
         return []
     min_cells = max(_MIN_CELLS_PER_CLUSTER * k, 1 << 10)
-    lo = points.min(axis=0)
-    span = float((points.max(axis=0) - lo).max())
+    # Column by column: reductions over the short rows of an (n, d) array are
+    # several times slower (6 ms against 0.2 ms for 230k RGB points).
+    lo = np.array([points[:, j].min() for j in range(d)])
+    span = float(max(points[:, j].max() - lo[j] for j in range(d)))
     if span == 0:
         return []
     b = max(1, _MAX_KEY_BITS // d)
     # Integer cell coordinates of every point on the finest grid (2**b cells a side).
-    coords = np.minimum(
-        ((points - lo) * ((1 << b) / span)).astype(np.int64), (1 << b) - 1
-    )
+    coords = np.empty((n, d), dtype=np.int64)
+    for j in range(d):
+        c = ((points[:, j] - lo[j]) * ((1 << b) / span)).astype(np.int64)
+        coords[:, j] = np.minimum(c, (1 << b) - 1)
     levels: list[_Level] = []
     cur_points, cur_weights = points, weights
     while b >= 1:
@@ -485,8 +491,7 @@ def _inherit(fine: _Level, coarse: _Level, state: _State) -> _State:
     parent = coarse.parent
     # np.take rather than fancy indexing, here and in the Lloyd passes: it is
     # several times faster for gathering rows (or columns) of 2-d arrays.
-    diff = fine.points - np.take(coarse.points, parent, axis=0)
-    off = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+    off = np.sqrt(_row_sq_dist(fine.points, np.take(coarse.points, parent, axis=0)))
     return _State(
         state.centers,
         np.take(state.labels, parent),
@@ -587,7 +592,7 @@ class _Clusters:
         self.k = k
         self.w_sum, self.s_sum = _sums(points, weights, self.labels, k)
         self.n_sum = np.bincount(self.labels, minlength=k)
-        self.const = float(weights @ np.einsum("ij,ij->i", points, points))
+        self.const = float(weights @ _row_sq_dist(points, None))
         self.half_gap = np.zeros(k)
         # rad[j] >= the largest distance of a member of cluster j to its centre.
         self.rad = np.zeros(k)
@@ -660,13 +665,10 @@ class _Clusters:
         if self.k > _LOCAL_MAX_CLUSTERS:
             rest -= top
             return
-        c = self.centers
-        # Squared centre gaps one coordinate at a time: a (k, k, d) difference
-        # array costs more than the rest of the iteration.
-        gap = np.zeros((self.k, self.k))
-        for j in range(c.shape[1]):
-            g = c[:, None, j] - c[None, :, j]
-            gap += g * g
+        # Squared centre gaps by cdist (exact differences, as a loop over the
+        # coordinates would take, but 0.08 ms against 0.7 ms at k=256; a (k, k, d)
+        # difference array costs more than the rest of the iteration).
+        gap = cdist(self.centers, self.centers, "sqeuclidean")
         reach = _REACH * self.rad
         near = gap < (reach**2)[:, None]
         np.fill_diagonal(near, False)
@@ -693,8 +695,11 @@ class _Clusters:
         if len(cand) == 0:
             return 0
         own_lab = labels[cand]
-        diff = np.take(points, cand, axis=0) - np.take(self.centers, own_lab, axis=0)
-        own = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+        own = np.sqrt(
+            _row_sq_dist(
+                np.take(points, cand, axis=0), np.take(self.centers, own_lab, axis=0)
+            )
+        )
         self.upper[cand] = own - drift[own_lab]
         still = own > lower[cand]
         cand, own_lab, own = cand[still], own_lab[still], own[still]
@@ -780,5 +785,17 @@ def _reseed(
 def _inertia(
     points: np.ndarray, weights: np.ndarray, centers: np.ndarray, labels: np.ndarray
 ) -> float:
-    diff = points - np.take(centers, labels, axis=0)
-    return float(weights @ np.einsum("ij,ij->i", diff, diff))
+    return float(weights @ _row_sq_dist(points, np.take(centers, labels, axis=0)))
+
+
+def _row_sq_dist(a: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+    """Squared distance of each row of `a` to the same row of `b` (or to 0).
+
+    One coordinate at a time: arithmetic on (n, d) arrays with d = 3 is several
+    times slower than on their columns (einsum included).
+    """
+    out = np.zeros(len(a))
+    for j in range(a.shape[1]):
+        g = a[:, j] if b is None else a[:, j] - b[:, j]
+        out += g * g
+    return out
