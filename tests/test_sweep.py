@@ -67,6 +67,8 @@ def test_rows_are_exactly_quantize_per_k(photo, table):
         alone = quantize(photo, row.k)
         np.testing.assert_array_equal(result.palette, alone.palette)
         np.testing.assert_array_equal(result.labels, alone.labels)
+        np.testing.assert_array_equal(result.image, alone.image)
+        assert result.channel_axis == alone.channel_axis
         report = size_report(alone, photo, source_bytes=9000)
         assert row.n_colors == report.n_colors == row.k
         assert row.psnr == pytest.approx(report.psnr, rel=1e-12)
@@ -279,3 +281,26 @@ def test_plot_into_given_axes_for_grey(tmp_path):
     ax = fig.add_subplot()
     assert plot_sweep(t, ax) is ax
     assert len(fig.axes) == 1  # no CIEDE2000 axis without colour
+
+
+@pytest.mark.parametrize("layout", ["channels_first", "rgba_transparent", "grey"])
+def test_shared_histogram_rows_equal_quantize_for_every_layout(photo, layout):
+    # The sweep computes one histogram for all k; each row must still be exactly
+    # quantize(image, k) whatever the channel layout.
+    axis = -1
+    image = photo
+    if layout == "channels_first":
+        image, axis = np.moveaxis(photo, -1, 0), 0
+    elif layout == "rgba_transparent":
+        alpha = np.full((*photo.shape[:2], 1), 255, dtype=photo.dtype)
+        alpha[:8] = 0
+        image = np.concatenate([photo, alpha], axis=-1)
+    elif layout == "grey":
+        image, axis = photo[..., 0], None
+    table = sweep(image, ks=(3, 17), channel_axis=axis, keep_results=True)
+    for row, result in zip(table, table.results, strict=True):
+        alone = quantize(image, row.k, channel_axis=axis)
+        np.testing.assert_array_equal(result.image, alone.image)
+        np.testing.assert_array_equal(result.labels, alone.labels)
+        assert result.channel_axis == alone.channel_axis
+        assert row.psnr == pytest.approx(size_report(alone, image).psnr)

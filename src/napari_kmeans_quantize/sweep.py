@@ -385,7 +385,7 @@ def sweep_iter(
         # it are those of quantize_iter, so every row is still quantize(image, k).
         for gen in gens.values():
             gen.close()
-        arr, _ = _as_channels_last(image, channel_axis)
+        arr, arr_axis = _as_channels_last(image, channel_axis)
         pixels = arr.reshape(-1, arr.shape[-1])
         merged = _merge_transparent(pixels)
         hist = color_histogram(merged)
@@ -393,7 +393,7 @@ def sweep_iter(
         gens = {
             k: _quantize_histogram_iter(
                 arr,
-                axis,
+                arr_axis,
                 hist,
                 k,
                 color_space=color_space,
