@@ -64,6 +64,7 @@ from .quantize import (
     _check_option,
     _check_positive_int,
     _drain,
+    _fit_guess,
     _from_unit,
     _is_dask,
     _nearest,
@@ -701,6 +702,7 @@ def _fit_palette(
 
     out = _Fit()
     out.n_iter, out.converged, out.inertia = 0, True, 0.0
+    guess = None
     if len(fit_rows) <= k_fit or k_fit == 0:
         palette = colors[fit_rows]
         if n_distinct < k:
@@ -725,14 +727,19 @@ def _fit_palette(
         palette = _from_unit(
             from_fit_space(fit.centers, color_space), dtype, color_space
         )
-        palette = np.unique(palette, axis=0)
+        palette, entry = np.unique(palette, axis=0, return_inverse=True)
+        if transparent is None:
+            guess = _fit_guess(
+                fit, points, entry.ravel(), palette, fit_rows, n_distinct, color_space
+            )
+        del points
     if transparent is not None:
         palette = np.concatenate([palette, colors[transparent][None]])
 
     # _assign, with counts from the histogram instead of a pass over the pixels.
     pal_fit = to_fit_space(_to_unit(palette, dtype, color_space), color_space)
     col_fit = to_fit_space(_to_unit(colors, dtype, color_space), color_space)
-    nearest = _nearest(col_fit, pal_fit, palette)
+    nearest = _nearest(col_fit, pal_fit, palette, guess=guess)
     del col_fit
     # Float weights are exact for totals below 2**53 pixels.
     counts = np.bincount(nearest, weights=hist.counts, minlength=len(palette))
@@ -850,7 +857,7 @@ def _apply_block(
     col_fit = to_fit_space(
         _to_unit(hist.colors, pixels.dtype, color_space), color_space
     )
-    labels = _nearest(col_fit, pal_fit, palette).astype(label_dtype)[hist.inverse]
+    labels = hist.expand(_nearest(col_fit, pal_fit, palette).astype(label_dtype))
     return labels.reshape(block.shape[:-1])
 
 
