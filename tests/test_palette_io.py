@@ -390,3 +390,16 @@ def test_write_into_missing_folder_or_onto_a_folder(tmp_path):
     with pytest.raises(IsADirectoryError):
         write_indexed_png(tmp_path / "dir.png", labels, palette)
     assert [p.name for p in tmp_path.iterdir()] == ["dir.png"]
+
+
+@pytest.mark.parametrize("k", [2, 3, 5, 17])
+def test_png_rows_that_do_not_fill_their_last_byte_round_trip(k):
+    # 1, 2 and 4-bit rows pack several indices per byte; widths that leave the
+    # last byte part-filled must still decode to the same indices and colours.
+    rng = np.random.default_rng(k)
+    palette = rng.integers(0, 256, (k, 4)).astype(np.uint8)
+    for width in range(1, 10):
+        labels = rng.integers(0, k, (3, width)).astype(np.uint8)
+        im = Image.open(io.BytesIO(to_png_bytes(labels, palette)))
+        np.testing.assert_array_equal(np.asarray(im), labels)
+        np.testing.assert_array_equal(np.asarray(im.convert("RGBA")), palette[labels])
