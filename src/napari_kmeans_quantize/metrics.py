@@ -12,6 +12,7 @@ is the one place the widget, the command line and the sweep get them from.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -515,10 +516,18 @@ def _size_report(
     bits_per_pixel = n_channels * palette.dtype.itemsize * 8
     orig = original_bits(n_pixels, bits_per_pixel)
     formula = formula_bits(n_pixels, k, bits_per_pixel)
-    png = None if lazy else _png_bytes(labels, palette)
     if source_bytes is not None:
         source_bytes = int(source_bytes)
-    quality_psnr, ciede = (None, None) if ref is None else ref.quality(result)
+    if lazy:
+        png = None
+        quality_psnr, ciede = (None, None) if ref is None else ref.quality(result)
+    else:
+        # Deflate releases the GIL: the PNG compresses while the quality figures
+        # are computed (12 MP at k=64: 1.45 s -> 0.8-1.1 s on two cores).
+        with ThreadPoolExecutor(1, thread_name_prefix="nkq-png") as pool:
+            png_job = pool.submit(_png_bytes, labels, palette)
+            quality_psnr, ciede = (None, None) if ref is None else ref.quality(result)
+            png = png_job.result()
     return SizeReport(
         shape=tuple(int(n) for n in labels.shape),
         n_pixels=n_pixels,
