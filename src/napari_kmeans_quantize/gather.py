@@ -3,7 +3,9 @@
 The passes that touch every pixel (colour -> histogram row, row -> palette entry,
 entry -> colour) are table lookups. numpy runs each on one core but releases the
 GIL inside ``np.take``, so a few threads, each on its own slice of the index,
-share them out. On a 12-megapixel photo this halves those passes on two cores.
+share them out. The passes are memory-bound, so the gain is modest: on a
+12-megapixel photo and two cores, 30 -> 24 ms for the labels and 42 -> 36 ms for
+the quantised colours.
 """
 
 from __future__ import annotations
