@@ -53,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from .colorspace import COLOR_SPACES, from_fit_space, to_fit_space
+from .colorspace import COLOR_SPACES, to_fit_space
 from .histogram import color_histogram
 from .kmeans import weighted_kmeans_iter
 from .quantize import (
@@ -64,10 +64,10 @@ from .quantize import (
     _check_option,
     _check_positive_int,
     _drain,
-    _fit_guess,
-    _from_unit,
     _is_dask,
     _nearest,
+    _nearest_colors,
+    _palette_of_fit,
     _scaled,
     _to_unit,
 )
@@ -726,23 +726,17 @@ def _fit_palette(
             0.95,
         )
         out.n_iter, out.converged, out.inertia = fit.n_iter, fit.converged, fit.inertia
-        palette = _from_unit(
-            from_fit_space(fit.centers, color_space), dtype, color_space
+        palette, guess = _palette_of_fit(
+            fit, points, fit_rows, n_distinct, dtype, color_space
         )
-        palette, entry = np.unique(palette, axis=0, return_inverse=True)
-        if transparent is None:
-            guess = _fit_guess(
-                fit, points, entry.ravel(), palette, fit_rows, n_distinct, color_space
-            )
         del points
+        if transparent is not None:
+            guess = None
     if transparent is not None:
         palette = np.concatenate([palette, colors[transparent][None]])
 
     # _assign, with counts from the histogram instead of a pass over the pixels.
-    pal_fit = to_fit_space(_to_unit(palette, dtype, color_space), color_space)
-    col_fit = to_fit_space(_to_unit(colors, dtype, color_space), color_space)
-    nearest = _nearest(col_fit, pal_fit, palette, guess=guess)
-    del col_fit
+    nearest = _nearest_colors(colors, dtype, palette, color_space, guess=guess)
     # Float weights are exact for totals below 2**53 pixels.
     counts = np.bincount(nearest, weights=hist.counts, minlength=len(palette))
     counts = counts.astype(np.int64)

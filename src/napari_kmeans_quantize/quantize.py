@@ -256,13 +256,10 @@ def quantize_iter(
                 tol=tol,
             )
         )
-    arr, axis = _as_channels_last(image, channel_axis)
-    _check_fit_space_range(arr, color_space)
-    pixels = arr.reshape(-1, arr.shape[-1])
+    arr, axis = _checked_image(image, channel_axis, color_space)
     yield 0.0
 
-    pixels = _merge_transparent(pixels)
-    hist = color_histogram(pixels)
+    hist, _ = _pixel_histogram(arr)
     yield 0.1
     return (
         yield from _quantize_histogram_iter(
@@ -339,20 +336,12 @@ def _quantize_histogram_iter(
             0.85,
         )
         n_iter, converged, inertia = fit.n_iter, fit.converged, fit.inertia
-        palette = _from_unit(
-            from_fit_space(fit.centers, color_space), arr.dtype, color_space
+        palette, guess = _palette_of_fit(
+            fit, points, fit_rows, hist.n_colors, arr.dtype, color_space
         )
-        palette, entry = np.unique(palette, axis=0, return_inverse=True)
-        if transparent is None:
-            guess = _fit_guess(
-                fit,
-                points,
-                entry.ravel(),
-                palette,
-                fit_rows,
-                hist.n_colors,
-                color_space,
-            )
+        if transparent is not None:
+            # The bounds know nothing of the transparent entry added below.
+            guess = None
     if transparent is not None:
         palette = np.concatenate([palette, hist.colors[transparent][None]])
     yield 0.9
@@ -675,61 +664,96 @@ def _transparent_row(hist: ColorHistogram) -> int | None:
     return int(rows[0]) if len(rows) else None
 
 
-def _fit_guess(
+def _checked_image(
+    image: np.ndarray, channel_axis: int | None, color_space: str
+) -> tuple[np.ndarray, int | None]:
+    """The validated image, channels last, and its normalised channel axis."""
+    arr, axis = _as_channels_last(image, channel_axis)
+    _check_fit_space_range(arr, color_space)
+    return arr, axis
+
+
+def _pixel_histogram(arr: np.ndarray) -> tuple[ColorHistogram, bool]:
+    """Histogram of a channels-last image's pixels, fully transparent ones merged.
+
+    Also says whether no pixel was merged (the histogram is then that of the
+    image itself, as the quality figures need).
+    """
+    pixels = arr.reshape(-1, arr.shape[-1])
+    merged = _merge_transparent(pixels)
+    return color_histogram(merged), merged is pixels
+
+
+def _palette_of_fit(
     fit: KMeansFit,
     points: np.ndarray,
-    entry: np.ndarray,
-    palette: np.ndarray,
     fit_rows: np.ndarray,
     n_colors: int,
+    dtype: np.dtype,
     color_space: str,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Palette entry of every colour from the fit, and where it is proven nearest.
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """The palette of a fit (rounded, sorted, unique) and a guess of each colour's
+    entry, with a mask of the colours where it is proven to be the nearest one.
 
-    Rounding moves every centre to its palette entry by at most ``shift.max()``;
-    a colour nearer to its own entry than the fit's lower bound on the other
-    centres minus that shift has its own entry as the unique nearest one (see
-    ``KMeansFit.lower``).
+    `points` are the fitted colours (rows `fit_rows` of the `n_colors`). Rounding
+    moves every centre to its palette entry by at most ``shift.max()``; a colour
+    nearer to its own entry than the fit's lower bound on the other centres minus
+    that shift has its own entry as the unique nearest one (see
+    ``KMeansFit.lower``). Colours outside `fit_rows` are left to the search.
     """
-    pal_fit = to_fit_space(_to_unit(palette, palette.dtype, color_space), color_space)
+    palette = _from_unit(from_fit_space(fit.centers, color_space), dtype, color_space)
+    palette, entry = np.unique(palette, axis=0, return_inverse=True)
+    entry = entry.ravel()
+    pal_fit = to_fit_space(_to_unit(palette, dtype, color_space), color_space)
     shift = np.sqrt(((pal_fit[entry] - fit.centers) ** 2).sum(axis=1))
-    labels = np.zeros(n_colors, dtype=np.intp)
-    certain = np.zeros(n_colors, dtype=bool)
     own = entry[fit.labels]
     diff = points - np.take(pal_fit, own, axis=0)
     d_own = np.sqrt(np.einsum("ij,ij->i", diff, diff))
     # Margin for the rounding of the distances behind the bounds.
     eps = 1e-9 * max(1.0, float(np.abs(fit.centers).max()))
+    labels = np.zeros(n_colors, dtype=np.intp)
+    certain = np.zeros(n_colors, dtype=bool)
     labels[fit_rows] = own
     certain[fit_rows] = d_own + eps < fit.lower - shift.max()
-    return labels, certain
+    return palette, (labels, certain)
+
+
+def _nearest_colors(
+    colors: np.ndarray,
+    dtype: np.dtype,
+    palette: np.ndarray,
+    color_space: str,
+    guess: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
+    """Nearest palette entry of each colour, in the fit space.
+
+    With a `guess` (from :func:`_palette_of_fit`) only the colours it does not
+    prove are converted and searched.
+    """
+    pal_fit = to_fit_space(_to_unit(palette, dtype, color_space), color_space)
+    if guess is None:
+        col_fit = to_fit_space(_to_unit(colors, dtype, color_space), color_space)
+        return _nearest(col_fit, pal_fit, palette)
+    labels, certain = guess
+    labels = labels.copy()
+    todo = np.flatnonzero(~certain)
+    if len(todo):
+        col_fit = to_fit_space(_to_unit(colors[todo], dtype, color_space), color_space)
+        labels[todo] = _nearest(col_fit, pal_fit, palette)
+    return labels
 
 
 def _nearest(
-    points: np.ndarray,
-    pal_fit: np.ndarray,
-    palette: np.ndarray,
-    guess: tuple[np.ndarray, np.ndarray] | None = None,
+    points: np.ndarray, pal_fit: np.ndarray, palette: np.ndarray
 ) -> np.ndarray:
     """Index of the nearest palette entry for each point.
 
     Equidistant entries are common with integer colours; the tree is built over the
     palette in a canonical (sorted) order so that ties resolve the same way whatever
     order the palette is given in (quantize and apply_palette then agree).
-
-    `guess` is an entry for every point and a mask of the points whose entry is
-    proven to be their unique nearest one (from the k-means bounds); only the
-    others are searched.
     """
     if len(palette) == 1:
         return np.zeros(len(points), dtype=np.intp)
-    if guess is not None:
-        labels, certain = guess
-        labels = labels.astype(np.intp)
-        todo = np.flatnonzero(~certain)
-        if len(todo):
-            labels[todo] = _nearest(points[todo], pal_fit, palette)
-        return labels
     canon = np.lexsort(palette.T[::-1])
     workers = -1 if len(points) > _PARALLEL_QUERY else 1
     idx = cKDTree(pal_fit[canon]).query(points, workers=workers)[1]
@@ -750,11 +774,13 @@ def _assign(
     guess: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Generator[float, None, QuantizeResult]:
     """Map pixels to palette entries and build the result."""
-    pal_fit = to_fit_space(_to_unit(palette, image_dtype, color_space), color_space)
-    col_fit = to_fit_space(_to_unit(hist.colors, image_dtype, color_space), color_space)
     if dither:
         from .dither import error_diffusion
 
+        pal_fit = to_fit_space(_to_unit(palette, image_dtype, color_space), color_space)
+        col_fit = to_fit_space(
+            _to_unit(hist.colors, image_dtype, color_space), color_space
+        )
         labels = error_diffusion(
             col_fit[hist.inverse].reshape((*arr.shape[:-1], arr.shape[-1])), pal_fit
         ).ravel()
@@ -762,7 +788,9 @@ def _assign(
     else:
         # Without dithering a colour's pixels all take one entry, so everything
         # up to the final per-pixel lookup works on the (far fewer) colours.
-        labels = _nearest(col_fit, pal_fit, palette, guess=guess)
+        labels = _nearest_colors(
+            hist.colors, image_dtype, palette, color_space, guess=guess
+        )
         counts = np.bincount(labels, weights=hist.counts, minlength=len(palette))
         counts = np.rint(counts).astype(np.int64)
     yield 0.5

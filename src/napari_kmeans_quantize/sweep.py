@@ -30,13 +30,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .histogram import color_histogram
+from .colorspace import COLOR_SPACES
 from .metrics import SizeReport, _Reference, _size_report
 from .quantize import (
     QuantizeResult,
-    _as_channels_last,
+    _check_option,
+    _checked_image,
     _is_dask,
-    _merge_transparent,
+    _pixel_histogram,
     _quantize_histogram_iter,
     quantize_iter,
 )
@@ -365,31 +366,31 @@ def sweep_iter(
     """
     start = time.perf_counter()
     ks = _check_ks(ks)
-    kwargs = {
-        "channel_axis": channel_axis,
-        "color_space": color_space,
-        "random_state": random_state,
-        "dither": dither,
-    }
-    # Validate up front: a quantize_iter checks everything before its first yield.
-    gens = {k: quantize_iter(image, k, **kwargs) for k in ks}
-    for gen in gens.values():
-        next(gen)
-    yield 0.0
-
-    axis = _normalised_axis(image, channel_axis)
     if _is_dask(image):
+        # Validate up front: a quantize_iter checks everything before its first
+        # yield.
+        kwargs = {
+            "channel_axis": channel_axis,
+            "color_space": color_space,
+            "random_state": random_state,
+            "dither": dither,
+        }
+        gens = {k: quantize_iter(image, k, **kwargs) for k in ks}
+        for gen in gens.values():
+            next(gen)
+        yield 0.0
+        axis = _normalised_axis(image, channel_axis)
         ref = _Reference(image, axis)
     else:
+        # The checks of quantize_iter (the ks were checked above), once.
+        _check_option("color_space", color_space, COLOR_SPACES)
+        arr, arr_axis = _checked_image(image, channel_axis, color_space)
+        yield 0.0
         # One histogram serves every k and the quality figures: the steps after
         # it are those of quantize_iter, so every row is still quantize(image, k).
-        for gen in gens.values():
-            gen.close()
-        arr, arr_axis = _as_channels_last(image, channel_axis)
-        pixels = arr.reshape(-1, arr.shape[-1])
-        merged = _merge_transparent(pixels)
-        hist = color_histogram(merged)
-        ref = _Reference(image, axis, hist if merged is pixels else None)
+        hist, unmerged = _pixel_histogram(arr)
+        axis = _normalised_axis(image, channel_axis)
+        ref = _Reference(image, axis, hist if unmerged else None)
         gens = {
             k: _quantize_histogram_iter(
                 arr,
