@@ -28,8 +28,8 @@ from collections.abc import Generator
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 from scipy.spatial import cKDTree
-from scipy.spatial.distance import cdist
 
 __all__ = ["KMeansFit", "weighted_kmeans", "weighted_kmeans_iter"]
 
@@ -50,18 +50,13 @@ _MAX_KEY_BITS = 21
 # Measured on CQ100 at k=256: 65 instead of 152 Lloyd passes over the levels of
 # adirondack_chairs, at equal mean error over the photos; 1.0 oscillates.
 _OVERRELAX = 0.8
-# Fraction of the boxes split per round of the initialisation.
-_SPLIT_FRACTION = 0.25
-# Runners-up whose distance bounds each point keeps.
-_TRACKED = 2
 # Up to this many clusters, bounds use the shifts of nearby centres only ...
 _LOCAL_MAX_CLUSTERS = 1024
 # ... those within this many cluster radii. A short reach gives tighter bounds for
-# the points near their centre, and the cap (reach - distance) for the others;
-# 1.5 searched 15 % fewer points than 2.5 at k=256 on CQ100 (1.0 or 3.5: more).
+# the points near their centre, and the cap (reach - distance) for the others.
 _REACH = 1.5
-# Searches for more points than this use every core.
-_PARALLEL_QUERY = 1 << 14
+# Fraction of the boxes split per round of the initialisation.
+_SPLIT_FRACTION = 0.25
 
 
 @dataclass(frozen=True)
@@ -185,7 +180,8 @@ def weighted_kmeans_iter(
     centers = _variance_split_init(coarse.points, coarse.weights, k)
     yield 0.1
 
-    state = _initial_state(coarse.points, centers)
+    axis = _principal_axis(coarse.points, coarse.weights)
+    state = _initial_state(coarse.points, centers, axis)
     all_levels = [*levels, _Level(points, weights, None)]
     n_iter, converged = 0, False
     for i, level in enumerate(all_levels):
@@ -198,6 +194,7 @@ def weighted_kmeans_iter(
             level.points,
             level.weights,
             state,
+            axis,
             max_iter=max_iter,
             tol=tol,
             progress=(lo, hi),
@@ -405,81 +402,110 @@ def _best_cuts(
 
 @dataclass
 class _State:
-    """Clusters of one point set with distance bounds.
+    """Clusters of one point set with Hamerly's distance bounds.
 
-    Bounds are stored relative to running totals of the centre shifts, so that an
-    iteration need not rewrite them: with ``drift[j]`` the total distance centre
-    ``j`` has moved and ``total`` the sum over iterations of the largest move,
-
-    * ``upper + drift[labels]`` >= distance to the own centre,
-    * ``near[:, i] - drift[others[:, i]]`` <= distance to centre ``others[:, i]``
-      (the runners-up when the point was last searched),
-    * ``rest - total`` <= distance to every other centre.
+    For the current ``centers``, ``upper[i]`` is at least the distance of point
+    ``i`` to its own centre and ``lower[i]`` at most its distance to every other
+    centre; a point with ``upper <= lower`` need not be searched.
     """
 
     centers: np.ndarray
     labels: np.ndarray
-    others: np.ndarray
     upper: np.ndarray
-    near: np.ndarray
-    rest: np.ndarray
-    drift: np.ndarray
-    total: float
+    lower: np.ndarray
 
 
-def _query(tree: cKDTree, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    workers = -1 if len(x) > _PARALLEL_QUERY else 1
-    dist, idx = tree.query(x, k=k, workers=workers)
-    if k == 1:
-        return dist[:, None], idx[:, None]
-    return dist, idx
+class _Centres:
+    """What the searches of one Lloyd iteration need to know of the centres.
 
+    A point that its bounds do not settle is compared with its own centre's
+    neighbours: the centres within ``reach[a]`` of its centre ``a``. Every other
+    centre is at least ``ext[a] - u`` from a point at distance ``u`` from ``a``,
+    which bounds them all at once (and sends the point to a full search in the
+    rare case that bound is not enough). With ``reach`` twice the cluster radius
+    the lists always suffice; they hold a few dozen centres at k=256.
 
-def _search(
-    tree: cKDTree,
-    x: np.ndarray,
-    own: np.ndarray | None,
-    d_cur: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Nearest centre of each point, with bounds for the runners-up.
-
-    Returns the label, the distance to it, the runners-up and their distances,
-    and a lower bound on the distance to every other centre. With `own` (and the
-    distances `d_cur` to it) given, a point keeps its own centre when that is
-    (within rounding) as near as the best.
+    Without ``reach`` (the first assignment, or more than
+    ``_LOCAL_MAX_CLUSTERS`` centres, where k x k gaps cost too much) a search
+    walks along the points' principal axis instead: a centre whose projection is
+    farther from the point's than the second nearest centre found so far cannot
+    be among the two nearest. Colours spread mostly along one axis (the grey
+    line), so few centres lie in that slab.
     """
-    m = _TRACKED
-    k = tree.n
-    q = min(m + 1, k)
-    dist, idx = _query(tree, x, q)
-    if q < m + 1:
-        dist = np.concatenate([dist, np.full((len(x), m + 1 - q), np.inf)], axis=1)
-        idx = np.concatenate([idx, np.zeros((len(x), m + 1 - q), dtype=idx.dtype)], 1)
-    if own is None:
-        label, d_own = idx[:, 0], dist[:, 0]
-    else:
-        # Keep the own centre on ties, so that no point flips back and forth.
-        keep = d_cur <= dist[:, 0] * (1 + 1e-12)
-        label = np.where(keep, own, idx[:, 0])
-        d_own = np.where(keep, d_cur, dist[:, 0])
-    # Runners-up: the listed centres other than the label (the last one is dropped
-    # when the label is not listed); every unlisted centre is at least as far as
-    # the last listed one. Stored column-major: one row per runner-up.
-    eq = idx == label[:, None]
-    pos = np.where(eq.any(axis=1), eq.argmax(axis=1), m)
-    others = np.empty((m, len(x)), dtype=np.intp)
-    near = np.empty((m, len(x)))
-    for c in range(m):
-        before = c < pos
-        others[c] = np.where(before, idx[:, c], idx[:, c + 1])
-        near[c] = np.where(before, dist[:, c], dist[:, c + 1])
-    return label.astype(np.intp), d_own, others, near, dist[:, m]
+
+    def __init__(
+        self,
+        centers: np.ndarray,
+        axis: np.ndarray,
+        reach: np.ndarray | None = None,
+        shift: np.ndarray | None = None,
+        shift_reach: np.ndarray | None = None,
+    ):
+        k = len(centers)
+        self.centers = centers
+        self.axis = axis
+        proj = centers @ axis
+        self.order = np.argsort(proj, kind="stable")
+        self.proj = np.ascontiguousarray(proj[self.order])
+        self.local = None
+        if reach is not None and k <= _LOCAL_MAX_CLUSTERS:
+            if shift is None:
+                shift, shift_reach = np.zeros(k), np.zeros(k)
+            self.half_gap, self.nbr, self.cnt, self.ext, self.local = _centre_graph(
+                centers, reach, shift, shift_reach
+            )
+            return
+        self.nbr = np.zeros((0, 0), dtype=np.intp)
+        self.cnt = np.zeros(0, dtype=np.intp)
+        self.ext = np.zeros(0)
+        self.half_gap = np.zeros(k)
+        if k > 1:
+            tree = cKDTree(centers)
+            self.half_gap = 0.5 * tree.query(centers, k=2)[0][:, 1]
 
 
-def _initial_state(points: np.ndarray, centers: np.ndarray) -> _State:
-    k = len(centers)
-    labels, d_own, others, near, rest = _search(cKDTree(centers), points, None)
-    return _State(centers.copy(), labels, others, d_own, near, rest, np.zeros(k), 0.0)
+def _principal_axis(points: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Unit vector along which the weighted points spread most."""
+    mean = weights @ points / weights.sum()
+    centred = points - mean
+    cov = (centred * weights[:, None]).T @ centred
+    return np.ascontiguousarray(np.linalg.eigh(cov)[1][:, -1])
+
+
+def _search_all(points: np.ndarray, cen: _Centres, state: _State) -> np.ndarray:
+    """Labels after moving every point whose bounds allow it to its nearest centre.
+
+    Updates ``state.upper`` and ``state.lower`` in place; ``state.labels`` is
+    left as it was so that the caller can see which points moved.
+    """
+    new = np.empty_like(state.labels)
+    _assign_kernel(
+        points,
+        cen.centers,
+        state.labels,
+        state.upper,
+        state.lower,
+        cen.half_gap,
+        cen.proj,
+        cen.order,
+        cen.axis,
+        cen.nbr,
+        cen.cnt,
+        cen.ext,
+        new,
+    )
+    return new
+
+
+def _initial_state(points: np.ndarray, centers: np.ndarray, axis: np.ndarray) -> _State:
+    n = len(points)
+    centers = centers.copy()
+    # No bounds yet: every point is searched (the half-gap test still applies).
+    state = _State(
+        centers, np.zeros(n, dtype=np.intp), np.full(n, np.inf), np.full(n, -np.inf)
+    )
+    state.labels = _search_all(points, _Centres(centers, axis), state)
+    return state
 
 
 def _inherit(fine: _Level, coarse: _Level, state: _State) -> _State:
@@ -489,31 +515,24 @@ def _inherit(fine: _Level, coarse: _Level, state: _State) -> _State:
     cell mean (triangle inequality), so they stay valid.
     """
     parent = coarse.parent
-    # np.take rather than fancy indexing, here and in the Lloyd passes: it is
-    # several times faster for gathering rows (or columns) of 2-d arrays.
+    # np.take rather than fancy indexing: several times faster for gathering
+    # rows of 2-d arrays.
     off = np.sqrt(_row_sq_dist(fine.points, np.take(coarse.points, parent, axis=0)))
     return _State(
         state.centers,
         np.take(state.labels, parent),
-        np.take(state.others, parent, axis=1),
         np.take(state.upper, parent) + off,
-        np.take(state.near, parent, axis=1) - off,
-        np.take(state.rest, parent) - off,
-        state.drift,
-        state.total,
+        np.take(state.lower, parent) - off,
     )
 
 
 def _lower(state: _State) -> np.ndarray:
     """Lower bound of the distance to every other centre, per point."""
-    upper = state.upper + np.take(state.drift, state.labels)
-    lower = state.rest.copy()
-    for near, others in zip(state.near, state.others, strict=True):
-        np.minimum(lower, near - np.take(state.drift, others), out=lower)
+    lower = state.lower.copy()
     if len(state.centers) > 1:
         # Another centre is at least the own centre's gap minus upper away.
         gap = cKDTree(state.centers).query(state.centers, k=2)[0][:, 1]
-        np.maximum(lower, np.take(gap, state.labels) - upper, out=lower)
+        np.maximum(lower, np.take(gap, state.labels) - state.upper, out=lower)
     return lower
 
 
@@ -531,19 +550,20 @@ def _lloyd(
     points: np.ndarray,
     weights: np.ndarray,
     state: _State,
+    axis: np.ndarray,
     *,
     max_iter: int,
     tol: float,
     progress: tuple[float, float],
     overrelax: float = 0.0,
 ) -> Generator[float, None, tuple[_State, int, bool]]:
-    """Weighted Lloyd iterations with distance bounds on one point set.
+    """Weighted Lloyd iterations with Hamerly's distance bounds on one point set.
 
     With `overrelax` > 0 the centres step past their clusters' means (see
     ``_OVERRELAX``); the error that `tol` is checked against is still that of the
     clusters around their means.
     """
-    cl = _Clusters(points, weights, state)
+    cl = _Clusters(points, weights, state, axis)
     start, stop = progress
     prev_err = np.inf
     converged = False
@@ -571,44 +591,29 @@ def _lloyd(
         prev_err = err
     if moved:
         cl.update(force, overrelax)
-    return cl.state(), n_iter, converged
+    return cl.state, n_iter, converged
 
 
 class _Clusters:
-    """Points, their clusters and the bounds used to skip distance searches."""
+    """Points, their clusters and running cluster sums."""
 
-    def __init__(self, points: np.ndarray, weights: np.ndarray, state: _State):
+    def __init__(
+        self, points: np.ndarray, weights: np.ndarray, state: _State, axis: np.ndarray
+    ):
         self.points = points
         self.weights = weights
-        self.centers = state.centers
-        self.labels = state.labels
-        self.others = state.others
-        self.upper = state.upper.copy()
-        self.near = state.near.copy()
-        self.rest = state.rest.copy()
-        self.drift = state.drift.copy()
-        self.total = state.total
-        k = len(self.centers)
+        self.state = state
+        self.axis = axis
+        k = len(state.centers)
         self.k = k
-        self.w_sum, self.s_sum = _sums(points, weights, self.labels, k)
-        self.n_sum = np.bincount(self.labels, minlength=k)
+        self.w_sum, self.s_sum = _sums(points, weights, state.labels, k)
+        self.n_sum = np.bincount(state.labels, minlength=k)
         self.const = float(weights @ _row_sq_dist(points, None))
-        self.half_gap = np.zeros(k)
-        # rad[j] >= the largest distance of a member of cluster j to its centre.
-        self.rad = np.zeros(k)
-        np.maximum.at(self.rad, self.labels, self.upper + self.drift[self.labels])
+        self.cen = _Centres(state.centers, axis)
 
-    def state(self) -> _State:
-        return _State(
-            self.centers,
-            self.labels,
-            self.others,
-            self.upper,
-            self.near,
-            self.rest,
-            self.drift,
-            self.total,
-        )
+    @property
+    def centers(self) -> np.ndarray:
+        return self.state.centers
 
     def error(self) -> float:
         """Weighted squared error of the clusters around their means."""
@@ -617,13 +622,14 @@ class _Clusters:
         return self.const - float((np.einsum("ij,ij->i", s, s) / self.w_sum[nz]).sum())
 
     def update(self, force: np.ndarray, overrelax: float = 0.0) -> bool:
-        """Move the centres to their clusters' means.
+        """Move the centres to their clusters' means and widen the bounds.
 
         With `overrelax` > 0 a centre moves that fraction of its step further.
         Centres of empty clusters, and those in `force`, move to badly served
         points. Returns whether any centre was moved that way.
         """
-        centers = self.centers
+        st = self.state
+        centers = st.centers
         new = centers.copy()
         nz = self.n_sum > 0
         new[nz] = self.s_sum[nz] / self.w_sum[nz, None]
@@ -632,103 +638,225 @@ class _Clusters:
         nz[force] = False
         empty = np.flatnonzero(~nz)
         if len(empty):
-            bound = self.upper + self.drift[self.labels]
-            new = _reseed(self.points, self.weights, bound, new, empty)
-        shift = np.sqrt(((new - centers) ** 2).sum(axis=1))
-        self.centers = new
-        self.drift += shift
-        top = float(shift.max())
-        self.total += top
-        # One tree per iteration serves the half gaps and the searches in assign.
-        self.tree = cKDTree(new)
-        if self.k > 1:
-            self.half_gap = 0.5 * self.tree.query(new, k=2)[0][:, 1]
-        # Upper bounds on the distance to the own centre, for _lower_rest and
-        # assign (one gather over all points instead of two).
-        self.bound = self.upper + np.take(self.drift, self.labels)
-        if top > 0:
-            self.rad += shift
-            self._lower_rest(shift)
-        return len(empty) > 0
-
-    def _lower_rest(self, shift: np.ndarray) -> None:
-        """Lower the bound on the untracked centres after the centres moved.
-
-        Far from its cluster a centre cannot take a point, so the bound falls by
-        the largest shift among the centres near the cluster (within `reach` of its
-        centre) and is capped by ``reach - upper`` for the others; points too far
-        out for that fall back to the largest shift overall.
-        """
-        labels = self.labels
-        rest = self.rest
-        top = float(shift.max())
-        if self.k > _LOCAL_MAX_CLUSTERS:
-            rest -= top
-            return
-        # Squared centre gaps by cdist (exact differences, as a loop over the
-        # coordinates would take, but 0.08 ms against 0.7 ms at k=256; a (k, k, d)
-        # difference array costs more than the rest of the iteration).
-        gap = cdist(self.centers, self.centers, "sqeuclidean")
-        reach = _REACH * self.rad
-        near = gap < (reach**2)[:, None]
-        np.fill_diagonal(near, False)
-        local = np.where(near, shift[None, :], 0.0).max(axis=1)
-        capped = np.minimum(
-            rest - np.take(local, labels), np.take(reach, labels) - self.bound
+            new = _reseed(self.points, self.weights, st.upper, new, empty)
+        shift = np.sqrt(_row_sq_dist(new, centers))
+        st.centers = new
+        top2 = np.argsort(shift)[-2:]
+        top_arg, second = int(top2[-1]), float(shift[top2[0]]) if self.k > 1 else 0.0
+        # Far from its cluster a centre cannot take a point, so a point's bound on
+        # the other centres falls by the largest shift among the centres near its
+        # cluster (within _REACH cluster radii of its centre) and is capped by
+        # reach - upper for the others.
+        rad = _radii(st.labels, st.upper, shift, self.k)
+        self.cen = _Centres(new, self.axis, 2.0 * rad, shift, _REACH * rad)
+        local = (
+            self.cen.local if self.cen.local is not None else np.full(self.k, np.inf)
         )
-        rest -= top
-        np.maximum(rest, capped, out=rest)
+        _widen_kernel(
+            st.labels, st.upper, st.lower, shift, top_arg, second, local, _REACH * rad
+        )
+        return len(empty) > 0
 
     def assign(self) -> int:
         """Move every point to its nearest centre; returns how many moved.
 
-        Call after :meth:`update`, which sets the upper bounds.
+        Call after :meth:`update`, which widens the bounds.
         """
-        points, labels = self.points, self.labels
-        drift = self.drift
-        upper = self.bound
-        lower = self.rest.copy()
-        for near, others in zip(self.near, self.others, strict=True):
-            np.minimum(lower, near - np.take(drift, others), out=lower)
-        np.maximum(lower, np.take(self.half_gap, labels), out=lower)
-        cand = np.flatnonzero(upper > lower)
-        if len(cand) == 0:
-            return 0
-        own_lab = labels[cand]
-        own = np.sqrt(
-            _row_sq_dist(
-                np.take(points, cand, axis=0), np.take(self.centers, own_lab, axis=0)
-            )
+        st = self.state
+        new = _search_all(self.points, self.cen, st)
+        return _move_kernel(
+            self.points,
+            self.weights,
+            st.labels,
+            new,
+            self.w_sum,
+            self.s_sum,
+            self.n_sum,
         )
-        self.upper[cand] = own - drift[own_lab]
-        still = own > lower[cand]
-        cand, own_lab, own = cand[still], own_lab[still], own[still]
-        if len(cand) == 0:
-            return 0
-        new, d_own, others, near, rest = _search(
-            self.tree, np.take(points, cand, axis=0), own_lab, own
+
+
+@njit(nogil=True, cache=True)
+def _radii(labels, upper, shift, k):  # pragma: no cover
+    """Bound on the largest distance of a member of each cluster to its moved
+    centre."""
+    rad = np.zeros(k)
+    for i in range(len(labels)):
+        a = labels[i]
+        rad[a] = max(rad[a], upper[i])
+    for a in range(k):
+        rad[a] += shift[a]
+    return rad
+
+
+@njit(nogil=True, cache=True)
+def _centre_graph(centers, reach, shift, shift_reach):  # pragma: no cover
+    """Half the gap to the nearest other centre, the neighbour lists (centres
+    within `reach`) with the smallest gap to any centre left out, and the largest
+    shift among the centres within `shift_reach`, for every centre."""
+    k, d = centers.shape
+    half_gap = np.full(k, np.inf)
+    nbr = np.empty((k, k), dtype=np.intp)
+    cnt = np.zeros(k, dtype=np.intp)
+    ext = np.full(k, np.inf)
+    local = np.zeros(k)
+    for a in range(k):
+        r2 = reach[a] * reach[a]
+        s2 = shift_reach[a] * shift_reach[a]
+        for c in range(k):
+            if c == a:
+                continue
+            g = 0.0
+            for j in range(d):
+                t = centers[a, j] - centers[c, j]
+                g += t * t
+            half_gap[a] = min(half_gap[a], g)
+            if g < r2:
+                nbr[a, cnt[a]] = c
+                cnt[a] += 1
+            else:
+                ext[a] = min(ext[a], g)
+            if g < s2:
+                local[a] = max(local[a], shift[c])
+    return 0.5 * np.sqrt(half_gap), nbr, cnt, np.sqrt(ext), local
+
+
+@njit(nogil=True, cache=True)
+def _widen_kernel(
+    labels, upper, lower, shift, top_arg, second, local, reach
+):  # pragma: no cover
+    # Hamerly: the own centre moved by shift[label], every other centre by at
+    # most the largest shift among the others, and (see update) by at most
+    # local[label] among those that can still matter.
+    top = shift[top_arg]
+    for i in range(len(labels)):
+        a = labels[i]
+        u = upper[i] + shift[a]
+        upper[i] = u
+        lo = lower[i]
+        lower[i] = max(
+            lo - (second if a == top_arg else top), min(lo - local[a], reach[a] - u)
         )
-        self.others[:, cand] = others
-        self.upper[cand] = d_own - drift[new]
-        self.near[:, cand] = near + np.take(drift, others)
-        self.rest[cand] = rest
-        change = np.flatnonzero(new != own_lab)
-        if len(change) == 0:
-            return 0
-        moved = cand[change]
-        frm, to = own_lab[change], new[change]
-        labels[moved] = to
-        np.maximum.at(self.rad, to, d_own[change])
-        pts, wts = points[moved], self.weights[moved]
-        k = self.k
-        self.w_sum += np.bincount(to, weights=wts, minlength=k)
-        self.w_sum -= np.bincount(frm, weights=wts, minlength=k)
-        self.n_sum += np.bincount(to, minlength=k)
-        self.n_sum -= np.bincount(frm, minlength=k)
-        for j in range(points.shape[1]):
-            self.s_sum[:, j] += np.bincount(to, weights=wts * pts[:, j], minlength=k)
-            self.s_sum[:, j] -= np.bincount(frm, weights=wts * pts[:, j], minlength=k)
-        return len(change)
+
+
+@njit(nogil=True, cache=True)
+def _assign_kernel(
+    points,
+    centers,
+    labels,
+    upper,
+    lower,
+    half_gap,
+    proj,
+    order,
+    axis,
+    nbr,
+    cnt,
+    ext,
+    new,
+):  # pragma: no cover
+    n, d = points.shape
+    k = len(centers)
+    for i in range(n):
+        a = labels[i]
+        new[i] = a
+        if upper[i] <= max(lower[i], half_gap[a]):
+            continue
+        du = 0.0
+        for j in range(d):
+            t = points[i, j] - centers[a, j]
+            du += t * t
+        u = np.sqrt(du)
+        # Every other centre is at least the own centre's gap minus u away.
+        lo_b = max(lower[i], 2.0 * half_gap[a] - u)
+        upper[i] = u
+        lower[i] = lo_b
+        if u <= lo_b:
+            continue
+        if len(cnt):
+            b1 = du
+            b2 = np.inf
+            i1 = a
+            for t in range(cnt[a]):
+                c = nbr[a, t]
+                dc = 0.0
+                for j in range(d):
+                    g = points[i, j] - centers[c, j]
+                    dc += g * g
+                if dc < b1:
+                    b2 = b1
+                    b1 = dc
+                    i1 = c
+                elif dc < b2:
+                    b2 = dc
+            # Centres off the list are at least ext - u away.
+            far = ext[a] - u
+            if far >= 0 and far * far >= b1:
+                new[i] = i1
+                upper[i] = np.sqrt(b1)
+                lower[i] = min(np.sqrt(b2), far)
+                continue
+        p = 0.0
+        for j in range(d):
+            p += points[i, j] * axis[j]
+        hi = np.searchsorted(proj, p)
+        lo = hi - 1
+        b1 = np.inf
+        b2 = np.inf
+        i1 = -1
+        while lo >= 0 or hi < k:
+            gl = p - proj[lo] if lo >= 0 else np.inf
+            gh = proj[hi] - p if hi < k else np.inf
+            if gl <= gh:
+                g = gl
+                c = order[lo]
+                lo -= 1
+            else:
+                g = gh
+                c = order[hi]
+                hi += 1
+            if g * g >= b2:
+                break
+            dc = 0.0
+            for j in range(d):
+                t = points[i, j] - centers[c, j]
+                dc += t * t
+            if dc < b1:
+                b2 = b1
+                b1 = dc
+                i1 = c
+            elif dc < b2:
+                b2 = dc
+        if i1 == a or du <= b1 * (1.0 + 1e-12):
+            # Keep the own centre on ties, so that no point flips back and forth.
+            upper[i] = u
+            lower[i] = np.sqrt(b2 if i1 == a else b1)
+        else:
+            new[i] = i1
+            upper[i] = np.sqrt(b1)
+            lower[i] = np.sqrt(b2)
+
+
+@njit(nogil=True, cache=True)
+def _move_kernel(points, weights, labels, new, w_sum, s_sum, n_sum):  # pragma: no cover
+    # Serial, in point order, so that the sums are the same on every run.
+    moved = 0
+    d = points.shape[1]
+    for i in range(len(labels)):
+        b = new[i]
+        a = labels[i]
+        if a == b:
+            continue
+        moved += 1
+        w = weights[i]
+        w_sum[a] -= w
+        w_sum[b] += w
+        n_sum[a] -= 1
+        n_sum[b] += 1
+        for j in range(d):
+            s_sum[a, j] -= w * points[i, j]
+            s_sum[b, j] += w * points[i, j]
+        labels[i] = b
+    return moved
 
 
 def _duplicates(centers: np.ndarray) -> np.ndarray:
@@ -762,7 +890,7 @@ def _reseed(
         else:
             cand = np.arange(n)
         if len(live):
-            dist = _query(cKDTree(centers[live]), points[cand], 1)[0][:, 0]
+            dist = cKDTree(centers[live]).query(points[cand])[0]
         else:
             dist = np.full(len(cand), np.inf)
         cost = weights[cand] * dist**2
