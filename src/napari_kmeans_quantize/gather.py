@@ -1,4 +1,4 @@
-"""Per-pixel table lookups spread over the cores.
+"""Per-pixel table lookups, and other passes over many points, spread over the cores.
 
 The passes that touch every pixel (colour -> histogram row, row -> palette entry,
 entry -> colour) are table lookups. numpy runs each on one core but releases the
@@ -11,11 +11,12 @@ the quantised colours.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = ["take"]
+__all__ = ["each_slice", "take"]
 
 # Below this many lookups a thread costs more than it saves.
 _PARALLEL_MIN = 1 << 20
@@ -65,12 +66,38 @@ def take(table: np.ndarray, index: np.ndarray) -> np.ndarray:
     if len(index) < _PARALLEL_MIN or n_workers == 1:
         np.take(table, index, axis=0, out=out)
         return out
-    bounds = np.linspace(0, len(index), n_workers + 1).astype(np.intp)
 
-    def run(i: int) -> None:
-        lo, hi = bounds[i], bounds[i + 1]
+    def run(lo: int, hi: int) -> None:
         np.take(table, index[lo:hi], axis=0, out=out[lo:hi])
 
-    # list() re-raises the first error of any slice here.
-    list(_pool().map(run, range(n_workers)))
+    each_slice(len(index), run, _PARALLEL_MIN)
     return out
+
+
+def each_slice(n: int, work: Callable[[int, int], None], min_len: int) -> None:
+    """Call ``work(lo, hi)`` on consecutive slices of ``range(n)``, one per core.
+
+    `work` must release the GIL (a numpy call or a ``nogil`` numba kernel) and
+    write only to its own slice; with fewer than `min_len` items it runs once, in
+    the calling thread. The first error raised by any slice is re-raised.
+
+    Examples
+    --------
+    >>> out = np.zeros(6)
+    >>> def fill(lo, hi):
+    ...     out[lo:hi] = np.arange(lo, hi)
+    >>> each_slice(6, fill, min_len=1)
+    >>> out.tolist()
+    [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    """
+    n_workers = _workers()
+    if n < min_len or n_workers == 1:
+        work(0, n)
+        return
+    bounds = np.linspace(0, n, n_workers + 1).astype(np.intp)
+    futures = [
+        _pool().submit(work, int(bounds[i]), int(bounds[i + 1]))
+        for i in range(n_workers)
+    ]
+    for f in futures:
+        f.result()

@@ -31,6 +31,8 @@ import numpy as np
 from numba import njit
 from scipy.spatial import cKDTree
 
+from . import gather
+
 __all__ = ["KMeansFit", "weighted_kmeans", "weighted_kmeans_iter"]
 
 # Point sets at most this large are clustered directly, without a pyramid.
@@ -55,6 +57,8 @@ _LOCAL_MAX_CLUSTERS = 1024
 # ... those within this many cluster radii. A short reach gives tighter bounds for
 # the points near their centre, and the cap (reach - distance) for the others.
 _REACH = 1.5
+# Assignments over more points than this use every core.
+_PARALLEL_POINTS = 1 << 16
 # Fraction of the boxes split per round of the initialisation.
 _SPLIT_FRACTION = 0.25
 
@@ -479,21 +483,27 @@ def _search_all(points: np.ndarray, cen: _Centres, state: _State) -> np.ndarray:
     left as it was so that the caller can see which points moved.
     """
     new = np.empty_like(state.labels)
-    _assign_kernel(
-        points,
-        cen.centers,
-        state.labels,
-        state.upper,
-        state.lower,
-        cen.half_gap,
-        cen.proj,
-        cen.order,
-        cen.axis,
-        cen.nbr,
-        cen.cnt,
-        cen.ext,
-        new,
-    )
+
+    def run(lo: int, hi: int) -> None:
+        _assign_kernel(
+            points,
+            cen.centers,
+            state.labels,
+            state.upper,
+            state.lower,
+            cen.half_gap,
+            cen.proj,
+            cen.order,
+            cen.axis,
+            cen.nbr,
+            cen.cnt,
+            cen.ext,
+            new,
+            lo,
+            hi,
+        )
+
+    gather.each_slice(len(points), run, _PARALLEL_POINTS)
     return new
 
 
@@ -753,10 +763,13 @@ def _assign_kernel(
     cnt,
     ext,
     new,
+    first,
+    stop,
 ):  # pragma: no cover
-    n, d = points.shape
+    # Points first..stop-1 only, so that threads can share the arrays.
+    d = points.shape[1]
     k = len(centers)
-    for i in range(n):
+    for i in range(first, stop):
         a = labels[i]
         new[i] = a
         if upper[i] <= max(lower[i], half_gap[a]):
