@@ -44,6 +44,10 @@ _MIN_CELLS_PER_CLUSTER = 8
 _MAX_LEVEL_RATIO = 0.6
 # The coarsest level (where the initialisation runs) holds about this many cells.
 _INIT_TARGET_CELLS = 1 << 13
+# ... or fewer for small k: about this many cells per cluster is enough to
+# place k seeds (k=16 initialised on 8192 cells spent more on the seeds than on
+# all Lloyd iterations).
+_INIT_CELLS_PER_CLUSTER = 32
 # Bits of the packed cell key of the finest grid (2**21 cells for RGB at 7 bits).
 _MAX_KEY_BITS = 21
 # On coarse levels a centre steps this fraction of its move past its cluster's
@@ -229,7 +233,7 @@ class _Level:
 def _group(keys: np.ndarray, n_keys: int) -> tuple[np.ndarray, np.ndarray]:
     """Distinct keys (ascending) and the index of every key among them."""
     if n_keys <= 1 << 24:
-        distinct, inverse, _ = _bitmap_unique(keys, n_keys)
+        distinct, inverse, _ = _bitmap_unique(keys, n_keys, True)
         return distinct, inverse
     distinct, inverse = np.unique(keys, return_inverse=True)
     return distinct, inverse.ravel()
@@ -282,7 +286,7 @@ def _pyramid(points: np.ndarray, weights: np.ndarray, k: int) -> list[_Level]:
             cell_coords[inverse] = coords
             levels.append(_Level(means, w, inverse))
             cur_points, cur_weights, coords = means, w, cell_coords
-            if m <= _INIT_TARGET_CELLS:
+            if m <= min(_INIT_TARGET_CELLS, _INIT_CELLS_PER_CLUSTER * k):
                 break
         coords = coords >> 1
         b -= 1
