@@ -38,3 +38,31 @@ def test_out_of_range_index_raises_in_threads_too(monkeypatch):
     index[-1] = 10
     with pytest.raises(IndexError):
         gather.take(np.arange(10), index)
+
+
+def test_each_slice_covers_every_item_once(monkeypatch):
+    monkeypatch.setattr(gather, "_workers", lambda: 3)
+    hits = np.zeros(10_007, dtype=np.int64)
+    seen = []
+
+    def work(lo, hi):
+        hits[lo:hi] += 1
+        seen.append((lo, hi))
+
+    gather.each_slice(len(hits), work, min_len=1)
+    assert (hits == 1).all()
+    assert len(seen) == 3
+    seen.clear()
+    gather.each_slice(len(hits), work, min_len=len(hits) + 1)
+    assert seen == [(0, len(hits))]
+
+
+def test_each_slice_reraises_a_slice_error(monkeypatch):
+    monkeypatch.setattr(gather, "_workers", lambda: 2)
+
+    def work(lo, hi):
+        if lo > 0:
+            raise RuntimeError(f"slice {lo}:{hi} failed")
+
+    with pytest.raises(RuntimeError, match="slice 50:100 failed"):
+        gather.each_slice(100, work, min_len=1)

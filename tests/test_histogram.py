@@ -37,6 +37,25 @@ def test_exact_for_every_dtype_and_channel_count(dtype, channels):
     _check(pixels)
 
 
+@pytest.mark.parametrize("with_inverse", [True, False])
+def test_bitmap_unique_equals_np_unique(with_inverse):
+    rng = np.random.default_rng(1)
+    # Keys on both sides of 64-bit word boundaries and at both ends of the space.
+    edges = np.array([0, 62, 63, 64, 65, 127, 128, (1 << 24) - 1], dtype=np.uint32)
+    keys = np.concatenate([edges, rng.integers(0, 1 << 24, 20_000, dtype=np.uint32)])
+    keys = np.concatenate([keys, keys[::7]])
+    distinct, inverse, counts = histogram._bitmap_unique(keys, 1 << 24, with_inverse)
+    want, want_inverse, want_counts = np.unique(
+        keys, return_inverse=True, return_counts=True
+    )
+    np.testing.assert_array_equal(distinct, want)
+    np.testing.assert_array_equal(counts, want_counts)
+    if with_inverse:
+        np.testing.assert_array_equal(inverse, want_inverse)
+    else:
+        assert len(inverse) == 0
+
+
 def test_dense_path_on_a_photo(monkeypatch):
     pixels = data.astronaut().reshape(-1, 3)
     monkeypatch.setattr(histogram, "_DENSE_MIN_PIXELS", 1)
