@@ -7,6 +7,7 @@ import pytest
 from skimage import data
 from sklearn.cluster import KMeans
 
+from napari_kmeans_quantize import kmeans
 from napari_kmeans_quantize.histogram import color_histogram
 from napari_kmeans_quantize.kmeans import weighted_kmeans, weighted_kmeans_iter
 
@@ -27,7 +28,13 @@ def coffee_points():
     return _photo_points(data.coffee()[::2, ::2])
 
 
-def test_fit_is_a_fixed_point_of_lloyd_when_run_to_convergence(coffee_points):
+@pytest.mark.parametrize("search", ["neighbour lists", "principal-axis slab"])
+def test_fit_is_a_fixed_point_of_lloyd_when_run_to_convergence(
+    coffee_points, search, monkeypatch
+):
+    if search == "principal-axis slab":
+        # The search used beyond _LOCAL_MAX_CLUSTERS centres.
+        monkeypatch.setattr(kmeans, "_LOCAL_MAX_CLUSTERS", 4)
     points, weights = coffee_points
     fit = weighted_kmeans(points, weights, 24, tol=0)
     assert fit.converged
