@@ -18,8 +18,12 @@ only points whose nearest centre may have changed are searched, and the cluster
 sums are updated from the points that moved only. A level starts from the
 previous level's clusters: a point inherits its cell's label and bounds, widened
 by its distance to the cell mean, so that no level starts with a full search.
+A point its bounds leave open is compared with the centres near its own centre
+only (see ``_Centres``).
 
-Every step is deterministic.
+The per-point loops are numba kernels: serial, in point order, and free of the
+GIL, so that the assignment can run on slices of the points in threads and a
+sweep's fits can run side by side. Every step is deterministic.
 """
 
 from __future__ import annotations
