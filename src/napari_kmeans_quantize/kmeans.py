@@ -789,10 +789,7 @@ def _assign_kernel(
         new[i] = a
         if upper[i] <= max(lower[i], half_gap[a]):
             continue
-        du = 0.0
-        for j in range(d):
-            t = points[i, j] - centers[a, j]
-            du += t * t
+        du = _sq_dist(points, i, centers, a)
         u = np.sqrt(du)
         # Every other centre is at least the own centre's gap minus u away.
         lo_b = max(lower[i], 2.0 * half_gap[a] - u)
@@ -806,16 +803,7 @@ def _assign_kernel(
             i1 = a
             for t in range(cnt[a]):
                 c = nbr[a, t]
-                dc = 0.0
-                for j in range(d):
-                    g = points[i, j] - centers[c, j]
-                    dc += g * g
-                if dc < b1:
-                    b2 = b1
-                    b1 = dc
-                    i1 = c
-                elif dc < b2:
-                    b2 = dc
+                b1, b2, i1 = _best_two(_sq_dist(points, i, centers, c), c, b1, b2, i1)
             # Centres off the list are at least ext - u away.
             far = ext[a] - u
             if far >= 0 and far * far >= b1:
@@ -844,16 +832,7 @@ def _assign_kernel(
                 hi += 1
             if g * g >= b2:
                 break
-            dc = 0.0
-            for j in range(d):
-                t = points[i, j] - centers[c, j]
-                dc += t * t
-            if dc < b1:
-                b2 = b1
-                b1 = dc
-                i1 = c
-            elif dc < b2:
-                b2 = dc
+            b1, b2, i1 = _best_two(_sq_dist(points, i, centers, c), c, b1, b2, i1)
         if i1 == a or du <= b1 * (1.0 + 1e-12):
             # Keep the own centre on ties, so that no point flips back and forth.
             upper[i] = u
@@ -862,6 +841,25 @@ def _assign_kernel(
             new[i] = i1
             upper[i] = np.sqrt(b1)
             lower[i] = np.sqrt(b2)
+
+
+@njit(nogil=True, cache=True)
+def _sq_dist(points, i, centers, c):  # pragma: no cover
+    dc = 0.0
+    for j in range(points.shape[1]):
+        t = points[i, j] - centers[c, j]
+        dc += t * t
+    return dc
+
+
+@njit(nogil=True, cache=True)
+def _best_two(dc, c, b1, b2, i1):  # pragma: no cover
+    """The two smallest squared distances (and the nearest centre) after `dc`."""
+    if dc < b1:
+        return dc, b1, c
+    if dc < b2:
+        return b1, dc, i1
+    return b1, b2, i1
 
 
 @njit(nogil=True, cache=True)
