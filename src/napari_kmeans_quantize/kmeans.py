@@ -28,6 +28,7 @@ sweep's fits can run side by side. Every step is deterministic.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Generator
 from dataclasses import dataclass
 
@@ -180,6 +181,18 @@ def weighted_kmeans_iter(
     if isinstance(n_clusters, bool) or not 1 <= n_clusters <= n:
         raise ValueError(f"n_clusters must be between 1 and {n}, got {n_clusters}.")
     k = int(n_clusters)
+    return (
+        yield from _fit_iter(_Pyramid(points, weights), k, max_iter=max_iter, tol=tol)
+    )
+
+
+def _fit_iter(
+    pyramid: _Pyramid, k: int, *, max_iter: int, tol: float
+) -> Generator[float, None, KMeansFit]:
+    """The fit of :func:`weighted_kmeans_iter` on the (checked) points of a
+    pyramid, which several fits (a sweep over k) may share."""
+    points, weights = pyramid.points, pyramid.weights
+    n = len(points)
     if k == 1:
         c = (weights @ points / weights.sum())[None]
         labels = np.zeros(n, dtype=np.intp)
@@ -187,7 +200,7 @@ def weighted_kmeans_iter(
         inertia = _inertia(points, weights, c, labels)
         return KMeansFit(c, labels, inertia, 1, True, np.full(n, np.inf))
 
-    levels = _pyramid(points, weights, k)
+    levels = pyramid.levels(k)
     yield 0.05
     coarse = levels[0] if levels else _Level(points, weights, None)
     centers = _variance_split_init(coarse.points, coarse.weights, k)
@@ -243,58 +256,128 @@ def _group(keys: np.ndarray, n_keys: int) -> tuple[np.ndarray, np.ndarray]:
     return distinct, inverse.ravel()
 
 
-def _cell_means(
-    points: np.ndarray, weights: np.ndarray, inverse: np.ndarray, m: int
-) -> tuple[np.ndarray, np.ndarray]:
-    w, sums = _sums(points, weights, inverse, m)
-    return sums / w[:, None], w
-
-
-def _pyramid(points: np.ndarray, weights: np.ndarray, k: int) -> list[_Level]:
-    """Coarser point sets, coarsest first (empty when the points are few).
+class _Pyramid:
+    """Coarser point sets of weighted points, built once for every k.
 
     Each level holds the weighted means of the points of the next finer level in
     the cells of a regular grid; the cell side doubles from one level to the next,
-    and a level is kept only if it is much smaller than the one below it.
+    and a level is kept only if it is much smaller than the one below it. Which
+    levels a fit uses depends on k (see :meth:`levels`), but they are always the
+    first ones of the same chain, so fits for several k (a sweep) share one
+    pyramid; it is built as far as the smallest k asks, and is safe to share
+    between threads.
+
+    Parameters
+    ----------
+    points : (n, d) ndarray of float64
+        The finest point set (distinct colours in the fit space).
+    weights : (n,) ndarray of float64
+        The weight of every point.
     """
+
+    def __init__(self, points: np.ndarray, weights: np.ndarray) -> None:
+        self.points = points
+        self.weights = weights
+        self._chain: list[_Level] = []
+        self._lock = threading.Lock()
+        n, d = points.shape
+        self._b = 0
+        self._cur = (points, weights)
+        if n <= _DIRECT_MAX_POINTS:
+            return
+        # Column by column: reductions over the short rows of an (n, d) array are
+        # several times slower (6 ms against 0.2 ms for 230k RGB points).
+        lo = np.array([points[:, j].min() for j in range(d)])
+        span = float(max(points[:, j].max() - lo[j] for j in range(d)))
+        if span == 0:
+            return
+        # Integer cell coordinates of every point on the finest grid (2**b cells
+        # a side); a coarser grid halves them.
+        self._b = max(1, _MAX_KEY_BITS // d)
+        self._coords = _grid_coords(points, lo, (1 << self._b) / span, self._b)
+
+    def levels(self, k: int) -> list[_Level]:
+        """The levels a fit of k clusters runs on, coarsest first.
+
+        From the finest, the levels of at least ``8 k`` cells (and 1024), down to
+        the first of at most ``min(8192, 32 k)`` cells, where the seeds are placed.
+        """
+        min_cells = max(_MIN_CELLS_PER_CLUSTER * k, 1 << 10)
+        init_cells = min(_INIT_TARGET_CELLS, _INIT_CELLS_PER_CLUSTER * k)
+        out: list[_Level] = []
+        with self._lock:
+            while len(out) < len(self._chain) or self._extend():
+                level = self._chain[len(out)]
+                m = len(level.points)
+                if m < min_cells:
+                    break
+                out.append(level)
+                if m <= init_cells:
+                    break
+        return out[::-1]
+
+    def _extend(self) -> bool:
+        """Add the next coarser level to the chain; False when there is none."""
+        d = self.points.shape[1]
+        cur_points, cur_weights = self._cur
+        while self._b >= 1:
+            b = self._b
+            key = _cell_keys(self._coords, b)
+            distinct, inverse = _group(key, 1 << (b * d))
+            m = len(distinct)
+            self._coords >>= 1
+            self._b -= 1
+            if m <= _MAX_LEVEL_RATIO * len(cur_points):
+                means, w, self._coords = _coarser(
+                    cur_points, cur_weights, self._coords, inverse, m
+                )
+                self._chain.append(_Level(means, w, inverse))
+                self._cur = (means, w)
+                return True
+        return False
+
+
+@njit(nogil=True, cache=True)
+def _grid_coords(points, lo, scale, b):  # pragma: no cover
     n, d = points.shape
-    if n <= _DIRECT_MAX_POINTS:
-        return []
-    min_cells = max(_MIN_CELLS_PER_CLUSTER * k, 1 << 10)
-    # Column by column: reductions over the short rows of an (n, d) array are
-    # several times slower (6 ms against 0.2 ms for 230k RGB points).
-    lo = np.array([points[:, j].min() for j in range(d)])
-    span = float(max(points[:, j].max() - lo[j] for j in range(d)))
-    if span == 0:
-        return []
-    b = max(1, _MAX_KEY_BITS // d)
-    # Integer cell coordinates of every point on the finest grid (2**b cells a side).
+    top = (1 << b) - 1
     coords = np.empty((n, d), dtype=np.int64)
-    for j in range(d):
-        c = ((points[:, j] - lo[j]) * ((1 << b) / span)).astype(np.int64)
-        coords[:, j] = np.minimum(c, (1 << b) - 1)
-    levels: list[_Level] = []
-    cur_points, cur_weights = points, weights
-    while b >= 1:
-        key = coords[:, 0].copy()
+    for i in range(n):
+        for j in range(d):
+            coords[i, j] = min(int((points[i, j] - lo[j]) * scale), top)
+    return coords
+
+
+@njit(nogil=True, cache=True)
+def _coarser(points, weights, coords, inverse, m):  # pragma: no cover
+    # The cells' weighted means, weights and grid coordinates, in one pass in
+    # point order.
+    d = points.shape[1]
+    w = np.zeros(m)
+    means = np.zeros((m, d))
+    cell_coords = np.empty((m, d), dtype=np.int64)
+    for i in range(len(inverse)):
+        a = inverse[i]
+        w[a] += weights[i]
+        for j in range(d):
+            means[a, j] += weights[i] * points[i, j]
+            cell_coords[a, j] = coords[i, j]
+    for a in range(m):
+        for j in range(d):
+            means[a, j] /= w[a]
+    return means, w, cell_coords
+
+
+@njit(nogil=True, cache=True)
+def _cell_keys(coords, b):  # pragma: no cover
+    n, d = coords.shape
+    key = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        v = coords[i, 0]
         for j in range(1, d):
-            key <<= b
-            key |= coords[:, j]
-        distinct, inverse = _group(key, 1 << (b * d))
-        m = len(distinct)
-        if m < min_cells:
-            break
-        if m <= _MAX_LEVEL_RATIO * len(cur_points):
-            means, w = _cell_means(cur_points, cur_weights, inverse, m)
-            cell_coords = np.empty((m, d), dtype=np.int64)
-            cell_coords[inverse] = coords
-            levels.append(_Level(means, w, inverse))
-            cur_points, cur_weights, coords = means, w, cell_coords
-            if m <= min(_INIT_TARGET_CELLS, _INIT_CELLS_PER_CLUSTER * k):
-                break
-        coords = coords >> 1
-        b -= 1
-    return levels[::-1]
+            v = (v << b) | coords[i, j]
+        key[i] = v
+    return key
 
 
 # --- initialisation -------------------------------------------------------------------
@@ -309,99 +392,123 @@ def _variance_split_init(
     most; each round splits the boxes with the largest such gain (a fraction of all
     boxes, so that the number of rounds grows like log k) and evaluates the halves.
     """
-    n, d = points.shape
     k = n_clusters
     mean = weights @ points / weights.sum()
-    pts = points - mean
-    box = np.zeros(n, dtype=np.intp)
-    gain = np.full(k, -np.inf)
-    axis = np.zeros(k, dtype=np.intp)
-    thr = np.zeros(k)
-    n_boxes = 1
-    _best_cuts(pts, weights, box, np.array([0]), gain, axis, thr)
-    while n_boxes < k:
-        splittable = np.flatnonzero(gain[:n_boxes] > -np.inf)
-        if len(splittable) == 0:
-            break
-        m = min(k - n_boxes, max(1, int(n_boxes * _SPLIT_FRACTION)), len(splittable))
-        chosen = splittable[np.lexsort((splittable, -gain[splittable]))][:m]
-        slot = np.full(n_boxes, -1, dtype=np.intp)
-        slot[chosen] = np.arange(m)
-        members = np.flatnonzero(slot[box] >= 0)
-        r = slot[box[members]]
-        right = pts[members, axis[chosen][r]] > thr[chosen][r]
-        box[members[right]] = n_boxes + r[right]
-        new = np.concatenate([chosen, n_boxes + np.arange(m)])
-        n_boxes += m
-        _best_cuts(pts, weights, box, new, gain, axis, thr)
-    w = np.bincount(box, weights=weights, minlength=n_boxes)
-    centers = np.empty((n_boxes, d))
-    for j in range(d):
-        centers[:, j] = np.bincount(box, weights=weights * pts[:, j], minlength=n_boxes)
-    centers = centers / w[:, None] + mean
+    pts = np.ascontiguousarray(points - mean)
+    centers, n_boxes = _split_kernel(pts, weights, k, _SPLIT_FRACTION)
+    centers = centers[:n_boxes] + mean
     if n_boxes < k:
         # Fewer distinct points than clusters: Lloyd re-seeds what it can.
         centers = np.concatenate([centers, np.repeat(centers[:1], k - n_boxes, 0)])
     return centers
 
 
-def _best_cuts(
-    pts: np.ndarray,
-    weights: np.ndarray,
-    box: np.ndarray,
-    boxes: np.ndarray,
-    gain: np.ndarray,
-    axis: np.ndarray,
-    thr: np.ndarray,
-) -> None:
+@njit(nogil=True, cache=True)
+def _split_kernel(pts, weights, k, fraction):  # pragma: no cover
+    n, d = pts.shape
+    box = np.zeros(n, dtype=np.intp)
+    gain = np.full(k, -np.inf)
+    axis = np.zeros(k, dtype=np.intp)
+    thr = np.zeros(k)
+    order = np.empty((d, n), dtype=np.intp)
+    for j in range(d):
+        order[j] = np.argsort(pts[:, j], kind="mergesort")
+    _best_cuts(pts, weights, order, box, np.zeros(1, dtype=np.intp), gain, axis, thr)
+    n_boxes = 1
+    while n_boxes < k:
+        splittable = np.flatnonzero(gain[:n_boxes] > -np.inf)
+        if len(splittable) == 0:
+            break
+        m = min(k - n_boxes, max(1, int(n_boxes * fraction)), len(splittable))
+        # Largest gain first; a stable sort leaves ties in box order.
+        rank = np.argsort(-gain[splittable], kind="mergesort")
+        chosen = splittable[rank[:m]]
+        slot = np.full(n_boxes, -1, dtype=np.intp)
+        for r in range(m):
+            slot[chosen[r]] = r
+        for i in range(n):
+            r = slot[box[i]]
+            if r >= 0 and pts[i, axis[chosen[r]]] > thr[chosen[r]]:
+                box[i] = n_boxes + r
+        new = np.empty(2 * m, dtype=np.intp)
+        new[:m] = chosen
+        new[m:] = n_boxes + np.arange(m)
+        n_boxes += m
+        _best_cuts(pts, weights, order, box, new, gain, axis, thr)
+    w = np.zeros(n_boxes)
+    centers = np.zeros((n_boxes, d))
+    for i in range(n):
+        b = box[i]
+        w[b] += weights[i]
+        for j in range(d):
+            centers[b, j] += weights[i] * pts[i, j]
+    for b in range(n_boxes):
+        for j in range(d):
+            centers[b, j] /= w[b]
+    return centers, n_boxes
+
+
+@njit(nogil=True, cache=True)
+def _best_cuts(pts, weights, order, box, boxes, gain, axis, thr):  # pragma: no cover
     """Find, for each of `boxes`, the axis cut that lowers its error most.
 
     Writes the error reduction (-inf if the box holds one distinct point), the axis
     and the threshold (left part: coordinate <= threshold) into `gain`, `axis` and
-    `thr`. All boxes are handled together, as segments of one sorted array.
+    `thr`. ``order[a]`` sorts all points by coordinate `a` (stably), so one pass
+    over it lists every box's members in that order without sorting them again.
+    Ties go to the first axis, then to the lowest cut.
     """
-    gain[boxes] = -np.inf
-    mark = np.zeros(len(gain), dtype=bool)
-    mark[boxes] = True
-    sel = np.flatnonzero(mark[box])
-    b = box[sel]
-    for a in range(pts.shape[1]):
-        order = np.lexsort((pts[sel, a], b))
-        idx = sel[order]
-        bo = b[order]
-        xo = pts[idx, a]
-        w = weights[idx]
-        cw = np.cumsum(w)
-        cs = np.cumsum(w[:, None] * pts[idx], axis=0)
-        new_seg = np.empty(len(bo), dtype=bool)
-        new_seg[0] = True
-        np.not_equal(bo[1:], bo[:-1], out=new_seg[1:])
-        start = np.flatnonzero(new_seg)
-        seg = np.cumsum(new_seg) - 1
-        last = np.append(start[1:], len(bo)) - 1
-        base_w = cw[start] - w[start]
-        base_s = cs[start] - w[start, None] * pts[idx[start]]
-        lw = cw - base_w[seg]
-        ls = cs - base_s[seg]
-        tw = (cw[last] - base_w)[seg]
-        ts = (cs[last] - base_s)[seg]
-        rw = tw - lw
-        rs = ts - ls
-        valid = np.zeros(len(bo), dtype=bool)
-        valid[:-1] = ~new_seg[1:] & (xo[1:] > xo[:-1])
-        g = np.full(len(bo), -np.inf)
-        v = np.flatnonzero(valid)
-        diff = ls[v] / lw[v, None] - rs[v] / rw[v, None]
-        g[v] = lw[v] * rw[v] / tw[v] * np.einsum("ij,ij->i", diff, diff)
-        gmax = np.maximum.reduceat(g, start)
-        hit = np.flatnonzero(g == gmax[seg])
-        first = hit[np.append(True, seg[hit][1:] != seg[hit][:-1])]
-        ids = bo[start]
-        better = gmax > gain[ids]
-        ids = ids[better]
-        gain[ids] = gmax[better]
-        axis[ids] = a
-        thr[ids] = xo[first[better]]
+    n, d = pts.shape
+    nb = len(boxes)
+    slot = np.full(len(gain), -1, dtype=np.intp)
+    for j in range(nb):
+        slot[boxes[j]] = j
+        gain[boxes[j]] = -np.inf
+    start = np.zeros(nb + 1, dtype=np.intp)
+    tw = np.zeros(nb)
+    ts = np.zeros((nb, d))
+    for i in range(n):
+        j = slot[box[i]]
+        if j >= 0:
+            start[j + 1] += 1
+            tw[j] += weights[i]
+            for c in range(d):
+                ts[j, c] += weights[i] * pts[i, c]
+    for j in range(nb):
+        start[j + 1] += start[j]
+    members = np.empty(start[-1], dtype=np.intp)
+    ls = np.empty(d)
+    for a in range(d):
+        fill = start[:-1].copy()
+        for q in range(n):
+            i = order[a, q]
+            j = slot[box[i]]
+            if j >= 0:
+                members[fill[j]] = i
+                fill[j] += 1
+        for j in range(nb):
+            lw = 0.0
+            ls[:] = 0.0
+            best, best_i = -np.inf, -1
+            for q in range(start[j], start[j + 1] - 1):
+                i = members[q]
+                lw += weights[i]
+                for c in range(d):
+                    ls[c] += weights[i] * pts[i, c]
+                if pts[members[q + 1], a] > pts[i, a]:
+                    rw = tw[j] - lw
+                    dist = 0.0
+                    for c in range(d):
+                        diff = ls[c] / lw - (ts[j, c] - ls[c]) / rw
+                        dist += diff * diff
+                    g = lw * rw / tw[j] * dist
+                    if g > best:
+                        best, best_i = g, i
+            b = boxes[j]
+            if best > gain[b]:
+                gain[b] = best
+                axis[b] = a
+                thr[b] = pts[best_i, a]
 
 
 # --- Lloyd iterations -----------------------------------------------------------------
