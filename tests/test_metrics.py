@@ -12,6 +12,7 @@ import pytest
 from napari_kmeans_quantize import quantize
 from napari_kmeans_quantize.metrics import (
     SizeReport,
+    _ciede2000_sum,
     formula_bits,
     mean_ciede2000,
     mse,
@@ -62,6 +63,131 @@ def test_mean_ciede2000():
     assert mean_ciede2000(a, white) == pytest.approx(100.0, abs=0.01)
     with pytest.raises(ValueError, match="RGB"):
         mean_ciede2000(a[..., :1], a[..., :1])
+
+
+# --- the compiled CIEDE2000 against scikit-image's ----------------------------------
+
+
+def _kernel_each(lab1: np.ndarray, lab2: np.ndarray) -> np.ndarray:
+    """CIEDE2000 of each pair by the kernel: one pair per call, weight 1."""
+    lab1 = np.ascontiguousarray(lab1, dtype=np.float64)
+    lab2 = np.ascontiguousarray(lab2, dtype=np.float64)
+    entry, weight = np.zeros(1, np.intp), np.ones(1)
+    return np.array(
+        [
+            _ciede2000_sum(lab1[i : i + 1], lab2[i : i + 1], entry, weight)
+            for i in range(len(lab1))
+        ]
+    )
+
+
+def _random_lab(rng: np.random.Generator, n: int) -> np.ndarray:
+    return np.column_stack([rng.uniform(0, 100, n), rng.uniform(-128, 127, (n, 2))])
+
+
+def test_ciede2000_kernel_matches_skimage_on_random_pairs():
+    from skimage.color import deltaE_ciede2000
+
+    rng = np.random.default_rng(2000)
+    lab1, lab2 = _random_lab(rng, 20_000), _random_lab(rng, 20_000)
+    expected = deltaE_ciede2000(lab1, lab2)
+    np.testing.assert_allclose(
+        _kernel_each(lab1, lab2), expected, rtol=1e-10, atol=1e-10
+    )
+    # The summing kernel indexes a palette and weights each pair.
+    pal = lab2[:37]
+    entries = rng.integers(0, len(pal), len(lab1)).astype(np.intp)
+    weights = rng.integers(1, 1000, len(lab1)).astype(np.float64)
+    total = _ciede2000_sum(lab1, pal, entries, weights)
+    assert total == pytest.approx(
+        weights @ deltaE_ciede2000(lab1, pal[entries]), rel=1e-12
+    )
+
+
+def _polar(L: float, chroma: float, degrees: float) -> list[float]:
+    h = math.radians(degrees)
+    return [L, chroma * math.cos(h), chroma * math.sin(h)]
+
+
+def test_ciede2000_kernel_matches_skimage_on_edge_cases():
+    from skimage.color import deltaE_ciede2000
+
+    tiny = 1e-6  # degrees: far above round-off, close to the 180 and 0/360 seams
+    pairs = [
+        # identical colours, grey and chromatic
+        ([50.0, 0.0, 0.0], [50.0, 0.0, 0.0]),
+        ([0.0, 0.0, 0.0], [0.0, 0.0, 0.0]),
+        ([61.3, 20.5, -40.25], [61.3, 20.5, -40.25]),
+        ([30.0, -20.0, 0.0], [30.0, -20.0, 0.0]),
+        # greys (a = b = 0) against greys ...
+        ([50.0, 0.0, 0.0], [60.0, 0.0, 0.0]),
+        ([0.0, 0.0, 0.0], [100.0, 0.0, 0.0]),
+        ([20.0, -0.0, -0.0], [70.0, 0.0, 0.0]),
+        # ... and against chromatic colours in every quadrant (hue 0 to 360)
+        *[([50.0, 0.0, 0.0], _polar(55.0, 30.0, h)) for h in range(0, 360, 15)],
+        *[(_polar(40.0, 60.0, h), [45.0, 0.0, 0.0]) for h in (1, 95, 181, 275, 359)],
+        # hues exactly 180 degrees apart (h2 - h1 is +pi or -pi in floats too);
+        # with unequal chromas the sign skimage gives the hue difference there
+        # shows in the rotation term
+        ([50.0, 30.0, 0.0], [50.0, -30.0, 0.0]),
+        ([50.0, -30.0, 0.0], [50.0, 30.0, 0.0]),
+        ([40.0, 0.0, 25.0], [60.0, 0.0, -25.0]),
+        ([40.0, 0.0, -25.0], [60.0, 0.0, 25.0]),
+        ([50.0, 0.0, 20.0], [55.0, 0.0, -120.0]),
+        ([50.0, 0.0, -20.0], [55.0, 0.0, 120.0]),
+        ([50.0, 30.0, 0.0], [55.0, -120.0, 0.0]),
+        # just under and just over 180 degrees, both orders, all around the circle
+        *[
+            (_polar(50.0, 40.0, h), _polar(55.0, 45.0, h + 180 + d))
+            for h in (0, 10, 100, 170, 265, 300)
+            for d in (-tiny, tiny, -0.5, 0.5)
+        ],
+        *[
+            (_polar(50.0, 40.0, h + 180 + d), _polar(55.0, 45.0, h))
+            for h in (10, 100, 265)
+            for d in (-tiny, tiny)
+        ],
+        # straddling hue 0/360 (mean hue near 0 and, past the seam, near 360)
+        (_polar(50.0, 40.0, 5.0), _polar(50.0, 40.0, 355.0)),
+        (_polar(50.0, 40.0, 355.0), _polar(52.0, 35.0, 5.0)),
+        (_polar(50.0, 40.0, 1.0), _polar(50.0, 40.0, 358.0)),
+        (_polar(50.0, 40.0, 3.0), _polar(50.0, 40.0, 359.0)),
+        (_polar(50.0, 40.0, tiny), _polar(50.0, 40.0, 360 - tiny)),
+        ([50.0, 40.0, 0.0], [50.0, 40.0, -1e-9]),
+        ([50.0, 40.0, 0.0], [50.0, 40.0, -0.0]),
+        # hue differences above 180 whose sum is below and above 360
+        (_polar(50.0, 40.0, 10.0), _polar(50.0, 40.0, 250.0)),
+        (_polar(50.0, 40.0, 100.0), _polar(50.0, 40.0, 300.0)),
+        # negative a with b = 0 (hue exactly 180 degrees), b = -0.0, b near 0
+        ([50.0, -20.0, 0.0], [55.0, -30.0, 0.0]),
+        ([50.0, -20.0, 0.0], [50.0, -20.0, -0.0]),
+        ([50.0, -20.0, -0.0], [50.0, 20.0, 0.0]),
+        ([50.0, -20.0, 0.0], [50.0, -20.0, 1e-3]),
+        ([50.0, -20.0, 0.0], [50.0, -20.0, -1e-3]),
+        ([50.0, -20.0, 0.0], [50.0, 0.0, 0.0]),
+        ([50.0, -20.0, 0.0], [50.0, 10.0, 10.0]),
+        # around hue 275 degrees, where the rotation term peaks
+        (_polar(50.0, 60.0, 270.0), _polar(50.0, 62.0, 280.0)),
+    ]
+    lab1 = np.array([p[0] for p in pairs])
+    lab2 = np.array([p[1] for p in pairs])
+    got = _kernel_each(lab1, lab2)
+    np.testing.assert_allclose(
+        got, deltaE_ciede2000(lab1, lab2), rtol=1e-10, atol=1e-10
+    )
+    assert np.all(got[:4] == 0.0)
+    # Symmetric under swapping the two colours, as skimage's formula is.
+    np.testing.assert_allclose(_kernel_each(lab2, lab1), got, rtol=1e-10, atol=1e-10)
+
+
+def test_mean_ciede2000_matches_skimage_over_all_pixels():
+    from skimage import data
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    image = data.astronaut()
+    quantized = _quantize(image, 16).image
+    expected = deltaE_ciede2000(rgb2lab(image), rgb2lab(quantized)).mean()
+    assert mean_ciede2000(image, quantized) == pytest.approx(expected, rel=1e-9)
 
 
 def test_seed_formula():
