@@ -66,3 +66,28 @@ def test_each_slice_reraises_a_slice_error(monkeypatch):
 
     with pytest.raises(RuntimeError, match="slice 50:100 failed"):
         gather.each_slice(100, work, min_len=1)
+
+
+@pytest.mark.parametrize("threads", [False, True])
+def test_take_pair_equals_two_fancy_lookups(monkeypatch, threads):
+    if threads:
+        monkeypatch.setattr(gather, "_PARALLEL_MIN", 1)
+        monkeypatch.setattr(gather, "_workers", lambda: 3)
+    rng = np.random.default_rng(1)
+    lut = rng.integers(0, 40, 300).astype(np.uint8)
+    table = rng.random((40, 4)).astype(np.float32)
+    index = rng.integers(0, 300, 10_007).astype(np.uint32)
+    values, rows = gather.take_pair(lut, table, index)
+    np.testing.assert_array_equal(values, lut[index])
+    np.testing.assert_array_equal(rows, table[lut[index]])
+    assert values.dtype == np.uint8 and rows.dtype == np.float32
+
+
+def test_take_pair_checks_bounds():
+    # The kernel does not check: out-of-range input must not reach it.
+    with pytest.raises(IndexError, match=r"lut values"):
+        gather.take_pair(np.array([0, 5]), np.zeros((5, 3)), np.array([0]))
+    with pytest.raises(IndexError, match=r"index values"):
+        gather.take_pair(np.array([0, 1]), np.zeros((5, 3)), np.array([2]))
+    with pytest.raises(IndexError, match=r"index values"):
+        gather.take_pair(np.array([0, 1]), np.zeros((5, 3)), np.array([-1]))

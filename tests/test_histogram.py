@@ -88,3 +88,25 @@ def test_expand_needs_one_value_per_colour():
     hist = color_histogram(np.array([[0, 0, 0], [1, 1, 1]], dtype=np.uint8))
     with pytest.raises(ValueError, match="one row per distinct colour"):
         hist.expand(np.zeros(3))
+
+
+@pytest.mark.parametrize("dense", [False, True])
+def test_expand_pair_gives_labels_and_their_rows(monkeypatch, dense):
+    if dense:
+        monkeypatch.setattr(histogram, "_DENSE_MIN_PIXELS", 1)
+    pixels = data.coffee().reshape(-1, 3)
+    hist = color_histogram(pixels)
+    values = (np.arange(hist.n_colors) % 7).astype(np.uint8)
+    palette = np.arange(21, dtype=np.uint16).reshape(7, 3) * 1000
+    labels, rows = hist.expand_pair(values, palette)
+    np.testing.assert_array_equal(labels, values[hist.inverse])
+    np.testing.assert_array_equal(rows, palette[values[hist.inverse]])
+    assert labels.dtype == np.uint8 and rows.dtype == np.uint16
+
+
+def test_expand_pair_rejects_bad_values():
+    hist = color_histogram(np.array([[0, 0, 0], [1, 1, 1]], dtype=np.uint8))
+    with pytest.raises(ValueError, match=r"shape \(2,\)"):
+        hist.expand_pair(np.zeros(3, dtype=np.intp), np.zeros((1, 3)))
+    with pytest.raises(IndexError, match=r"\[0, 1\)"):
+        hist.expand_pair(np.array([0, 1]), np.zeros((1, 3)))

@@ -84,11 +84,50 @@ class ColorHistogram:
                 f"values must have one row per distinct colour ({self.n_colors}), "
                 f"got {len(values)}."
             )
+        return gather.take(*self._lookup(values))
+
+    def expand_pair(
+        self, values: np.ndarray, table: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per-pixel values and the rows of `table` they pick, in one pass.
+
+        Parameters
+        ----------
+        values : (n,) ndarray of int
+            One row of `table` per distinct colour.
+        table : (t, c) ndarray
+            The rows (a palette, say).
+
+        Returns
+        -------
+        per_pixel : (N,) ndarray
+            ``values[inverse]``.
+        rows : (N, c) ndarray
+            ``table[values[inverse]]``.
+
+        Examples
+        --------
+        >>> px = np.array([[0, 0, 0], [255, 0, 0], [0, 0, 0]], dtype=np.uint8)
+        >>> lab, rgb = color_histogram(px).expand_pair(
+        ...     np.array([1, 0]), np.array([[9, 9, 9], [1, 2, 3]]))
+        >>> lab.tolist(), rgb.tolist()
+        ([1, 0, 1], [[1, 2, 3], [9, 9, 9], [1, 2, 3]])
+        """
+        values = np.asarray(values)
+        if values.shape != (self.n_colors,):
+            raise ValueError(
+                f"values must have shape ({self.n_colors},), got {values.shape}."
+            )
+        lut, index = self._lookup(values)
+        return gather.take_pair(lut, table, index)
+
+    def _lookup(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A table and an index into it whose lookup is ``values[inverse]``."""
         if self._keys is None:
-            return gather.take(values, self.inverse)
+            return values, self.inverse
         table = np.zeros((self._n_keys, *values.shape[1:]), dtype=values.dtype)
         table[self._distinct] = values
-        return gather.take(table, self._keys)
+        return table, self._keys
 
 
 def color_histogram(pixels: np.ndarray) -> ColorHistogram:

@@ -13,6 +13,7 @@ the input's dtype -> one lookup per distinct colour -> one gather over the pixel
 from __future__ import annotations
 
 import math
+import threading
 import time
 import warnings
 from collections.abc import Generator
@@ -24,7 +25,7 @@ from scipy.spatial import cKDTree
 from . import gather
 from .colorspace import COLOR_SPACES, from_fit_space, to_fit_space
 from .histogram import ColorHistogram, color_histogram
-from .kmeans import KMeansFit, weighted_kmeans_iter
+from .kmeans import KMeansFit, _fit_iter, _Pyramid
 
 __all__ = [
     "MAX_COLORS",
@@ -278,6 +279,56 @@ def quantize_iter(
     )
 
 
+class _FitInputs:
+    """The points a fit of a histogram runs on, and their pyramid.
+
+    They depend only on whether a palette slot is kept for transparency, not on
+    k, so the fits of a sweep share them; safe to share between threads.
+    """
+
+    def __init__(
+        self,
+        hist: ColorHistogram,
+        dtype: np.dtype,
+        color_space: str,
+        max_pixels: int | None,
+        random_state: int | None,
+    ) -> None:
+        self.hist = hist
+        self.dtype = dtype
+        self.color_space = color_space
+        weights = hist.counts.astype(np.float64)
+        n_pixels = int(hist.counts.sum())
+        if max_pixels is not None and max_pixels < n_pixels:
+            rng = np.random.default_rng(random_state)
+            sample = rng.choice(n_pixels, size=max_pixels, replace=False)
+            weights = np.bincount(hist.inverse[sample], minlength=hist.n_colors)
+            weights = weights.astype(np.float64)
+        self.weights = weights
+        self._pyramids: dict[int | None, _Pyramid] = {}
+        self._lock = threading.Lock()
+
+    def rows(self, transparent: int | None) -> np.ndarray:
+        """Rows of the histogram that the fit clusters."""
+        keep = self.weights > 0
+        if transparent is not None:
+            keep[transparent] = False
+        return np.flatnonzero(keep)
+
+    def pyramid(self, transparent: int | None) -> _Pyramid:
+        """The fit-space points of :meth:`rows` with their pyramid."""
+        with self._lock:
+            if transparent not in self._pyramids:
+                rows = self.rows(transparent)
+                points = to_fit_space(
+                    _to_unit(self.hist.colors[rows], self.dtype, self.color_space),
+                    self.color_space,
+                )
+                points = np.ascontiguousarray(points, dtype=np.float64)
+                self._pyramids[transparent] = _Pyramid(points, self.weights[rows])
+            return self._pyramids[transparent]
+
+
 def _quantize_histogram_iter(
     arr: np.ndarray,
     axis: int | None,
@@ -291,26 +342,20 @@ def _quantize_histogram_iter(
     max_iter: int,
     tol: float,
     start: float,
+    inputs: _FitInputs | None = None,
 ) -> Generator[float, None, QuantizeResult]:
     """The steps of :func:`quantize_iter` after the histogram.
 
     `arr` is the validated channels-last image and `hist` the histogram of its
-    pixels (fully transparent ones merged); a sweep shares one histogram between
-    its k. Yields fractions from 0.1 to 1.
+    pixels (fully transparent ones merged); a sweep shares one histogram, and one
+    `inputs` (made with the same histogram and options), between its k. Yields
+    fractions from 0.1 to 1.
     """
-    n_pixels = int(hist.counts.sum())
+    if inputs is None:
+        inputs = _FitInputs(hist, arr.dtype, color_space, max_pixels, random_state)
     # With a single colour there is no slot to reserve for transparency.
     transparent = _transparent_row(hist) if k > 1 else None
-    opaque = np.ones(hist.n_colors, dtype=bool)
-    if transparent is not None:
-        opaque[transparent] = False
-    weights = hist.counts.astype(np.float64)
-    if max_pixels is not None and max_pixels < n_pixels:
-        rng = np.random.default_rng(random_state)
-        sample = rng.choice(n_pixels, size=max_pixels, replace=False)
-        weights = np.bincount(hist.inverse[sample], minlength=hist.n_colors)
-        weights = weights.astype(np.float64)
-    fit_rows = np.flatnonzero(opaque & (weights > 0))
+    fit_rows = inputs.rows(transparent)
     k_fit = k - (transparent is not None)
 
     n_iter, converged, inertia = 0, True, 0.0
@@ -325,15 +370,10 @@ def _quantize_histogram_iter(
                 stacklevel=2,
             )
     else:
-        points = to_fit_space(
-            _to_unit(hist.colors[fit_rows], arr.dtype, color_space), color_space
-        )
+        pyramid = inputs.pyramid(transparent)
+        points = pyramid.points
         fit = yield from _scaled(
-            weighted_kmeans_iter(
-                points, weights[fit_rows], k_fit, max_iter=max_iter, tol=tol
-            ),
-            0.1,
-            0.85,
+            _fit_iter(pyramid, k_fit, max_iter=max_iter, tol=tol), 0.1, 0.85
         )
         n_iter, converged, inertia = fit.n_iter, fit.converged, fit.inertia
         palette, guess = _palette_of_fit(
@@ -803,10 +843,12 @@ def _assign(
         palette, counts, labels = palette[order], counts[order], remap[labels]
     label_dtype = np.uint8 if len(palette) <= 256 else np.uint16
     labels = labels.astype(label_dtype)
-    if not dither:
-        labels = hist.expand(labels)
+    if dither:
+        image = gather.take(palette, labels)
+    else:
+        labels, image = hist.expand_pair(labels, palette)
     labels = labels.reshape(arr.shape[:-1])
-    image = gather.take(palette, labels.ravel()).reshape(arr.shape)
+    image = image.reshape(arr.shape)
     image = image[..., 0] if axis is None else np.moveaxis(image, -1, axis)
     return QuantizeResult(
         image=image,

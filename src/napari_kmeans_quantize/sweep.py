@@ -36,6 +36,7 @@ from .quantize import (
     QuantizeResult,
     _check_option,
     _checked_image,
+    _FitInputs,
     _is_dask,
     _pixel_histogram,
     _quantize_histogram_iter,
@@ -391,6 +392,8 @@ def sweep_iter(
         hist, unmerged = _pixel_histogram(arr)
         axis = _normalised_axis(image, channel_axis)
         ref = _Reference(image, axis, hist if unmerged else None)
+        # The fit-space points and their pyramid are the same for every k too.
+        inputs = _FitInputs(hist, arr.dtype, color_space, None, random_state)
         gens = {
             k: _quantize_histogram_iter(
                 arr,
@@ -405,6 +408,7 @@ def sweep_iter(
                 max_iter=300,
                 tol=1e-4,
                 start=time.perf_counter(),
+                inputs=inputs,
             )
             for k in ks
         }
