@@ -558,6 +558,11 @@ class _Centres:
         k = len(centers)
         self.centers = centers
         self.axis = axis
+        # The bound widening (see _Clusters.update) that the next search applies
+        # to each point before it looks at it; none for the first assignment.
+        self.widen = False
+        self.shift = self.local_shift = self.cap = np.zeros(k)
+        self.top_arg, self.second = 0, 0.0
         proj = centers @ axis
         self.order = np.argsort(proj, kind="stable")
         self.proj = np.ascontiguousarray(proj[self.order])
@@ -608,6 +613,12 @@ def _search_all(points: np.ndarray, cen: _Centres, state: _State) -> np.ndarray:
             cen.nbr,
             cen.cnt,
             cen.ext,
+            cen.widen,
+            cen.shift,
+            cen.top_arg,
+            cen.second,
+            cen.local_shift,
+            cen.cap,
             new,
             lo,
             hi,
@@ -634,16 +645,32 @@ def _inherit(fine: _Level, coarse: _Level, state: _State) -> _State:
     Each point takes its cell's label; its bounds widen by its distance to the
     cell mean (triangle inequality), so they stay valid.
     """
-    parent = coarse.parent
-    # np.take rather than fancy indexing: several times faster for gathering
-    # rows of 2-d arrays.
-    off = np.sqrt(_row_sq_dist(fine.points, np.take(coarse.points, parent, axis=0)))
     return _State(
         state.centers,
-        np.take(state.labels, parent),
-        np.take(state.upper, parent) + off,
-        np.take(state.lower, parent) - off,
+        *_inherit_kernel(
+            fine.points,
+            coarse.points,
+            coarse.parent,
+            state.labels,
+            state.upper,
+            state.lower,
+        ),
     )
+
+
+@njit(nogil=True, cache=True)
+def _inherit_kernel(fine, coarse, parent, labels, upper, lower):  # pragma: no cover
+    n = len(parent)
+    lab = np.empty(n, dtype=np.intp)
+    up = np.empty(n)
+    lo = np.empty(n)
+    for i in range(n):
+        p = parent[i]
+        off = np.sqrt(_sq_dist(fine, i, coarse, p))
+        lab[i] = labels[p]
+        up[i] = upper[p] + off
+        lo[i] = lower[p] - off
+    return lab, up, lo
 
 
 def _lower(state: _State) -> np.ndarray:
@@ -656,26 +683,27 @@ def _lower(state: _State) -> np.ndarray:
     return lower
 
 
-def _sums(
-    points: np.ndarray, weights: np.ndarray, labels: np.ndarray, k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Weight and weighted coordinate sums of each cluster."""
-    return _sums_kernel(points, weights, labels, k)
-
-
 @njit(nogil=True, cache=True)
 def _sums_kernel(points, weights, labels, k):  # pragma: no cover
-    # One pass in point order (bincount's order), where numpy needs d + 1.
+    """Weight, weighted coordinate sums and member count of each cluster, and the
+    weighted sum of the points' squared norms (the error's constant part)."""
+    # One pass in point order (bincount's order), where numpy needs d + 2.
     d = points.shape[1]
     w = np.zeros(k)
     s = np.zeros((k, d))
+    cnt = np.zeros(k, dtype=np.intp)
+    const = 0.0
     for i in range(len(labels)):
         a = labels[i]
         wi = weights[i]
         w[a] += wi
+        cnt[a] += 1
+        sq = 0.0
         for j in range(d):
             s[a, j] += wi * points[i, j]
-    return w, s
+            sq += points[i, j] * points[i, j]
+        const += wi * sq
+    return w, s, cnt, const
 
 
 def _lloyd(
@@ -723,6 +751,7 @@ def _lloyd(
         prev_err = err
     if moved:
         cl.update(force, overrelax)
+        cl.widen()
     return cl.state, n_iter, converged
 
 
@@ -738,10 +767,12 @@ class _Clusters:
         self.axis = axis
         k = len(state.centers)
         self.k = k
-        self.w_sum, self.s_sum = _sums(points, weights, state.labels, k)
-        self.n_sum = np.bincount(state.labels, minlength=k)
-        self.const = float(weights @ _row_sq_dist(points, None))
+        self.w_sum, self.s_sum, self.n_sum, self.const = _sums_kernel(
+            points, weights, state.labels, k
+        )
         self.cen = _Centres(state.centers, axis)
+        # Largest upper bound in each cluster, from the last assignment.
+        self.top_upper: np.ndarray | None = None
 
     @property
     def centers(self) -> np.ndarray:
@@ -779,15 +810,37 @@ class _Clusters:
         # the other centres falls by the largest shift among the centres near its
         # cluster (within _REACH cluster radii of its centre) and is capped by
         # reach - upper for the others.
-        rad = _radii(st.labels, st.upper, shift, self.k)
-        self.cen = _Centres(new, self.axis, 2.0 * rad, shift, _REACH * rad)
-        local = (
-            self.cen.local if self.cen.local is not None else np.full(self.k, np.inf)
+        top_upper = self.top_upper
+        if top_upper is None:
+            top_upper = _radii(st.labels, st.upper, self.k)
+        rad = top_upper + shift
+        cen = _Centres(new, self.axis, 2.0 * rad, shift, _REACH * rad)
+        # The bounds widen in the next search's pass over the points (or in
+        # widen()), not in a pass of their own.
+        cen.widen = True
+        cen.shift, cen.top_arg, cen.second, cen.cap = (
+            shift,
+            top_arg,
+            second,
+            _REACH * rad,
         )
-        _widen_kernel(
-            st.labels, st.upper, st.lower, shift, top_arg, second, local, _REACH * rad
+        cen.local_shift = (
+            cen.local if cen.local is not None else np.full(self.k, np.inf)
         )
+        self.cen = cen
+        self.top_upper = None
         return len(empty) > 0
+
+    def widen(self) -> None:
+        """Widen the bounds for the last update now (no search follows)."""
+        cen = self.cen
+        if cen.widen:
+            st = self.state
+            _widen_kernel(
+                st.labels, st.upper, st.lower, cen.shift, cen.top_arg, cen.second,
+                cen.local_shift, cen.cap,
+            )  # fmt: skip
+            cen.widen = False
 
     def assign(self) -> int:
         """Move every point to its nearest centre; returns how many moved.
@@ -796,27 +849,27 @@ class _Clusters:
         """
         st = self.state
         new = _search_all(self.points, self.cen, st)
-        return _move_kernel(
+        self.cen.widen = False
+        moved, self.top_upper = _move_kernel(
             self.points,
             self.weights,
             st.labels,
             new,
+            st.upper,
             self.w_sum,
             self.s_sum,
             self.n_sum,
         )
+        return moved
 
 
 @njit(nogil=True, cache=True)
-def _radii(labels, upper, shift, k):  # pragma: no cover
-    """Bound on the largest distance of a member of each cluster to its moved
-    centre."""
+def _radii(labels, upper, k):  # pragma: no cover
+    """Largest upper bound among the members of each cluster."""
     rad = np.zeros(k)
     for i in range(len(labels)):
         a = labels[i]
         rad[a] = max(rad[a], upper[i])
-    for a in range(k):
-        rad[a] += shift[a]
     return rad
 
 
@@ -884,6 +937,12 @@ def _assign_kernel(
     nbr,
     cnt,
     ext,
+    widen,
+    shift,
+    top_arg,
+    second,
+    local,
+    cap,
     new,
     first,
     stop,
@@ -891,9 +950,18 @@ def _assign_kernel(
     # Points first..stop-1 only, so that threads can share the arrays.
     d = points.shape[1]
     k = len(centers)
+    top = shift[top_arg]
     for i in range(first, stop):
         a = labels[i]
         new[i] = a
+        if widen:
+            # _widen_kernel's step for this point.
+            u = upper[i] + shift[a]
+            upper[i] = u
+            lo = lower[i]
+            lower[i] = max(
+                lo - (second if a == top_arg else top), min(lo - local[a], cap[a] - u)
+            )
         if upper[i] <= max(lower[i], half_gap[a]):
             continue
         du = _sq_dist(points, i, centers, a)
@@ -970,13 +1038,18 @@ def _best_two(dc, c, b1, b2, i1):  # pragma: no cover
 
 
 @njit(nogil=True, cache=True)
-def _move_kernel(points, weights, labels, new, w_sum, s_sum, n_sum):  # pragma: no cover
-    # Serial, in point order, so that the sums are the same on every run.
+def _move_kernel(
+    points, weights, labels, new, upper, w_sum, s_sum, n_sum
+):  # pragma: no cover
+    # Serial, in point order, so that the sums are the same on every run. Also
+    # the largest upper bound in each cluster (what _radii would find next).
     moved = 0
     d = points.shape[1]
+    top_upper = np.zeros(len(w_sum))
     for i in range(len(labels)):
         b = new[i]
         a = labels[i]
+        top_upper[b] = max(top_upper[b], upper[i])
         if a == b:
             continue
         moved += 1
@@ -989,7 +1062,7 @@ def _move_kernel(points, weights, labels, new, w_sum, s_sum, n_sum):  # pragma: 
             s_sum[a, j] -= w * points[i, j]
             s_sum[b, j] += w * points[i, j]
         labels[i] = b
-    return moved
+    return moved, top_upper
 
 
 def _duplicates(centers: np.ndarray) -> np.ndarray:
@@ -1043,10 +1116,12 @@ def _reseed(
     return centers
 
 
-def _inertia(
-    points: np.ndarray, weights: np.ndarray, centers: np.ndarray, labels: np.ndarray
-) -> float:
-    return float(weights @ _row_sq_dist(points, np.take(centers, labels, axis=0)))
+@njit(nogil=True, cache=True)
+def _inertia(points, weights, centers, labels):  # pragma: no cover
+    total = 0.0
+    for i in range(len(labels)):
+        total += weights[i] * _sq_dist(points, i, centers, labels[i])
+    return total
 
 
 def _row_sq_dist(a: np.ndarray, b: np.ndarray | None) -> np.ndarray:
