@@ -570,11 +570,12 @@ class _Centres:
         if reach is not None and k <= _LOCAL_MAX_CLUSTERS:
             if shift is None:
                 shift, shift_reach = np.zeros(k), np.zeros(k)
-            self.half_gap, self.nbr, self.cnt, self.ext, self.local = _centre_graph(
-                centers, reach, shift, shift_reach
+            (self.half_gap, self.nbr, self.nbr_dist, self.cnt, self.ext, self.local) = (
+                _centre_graph(centers, reach, shift, shift_reach)
             )
             return
         self.nbr = np.zeros((0, 0), dtype=np.intp)
+        self.nbr_dist = np.zeros((0, 0))
         self.cnt = np.zeros(0, dtype=np.intp)
         self.ext = np.zeros(0)
         self.half_gap = np.zeros(k)
@@ -611,6 +612,7 @@ def _search_all(points: np.ndarray, cen: _Centres, state: _State) -> np.ndarray:
             cen.order,
             cen.axis,
             cen.nbr,
+            cen.nbr_dist,
             cen.cnt,
             cen.ext,
             cen.widen,
@@ -881,6 +883,7 @@ def _centre_graph(centers, reach, shift, shift_reach):  # pragma: no cover
     k, d = centers.shape
     half_gap = np.full(k, np.inf)
     nbr = np.empty((k, k), dtype=np.intp)
+    nbr_dist = np.empty((k, k))
     cnt = np.zeros(k, dtype=np.intp)
     ext = np.full(k, np.inf)
     local = np.zeros(k)
@@ -897,12 +900,24 @@ def _centre_graph(centers, reach, shift, shift_reach):  # pragma: no cover
             half_gap[a] = min(half_gap[a], g)
             if g < r2:
                 nbr[a, cnt[a]] = c
+                nbr_dist[a, cnt[a]] = np.sqrt(g)
                 cnt[a] += 1
             else:
                 ext[a] = min(ext[a], g)
             if g < s2:
                 local[a] = max(local[a], shift[c])
-    return 0.5 * np.sqrt(half_gap), nbr, cnt, np.sqrt(ext), local
+    for a in range(k):
+        # Insertion sort by distance: stable, in place, and the lists are short.
+        for t in range(1, cnt[a]):
+            dt, ct = nbr_dist[a, t], nbr[a, t]
+            q = t - 1
+            while q >= 0 and nbr_dist[a, q] > dt:
+                nbr_dist[a, q + 1] = nbr_dist[a, q]
+                nbr[a, q + 1] = nbr[a, q]
+                q -= 1
+            nbr_dist[a, q + 1] = dt
+            nbr[a, q + 1] = ct
+    return 0.5 * np.sqrt(half_gap), nbr, nbr_dist, cnt, np.sqrt(ext), local
 
 
 @njit(nogil=True, cache=True)
@@ -935,6 +950,7 @@ def _assign_kernel(
     order,
     axis,
     nbr,
+    nbr_dist,
     cnt,
     ext,
     widen,
@@ -977,6 +993,12 @@ def _assign_kernel(
             b2 = np.inf
             i1 = a
             for t in range(cnt[a]):
+                # The list is sorted by distance from the own centre: the rest
+                # are at least nbr_dist - u away, too far to be among the two
+                # nearest once that exceeds the second nearest found.
+                gap = nbr_dist[a, t] - u
+                if gap > 0 and gap * gap >= b2:
+                    break
                 c = nbr[a, t]
                 b1, b2, i1 = _best_two(_sq_dist(points, i, centers, c), c, b1, b2, i1)
             # Centres off the list are at least ext - u away.
