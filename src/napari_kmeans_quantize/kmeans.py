@@ -880,32 +880,28 @@ def _centre_graph(centers, reach, shift, shift_reach):  # pragma: no cover
     """Half the gap to the nearest other centre, the neighbour lists (centres
     within `reach`) with the smallest gap to any centre left out, and the largest
     shift among the centres within `shift_reach`, for every centre."""
-    k, d = centers.shape
+    k = len(centers)
     half_gap = np.full(k, np.inf)
     nbr = np.empty((k, k), dtype=np.intp)
     nbr_dist = np.empty((k, k))
     cnt = np.zeros(k, dtype=np.intp)
     ext = np.full(k, np.inf)
     local = np.zeros(k)
+    # Each pair once; both rows take it (a row's list stays in index order).
     for a in range(k):
-        r2 = reach[a] * reach[a]
-        s2 = shift_reach[a] * shift_reach[a]
-        for c in range(k):
-            if c == a:
-                continue
-            g = 0.0
-            for j in range(d):
-                t = centers[a, j] - centers[c, j]
-                g += t * t
+        for c in range(a + 1, k):
+            g = _sq_dist(centers, a, centers, c)
             half_gap[a] = min(half_gap[a], g)
-            if g < r2:
-                nbr[a, cnt[a]] = c
-                nbr_dist[a, cnt[a]] = np.sqrt(g)
-                cnt[a] += 1
-            else:
-                ext[a] = min(ext[a], g)
-            if g < s2:
-                local[a] = max(local[a], shift[c])
+            half_gap[c] = min(half_gap[c], g)
+            for x, y in ((a, c), (c, a)):
+                if g < reach[x] * reach[x]:
+                    nbr[x, cnt[x]] = y
+                    nbr_dist[x, cnt[x]] = np.sqrt(g)
+                    cnt[x] += 1
+                else:
+                    ext[x] = min(ext[x], g)
+                if g < shift_reach[x] * shift_reach[x]:
+                    local[x] = max(local[x], shift[y])
     for a in range(k):
         # Insertion sort by distance: stable, in place, and the lists are short.
         for t in range(1, cnt[a]):
