@@ -20,6 +20,7 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 
 import numpy as np
+from numba import njit
 from scipy.spatial import cKDTree
 
 from . import gather
@@ -746,16 +747,38 @@ def _palette_of_fit(
     entry = entry.ravel()
     pal_fit = to_fit_space(_to_unit(palette, dtype, color_space), color_space)
     shift = np.sqrt(((pal_fit[entry] - fit.centers) ** 2).sum(axis=1))
-    own = entry[fit.labels]
-    diff = points - np.take(pal_fit, own, axis=0)
-    d_own = np.sqrt(np.einsum("ij,ij->i", diff, diff))
     # Margin for the rounding of the distances behind the bounds.
     eps = 1e-9 * max(1.0, float(np.abs(fit.centers).max()))
     labels = np.zeros(n_colors, dtype=np.intp)
     certain = np.zeros(n_colors, dtype=bool)
-    labels[fit_rows] = own
-    certain[fit_rows] = d_own + eps < fit.lower - shift.max()
+    _guess_kernel(
+        points,
+        np.ascontiguousarray(pal_fit, dtype=np.float64),
+        entry.astype(np.intp),
+        fit.labels,
+        fit.lower,
+        float(shift.max()) + eps,
+        fit_rows,
+        labels,
+        certain,
+    )
     return palette, (labels, certain)
+
+
+@njit(nogil=True, cache=True)
+def _guess_kernel(
+    points, pal_fit, entry, fit_labels, lower, slack, rows, labels, certain
+):  # pragma: no cover
+    # The own entry of every fitted colour, and whether its distance to it is
+    # below the bound on the other entries: one pass, no (n, d) temporaries.
+    for i in range(len(rows)):
+        own = entry[fit_labels[i]]
+        sq = 0.0
+        for j in range(points.shape[1]):
+            t = points[i, j] - pal_fit[own, j]
+            sq += t * t
+        labels[rows[i]] = own
+        certain[rows[i]] = np.sqrt(sq) < lower[i] - slack
 
 
 def _nearest_colors(
