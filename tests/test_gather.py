@@ -91,3 +91,31 @@ def test_take_pair_checks_bounds():
         gather.take_pair(np.array([0, 1]), np.zeros((5, 3)), np.array([2]))
     with pytest.raises(IndexError, match=r"index values"):
         gather.take_pair(np.array([0, 1]), np.zeros((5, 3)), np.array([-1]))
+
+
+def test_one_core_keeps_the_passes_in_the_calling_thread(monkeypatch):
+    import threading
+
+    monkeypatch.setattr(gather, "_cores", lambda: 2)
+    calls = []
+
+    def work(lo, hi):
+        calls.append((lo, hi, threading.get_ident()))
+
+    with gather.one_core():
+        gather.each_slice(10, work, min_len=1)
+        with gather.one_core():
+            pass
+        # Still one core after a nested block ends.
+        gather.each_slice(10, work, min_len=1)
+    assert calls == [(0, 10, threading.get_ident())] * 2
+    calls.clear()
+    gather.each_slice(10, work, min_len=1)
+    assert sorted(c[:2] for c in calls) == [(0, 5), (5, 10)]
+    # Other threads are not affected by a block in this one.
+    seen = []
+    with gather.one_core():
+        t = threading.Thread(target=lambda: seen.append(gather._workers()))
+        t.start()
+        t.join()
+    assert seen == [2]

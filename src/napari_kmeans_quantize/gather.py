@@ -10,28 +10,58 @@ the quantised colours.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from numba import njit
 
-__all__ = ["each_slice", "take", "take_pair"]
+__all__ = ["each_slice", "one_core", "take", "take_pair"]
 
 # Below this many lookups a thread costs more than it saves.
 _PARALLEL_MIN = 1 << 20
 _POOL: ThreadPoolExecutor | None = None
+_LOCAL = threading.local()
+
+
+def _cores() -> int:
+    return max(1, min(os.cpu_count() or 1, 8))
 
 
 def _workers() -> int:
-    return max(1, min(os.cpu_count() or 1, 8))
+    """Threads this thread's passes may use (1 inside :func:`one_core`)."""
+    return 1 if getattr(_LOCAL, "one_core", False) else _cores()
+
+
+@contextlib.contextmanager
+def one_core() -> Iterator[None]:
+    """Run this thread's passes on its own core only, inside the block.
+
+    For callers that already keep every core busy with threads of their own (a
+    sweep fits several k at once): slices handed to the shared pool would only
+    queue behind each other's.
+
+    Examples
+    --------
+    >>> with one_core():
+    ...     take(np.arange(3), np.array([2, 1])).tolist()
+    [2, 1]
+    """
+    before = getattr(_LOCAL, "one_core", False)
+    _LOCAL.one_core = True
+    try:
+        yield
+    finally:
+        _LOCAL.one_core = before
 
 
 def _pool() -> ThreadPoolExecutor:
     global _POOL
     if _POOL is None:
-        _POOL = ThreadPoolExecutor(_workers(), thread_name_prefix="nkq-gather")
+        _POOL = ThreadPoolExecutor(_cores(), thread_name_prefix="nkq-gather")
     return _POOL
 
 

@@ -818,7 +818,7 @@ def _nearest(
     if len(palette) == 1:
         return np.zeros(len(points), dtype=np.intp)
     canon = np.lexsort(palette.T[::-1])
-    workers = -1 if len(points) > _PARALLEL_QUERY else 1
+    workers = -1 if len(points) > _PARALLEL_QUERY and gather._workers() > 1 else 1
     idx = cKDTree(pal_fit[canon]).query(points, workers=workers)[1]
     return canon[idx]
 

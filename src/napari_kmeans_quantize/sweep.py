@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import gather
 from .colorspace import COLOR_SPACES
 from .metrics import SizeReport, _Reference, _size_report
 from .quantize import (
@@ -418,6 +419,13 @@ def sweep_iter(
     stop = threading.Event()
 
     def run(k: int) -> tuple[QuantizeResult, SizeReport] | None:
+        if n_workers > 1:
+            # The k run side by side on every core already: each keeps to one.
+            with gather.one_core():
+                return run_one(k)
+        return run_one(k)
+
+    def run_one(k: int) -> tuple[QuantizeResult, SizeReport] | None:
         gen = gens[k]
         t0 = time.perf_counter()
         while True:
