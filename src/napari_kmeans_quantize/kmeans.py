@@ -395,7 +395,12 @@ def _variance_split_init(
     k = n_clusters
     mean = weights @ points / weights.sum()
     pts = np.ascontiguousarray(points - mean)
-    centers, n_boxes = _split_kernel(pts, weights, k, _SPLIT_FRACTION)
+    # Every axis sorted once (stably: ties in point order); numpy's sort is
+    # several times faster than numba's.
+    order = np.stack(
+        [np.argsort(pts[:, j], kind="stable") for j in range(pts.shape[1])]
+    )
+    centers, n_boxes = _split_kernel(pts, weights, order, k, _SPLIT_FRACTION)
     centers = centers[:n_boxes] + mean
     if n_boxes < k:
         # Fewer distinct points than clusters: Lloyd re-seeds what it can.
@@ -404,15 +409,12 @@ def _variance_split_init(
 
 
 @njit(nogil=True, cache=True)
-def _split_kernel(pts, weights, k, fraction):  # pragma: no cover
+def _split_kernel(pts, weights, order, k, fraction):  # pragma: no cover
     n, d = pts.shape
     box = np.zeros(n, dtype=np.intp)
     gain = np.full(k, -np.inf)
     axis = np.zeros(k, dtype=np.intp)
     thr = np.zeros(k)
-    order = np.empty((d, n), dtype=np.intp)
-    for j in range(d):
-        order[j] = np.argsort(pts[:, j], kind="mergesort")
     _best_cuts(pts, weights, order, box, np.zeros(1, dtype=np.intp), gain, axis, thr)
     n_boxes = 1
     while n_boxes < k:
