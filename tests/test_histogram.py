@@ -72,12 +72,17 @@ def test_bad_shape():
         color_histogram(np.zeros(5))
 
 
-@pytest.mark.parametrize("dense", [False, True])
-def test_expand_maps_colour_values_to_pixels(monkeypatch, dense):
-    if dense:
+@pytest.fixture(params=[False, True], ids=["sorted", "dense"])
+def coffee(request, monkeypatch):
+    """coffee's pixels and histogram, through both histogram paths."""
+    if request.param:
         monkeypatch.setattr(histogram, "_DENSE_MIN_PIXELS", 1)
     pixels = data.coffee().reshape(-1, 3)
-    hist = color_histogram(pixels)
+    return pixels, color_histogram(pixels)
+
+
+def test_expand_maps_colour_values_to_pixels(coffee):
+    pixels, hist = coffee
     values = (np.arange(hist.n_colors) % 251).astype(np.uint8)
     np.testing.assert_array_equal(hist.expand(values), values[hist.inverse])
     # Rows of values too: the colours themselves give back the pixels.
@@ -90,12 +95,8 @@ def test_expand_needs_one_value_per_colour():
         hist.expand(np.zeros(3))
 
 
-@pytest.mark.parametrize("dense", [False, True])
-def test_expand_pair_gives_labels_and_their_rows(monkeypatch, dense):
-    if dense:
-        monkeypatch.setattr(histogram, "_DENSE_MIN_PIXELS", 1)
-    pixels = data.coffee().reshape(-1, 3)
-    hist = color_histogram(pixels)
+def test_expand_pair_gives_labels_and_their_rows(coffee):
+    _, hist = coffee
     values = (np.arange(hist.n_colors) % 7).astype(np.uint8)
     palette = np.arange(21, dtype=np.uint16).reshape(7, 3) * 1000
     labels, rows = hist.expand_pair(values, palette)

@@ -19,7 +19,9 @@ sums are updated from the points that moved only. A level starts from the
 previous level's clusters: a point inherits its cell's label and bounds, widened
 by its distance to the cell mean, so that no level starts with a full search.
 A point its bounds leave open is compared with the centres near its own centre
-only (see ``_Centres``).
+only, nearest first, up to the first one too far to matter (see ``_Centres``).
+The pyramid does not depend on k beyond where it stops, so one ``_Pyramid``
+serves the fits of every k of a sweep.
 
 The per-point loops are numba kernels: serial, in point order, and free of the
 GIL, so that the assignment can run on slices of the points in threads and a
