@@ -142,3 +142,53 @@ def test_lower_bounds_the_distance_to_every_other_centre(coffee_points, k, tol):
     if k > 1:
         # The bound must be useful, not just valid: it proves most labels.
         assert np.mean(own < fit.lower) > 0.5
+
+
+def _python_loop_only(monkeypatch):
+    """Run every Lloyd iteration through _lloyd's Python loop, none in a kernel."""
+    from napari_kmeans_quantize import gather
+
+    monkeypatch.setattr(kmeans, "_PARALLEL_POINTS", 0)
+    monkeypatch.setattr(gather, "_cores", lambda: 2)
+
+
+def test_kernel_iterations_equal_the_python_loop(coffee_points, monkeypatch):
+    points, weights = coffee_points
+    fast = weighted_kmeans(points, weights, 48)
+    _python_loop_only(monkeypatch)
+    slow = weighted_kmeans(points, weights, 48)
+    np.testing.assert_array_equal(fast.centers, slow.centers)
+    np.testing.assert_array_equal(fast.labels, slow.labels)
+    assert (fast.n_iter, fast.inertia) == (slow.n_iter, slow.inertia)
+
+
+@pytest.mark.parametrize("loop", ["kernel", "python"])
+def test_an_empty_cluster_gets_a_new_seed(monkeypatch, loop):
+    if loop == "python":
+        _python_loop_only(monkeypatch)
+    reseeds = []
+    reseed = kmeans._reseed
+    monkeypatch.setattr(
+        kmeans, "_reseed", lambda *a: reseeds.append(a[-1]) or reseed(*a)
+    )
+    rng = np.random.default_rng(0)
+    points, weights = rng.random((500, 3)), rng.integers(1, 9, 500).astype(float)
+    # Centre 5 is far from every point: its cluster starts empty.
+    centers = np.concatenate([points[:5], [[10.0, 10.0, 10.0]]])
+    axis = kmeans._principal_axis(points, weights)
+    state = kmeans._initial_state(points, centers, axis)
+    assert not (state.labels == 5).any()
+    gen = kmeans._lloyd(
+        points, weights, state, axis, max_iter=300, tol=0, progress=(0.0, 1.0)
+    )
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            state, n_iter, converged = stop.value
+            break
+    assert [list(r) for r in reseeds] == [[5]]
+    assert converged and n_iter > 1
+    assert np.bincount(state.labels, minlength=6).min() > 0
+    d = ((points[:, None, :] - state.centers[None]) ** 2).sum(axis=2)
+    np.testing.assert_allclose(d[np.arange(500), state.labels], d.min(axis=1))

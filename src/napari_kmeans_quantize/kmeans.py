@@ -71,6 +71,10 @@ _LOCAL_MAX_CLUSTERS = 1024
 _REACH = 1.5
 # Assignments over more points than this use every core.
 _PARALLEL_POINTS = 1 << 16
+# Iterations of a level that run in one kernel call between progress reports.
+_KERNEL_ITERATIONS = 10
+# Why _lloyd_run returned.
+_CONVERGED, _STILL, _EMPTY, _RUN_OUT = 0, 1, 2, 3
 # Fraction of the boxes split per round of the initialisation.
 _SPLIT_FRACTION = 0.25
 
@@ -551,41 +555,126 @@ class _Centres:
     line), so few centres lie in that slab.
     """
 
-    def __init__(
-        self,
-        centers: np.ndarray,
-        axis: np.ndarray,
-        reach: np.ndarray | None = None,
-        shift: np.ndarray | None = None,
-        shift_reach: np.ndarray | None = None,
-    ):
+    def __init__(self, centers: np.ndarray, axis: np.ndarray) -> None:
+        """The centres before the first assignment: no lists, no widening."""
         k = len(centers)
         self.centers = centers
         self.axis = axis
+        self.proj, self.order = _projections(centers, axis)
         # The bound widening (see _Clusters.update) that the next search applies
         # to each point before it looks at it; none for the first assignment.
         self.widen = False
         self.shift = self.local_shift = self.cap = np.zeros(k)
         self.top_arg, self.second = 0, 0.0
-        proj = centers @ axis
-        self.order = np.argsort(proj, kind="stable")
-        self.proj = np.ascontiguousarray(proj[self.order])
-        self.local = None
-        if reach is not None and k <= _LOCAL_MAX_CLUSTERS:
-            if shift is None:
-                shift, shift_reach = np.zeros(k), np.zeros(k)
-            (self.half_gap, self.nbr, self.nbr_dist, self.cnt, self.ext, self.local) = (
-                _centre_graph(centers, reach, shift, shift_reach)
-            )
-            return
+        self._no_lists()
+
+    @classmethod
+    def moved(
+        cls, new: np.ndarray, old: np.ndarray, top_upper: np.ndarray, axis: np.ndarray
+    ) -> _Centres:
+        """The centres after a move from `old` to `new`, with the widening of the
+        bounds that it calls for; `top_upper` is each cluster's largest upper
+        bound (before the move)."""
+        cen = cls.__new__(cls)
+        cen.centers, cen.axis, cen.widen = new, axis, True
+        lists = len(new) <= _LOCAL_MAX_CLUSTERS
+        (
+            cen.shift, cen.top_arg, cen.second, cen.cap, cen.proj, cen.order,
+            cen.half_gap, cen.nbr, cen.nbr_dist, cen.cnt, cen.ext, cen.local_shift,
+        ) = _moved_kernel(new, old, top_upper, axis, lists)  # fmt: skip
+        if not lists:
+            cen._no_lists()
+            cen.local_shift = np.full(len(new), np.inf)
+        return cen
+
+    def _no_lists(self) -> None:
+        # k x k gaps cost too much: the searches walk the principal axis, and the
+        # half gaps come from a tree.
+        k = len(self.centers)
         self.nbr = np.zeros((0, 0), dtype=np.intp)
         self.nbr_dist = np.zeros((0, 0))
         self.cnt = np.zeros(0, dtype=np.intp)
         self.ext = np.zeros(0)
         self.half_gap = np.zeros(k)
         if k > 1:
-            tree = cKDTree(centers)
-            self.half_gap = 0.5 * tree.query(centers, k=2)[0][:, 1]
+            tree = cKDTree(self.centers)
+            self.half_gap = 0.5 * tree.query(self.centers, k=2)[0][:, 1]
+
+
+@njit(nogil=True, cache=True)
+def _projections(centers, axis):  # pragma: no cover
+    """The centres' projections on the axis, ascending, and their order."""
+    k, d = centers.shape
+    proj = np.zeros(k)
+    for a in range(k):
+        for j in range(d):
+            proj[a] += centers[a, j] * axis[j]
+    order = np.argsort(proj, kind="mergesort")
+    return proj[order], order
+
+
+@njit(nogil=True, cache=True)
+def _moved_kernel(new, old, top_upper, axis, lists):  # pragma: no cover
+    """What a search needs after the centres moved from `old` to `new`."""
+    k = len(new)
+    shift = np.empty(k)
+    for a in range(k):
+        shift[a] = np.sqrt(_sq_dist(new, a, old, a))
+    top_arg, second = 0, 0.0
+    for a in range(1, k):
+        if shift[a] > shift[top_arg]:
+            top_arg = a
+    for a in range(k):
+        if a != top_arg:
+            second = max(second, shift[a])
+    # Far from its cluster a centre cannot take a point, so a point's bound on the
+    # other centres falls by the largest shift among the centres near its cluster
+    # (within _REACH cluster radii of its centre) and is capped by reach - upper
+    # for the others.
+    rad = top_upper + shift
+    cap = _REACH * rad
+    proj, order = _projections(new, axis)
+    if lists:
+        half_gap, nbr, nbr_dist, cnt, ext, local = _centre_graph(
+            new, 2.0 * rad, shift, cap
+        )
+    else:
+        half_gap, ext, local = np.zeros(k), np.zeros(0), np.zeros(k)
+        nbr = np.zeros((0, 0), dtype=np.intp)
+        nbr_dist = np.zeros((0, 0))
+        cnt = np.zeros(0, dtype=np.intp)
+    return (
+        shift, top_arg, second, cap, proj, order,
+        half_gap, nbr, nbr_dist, cnt, ext, local,
+    )  # fmt: skip
+
+
+@njit(nogil=True, cache=True)
+def _means(centers, s_sum, w_sum, n_sum, overrelax):  # pragma: no cover
+    """Each cluster's mean (stepped `overrelax` of its move further); centres of
+    empty clusters stay."""
+    new = centers.copy()
+    for a in range(len(centers)):
+        if n_sum[a] > 0:
+            for j in range(centers.shape[1]):
+                m = s_sum[a, j] / w_sum[a]
+                if overrelax:
+                    m = m + overrelax * (m - centers[a, j])
+                new[a, j] = m
+    return new
+
+
+@njit(nogil=True, cache=True)
+def _error(const, s_sum, w_sum, n_sum):  # pragma: no cover
+    """Weighted squared error of the clusters around their means."""
+    total = 0.0
+    for a in range(len(w_sum)):
+        if n_sum[a] > 0:
+            sq = 0.0
+            for j in range(s_sum.shape[1]):
+                sq += s_sum[a, j] * s_sum[a, j]
+            total += sq / w_sum[a]
+    return const - total
 
 
 def _principal_axis(points: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -731,12 +820,41 @@ def _lloyd(
     """
     cl = _Clusters(points, weights, state, axis)
     start, stop = progress
+    # Small levels (or when another thread has the other cores) run their plain
+    # iterations in one kernel call: per iteration, Python's glue cost more than
+    # the kernels on a few thousand points.
+    in_kernel = cl.k <= _LOCAL_MAX_CLUSTERS and (
+        len(points) <= _PARALLEL_POINTS or gather._workers() == 1
+    )
     prev_err = np.inf
     converged = False
     n_iter = 0
     moved = 1
     force = np.zeros(0, dtype=np.intp)
-    for n_iter in range(1, max_iter + 1):
+    while n_iter < max_iter:
+        if in_kernel and len(force) == 0:
+            st = cl.state
+            st.centers, cl.top_upper, n_run, status, moved, prev_err = _lloyd_run(
+                points, weights, st.labels, st.upper, st.lower, st.centers,
+                cl.w_sum, cl.s_sum, cl.n_sum, cl.const, axis, cl._top_upper(),
+                min(_KERNEL_ITERATIONS, max_iter - n_iter), tol, overrelax, prev_err,
+            )  # fmt: skip
+            # The kernel's last move left no widening pending.
+            cl.cen.widen = False
+            n_iter += n_run
+            yield start + (stop - start) * min(1.0, n_iter / 30)
+            if status == _CONVERGED:
+                converged = True
+                break
+            if status == _STILL:
+                force = _duplicates(cl.centers)
+                if len(force) == 0:
+                    converged = True
+                    break
+            if status != _EMPTY:
+                continue
+            # An empty cluster: this iteration re-seeds it, in Python.
+        n_iter += 1
         reseeded = cl.update(force, overrelax)
         force = np.zeros(0, dtype=np.intp)
         moved = cl.assign()
@@ -759,6 +877,48 @@ def _lloyd(
         cl.update(force, overrelax)
         cl.widen()
     return cl.state, n_iter, converged
+
+
+@njit(nogil=True, cache=True)
+def _lloyd_run(
+    points, weights, labels, upper, lower, centers, w_sum, s_sum, n_sum, const,
+    axis, top_upper, max_run, tol, overrelax, prev_err,
+):  # fmt: skip  # pragma: no cover
+    """Up to `max_run` of _lloyd's iterations without re-seeding, in one call.
+
+    Returns the centres, the largest upper bound of each cluster, the iterations
+    run, why it stopped (_CONVERGED, _STILL: no point moved, _EMPTY: an empty
+    cluster needs re-seeding first, _RUN_OUT), the points moved in the last
+    iteration and the error after it.
+    """
+    n, k = len(points), len(centers)
+    new_labels = np.empty(n, dtype=np.intp)
+    moved = 1
+    for run in range(max_run):
+        for a in range(k):
+            if n_sum[a] == 0:
+                return centers, top_upper, run, _EMPTY, moved, prev_err
+        new = _means(centers, s_sum, w_sum, n_sum, overrelax)
+        (
+            shift, top_arg, second, cap, proj, order,
+            half_gap, nbr, nbr_dist, cnt, ext, local,
+        ) = _moved_kernel(new, centers, top_upper, axis, True)  # fmt: skip
+        centers = new
+        _assign_kernel(
+            points, centers, labels, upper, lower, half_gap, proj, order, axis,
+            nbr, nbr_dist, cnt, ext, True, shift, top_arg, second, local, cap,
+            new_labels, 0, n,
+        )  # fmt: skip
+        moved, top_upper = _move_kernel(
+            points, weights, labels, new_labels, upper, w_sum, s_sum, n_sum
+        )
+        err = _error(const, s_sum, w_sum, n_sum)
+        if moved == 0:
+            return centers, top_upper, run + 1, _STILL, moved, err
+        if (prev_err - err) <= tol * max(err, 0.0) and n_sum.min() > 0:
+            return centers, top_upper, run + 1, _CONVERGED, moved, err
+        prev_err = err
+    return centers, top_upper, max_run, _RUN_OUT, moved, prev_err
 
 
 class _Clusters:
@@ -786,9 +946,7 @@ class _Clusters:
 
     def error(self) -> float:
         """Weighted squared error of the clusters around their means."""
-        nz = self.n_sum > 0
-        s = self.s_sum[nz]
-        return self.const - float((np.einsum("ij,ij->i", s, s) / self.w_sum[nz]).sum())
+        return _error(self.const, self.s_sum, self.w_sum, self.n_sum)
 
     def update(self, force: np.ndarray, overrelax: float = 0.0) -> bool:
         """Move the centres to their clusters' means and widen the bounds.
@@ -798,44 +956,23 @@ class _Clusters:
         points. Returns whether any centre was moved that way.
         """
         st = self.state
-        centers = st.centers
-        new = centers.copy()
+        new = _means(st.centers, self.s_sum, self.w_sum, self.n_sum, overrelax)
         nz = self.n_sum > 0
-        new[nz] = self.s_sum[nz] / self.w_sum[nz, None]
-        if overrelax:
-            new[nz] += overrelax * (new[nz] - centers[nz])
         nz[force] = False
         empty = np.flatnonzero(~nz)
         if len(empty):
             new = _reseed(self.points, self.weights, st.upper, new, empty)
-        shift = np.sqrt(_row_sq_dist(new, centers))
-        st.centers = new
-        top2 = np.argsort(shift)[-2:]
-        top_arg, second = int(top2[-1]), float(shift[top2[0]]) if self.k > 1 else 0.0
-        # Far from its cluster a centre cannot take a point, so a point's bound on
-        # the other centres falls by the largest shift among the centres near its
-        # cluster (within _REACH cluster radii of its centre) and is capped by
-        # reach - upper for the others.
-        top_upper = self.top_upper
-        if top_upper is None:
-            top_upper = _radii(st.labels, st.upper, self.k)
-        rad = top_upper + shift
-        cen = _Centres(new, self.axis, 2.0 * rad, shift, _REACH * rad)
         # The bounds widen in the next search's pass over the points (or in
         # widen()), not in a pass of their own.
-        cen.widen = True
-        cen.shift, cen.top_arg, cen.second, cen.cap = (
-            shift,
-            top_arg,
-            second,
-            _REACH * rad,
-        )
-        cen.local_shift = (
-            cen.local if cen.local is not None else np.full(self.k, np.inf)
-        )
-        self.cen = cen
+        self.cen = _Centres.moved(new, st.centers, self._top_upper(), self.axis)
+        st.centers = new
         self.top_upper = None
         return len(empty) > 0
+
+    def _top_upper(self) -> np.ndarray:
+        if self.top_upper is None:
+            self.top_upper = _radii(self.state.labels, self.state.upper, self.k)
+        return self.top_upper
 
     def widen(self) -> None:
         """Widen the bounds for the last update now (no search follows)."""
@@ -1144,16 +1281,3 @@ def _inertia(points, weights, centers, labels):  # pragma: no cover
     for i in range(len(labels)):
         total += weights[i] * _sq_dist(points, i, centers, labels[i])
     return total
-
-
-def _row_sq_dist(a: np.ndarray, b: np.ndarray | None) -> np.ndarray:
-    """Squared distance of each row of `a` to the same row of `b` (or to 0).
-
-    One coordinate at a time: arithmetic on (n, d) arrays with d = 3 is several
-    times slower than on their columns (einsum included).
-    """
-    out = np.zeros(len(a))
-    for j in range(a.shape[1]):
-        g = a[:, j] if b is None else a[:, j] - b[:, j]
-        out += g * g
-    return out
