@@ -192,3 +192,13 @@ def test_an_empty_cluster_gets_a_new_seed(monkeypatch, loop):
     assert np.bincount(state.labels, minlength=6).min() > 0
     d = ((points[:, None, :] - state.centers[None]) ** 2).sum(axis=2)
     np.testing.assert_allclose(d[np.arange(500), state.labels], d.min(axis=1))
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 7, 64, 1000])
+def test_stable_argsort_equals_numpys(n):
+    rng = np.random.default_rng(n)
+    # Few distinct values: many ties, which must keep their index order.
+    keys = rng.integers(0, 5, n).astype(np.float64) - 0.5 * (rng.random(n) < 0.1)
+    np.testing.assert_array_equal(
+        kmeans._stable_argsort(keys), np.argsort(keys, kind="stable")
+    )

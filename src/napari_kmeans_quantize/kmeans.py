@@ -424,12 +424,18 @@ def _split_kernel(pts, weights, order, k, fraction):  # pragma: no cover
     _best_cuts(pts, weights, order, box, np.zeros(1, dtype=np.intp), gain, axis, thr)
     n_boxes = 1
     while n_boxes < k:
-        splittable = np.flatnonzero(gain[:n_boxes] > -np.inf)
+        splittable = np.empty(n_boxes, dtype=np.intp)
+        n_split = 0
+        for b in range(n_boxes):
+            if gain[b] > -np.inf:
+                splittable[n_split] = b
+                n_split += 1
+        splittable = splittable[:n_split]
         if len(splittable) == 0:
             break
         m = min(k - n_boxes, max(1, int(n_boxes * fraction)), len(splittable))
         # Largest gain first; a stable sort leaves ties in box order.
-        rank = np.argsort(-gain[splittable], kind="mergesort")
+        rank = _stable_argsort(-gain[splittable])
         chosen = splittable[rank[:m]]
         slot = np.full(n_boxes, -1, dtype=np.intp)
         for r in range(m):
@@ -602,6 +608,34 @@ class _Centres:
 
 
 @njit(nogil=True, cache=True)
+def _stable_argsort(keys):  # pragma: no cover
+    """``np.argsort(keys, kind="stable")``, by a bottom-up merge sort.
+
+    numba's own sorts take about a second each to compile, in every kernel that
+    uses one; this one is plain loops.
+    """
+    n = len(keys)
+    order = np.arange(n)
+    buf = np.empty(n, dtype=np.intp)
+    width = 1
+    while width < n:
+        for lo in range(0, n, 2 * width):
+            mid, hi = min(lo + width, n), min(lo + 2 * width, n)
+            i, j = lo, mid
+            for t in range(lo, hi):
+                # Take from the right run only if strictly smaller: stable.
+                if j < hi and (i >= mid or keys[order[j]] < keys[order[i]]):
+                    buf[t] = order[j]
+                    j += 1
+                else:
+                    buf[t] = order[i]
+                    i += 1
+        order, buf = buf, order
+        width *= 2
+    return order
+
+
+@njit(nogil=True, cache=True)
 def _projections(centers, axis):  # pragma: no cover
     """The centres' projections on the axis, ascending, and their order."""
     k, d = centers.shape
@@ -609,7 +643,7 @@ def _projections(centers, axis):  # pragma: no cover
     for a in range(k):
         for j in range(d):
             proj[a] += centers[a, j] * axis[j]
-    order = np.argsort(proj, kind="mergesort")
+    order = _stable_argsort(proj)
     return proj[order], order
 
 
