@@ -12,6 +12,7 @@ is the one place the widget, the command line and the sweep get them from.
 from __future__ import annotations
 
 import math
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -419,11 +420,15 @@ class _Reference:
             self.dtype.kind in "ui" or self.data_range == 1.0
         )
         self._lab: np.ndarray | None = None
+        # A sweep's threads share one reference: the conversion runs once.
+        self._lab_lock = threading.Lock()
 
     def lab(self) -> np.ndarray:
-        if self._lab is None:
-            self._lab = _to_lab(self.hist.colors, self.unit)
-        return self._lab
+        """The distinct colours in CIELAB (converted on first use)."""
+        with self._lab_lock:
+            if self._lab is None:
+                self._lab = _to_lab(self.hist.colors, self.unit)
+            return self._lab
 
     def quality(self, result: QuantizeResult) -> tuple[float, float | None]:
         """(PSNR, mean CIEDE2000) of a result of this image."""

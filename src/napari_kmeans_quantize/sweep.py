@@ -449,6 +449,10 @@ def sweep_iter(
         warnings.filterwarnings("ignore", message=_FEW_COLORS, category=UserWarning)
         pool = ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="kq-sweep")
         try:
+            if ref.has_ciede and n_workers > 1:
+                # The colours' CIELAB, which every report needs, converts on one
+                # core while the other starts the largest k.
+                pool.submit(ref.lab)
             futures: dict[Future, int] = {pool.submit(run, k): k for k in order}
             pending = set(futures)
             while pending:
