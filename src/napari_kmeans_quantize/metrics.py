@@ -491,9 +491,9 @@ def _to_lab(colors: np.ndarray, unit: float) -> np.ndarray:
     return rgb2lab(rgb[np.newaxis])[0]
 
 
-# Constants of skimage's deltaE_ciede2000, computed as it computes them.
 # Pairs above which the CIEDE2000 sum runs in threads.
 _CIEDE_PARALLEL_PAIRS = 1 << 14
+# Constants of skimage's deltaE_ciede2000, computed as it computes them.
 _TWO_PI = 2 * np.pi
 _DEG30 = float(np.deg2rad(30))
 _DEG6 = float(np.deg2rad(6))
