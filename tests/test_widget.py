@@ -575,3 +575,21 @@ def test_cancel_compare_k_leaves_the_widget_usable(
     widget._n_colors.value = 4
     _run(widget, qtbot, wait_idle)
     assert [layer.name for layer in viewer.layers][1:] == _result_names("astro", 4)
+
+
+def test_first_run_of_a_session_says_it_may_compile(
+    make_widget, qtbot, wait_idle, small_rgb, monkeypatch
+):
+    from napari_kmeans_quantize import _widget
+
+    monkeypatch.setattr(_widget, "_engine_warm", False)
+    viewer, widget = make_widget()
+    viewer.add_image(small_rgb, name="img", rgb=True)
+    widget._run_button.native.click()
+    assert widget._status.value.endswith(_widget.FIRST_RUN_HINT)
+    wait_idle(widget)
+    assert "Done in" in widget._status.value
+    widget._n_colors.value = 4
+    widget._run_button.native.click()
+    assert "compiles" not in widget._status.value
+    wait_idle(widget)

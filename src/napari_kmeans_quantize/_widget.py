@@ -67,6 +67,11 @@ TARGETS = [
 ]
 TARGET_DEFAULTS = {"ciede2000": 2.3, "psnr": 30.0}
 BUTTON_TEXT = {"quantize": "Run", "sweep": "Compare k", "auto": "Auto k"}
+# Added to the status of the first job of a session: the engine's kernels load from
+# numba's cache then, and the first run after installing (or upgrading) compiles
+# them, which took about 12 s on our 2-core machine.
+FIRST_RUN_HINT = " The first run after installing compiles the engine once (10-20 s)."
+_engine_warm = False
 EMPTY_HINT = (
     "No image layer to quantise yet.\n"
     "Open an image (File > Open Files...) or a sample\n"
@@ -476,6 +481,8 @@ class QuantizeWidget(Container):
             },
         )
         self._state["worker"] = worker
+        if not _engine_warm:
+            message += FIRST_RUN_HINT
         self._set_running(True, message)
         worker.start()
         return worker
@@ -489,6 +496,8 @@ class QuantizeWidget(Container):
         self._progress.value = percent
 
     def _on_returned(self, value: Any) -> None:
+        global _engine_warm
+        _engine_warm = True
         if self._job == "quantize":
             self._on_quantized(value)
         else:
