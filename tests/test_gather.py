@@ -119,3 +119,14 @@ def test_one_core_keeps_the_passes_in_the_calling_thread(monkeypatch):
         t.start()
         t.join()
     assert seen == [2]
+
+
+def test_take_pair_unchecked_gives_the_same_lookups():
+    rng = np.random.default_rng(2)
+    lut = rng.integers(0, 9, 50)
+    table = rng.random((9, 3))
+    index = rng.integers(0, 50, 999)
+    checked = gather.take_pair(lut, table, index)
+    unchecked = gather.take_pair(lut, table, index, check=False)
+    for a, b in zip(checked, unchecked, strict=True):
+        np.testing.assert_array_equal(a, b)

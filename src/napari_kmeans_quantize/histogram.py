@@ -105,6 +105,13 @@ class ColorHistogram:
         rows : (N, c) ndarray
             ``table[values[inverse]]``.
 
+        Raises
+        ------
+        ValueError
+            If `values` does not hold one value per distinct colour.
+        IndexError
+            If a value is not a row of `table`.
+
         Examples
         --------
         >>> px = np.array([[0, 0, 0], [255, 0, 0], [0, 0, 0]], dtype=np.uint8)
@@ -118,8 +125,10 @@ class ColorHistogram:
             raise ValueError(
                 f"values must have shape ({self.n_colors},), got {values.shape}."
             )
+        # The histogram's own index is in range: only the values need a check.
+        gather._check_range("values", values, len(table))
         lut, index = self._lookup(values)
-        return gather.take_pair(lut, table, index)
+        return gather.take_pair(lut, table, index, check=False)
 
     def _lookup(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """A table and an index into it whose lookup is ``values[inverse]``."""
