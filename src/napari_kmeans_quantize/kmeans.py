@@ -406,8 +406,9 @@ def _variance_split_init(
     order = np.stack(
         [np.argsort(pts[:, j], kind="stable") for j in range(pts.shape[1])]
     )
-    centers, n_boxes = _split_kernel(pts, weights, order, k, _SPLIT_FRACTION)
-    centers = centers[:n_boxes] + mean
+    box, n_boxes = _split_kernel(pts, weights, order, k, _SPLIT_FRACTION)
+    w, sums, _, _ = _sums_kernel(pts, weights, box, n_boxes)
+    centers = sums / w[:, None] + mean
     if n_boxes < k:
         # Fewer distinct points than clusters: Lloyd re-seeds what it can.
         centers = np.concatenate([centers, np.repeat(centers[:1], k - n_boxes, 0)])
@@ -416,7 +417,8 @@ def _variance_split_init(
 
 @njit(nogil=True, cache=True)
 def _split_kernel(pts, weights, order, k, fraction):  # pragma: no cover
-    n, d = pts.shape
+    """The box of every point after the greedy splits, and how many boxes."""
+    n = len(pts)
     box = np.zeros(n, dtype=np.intp)
     gain = np.full(k, -np.inf)
     axis = np.zeros(k, dtype=np.intp)
@@ -449,17 +451,7 @@ def _split_kernel(pts, weights, order, k, fraction):  # pragma: no cover
         new[m:] = n_boxes + np.arange(m)
         n_boxes += m
         _best_cuts(pts, weights, order, box, new, gain, axis, thr)
-    w = np.zeros(n_boxes)
-    centers = np.zeros((n_boxes, d))
-    for i in range(n):
-        b = box[i]
-        w[b] += weights[i]
-        for j in range(d):
-            centers[b, j] += weights[i] * pts[i, j]
-    for b in range(n_boxes):
-        for j in range(d):
-            centers[b, j] /= w[b]
-    return centers, n_boxes
+    return box, n_boxes
 
 
 @njit(nogil=True, cache=True)
@@ -1095,18 +1087,24 @@ def _centre_graph(centers, reach, shift, shift_reach):  # pragma: no cover
 def _widen_kernel(
     labels, upper, lower, shift, top_arg, second, local, reach
 ):  # pragma: no cover
-    # Hamerly: the own centre moved by shift[label], every other centre by at
-    # most the largest shift among the others, and (see update) by at most
-    # local[label] among those that can still matter.
-    top = shift[top_arg]
     for i in range(len(labels)):
-        a = labels[i]
-        u = upper[i] + shift[a]
-        upper[i] = u
-        lo = lower[i]
-        lower[i] = max(
-            lo - (second if a == top_arg else top), min(lo - local[a], reach[a] - u)
-        )
+        _widen_point(i, labels[i], upper, lower, shift, top_arg, second, local, reach)
+
+
+@njit(nogil=True, cache=True)
+def _widen_point(
+    i, a, upper, lower, shift, top_arg, second, local, reach
+):  # pragma: no cover
+    # Hamerly: the own centre moved by shift[a], every other centre by at most
+    # the largest shift among the others, and (see update) by at most local[a]
+    # among those that can still matter.
+    u = upper[i] + shift[a]
+    upper[i] = u
+    lo = lower[i]
+    lower[i] = max(
+        lo - (second if a == top_arg else shift[top_arg]),
+        min(lo - local[a], reach[a] - u),
+    )
 
 
 @njit(nogil=True, cache=True)
@@ -1137,18 +1135,11 @@ def _assign_kernel(
     # Points first..stop-1 only, so that threads can share the arrays.
     d = points.shape[1]
     k = len(centers)
-    top = shift[top_arg]
     for i in range(first, stop):
         a = labels[i]
         new[i] = a
         if widen:
-            # _widen_kernel's step for this point.
-            u = upper[i] + shift[a]
-            upper[i] = u
-            lo = lower[i]
-            lower[i] = max(
-                lo - (second if a == top_arg else top), min(lo - local[a], cap[a] - u)
-            )
+            _widen_point(i, a, upper, lower, shift, top_arg, second, local, cap)
         if upper[i] <= max(lower[i], half_gap[a]):
             continue
         du = _sq_dist(points, i, centers, a)
