@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from skimage.color import rgb2lab
 
-from napari_kmeans_quantize.colorspace import from_fit_space, to_fit_space
+from napari_kmeans_quantize.colorspace import from_fit_space, rgb_to_lab, to_fit_space
 
 
 @pytest.fixture
@@ -24,6 +24,27 @@ def test_round_trip(colors, space):
 
 def test_lab_is_scikit_image_cielab(colors):
     np.testing.assert_allclose(to_fit_space(colors, "lab"), rgb2lab(colors[None])[0])
+
+
+def test_rgb_to_lab_matches_scikit_image_on_every_8bit_level():
+    # Every 8-bit level on every channel, both sides of the sRGB and CIELAB
+    # breakpoints (0.04045 and 0.008856), and random colours.
+    levels = np.arange(256) / 255.0
+    ramps = np.concatenate([np.diag([v, v, v]) for v in levels])
+    breaks = np.array([[0.04045] * 3, [np.nextafter(0.04045, 1)] * 3, [0.0] * 3])
+    rng = np.random.default_rng(1)
+    rgb = np.concatenate(
+        [ramps, levels[:, None].repeat(3, 1), breaks, rng.random((5000, 3))]
+    )
+    np.testing.assert_allclose(
+        rgb_to_lab(rgb), rgb2lab(rgb[None])[0], rtol=1e-12, atol=1e-12
+    )
+
+
+def test_rgb_to_lab_leaves_its_input_alone(colors):
+    before = colors.copy()
+    rgb_to_lab(colors)
+    np.testing.assert_array_equal(colors, before)
 
 
 def test_oklab_reference_values():

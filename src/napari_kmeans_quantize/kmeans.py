@@ -200,7 +200,7 @@ def _fit_iter(
     points, weights = pyramid.points, pyramid.weights
     n = len(points)
     if k == 1:
-        c = (weights @ points / weights.sum())[None]
+        c = _weighted_mean(points, weights)[None]
         labels = np.zeros(n, dtype=np.intp)
         yield 1.0
         inertia = _inertia(points, weights, c, labels)
@@ -399,7 +399,7 @@ def _variance_split_init(
     boxes, so that the number of rounds grows like log k) and evaluates the halves.
     """
     k = n_clusters
-    mean = weights @ points / weights.sum()
+    mean = _weighted_mean(points, weights)
     pts = np.ascontiguousarray(points - mean)
     # Every axis sorted once (stably: ties in point order); numpy's sort is
     # several times faster than numba's.
@@ -705,10 +705,18 @@ def _error(const, s_sum, w_sum, n_sum):  # pragma: no cover
 
 def _principal_axis(points: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Unit vector along which the weighted points spread most."""
-    mean = weights @ points / weights.sum()
-    centred = points - mean
-    cov = (centred * weights[:, None]).T @ centred
+    centred = points - _weighted_mean(points, weights)
+    cov = np.einsum("i,ij,ik->jk", weights, centred, centred)
     return np.ascontiguousarray(np.linalg.eigh(cov)[1][:, -1])
+
+
+def _weighted_mean(points: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weighted mean of the points (rows).
+
+    einsum rather than ``weights @ points``: OpenBLAS runs that product in
+    threads, which then spin for a while on the core another fit should use.
+    """
+    return np.einsum("i,ij->j", weights, points) / weights.sum()
 
 
 def _search_all(points: np.ndarray, cen: _Centres, state: _State) -> np.ndarray:

@@ -118,7 +118,8 @@ def mean_ciede2000(
     """Mean CIEDE2000 colour difference between two RGB(A) images.
 
     Colours are read as sRGB (integers scaled by their dtype's maximum, floats in
-    [0, 1]) and converted to CIELAB (D65) with scikit-image's ``rgb2lab``. The
+    [0, 1]) and converted to CIELAB (D65) with the formulas of scikit-image's
+    ``rgb2lab`` (:func:`~napari_kmeans_quantize.colorspace.rgb_to_lab`). The
     difference is CIEDE2000 as scikit-image's ``deltaE_ciede2000`` computes it
     (``kL = kC = kH = 1``), by a compiled port of that function that is tested
     against it. Alpha is ignored. A mean below about 2.3 is roughly one
@@ -147,8 +148,6 @@ def mean_ciede2000(
     >>> mean_ciede2000(a, a)
     0.0
     """
-    from skimage.color import rgb2lab
-
     a, b = _pair(original, quantized)
     if a.shape[channel_axis] < 3:
         raise ValueError(
@@ -161,10 +160,10 @@ def mean_ciede2000(
     pairs = np.concatenate([a.reshape(-1, 3), b.reshape(-1, 3)], axis=1)
     uniq, counts = np.unique(pairs, axis=0, return_counts=True)
     scale = float(np.iinfo(a.dtype).max) if a.dtype.kind in "ui" else 1.0
-    lab_a = rgb2lab(np.clip(uniq[np.newaxis, :, :3] / scale, 0, 1))
-    lab_b = rgb2lab(np.clip(uniq[np.newaxis, :, 3:] / scale, 0, 1))
+    lab_a = _to_lab(uniq[:, :3], scale)
+    lab_b = _to_lab(uniq[:, 3:], scale)
     entries = np.arange(len(uniq), dtype=np.intp)
-    total = _ciede2000_sum(lab_a[0], lab_b[0], entries, counts.astype(np.float64))
+    total = _ciede2000_sum(lab_a, lab_b, entries, counts.astype(np.float64))
     return float(total / counts.sum())
 
 
@@ -485,10 +484,9 @@ def describe_shape(shape: tuple[int, ...]) -> str:
 
 
 def _to_lab(colors: np.ndarray, unit: float) -> np.ndarray:
-    from skimage.color import rgb2lab
+    from .colorspace import rgb_to_lab
 
-    rgb = np.clip(colors[:, :3].astype(np.float64) / unit, 0, 1)
-    return rgb2lab(rgb[np.newaxis])[0]
+    return rgb_to_lab(np.clip(colors[:, :3].astype(np.float64) / unit, 0, 1))
 
 
 # Pairs above which the CIEDE2000 sum runs in threads.
