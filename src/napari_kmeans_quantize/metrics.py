@@ -441,9 +441,8 @@ class _Reference:
         labels = np.asarray(result.labels).ravel()
         palette = np.asarray(result.palette).reshape(len(result.palette), -1)
         k = len(palette)
-        lut = np.zeros(hist.n_colors, dtype=np.intp)
-        lut[hist.inverse] = labels
-        if np.array_equal(lut[hist.inverse], labels):
+        lut, one_entry = _colour_entries(hist.inverse, labels, hist.n_colors)
+        if one_entry:
             # Nearest-colour mapping: every distinct colour went to one entry.
             rows, entries, weights = None, lut, hist.counts
         else:
@@ -468,6 +467,20 @@ class _Reference:
             total = _ciede2000_sum(lab, pal_lab, entries, weights)
             ciede = float(total / weights.sum())
         return quality_psnr, ciede
+
+
+@njit(nogil=True, cache=True)
+def _colour_entries(inverse, labels, n_colors):  # pragma: no cover
+    """The entry of every distinct colour, and whether all of a colour's pixels
+    have that one entry (False for a dithered result), in one pass."""
+    lut = np.full(n_colors, -1, dtype=np.intp)
+    for i in range(len(inverse)):
+        c = inverse[i]
+        if lut[c] < 0:
+            lut[c] = labels[i]
+        elif lut[c] != labels[i]:
+            return lut, False
+    return lut, True
 
 
 def describe_shape(shape: tuple[int, ...]) -> str:
