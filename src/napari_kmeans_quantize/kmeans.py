@@ -533,6 +533,10 @@ class _State:
     labels: np.ndarray
     upper: np.ndarray
     lower: np.ndarray
+    # The clusters' sums (see _sums_kernel) and largest upper bounds (_radii),
+    # when the pass that made the state found them on its way.
+    sums: tuple | None = None
+    top_upper: np.ndarray | None = None
 
 
 class _Centres:
@@ -774,32 +778,54 @@ def _inherit(fine: _Level, coarse: _Level, state: _State) -> _State:
     Each point takes its cell's label; its bounds widen by its distance to the
     cell mean (triangle inequality), so they stay valid.
     """
-    return _State(
-        state.centers,
-        *_inherit_kernel(
-            fine.points,
-            coarse.points,
-            coarse.parent,
-            state.labels,
-            state.upper,
-            state.lower,
-        ),
+    lab, up, lo, w, s, cnt, const, top_upper = _inherit_kernel(
+        fine.points,
+        fine.weights,
+        coarse.points,
+        coarse.parent,
+        state.labels,
+        state.upper,
+        state.lower,
+        len(state.centers),
     )
+    return _State(state.centers, lab, up, lo, (w, s, cnt, const), top_upper)
 
 
 @njit(nogil=True, cache=True)
-def _inherit_kernel(fine, coarse, parent, labels, upper, lower):  # pragma: no cover
+def _inherit_kernel(
+    fine, weights, coarse, parent, labels, upper, lower, k
+):  # pragma: no cover
+    # Also the clusters' sums and largest upper bounds, which the level's first
+    # iteration needs: one pass over the points instead of three. The sums add up
+    # in point order, as _sums_kernel's do.
     n = len(parent)
+    d = fine.shape[1]
     lab = np.empty(n, dtype=np.intp)
     up = np.empty(n)
     lo = np.empty(n)
+    w = np.zeros(k)
+    s = np.zeros((k, d))
+    cnt = np.zeros(k, dtype=np.intp)
+    top_upper = np.zeros(k)
+    const = 0.0
     for i in range(n):
         p = parent[i]
         off = np.sqrt(_sq_dist(fine, i, coarse, p))
-        lab[i] = labels[p]
-        up[i] = upper[p] + off
+        a = labels[p]
+        lab[i] = a
+        u = upper[p] + off
+        up[i] = u
         lo[i] = lower[p] - off
-    return lab, up, lo
+        top_upper[a] = max(top_upper[a], u)
+        wi = weights[i]
+        w[a] += wi
+        cnt[a] += 1
+        sq = 0.0
+        for j in range(d):
+            s[a, j] += wi * fine[i, j]
+            sq += fine[i, j] * fine[i, j]
+        const += wi * sq
+    return lab, up, lo, w, s, cnt, const, top_upper
 
 
 def _lower(state: _State) -> np.ndarray:
@@ -967,12 +993,15 @@ class _Clusters:
         self.axis = axis
         k = len(state.centers)
         self.k = k
-        self.w_sum, self.s_sum, self.n_sum, self.const = _sums_kernel(
-            points, weights, state.labels, k
-        )
+        sums = state.sums
+        if sums is None:
+            sums = _sums_kernel(points, weights, state.labels, k)
+        self.w_sum, self.s_sum, self.n_sum, self.const = sums
         self.cen = _Centres(state.centers, axis)
         # Largest upper bound in each cluster, from the last assignment.
-        self.top_upper: np.ndarray | None = None
+        self.top_upper: np.ndarray | None = state.top_upper
+        # Only valid for the state as it was: the iterations update both.
+        state.sums = state.top_upper = None
 
     @property
     def centers(self) -> np.ndarray:
