@@ -817,14 +817,7 @@ def _inherit_kernel(
         up[i] = u
         lo[i] = lower[p] - off
         top_upper[a] = max(top_upper[a], u)
-        wi = weights[i]
-        w[a] += wi
-        cnt[a] += 1
-        sq = 0.0
-        for j in range(d):
-            s[a, j] += wi * fine[i, j]
-            sq += fine[i, j] * fine[i, j]
-        const += wi * sq
+        const += _add_point(fine, weights, i, a, w, s, cnt)
     return lab, up, lo, w, s, cnt, const, top_upper
 
 
@@ -849,16 +842,21 @@ def _sums_kernel(points, weights, labels, k):  # pragma: no cover
     cnt = np.zeros(k, dtype=np.intp)
     const = 0.0
     for i in range(len(labels)):
-        a = labels[i]
-        wi = weights[i]
-        w[a] += wi
-        cnt[a] += 1
-        sq = 0.0
-        for j in range(d):
-            s[a, j] += wi * points[i, j]
-            sq += points[i, j] * points[i, j]
-        const += wi * sq
+        const += _add_point(points, weights, i, labels[i], w, s, cnt)
     return w, s, cnt, const
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _add_point(points, weights, i, a, w, s, cnt):  # pragma: no cover
+    """Add point i to cluster a's sums; returns its weighted squared norm."""
+    wi = weights[i]
+    w[a] += wi
+    cnt[a] += 1
+    sq = 0.0
+    for j in range(points.shape[1]):
+        s[a, j] += wi * points[i, j]
+        sq += points[i, j] * points[i, j]
+    return wi * sq
 
 
 def _lloyd(
