@@ -577,14 +577,7 @@ def _ciede2000_exact(L1, a1, b1, chroma1, L2, a2, b2, chroma2):  # pragma: no co
     h2 = math.atan2(b2, a2 * scale)
     h2 += _TWO_PI if h2 < 0.0 else 0.0
 
-    Lbar = 0.5 * (L1 + L2)
-    tmp = (Lbar - 50) * (Lbar - 50)
-    SL = 1 + 0.015 * tmp / math.sqrt(20 + tmp)
-    L_term = (L2 - L1) / SL
-
-    Cbar = 0.5 * (C1 + C2)
-    SC = 1 + 0.045 * Cbar
-    C_term = (C2 - C1) / SC
+    L_term, C_term, Cbar = _ciede2000_lc(L1, L2, C1, C2)
 
     h_diff = h2 - h1
     h_sum = h1 + h2
@@ -633,6 +626,17 @@ def _ciede2000_exact(L1, a1, b1, chroma1, L2, a2, b2, chroma2):  # pragma: no co
     if dE2 < 0.0:
         dE2 = 0.0
     return math.sqrt(dE2)
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _ciede2000_lc(L1, L2, C1, C2):  # pragma: no cover
+    # skimage's lightness and chroma terms, and the mean chroma C'bar.
+    Lbar = 0.5 * (L1 + L2)
+    tmp = (Lbar - 50) * (Lbar - 50)
+    SL = 1 + 0.015 * tmp / math.sqrt(20 + tmp)
+    Cbar = 0.5 * (C1 + C2)
+    SC = 1 + 0.045 * Cbar
+    return (L2 - L1) / SL, (C2 - C1) / SC, Cbar
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -724,14 +728,7 @@ def _ciede2000_pair(L1, a1, b1, chroma1, L2, a2, b2, chroma2):  # pragma: no cov
     C1 = math.sqrt(x1 * x1 + b1 * b1)
     C2 = math.sqrt(x2 * x2 + b2 * b2)
 
-    Lbar = 0.5 * (L1 + L2)
-    tmp = (Lbar - 50) * (Lbar - 50)
-    SL = 1 + 0.015 * tmp / math.sqrt(20 + tmp)
-    L_term = (L2 - L1) / SL
-
-    Cbar = 0.5 * (C1 + C2)
-    SC = 1 + 0.045 * Cbar
-    C_term = (C2 - C1) / SC
+    L_term, C_term, Cbar = _ciede2000_lc(L1, L2, C1, C2)
     CC = C1 * C2
     # A grey (CC == 0): skimage sets the hue difference, hence the hue and
     # rotation terms, to 0; its sum of the rest, in the same order.
