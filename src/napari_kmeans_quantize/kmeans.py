@@ -709,18 +709,42 @@ def _error(const, s_sum, w_sum, n_sum):  # pragma: no cover
 
 def _principal_axis(points: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Unit vector along which the weighted points spread most."""
-    centred = points - _weighted_mean(points, weights)
-    cov = np.einsum("i,ij,ik->jk", weights, centred, centred)
+    cov = _weighted_cov(points, weights, _weighted_mean(points, weights))
     return np.ascontiguousarray(np.linalg.eigh(cov)[1][:, -1])
 
 
-def _weighted_mean(points: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Weighted mean of the points (rows).
+# Kernels rather than ``weights @ points``: OpenBLAS runs such products in
+# threads, which then spin for a while on the core another fit should use.
+@njit(nogil=True, cache=True)
+def _weighted_mean(points, weights):  # pragma: no cover
+    """Weighted mean of the points (rows)."""
+    d = points.shape[1]
+    s = np.zeros(d)
+    total = 0.0
+    for i in range(len(weights)):
+        total += weights[i]
+        for j in range(d):
+            s[j] += weights[i] * points[i, j]
+    return s / total
 
-    einsum rather than ``weights @ points``: OpenBLAS runs that product in
-    threads, which then spin for a while on the core another fit should use.
-    """
-    return np.einsum("i,ij->j", weights, points) / weights.sum()
+
+@njit(nogil=True, cache=True)
+def _weighted_cov(points, weights, mean):  # pragma: no cover
+    """Weighted scatter matrix of the points around `mean`."""
+    d = points.shape[1]
+    cov = np.zeros((d, d))
+    c = np.empty(d)
+    for i in range(len(weights)):
+        for j in range(d):
+            c[j] = points[i, j] - mean[j]
+        for j in range(d):
+            for m in range(d):
+                cov[j, m] += weights[i] * c[j] * c[m]
+    return cov
+
+
+# The weights and sums that _assign_kernel does not touch when not fused.
+_NO_SUMS = (np.zeros(0), np.zeros(0), np.zeros((0, 3)), np.zeros(0, dtype=np.intp))
 
 
 def _search_all(points: np.ndarray, cen: _Centres, state: _State) -> np.ndarray:
@@ -755,6 +779,8 @@ def _search_all(points: np.ndarray, cen: _Centres, state: _State) -> np.ndarray:
             new,
             lo,
             hi,
+            False,
+            *_NO_SUMS,
         )
 
     gather.each_slice(len(points), run, _PARALLEL_POINTS)
@@ -962,14 +988,11 @@ def _lloyd_run(
             half_gap, nbr, nbr_dist, cnt, ext, local,
         ) = _moved_kernel(new, centers, top_upper, axis, True)  # fmt: skip
         centers = new
-        _assign_kernel(
+        moved, top_upper = _assign_kernel(
             points, centers, labels, upper, lower, half_gap, proj, order, axis,
             nbr, nbr_dist, cnt, ext, True, shift, top_arg, second, local, cap,
-            new_labels, 0, n,
+            new_labels, 0, n, True, weights, w_sum, s_sum, n_sum,
         )  # fmt: skip
-        moved, top_upper = _move_kernel(
-            points, weights, labels, new_labels, upper, w_sum, s_sum, n_sum
-        )
         err = _error(const, s_sum, w_sum, n_sum)
         if moved == 0:
             return centers, top_upper, run + 1, _STILL, moved, err
@@ -1166,75 +1189,98 @@ def _assign_kernel(
     new,
     first,
     stop,
+    fused,
+    weights,
+    w_sum,
+    s_sum,
+    n_sum,
 ):  # pragma: no cover
-    # Points first..stop-1 only, so that threads can share the arrays.
+    # Points first..stop-1 only, so that threads can share the arrays. With
+    # `fused` (one thread, all points) it also does _move_kernel's work as it
+    # goes: a point that moves updates the sums at once, in point order as
+    # _move_kernel does, so the sums are the same bit for bit and the points
+    # are read once per iteration instead of twice.
+    moved = 0
+    top_upper = np.zeros(len(w_sum))
     d = points.shape[1]
     k = len(centers)
     for i in range(first, stop):
         a = labels[i]
         new[i] = a
-        if widen:
-            _widen_point(i, a, upper, lower, shift, top_arg, second, local, cap)
-        if upper[i] <= max(lower[i], half_gap[a]):
-            continue
-        du = _sq_dist(points, i, centers, a)
-        u = np.sqrt(du)
-        # Every other centre is at least the own centre's gap minus u away.
-        lo_b = max(lower[i], 2.0 * half_gap[a] - u)
-        upper[i] = u
-        lower[i] = lo_b
-        if u <= lo_b:
-            continue
-        if len(cnt):
-            b1 = du
-            b2 = np.inf
-            i1 = a
-            for t in range(cnt[a]):
-                # The list is sorted by distance from the own centre: the rest
-                # are at least nbr_dist - u away, too far to be among the two
-                # nearest once that exceeds the second nearest found.
-                gap = nbr_dist[a, t] - u
-                if gap > 0 and gap * gap >= b2:
+        # One pass of this loop: a settled point breaks out to the tail below.
+        for _ in range(1):
+            if widen:
+                _widen_point(i, a, upper, lower, shift, top_arg, second, local, cap)
+            if upper[i] <= max(lower[i], half_gap[a]):
+                break
+            du = _sq_dist(points, i, centers, a)
+            u = np.sqrt(du)
+            # Every other centre is at least the own centre's gap minus u away.
+            lo_b = max(lower[i], 2.0 * half_gap[a] - u)
+            upper[i] = u
+            lower[i] = lo_b
+            if u <= lo_b:
+                break
+            if len(cnt):
+                b1 = du
+                b2 = np.inf
+                i1 = a
+                for t in range(cnt[a]):
+                    # The list is sorted by distance from the own centre: the rest
+                    # are at least nbr_dist - u away, too far to be among the two
+                    # nearest once that exceeds the second nearest found.
+                    gap = nbr_dist[a, t] - u
+                    if gap > 0 and gap * gap >= b2:
+                        break
+                    c = nbr[a, t]
+                    b1, b2, i1 = _best_two(
+                        _sq_dist(points, i, centers, c), c, b1, b2, i1
+                    )
+                # Centres off the list are at least ext - u away.
+                far = ext[a] - u
+                if far >= 0 and far * far >= b1:
+                    new[i] = i1
+                    upper[i] = np.sqrt(b1)
+                    lower[i] = min(np.sqrt(b2), far)
                     break
-                c = nbr[a, t]
+            p = 0.0
+            for j in range(d):
+                p += points[i, j] * axis[j]
+            hi = np.searchsorted(proj, p)
+            lo = hi - 1
+            b1 = np.inf
+            b2 = np.inf
+            i1 = -1
+            while lo >= 0 or hi < k:
+                gl = p - proj[lo] if lo >= 0 else np.inf
+                gh = proj[hi] - p if hi < k else np.inf
+                if gl <= gh:
+                    g = gl
+                    c = order[lo]
+                    lo -= 1
+                else:
+                    g = gh
+                    c = order[hi]
+                    hi += 1
+                if g * g >= b2:
+                    break
                 b1, b2, i1 = _best_two(_sq_dist(points, i, centers, c), c, b1, b2, i1)
-            # Centres off the list are at least ext - u away.
-            far = ext[a] - u
-            if far >= 0 and far * far >= b1:
+            if i1 == a or du <= b1 * (1.0 + 1e-12):
+                # Keep the own centre on ties, so that no point flips back and forth.
+                upper[i] = u
+                lower[i] = np.sqrt(b2 if i1 == a else b1)
+            else:
                 new[i] = i1
                 upper[i] = np.sqrt(b1)
-                lower[i] = min(np.sqrt(b2), far)
-                continue
-        p = 0.0
-        for j in range(d):
-            p += points[i, j] * axis[j]
-        hi = np.searchsorted(proj, p)
-        lo = hi - 1
-        b1 = np.inf
-        b2 = np.inf
-        i1 = -1
-        while lo >= 0 or hi < k:
-            gl = p - proj[lo] if lo >= 0 else np.inf
-            gh = proj[hi] - p if hi < k else np.inf
-            if gl <= gh:
-                g = gl
-                c = order[lo]
-                lo -= 1
-            else:
-                g = gh
-                c = order[hi]
-                hi += 1
-            if g * g >= b2:
-                break
-            b1, b2, i1 = _best_two(_sq_dist(points, i, centers, c), c, b1, b2, i1)
-        if i1 == a or du <= b1 * (1.0 + 1e-12):
-            # Keep the own centre on ties, so that no point flips back and forth.
-            upper[i] = u
-            lower[i] = np.sqrt(b2 if i1 == a else b1)
-        else:
-            new[i] = i1
-            upper[i] = np.sqrt(b1)
-            lower[i] = np.sqrt(b2)
+                lower[i] = np.sqrt(b2)
+        if fused:
+            b = new[i]
+            top_upper[b] = max(top_upper[b], upper[i])
+            if b != a:
+                moved += 1
+                _move_point(points, weights, i, a, b, w_sum, s_sum, n_sum)
+                labels[i] = b
+    return moved, top_upper
 
 
 @njit(nogil=True, cache=True)
@@ -1263,7 +1309,6 @@ def _move_kernel(
     # Serial, in point order, so that the sums are the same on every run. Also
     # the largest upper bound in each cluster (what _radii would find next).
     moved = 0
-    d = points.shape[1]
     top_upper = np.zeros(len(w_sum))
     for i in range(len(labels)):
         b = new[i]
@@ -1272,16 +1317,22 @@ def _move_kernel(
         if a == b:
             continue
         moved += 1
-        w = weights[i]
-        w_sum[a] -= w
-        w_sum[b] += w
-        n_sum[a] -= 1
-        n_sum[b] += 1
-        for j in range(d):
-            s_sum[a, j] -= w * points[i, j]
-            s_sum[b, j] += w * points[i, j]
+        _move_point(points, weights, i, a, b, w_sum, s_sum, n_sum)
         labels[i] = b
     return moved, top_upper
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _move_point(points, weights, i, a, b, w_sum, s_sum, n_sum):  # pragma: no cover
+    """Move point i from cluster a's sums to cluster b's."""
+    w = weights[i]
+    w_sum[a] -= w
+    w_sum[b] += w
+    n_sum[a] -= 1
+    n_sum[b] += 1
+    for j in range(points.shape[1]):
+        s_sum[a, j] -= w * points[i, j]
+        s_sum[b, j] += w * points[i, j]
 
 
 def _duplicates(centers: np.ndarray) -> np.ndarray:
