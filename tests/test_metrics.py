@@ -108,6 +108,21 @@ def test_ciede2000_kernel_matches_skimage_on_random_pairs():
     )
 
 
+def test_ciede2000_sum_is_the_same_on_one_core_and_on_all(monkeypatch):
+    # A sweep's reports run on one core, size_report on all: the same figure.
+    from napari_kmeans_quantize import gather
+
+    rng = np.random.default_rng(7)
+    lab, pal = _random_lab(rng, 50_000), _random_lab(rng, 64)
+    entries = rng.integers(0, len(pal), len(lab)).astype(np.intp)
+    weights = rng.integers(1, 1000, len(lab)).astype(np.float64)
+    with gather.one_core():
+        one = _ciede2000_sum(lab, pal, entries, weights)
+    for cores in (2, 3, 8):
+        monkeypatch.setattr(gather, "_cores", lambda cores=cores: cores)
+        assert _ciede2000_sum(lab, pal, entries, weights) == one
+
+
 def _polar(L: float, chroma: float, degrees: float) -> list[float]:
     h = math.radians(degrees)
     return [L, chroma * math.cos(h), chroma * math.sin(h)]
@@ -439,6 +454,14 @@ def test_size_report_dithered_result_is_exact_too():
     assert report.ciede2000 == pytest.approx(
         mean_ciede2000(image, result.image), rel=1e-9
     )
+
+
+def test_size_report_rejects_labels_that_do_not_cover_the_image():
+    image = _photo()
+    result = _quantize(image, 8)
+    cut = dataclasses.replace(result, labels=result.labels[:10])
+    with pytest.raises(ValueError, match="pass the image that was quantised"):
+        size_report(cut, image)
 
 
 def test_size_report_rgba_counts_32_bits():
