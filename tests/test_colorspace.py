@@ -47,6 +47,20 @@ def test_rgb_to_lab_leaves_its_input_alone(colors):
     np.testing.assert_array_equal(colors, before)
 
 
+def test_rgb_to_lab_keeps_leading_axes(colors):
+    image = colors[:24].reshape(2, 4, 3, 3)
+    np.testing.assert_array_equal(
+        rgb_to_lab(image), rgb_to_lab(colors[:24]).reshape(image.shape)
+    )
+
+
+def test_rgb_to_lab_errors():
+    with pytest.raises(TypeError, match="divide integer colours"):
+        rgb_to_lab(np.array([[255, 0, 0]], dtype=np.uint8))
+    with pytest.raises(ValueError, match="3 RGB channels on the last axis"):
+        rgb_to_lab(np.zeros((4, 4)))
+
+
 def test_oklab_reference_values():
     # White is L=1, a=b=0; pure red per Ottosson's published table.
     ok = to_fit_space(np.array([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0]]), "oklab")

@@ -28,6 +28,14 @@ _OKLAB_M2 = np.array(
         [0.0259040371, 0.7827717662, -0.8086757660],
     ]
 )
+# sRGB (D65) to CIE XYZ, as skimage.color's xyz_from_rgb.
+_XYZ_FROM_RGB = np.array(
+    [
+        [0.412453, 0.357580, 0.180423],
+        [0.212671, 0.715160, 0.072169],
+        [0.019334, 0.119193, 0.950227],
+    ]
+)
 # Alpha is clustered as one more coordinate; these factors put a full alpha range on
 # the same footing as the full lightness range of each space.
 _ALPHA_SCALE = {"lab": 100.0, "oklab": 1.0}
@@ -48,19 +56,30 @@ def _linear_map(x: np.ndarray, matrix: np.ndarray) -> np.ndarray:
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     """CIELAB (D65, 2 degree observer) of sRGB colours in [0, 1].
 
-    The formulas and constants of ``skimage.color.rgb2lab``, on an (n, 3) array
-    and without BLAS (see ``_linear_map``); the values agree with scikit-image's
-    to round-off.
+    The formulas and constants of ``skimage.color.rgb2lab``, without BLAS (see
+    ``_linear_map``); the values agree with scikit-image's to round-off (tested to
+    1e-12).
 
     Parameters
     ----------
-    rgb : (n, 3) ndarray of float
-        sRGB colours with values in [0, 1].
+    rgb : (..., 3) ndarray of float
+        sRGB colours with values in [0, 1], the channels on the last axis.
 
     Returns
     -------
-    lab : (n, 3) ndarray of float64
+    lab : (..., 3) ndarray of float64
         L* in [0, 100], a* and b* in about [-128, 128].
+
+    Raises
+    ------
+    ValueError
+        If the last axis does not hold 3 channels.
+    TypeError
+        If `rgb` is not a float array (scale integer colours to [0, 1] first).
+
+    See Also
+    --------
+    skimage.color.rgb2lab : the same conversion for images, with more options.
 
     Examples
     --------
@@ -68,19 +87,30 @@ def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     array([  0., 100.])
     """
     from skimage.color import xyz_tristimulus_values
-    from skimage.color.colorconv import xyz_from_rgb
 
-    arr = np.array(rgb, dtype=np.float64)
+    rgb = np.asarray(rgb)
+    if rgb.dtype.kind != "f":
+        raise TypeError(
+            f"rgb_to_lab expects float colours in [0, 1], got dtype {rgb.dtype}; "
+            "divide integer colours by their dtype's maximum (255 for uint8) first."
+        )
+    if rgb.ndim == 0 or rgb.shape[-1] != 3:
+        raise ValueError(
+            f"rgb_to_lab expects the 3 RGB channels on the last axis, got shape "
+            f"{rgb.shape}."
+        )
+    arr = rgb.reshape(-1, 3).astype(np.float64)  # a copy: written below
     mask = arr > 0.04045
     arr[mask] = np.power((arr[mask] + 0.055) / 1.055, 2.4)
     arr[~mask] /= 12.92
-    arr = _linear_map(arr, xyz_from_rgb)
+    arr = _linear_map(arr, _XYZ_FROM_RGB)
     arr /= xyz_tristimulus_values(illuminant="D65", observer="2", dtype=np.float64)
     mask = arr > 0.008856
     arr[mask] = np.cbrt(arr[mask])
     arr[~mask] = 7.787 * arr[~mask] + 16.0 / 116.0
     x, y, z = arr[:, 0], arr[:, 1], arr[:, 2]
-    return np.stack([116.0 * y - 16.0, 500.0 * (x - y), 200.0 * (y - z)], axis=1)
+    lab = np.stack([116.0 * y - 16.0, 500.0 * (x - y), 200.0 * (y - z)], axis=1)
+    return lab.reshape(rgb.shape)
 
 
 def _srgb_to_linear(c: np.ndarray) -> np.ndarray:
