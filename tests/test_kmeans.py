@@ -162,6 +162,29 @@ def test_kernel_iterations_equal_the_python_loop(coffee_points, monkeypatch):
     assert (fast.n_iter, fast.inertia) == (slow.n_iter, slow.inertia)
 
 
+def test_inherited_sums_and_radii_equal_a_fresh_pass(coffee_points):
+    # _inherit finds the clusters' sums and largest upper bounds on its way; they
+    # must be exactly what the separate passes would find.
+    points, weights = coffee_points
+    k = 24
+    levels = kmeans._Pyramid(points, weights).levels(k)
+    assert levels, "coffee should have a coarser level"
+    coarse = levels[-1]
+    fine = kmeans._Level(points, weights, None)
+    axis = kmeans._principal_axis(coarse.points, coarse.weights)
+    centers = kmeans._variance_split_init(coarse.points, coarse.weights, k)
+    state = kmeans._inherit(
+        fine, coarse, kmeans._initial_state(coarse.points, centers, axis)
+    )
+    fresh = kmeans._sums_kernel(points, weights, state.labels, k)
+    for got, want in zip(state.sums, fresh, strict=True):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(
+        state.top_upper, kmeans._radii(state.labels, state.upper, k)
+    )
+    assert state.top_upper.max() > 0
+
+
 @pytest.mark.parametrize("loop", ["kernel", "python"])
 def test_an_empty_cluster_gets_a_new_seed(monkeypatch, loop):
     if loop == "python":
