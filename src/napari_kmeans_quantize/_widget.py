@@ -69,7 +69,8 @@ TARGET_DEFAULTS = {"ciede2000": 2.3, "psnr": 30.0}
 BUTTON_TEXT = {"quantize": "Run", "sweep": "Compare k", "auto": "Auto k"}
 # Added to the status of the first job of a session: the engine's kernels load from
 # numba's cache then, and the first run after installing (or upgrading) compiles
-# them, which took about 12 s on our 2-core machine.
+# them, which took about 16 s (13 s for quantize, 3 s for the size report's
+# figures) on our 2-core machine.
 FIRST_RUN_HINT = " The first run after installing compiles the engine once (10-20 s)."
 _engine_warm = False
 EMPTY_HINT = (
