@@ -1285,9 +1285,10 @@ def _assign_kernel(
 
 @njit(nogil=True, cache=True)
 def _sq_dist(points, i, centers, c):  # pragma: no cover
+    # In float64 whatever the dtypes (integer colours would wrap around).
     dc = 0.0
     for j in range(points.shape[1]):
-        t = points[i, j] - centers[c, j]
+        t = float(points[i, j]) - float(centers[c, j])
         dc += t * t
     return dc
 
@@ -1388,6 +1389,8 @@ def _reseed(
 
 @njit(nogil=True, cache=True)
 def _inertia(points, weights, centers, labels):  # pragma: no cover
+    """Weighted squared distance of the points to their centres (the k-means
+    error; the metrics' squared error of colours against their palette entries)."""
     total = 0.0
     for i in range(len(labels)):
         total += weights[i] * _sq_dist(points, i, centers, labels[i])

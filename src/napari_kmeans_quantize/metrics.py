@@ -21,6 +21,7 @@ import numpy as np
 from numba import njit
 
 from . import gather
+from .kmeans import _inertia
 
 if TYPE_CHECKING:
     from .histogram import ColorHistogram
@@ -458,7 +459,7 @@ class _Reference:
         colors = hist.colors if rows is None else hist.colors[rows]
         entries = entries.astype(np.intp, copy=False)
         weights = weights.astype(np.float64, copy=False)
-        sse = _weighted_sse(colors, palette, entries, weights)
+        sse = _inertia(colors, weights, palette, entries)
         per_channel = sse / (self.n_pixels * self.n_channels)
         quality_psnr = (
             math.inf
@@ -797,21 +798,6 @@ def _ciede2000_pair(L1, a1, b1, chroma1, L2, a2, b2, chroma2):  # pragma: no cov
     )
     dE = -1.0 if exact else dE
     return grey if CC == 0.0 else dE
-
-
-@njit(nogil=True, cache=True)
-def _weighted_sse(colors, palette, entries, weights):  # pragma: no cover
-    # Weighted squared error of the colours against their entries, in float64,
-    # without the (n, C) temporaries.
-    total = 0.0
-    for i in range(len(entries)):
-        j = entries[i]
-        sq = 0.0
-        for c in range(colors.shape[1]):
-            t = float(colors[i, c]) - float(palette[j, c])
-            sq += t * t
-        total += weights[i] * sq
-    return total
 
 
 def _ciede2000_sum(
