@@ -83,6 +83,17 @@ def test_take_pair_equals_two_fancy_lookups(monkeypatch, threads):
     assert values.dtype == np.uint8 and rows.dtype == np.float32
 
 
+def test_take_pair_copies_float16_rows_bit_for_bit():
+    # numba has no float16: the rows go through as 16-bit integers.
+    table = np.array([[0.1, -2.5, np.inf], [65504.0, 6e-8, -0.0]], dtype=np.float16)
+    values, rows = gather.take_pair(np.array([1, 0]), table, np.array([0, 1, 1]))
+    assert rows.dtype == np.float16
+    np.testing.assert_array_equal(
+        rows.view(np.uint16), table[[1, 0, 0]].view(np.uint16)
+    )
+    np.testing.assert_array_equal(values, [1, 0, 0])
+
+
 def test_take_pair_checks_bounds():
     # The kernel does not check: out-of-range input must not reach it.
     with pytest.raises(IndexError, match=r"lut values"):

@@ -142,6 +142,17 @@ def test_float_keeps_values(astronaut_small, dtype):
     assert result.palette.min() < 0  # values kept, not clipped to [0, 1]
 
 
+def test_float16_image(astronaut_small):
+    img = (astronaut_small / 255).astype(np.float16)
+    before = _digest(img)
+    result = quantize(img, 8)
+    _check_consistent(result, img, 8)
+    assert result.palette.dtype == np.float16
+    assert _digest(img) == before
+    again = apply_palette(img, result.palette)
+    np.testing.assert_array_equal(again.image, result.image)
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_non_finite_floats_rejected(bad):
     img = np.zeros((4, 4, 3), dtype=np.float32)
@@ -311,6 +322,33 @@ def test_bad_options():
         quantize(img[..., 0], 2, channel_axis=None, color_space="lab")
     with pytest.raises(ValueError, match=r"needs float colours in \[0, 1\]"):
         quantize(img.astype(float) + 2, 2, color_space="oklab")
+    for value, error in (
+        (dict(tol=-1.0), ValueError),
+        (dict(tol=np.nan), ValueError),
+        (dict(tol="0.1"), TypeError),
+        (dict(random_state=-1), ValueError),
+        (dict(random_state="seed"), TypeError),
+        (dict(dither="yes"), TypeError),
+    ):
+        name = next(iter(value))
+        with pytest.raises(error, match=f"^{name} must be"):
+            quantize(img, 2, **value)
+
+
+@pytest.mark.parametrize("space", ["lab", "oklab"])
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.uint32, np.uint64])
+def test_perceptual_space_refuses_wide_integers(astronaut_small, space, dtype):
+    # No known full intensity: dividing by the dtype's maximum made every colour
+    # black. A nested list (int64) is the common way to get here.
+    img = astronaut_small.astype(dtype)
+    with pytest.raises(
+        TypeError, match=f"needs colours on a known scale.*{dtype.__name__}"
+    ):
+        quantize(img, 4, color_space=space)
+    with pytest.raises(TypeError, match="known scale"):
+        quantize(img[:3, :3].tolist(), 4, color_space=space)
+    with pytest.raises(TypeError, match="known scale"):
+        apply_palette(img, img[0, :2], color_space=space)
 
 
 # --- colour spaces, sampling, progress ----------------------------------------------
@@ -397,6 +435,37 @@ def test_apply_palette_keeps_order_and_unused_entries():
     assert (result.labels[0] == 0).all() and (result.labels[1:] == 1).all()
 
 
+def test_apply_palette_refuses_colours_the_dtype_cannot_hold(astronaut_small):
+    palette = quantize(astronaut_small, 8).palette
+    before = _digest(palette)
+    # Colours in [0, 1] for a uint8 image used to truncate to black.
+    with pytest.raises(ValueError, match=r"not whole numbers in 0\.\.255.*multiply"):
+        apply_palette(astronaut_small, palette / 255.0)
+    for bad in ([[300, 0, 0]], [[-1, 0, 0]], [[10.7, 0, 0]]):
+        with pytest.raises(ValueError, match=r"whole numbers in 0\.\.255"):
+            apply_palette(astronaut_small, np.array(bad))
+    with pytest.raises(ValueError, match="beyond the range of float16"):
+        apply_palette(astronaut_small.astype(np.float16), np.array([[1e6, 0, 0]]))
+    assert _digest(palette) == before
+    # Whole numbers in range are fine whatever their dtype.
+    same = apply_palette(astronaut_small, palette.astype(np.float64))
+    np.testing.assert_array_equal(same.palette, palette)
+
+
+def test_k1_rgba_with_transparent_and_visible_pixels_is_refused():
+    img = np.full((4, 4, 4), 200, np.uint8)
+    img[:2, :, 3] = 0
+    with pytest.raises(ValueError, match="n_colors=1 cannot keep"):
+        quantize(img, 1)
+    # Two entries: the transparent one and the visible colour, each exact.
+    result = quantize(img, 2)
+    assert result.image[:2, :, 3].max() == 0
+    assert (result.image[2:] == 200).all()
+    # All transparent: one entry is enough.
+    clear = quantize(img[:2], 1)
+    assert clear.n_colors == 1 and clear.palette[0, 3] == 0
+
+
 def test_apply_palette_bad_palette():
     img = np.zeros((3, 3, 3), np.uint8)
     with pytest.raises(ValueError, match=r"palette must have shape \(k, 3\)"):
@@ -434,15 +503,21 @@ def test_property_random_images(img_and_channels, k):
     img, channels = img_and_channels
     axis = None if channels is None else -1
     before = _digest(img)
+    px = img.reshape(-1, channels or 1).copy()
+    if channels == 4:
+        px[px[:, 3] == 0] = 0
+    n_distinct = len(np.unique(px, axis=0))
+    if k == 1 and channels == 4 and (px[:, 3] == 0).any() and n_distinct > 1:
+        # One entry cannot be both transparent and visible.
+        with pytest.raises(ValueError, match="n_colors=1 cannot keep"):
+            quantize(img, k, channel_axis=axis)
+        assert _digest(img) == before
+        return
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         result = quantize(img, k, channel_axis=axis)
     assert _digest(img) == before
     _check_consistent(result, img, k)
-    px = img.reshape(-1, channels or 1).copy()
-    if channels == 4:
-        px[px[:, 3] == 0] = 0
-    n_distinct = len(np.unique(px, axis=0))
     assert result.n_colors == min(k, n_distinct)
     if n_distinct <= k:
         expected = img.copy()

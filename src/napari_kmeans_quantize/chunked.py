@@ -70,6 +70,7 @@ from .quantize import (
     _palette_of_fit,
     _scaled,
     _to_unit,
+    _transparent_slot,
 )
 
 __all__ = ["quantize_dask_iter", "quantize_multiscale", "quantize_multiscale_iter"]
@@ -691,10 +692,7 @@ def _fit_palette(
     dtype = hist.spec.dtype
     colors = hist.colors
     n_distinct = len(colors)
-    transparent = None
-    if k > 1 and colors.shape[1] == 4:
-        rows = np.flatnonzero(colors[:, 3] == 0)
-        transparent = int(rows[0]) if len(rows) else None
+    transparent = _transparent_slot(colors, k)
     opaque = np.ones(n_distinct, dtype=bool)
     if transparent is not None:
         opaque[transparent] = False

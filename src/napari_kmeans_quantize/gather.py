@@ -155,6 +155,10 @@ def take_pair(
         # The kernel does not check bounds: these two checks stand for it.
         _check_range("lut values", lut, len(table))
         _check_range("index values", index, len(lut))
+    dtype = table.dtype
+    if dtype == np.float16:
+        # numba has no float16; a bitwise copy of the rows is the same thing.
+        table = table.view(np.uint16)
     values = np.empty(len(index), dtype=lut.dtype)
     rows = np.empty((len(index), table.shape[1]), dtype=table.dtype)
     each_slice(
@@ -162,7 +166,7 @@ def take_pair(
         lambda lo, hi: _take_pair_kernel(lut, table, index, values, rows, lo, hi),
         _PARALLEL_MIN,
     )
-    return values, rows
+    return values, rows.view(dtype)
 
 
 def _check_range(what: str, values: np.ndarray, stop: int) -> None:

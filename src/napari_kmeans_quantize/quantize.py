@@ -146,7 +146,7 @@ def quantize(
     dither : bool, optional
         Assign pixels by serpentine Floyd-Steinberg error diffusion instead of
         nearest colour. The palette is the same.
-    random_state : int or None, optional
+    random_state : int, numpy.random.Generator or None, optional
         Seed for the pixel sample when `max_pixels` is set. The fit itself is
         deterministic.
     max_pixels : int or None, optional
@@ -156,7 +156,8 @@ def quantize(
     max_iter : int, optional
         Most Lloyd iterations.
     tol : float, optional
-        Stop when an iteration lowers the error by less than this fraction.
+        Stop when an iteration lowers the error by less than this fraction
+        (finite, >= 0).
 
     Returns
     -------
@@ -166,10 +167,14 @@ def quantize(
     Raises
     ------
     TypeError
-        If `image` is not a numeric array or `n_colors` is not an integer.
+        If `image` is not a numeric array, `n_colors` is not an integer, `dither`
+        is not a bool, `tol` or `random_state` is not a number, or a perceptual
+        `color_space` is asked of 32- or 64-bit integer colours (no known scale).
     ValueError
         If the image is empty, has an unsupported number of channels, holds NaN or
-        infinity, or `n_colors`, `color_space`, `max_pixels` are out of range.
+        infinity; if `n_colors`, `color_space`, `max_pixels`, `max_iter`, `tol` or
+        `random_state` are out of range; or if ``n_colors=1`` is asked of an RGBA
+        image with both fully transparent and visible pixels.
 
     See Also
     --------
@@ -241,6 +246,9 @@ def quantize_iter(
         max_pixels = _check_positive_int("max_pixels", max_pixels)
     if not isinstance(max_iter, int | np.integer) or max_iter < 1:
         raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}.")
+    _check_tol(tol)
+    _check_dither(dither)
+    _check_random_state(random_state)
     if _is_dask(image):
         # Bigger-than-memory path: histogram chunk by chunk, labels mapped lazily.
         from .chunked import quantize_dask_iter
@@ -354,8 +362,7 @@ def _quantize_histogram_iter(
     """
     if inputs is None:
         inputs = _FitInputs(hist, arr.dtype, color_space, max_pixels, random_state)
-    # With a single colour there is no slot to reserve for transparency.
-    transparent = _transparent_row(hist) if k > 1 else None
+    transparent = _transparent_slot(hist.colors, k)
     fit_rows = inputs.rows(transparent)
     k_fit = k - (transparent is not None)
 
@@ -432,7 +439,7 @@ def apply_palette(
         Image laid out as for :func:`quantize`.
     palette : (k, C) array_like
         Palette colours with the same number of channels as `image`, in the image's
-        value range. Converted to the image's dtype.
+        value range and dtype (whole numbers for integer images).
     channel_axis : int or None, optional
         Axis of the colour channels; None for single-channel images.
     color_space : {'rgb', 'lab', 'oklab'}, optional
@@ -450,7 +457,9 @@ def apply_palette(
     ------
     TypeError, ValueError
         For the same bad images as :func:`quantize`, an empty palette, a palette
-        whose channel count differs from the image's, or a palette with NaN.
+        whose channel count differs from the image's, a palette with NaN, or
+        colours that the image's dtype cannot hold (fractions or out-of-range
+        values for an integer image).
 
     Examples
     --------
@@ -482,6 +491,7 @@ def apply_palette_iter(
     """Generator form of :func:`apply_palette`, yielding progress fractions."""
     start = time.perf_counter()
     _check_option("color_space", color_space, COLOR_SPACES)
+    _check_dither(dither)
     arr, axis = _as_channels_last(image, channel_axis)
     _check_fit_space_range(arr, color_space)
     palette = np.asarray(palette)
@@ -500,7 +510,7 @@ def apply_palette_iter(
         raise TypeError(f"palette must be numeric, got dtype {palette.dtype}.")
     if palette.dtype.kind == "f" and not np.isfinite(palette).all():
         raise ValueError("palette contains NaN or infinity; pass finite colours.")
-    palette = palette.astype(arr.dtype)
+    palette = _palette_in_dtype(palette, arr.dtype)
     pixels = arr.reshape(-1, arr.shape[-1])
     yield 0.0
     hist = color_histogram(pixels)
@@ -528,6 +538,35 @@ def apply_palette_iter(
 # --- validation -------------------------------------------------------------------
 
 
+def _palette_in_dtype(palette: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """`palette` in the image's dtype; ValueError if a colour would change.
+
+    A plain cast would wrap 300 to 44 in uint8 and truncate 0.5 to 0, silently
+    mapping the image onto other colours than the ones passed.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        converted = palette.astype(dtype)
+    if dtype.kind == "f":
+        if np.isfinite(converted).all():
+            return converted
+        problem = f"values beyond the range of {dtype}"
+    elif np.array_equal(converted, palette):
+        return converted
+    else:
+        info = np.iinfo(dtype)
+        problem = f"values that are not whole numbers in {info.min}..{info.max}"
+    lo, hi = palette.min(), palette.max()
+    hint = (
+        f"; for colours given in [0, 1], multiply them by {np.iinfo(dtype).max}"
+        if dtype.kind in "ui" and palette.dtype.kind == "f" and lo >= 0 and hi <= 1
+        else ""
+    )
+    raise ValueError(
+        f"palette must hold colours in the image's dtype ({dtype}), but it has "
+        f"{problem} (they run from {lo} to {hi}){hint}."
+    )
+
+
 def _check_n_colors(n_colors: object) -> int:
     if isinstance(n_colors, bool) or not isinstance(n_colors, int | np.integer):
         raise TypeError(
@@ -549,6 +588,37 @@ def _check_positive_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
         raise ValueError(f"{name} must be a positive integer or None, got {value!r}.")
     return int(value)
+
+
+def _check_tol(tol: object) -> None:
+    what = (
+        "tol must be a finite number >= 0 (the fit stops when an iteration lowers "
+        f"the error by less than this fraction), got {tol!r}."
+    )
+    if isinstance(tol, bool) or not isinstance(
+        tol, int | float | np.integer | np.floating
+    ):
+        raise TypeError(what)
+    if not math.isfinite(tol) or tol < 0:
+        raise ValueError(what)
+
+
+def _check_dither(dither: object) -> None:
+    if not isinstance(dither, bool | np.bool_):
+        raise TypeError(f"dither must be True or False, got {dither!r}.")
+
+
+def _check_random_state(random_state: object) -> None:
+    if random_state is None or isinstance(random_state, np.random.Generator):
+        return
+    what = (
+        "random_state must be None, an integer >= 0 or a numpy Generator, got "
+        f"{random_state!r}."
+    )
+    if isinstance(random_state, bool) or not isinstance(random_state, int | np.integer):
+        raise TypeError(what)
+    if random_state < 0:
+        raise ValueError(what)
 
 
 def _check_option(name: str, value: object, allowed: tuple[str, ...]) -> None:
@@ -626,6 +696,16 @@ def _check_fit_space_range(arr: np.ndarray, color_space: str) -> None:
             f"color_space={color_space!r} needs RGB or RGBA data, but the image has "
             "1 channel; use color_space='rgb' for intensity images."
         )
+    if arr.dtype.kind in "ui" and arr.dtype.itemsize > 2:
+        # The perceptual spaces need to know what full intensity is: 255 for
+        # 8 bits, 65535 for 16, 1.0 for floats. A 32- or 64-bit integer (what a
+        # nested list becomes) says nothing about it.
+        raise TypeError(
+            f"color_space={color_space!r} needs colours on a known scale (uint8, "
+            f"uint16, or float in [0, 1]), but the image is {arr.dtype}; convert "
+            "it (e.g. image.astype(np.uint8) for values 0-255) or use "
+            "color_space='rgb'."
+        )
     lo, hi = arr.min(), arr.max()
     if arr.dtype.kind == "f" and (lo < 0 or hi > 1):
         raise ValueError(
@@ -698,11 +778,27 @@ def _merge_transparent(pixels: np.ndarray) -> np.ndarray:
     return pixels
 
 
-def _transparent_row(hist: ColorHistogram) -> int | None:
-    if hist.colors.shape[1] != 4:
+def _transparent_slot(colors: np.ndarray, k: int) -> int | None:
+    """The row of the (merged) fully transparent colour among the distinct
+    `colors`, which takes one of the k palette entries; None if there is none.
+
+    Raises ValueError for k = 1 when there are visible colours too: one entry
+    would make the whole image either transparent or visible.
+    """
+    if colors.shape[1] != 4:
         return None
-    rows = np.flatnonzero(hist.colors[:, 3] == 0)
-    return int(rows[0]) if len(rows) else None
+    rows = np.flatnonzero(colors[:, 3] == 0)
+    if not len(rows):
+        return None
+    if k == 1:
+        if len(colors) > 1:
+            raise ValueError(
+                "n_colors=1 cannot keep the image's fully transparent pixels apart "
+                "from its visible ones; use n_colors >= 2 (one entry then stays "
+                "transparent)."
+            )
+        return None
+    return int(rows[0])
 
 
 def _checked_image(
