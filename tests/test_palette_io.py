@@ -265,6 +265,29 @@ def test_tiff_round_trip(k):
         )
 
 
+@pytest.mark.parametrize("channels", [None, 3])
+def test_tiff_keeps_a_uint16_palette_exactly(channels):
+    # 12-bit microscopy in uint16: the 16-bit colour map holds the values as
+    # they are, not their 8-bit approximation (2471 used to come back as 2570).
+    from skimage import data
+
+    from napari_kmeans_quantize import quantize
+
+    img = data.coins()[::4, ::4].astype(np.uint16) * 16
+    if channels:
+        img = np.stack([img, img // 2, 4095 - img], axis=-1)
+    result = quantize(img, 8, channel_axis=None if channels is None else -1)
+    with tifffile.TiffFile(
+        io.BytesIO(to_tiff_bytes(result.labels, result.palette))
+    ) as tif:
+        page = tif.pages[0]
+        labels, cmap = page.asarray(), page.colormap
+    np.testing.assert_array_equal(labels, result.labels)
+    colours = cmap[:, labels].transpose(1, 2, 0)
+    expected = result.image if channels else np.repeat(result.image[..., None], 3, -1)
+    np.testing.assert_array_equal(colours, expected)
+
+
 def test_tiff_16_bit_indices_for_more_than_256_colours():
     rng = np.random.default_rng(3)
     palette = rng.integers(0, 256, (300, 3)).astype(np.uint8)

@@ -25,9 +25,9 @@ pixel values (``np.asarray(PIL.Image.open(f))``) and ``palette[labels]`` as the
 colours (``.convert("RGB")`` or ``.convert("RGBA")``). GIF is the exception for
 indices: Pillow may renumber unused entries away, but the colours are still exact.
 
-**8-bit colours.** All three formats store 8 bits per colour channel (TIFF stores
-16-bit colour-map values, exactly ``v * 257``). Palettes of other dtypes are converted
-by :func:`palette_to_uint8`: unsigned integers are scaled from their dtype's full
+**8-bit colours.** PNG and GIF store 8 bits per colour channel. TIFF colour maps
+are 16-bit: a uint16 palette is stored exactly, any other as its 8-bit colours times
+257. Palettes of other dtypes are converted to 8 bits by :func:`palette_to_uint8`: unsigned integers are scaled from their dtype's full
 range (``round(v * 255 / max)``, so uint16 65535 -> 255); floats must lie in [0, 1]
 (napari's and scikit-image's convention) and become ``round(v * 255)``; signed
 integers are accepted when they already lie in 0..255 (``np.array([[255, 0, 0]])``);
@@ -487,7 +487,7 @@ def _save_tiff(
     dtype = np.uint8 if len(rgb) <= 256 else np.uint16
     n_entries = 1 << (8 * np.dtype(dtype).itemsize)
     colormap = np.zeros((3, n_entries), dtype=np.uint16)
-    colormap[:, : len(rgb)] = rgb.T.astype(np.uint16) * 257
+    colormap[:, : len(rgb)] = _colormap16(palette, rgb).T
     tifffile.imwrite(
         fp,
         lab.astype(dtype, copy=False),
@@ -497,6 +497,17 @@ def _save_tiff(
         # A 2-D page needs no shape record; a stack keeps its N-D shape.
         metadata=None if lab.ndim == 2 else {},
     )
+
+
+def _colormap16(palette: np.ndarray, rgb8: np.ndarray) -> np.ndarray:
+    """The (k, 3) 16-bit TIFF colour map: a uint16 palette as it is (16-bit
+    microscopy keeps its values exactly), any other as its 8-bit colours * 257."""
+    pal = np.asarray(palette)
+    if pal.dtype != np.uint16:
+        return rgb8.astype(np.uint16) * 257
+    if pal.ndim == 1:
+        pal = pal[:, np.newaxis]
+    return np.repeat(pal, 3, axis=1) if pal.shape[1] == 1 else pal[:, :3]
 
 
 def _p_image(labels: np.ndarray, rgb: np.ndarray):
@@ -544,7 +555,7 @@ def _prepare(
     if lab.ndim < 2 or (lab.ndim > 2 and not planes):
         extra = (
             f" {fmt} holds one 2-D plane: for a stack, write a multi-page palette "
-            "TIFF (write_palette_tiff) or one file per plane."
+            "TIFF (a .tif file) or one file per plane."
             if lab.ndim > 2
             else ""
         )
