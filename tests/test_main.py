@@ -244,6 +244,36 @@ def test_quantize_grey_and_rgba_images(tmp_path, capsys):
     assert (back[:5, :5, 3] == 0).all() and (back[10:, 10:, 3] == 255).all()
 
 
+def test_quantize_channel_first_tiff_is_rgb(tmp_path, capsys):
+    # A planar RGB TIFF reads as (3, H, W): its samples are colours, not 3 planes.
+    import tifffile
+
+    planar = np.moveaxis(_photo(), -1, 0)
+    tifffile.imwrite(
+        tmp_path / "chw.tif", planar, photometric="rgb", planarconfig="separate"
+    )
+    out = tmp_path / "chw.png"
+    assert (
+        main(["quantize", str(tmp_path / "chw.tif"), "-k", "8", "--out", str(out)]) == 0
+    )
+    printed = capsys.readouterr().out
+    assert "x 24 bits" in printed and "mean CIEDE2000 n/a" not in printed
+    with Image.open(out) as im:
+        assert im.size == (planar.shape[2], planar.shape[1])
+
+
+def test_quantize_12_bit_png_says_it_looks_dark(tmp_path, capsys):
+    import tifffile
+
+    img = _photo()[..., 0].astype(np.uint16) * 16
+    tifffile.imwrite(tmp_path / "c12.tif", img)
+    argv = ["quantize", str(tmp_path / "c12.tif"), "-k", "8", "--out"]
+    assert main([*argv, str(tmp_path / "c12.png")]) == 0
+    assert "looks dark" in capsys.readouterr().err
+    assert main([*argv, str(tmp_path / "c12.tif")]) == 0
+    assert "looks dark" not in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [

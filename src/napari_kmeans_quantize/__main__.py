@@ -2,7 +2,7 @@
 
 Three subcommands, none of which needs a display or imports napari or Qt:
 
-* ``demo``: the seed article's experiment on a photo bundled with scikit-image:
+* ``demo``: the k-means compression experiment on a photo bundled with scikit-image:
   quantise at k = 2, 4, ..., 256 and write the images, the indexed PNG files, the
   table (Markdown and CSV), a quality-vs-size plot and a contact sheet.
 * ``quantize IMAGE -k K``: quantise your own image and save the indexed file
@@ -324,6 +324,7 @@ def _run_quantize(args: argparse.Namespace) -> int:
         "TIFF": palette_io.write_palette_tiff,
     }[fmt]
     written = writer(out, result.labels, result.palette)
+    _warn_if_dark(result.palette, fmt)
     report = size_report(result, image, source_bytes=args.image.stat().st_size)
     print(f"{args.image} -> {written} ({fmt}, {os.path.getsize(written):,} bytes)")
     print(report.to_text())
@@ -407,7 +408,8 @@ def _preface(table: Any, name: str) -> list[str]:
             else ""
         ),
         "Formula bits = H*W*ceil(log2 k) + k*"
-        f"{table.bits_per_pixel} (the seed article's size); PNG bytes = the real "
+        f"{table.bits_per_pixel} (the indices plus the palette, uncompressed); "
+        "PNG bytes = the real "
         "indexed PNG (smallest bit depth, optimised).",
     ]
     return lines
@@ -541,6 +543,20 @@ def _save_contact_sheet(
 # --- image files ---------------------------------------------------------------------
 
 
+def _warn_if_dark(palette: np.ndarray, fmt: str) -> None:
+    """Say so when an 8-bit file will show a 16-bit image far darker than it is."""
+    if fmt == "TIFF" or palette.dtype != np.uint16:
+        return
+    top = int(palette.max())
+    if top < 65535 // 8:
+        print(
+            f"note: the palette only reaches {top} of uint16's 65535 (12-bit data?), "
+            f"and {fmt} palettes hold 8 bits scaled from the full range, so the file "
+            "looks dark; --out FILE.tif keeps the 16-bit values exactly.",
+            file=sys.stderr,
+        )
+
+
 def _read_image(path: Path) -> tuple[np.ndarray, int | None]:
     """Read an image file; returns the array and its channel axis (None for grey)."""
     if not path.is_file():
@@ -548,7 +564,13 @@ def _read_image(path: Path) -> tuple[np.ndarray, int | None]:
     if path.suffix.lower() in (".tif", ".tiff"):
         import tifffile
 
-        image = tifffile.imread(path)
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            image, axes = series.asarray(), series.axes
+        # RGB(A) samples: tifffile names their axis S, last for interleaved
+        # files and first for planar ones, (3, H, W).
+        if "S" in axes and image.shape[axes.index("S")] in (3, 4):
+            return image, axes.index("S")
         if image.ndim >= 3 and image.shape[-1] in (3, 4):
             return image, -1
         if image.ndim >= 2:
