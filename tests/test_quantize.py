@@ -296,6 +296,18 @@ def test_wrong_channel_count(channels):
         quantize(np.zeros((4, 4, channels), np.uint8), 2)
 
 
+def test_grey_plus_alpha_gets_the_rgba_recipe():
+    img = np.zeros((4, 4, 2), np.uint8)
+    img[:2, :, 0] = 90
+    img[..., 1] = 255
+    with pytest.raises(ValueError, match="grey plus alpha") as info:
+        quantize(img, 2)
+    # The recipe in the message works.
+    recipe = info.value.args[0].split("e.g. ")[1].rstrip(".")
+    rgba = eval(recipe, {"np": np, "img": img})
+    assert quantize(rgba, 2).n_colors == 2
+
+
 def test_2d_grey_without_channel_axis_none_gets_hint():
     with pytest.raises(ValueError, match="channel_axis=None"):
         quantize(np.zeros((16, 16), np.uint8), 2)

@@ -662,11 +662,15 @@ def _as_channels_last(
         axis = int(channel_axis) % arr.ndim
         n_channels = arr.shape[axis]
         if n_channels not in (1, 3, 4):
-            hint = (
-                " For a single-channel (grey) image pass channel_axis=None."
-                if arr.ndim == 2 or n_channels > 4
-                else ""
-            )
+            if arr.ndim == 2 or n_channels > 4:
+                hint = " For a single-channel (grey) image pass channel_axis=None."
+            elif n_channels == 2:
+                hint = (
+                    " For grey plus alpha, make it RGBA, e.g. np.concatenate("
+                    "[img[..., :1]] * 3 + [img[..., 1:]], axis=-1)."
+                )
+            else:
+                hint = ""
             raise ValueError(
                 f"image has {n_channels} channels along axis {axis} (shape "
                 f"{arr.shape}); quantize needs 3 (RGB) or 4 (RGBA) channels, or "
