@@ -404,6 +404,130 @@ def test_seed_formula():
     assert original_bits(750 * 1000) == 18_000_000
 
 
+# --- the value range: data_range and the default peak per dtype ---------------------
+
+
+def _small_astronaut() -> np.ndarray:
+    from skimage import data
+
+    return data.astronaut()[::8, ::8]
+
+
+def _sk_ciede(original: np.ndarray, quantized: np.ndarray, unit: float) -> float:
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    def lab(x):
+        return rgb2lab(np.clip(x[..., :3] / unit, 0, 1))
+
+    return float(deltaE_ciede2000(lab(original), lab(quantized)).mean())
+
+
+def test_12_bit_grey_in_uint16_uses_the_given_data_range():
+    from skimage import data
+    from skimage.metrics import peak_signal_noise_ratio
+
+    image = data.coins()[::4, ::4].astype(np.uint16) * 16  # 16..4032
+    result = _quantize(image, 8, channel_axis=None)
+    expected = peak_signal_noise_ratio(image, result.image, data_range=4095)
+    report = size_report(result, image, data_range=4095)
+    assert report.psnr == pytest.approx(expected, rel=1e-9)
+    assert psnr(
+        image, result.image, channel_axis=None, data_range=4095
+    ) == pytest.approx(expected, rel=1e-9)
+    # Without it, scikit-image's convention: the peak of uint16 is 65535.
+    default = peak_signal_noise_ratio(image, result.image)
+    assert size_report(result, image).psnr == pytest.approx(default, rel=1e-9)
+    assert default - expected == pytest.approx(20 * math.log10(65535 / 4095))
+
+
+def test_12_bit_rgb_in_uint16_psnr_and_ciede2000_with_data_range():
+    from skimage.metrics import peak_signal_noise_ratio
+
+    image = _small_astronaut().astype(np.uint16) * 16
+    result = _quantize(image, 16)
+    report = size_report(result, image, data_range=4095)
+    assert report.psnr == pytest.approx(
+        peak_signal_noise_ratio(image, result.image, data_range=4095), rel=1e-9
+    )
+    expected = _sk_ciede(image, result.image, 4095)
+    assert report.ciede2000 == pytest.approx(expected, rel=1e-9)
+    assert mean_ciede2000(image, result.image, data_range=4095) == pytest.approx(
+        expected, rel=1e-9
+    )
+    # The default reads the colours as fractions of 65535: nearly black.
+    assert size_report(result, image).ciede2000 == pytest.approx(
+        _sk_ciede(image, result.image, 65535), rel=1e-9
+    )
+    assert size_report(result, image).ciede2000 < expected / 5
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.uint32])
+def test_wide_integers_default_to_the_actual_range_and_no_ciede(dtype):
+    from skimage.metrics import peak_signal_noise_ratio
+
+    image = _small_astronaut().astype(dtype) + 1000
+    result = _quantize(image, 16)
+    actual = float(image.max() - image.min())
+    expected = peak_signal_noise_ratio(image, result.image, data_range=actual)
+    report = size_report(result, image)
+    assert report.psnr == pytest.approx(expected, rel=1e-9)
+    assert psnr(image, result.image) == pytest.approx(expected, rel=1e-9)
+    assert report.ciede2000 is None
+    assert "mean CIEDE2000 n/a" in report.to_text()
+    with pytest.raises(ValueError, match="pass data_range"):
+        mean_ciede2000(image, result.image)
+    # Given, data_range is the peak and the full intensity of the colours.
+    report = size_report(result, image, data_range=2000)
+    assert report.psnr == pytest.approx(
+        peak_signal_noise_ratio(image, result.image, data_range=2000), rel=1e-9
+    )
+    expected = _sk_ciede(image, result.image, 2000)
+    assert report.ciede2000 == pytest.approx(expected, rel=1e-9)
+    assert mean_ciede2000(image, result.image, data_range=2000) == pytest.approx(
+        expected, rel=1e-9
+    )
+
+
+def test_wide_integers_of_one_value_have_a_peak_of_one():
+    image = np.full((4, 5, 3), 7, np.int64)
+    other = image + 2
+    assert psnr(image, other) == pytest.approx(10 * math.log10(1 / 4))
+
+
+def test_int64_range_beyond_int64_does_not_overflow():
+    image = np.array([[[-(2**62)] * 3, [2**62 + 2**61] * 3]], np.int64)
+    other = image.copy()
+    other[0, 0] += 4096  # float64 resolves steps of 1024 there
+    peak = float(2**62 + 2**61 + 2**62)
+    assert psnr(image, other) == pytest.approx(10 * math.log10(peak**2 / (4096**2 / 2)))
+
+
+def test_signed_16_bit_follows_scikit_image():
+    from skimage.metrics import peak_signal_noise_ratio
+
+    rng = np.random.default_rng(3)
+    image = rng.integers(-3000, 3000, (24, 32), dtype=np.int16)
+    result = _quantize(image, 8, channel_axis=None)
+    expected = peak_signal_noise_ratio(image, result.image)  # 65535: negatives
+    assert size_report(result, image).psnr == pytest.approx(expected, rel=1e-9)
+    assert psnr(image, result.image, channel_axis=None) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    "bad", [0, -1.0, math.nan, math.inf, "255", True, np.float64(-2.0)]
+)
+def test_bad_data_range_is_refused(bad):
+    image = _photo(8, 8)
+    result = _quantize(image, 4)
+    for call in (
+        lambda: size_report(result, image, data_range=bad),
+        lambda: psnr(image, result.image, data_range=bad),
+        lambda: mean_ciede2000(image, result.image, data_range=bad),
+    ):
+        with pytest.raises(ValueError, match="finite number greater than 0"):
+            call()
+
+
 # --- size_report ---------------------------------------------------------------------
 
 
