@@ -528,6 +528,83 @@ def test_bad_data_range_is_refused(bad):
             call()
 
 
+# --- RGBA: only the visible pixels, only their colour --------------------------------
+
+
+def _rgba_with_hidden_block(seed: int = 1) -> np.ndarray:
+    """A small RGBA photo, fully transparent on a block with random RGB under it."""
+    rgb = _small_astronaut()
+    image = np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
+    image[10:40, 5:45, 3] = 0
+    image[10:40, 5:45, :3] = np.random.default_rng(seed).integers(0, 256, (30, 40, 3))
+    image[50:, 50:, 3] = 1  # barely visible still counts
+    return image
+
+
+def _visible_psnr_and_ciede(original, quantized):
+    from skimage.color import deltaE_ciede2000, rgb2lab
+    from skimage.metrics import peak_signal_noise_ratio
+
+    visible = original[..., 3] != 0
+    a, b = original[visible][:, :3], quantized[visible][:, :3]
+    de = deltaE_ciede2000(rgb2lab(a[None]), rgb2lab(b[None])).mean()
+    return peak_signal_noise_ratio(a, b, data_range=255), float(de)
+
+
+@pytest.mark.parametrize("dither", [False, True])
+def test_rgba_figures_cover_the_visible_pixels_only(dither):
+    image = _rgba_with_hidden_block()
+    result = _quantize(image, 12, dither=dither)
+    expected_psnr, expected_de = _visible_psnr_and_ciede(image, result.image)
+    report = size_report(result, image)
+    assert report.psnr == pytest.approx(expected_psnr, rel=1e-9)
+    assert report.ciede2000 == pytest.approx(expected_de, rel=1e-9)
+    assert psnr(image, result.image) == pytest.approx(expected_psnr, rel=1e-9)
+    assert mean_ciede2000(image, result.image) == pytest.approx(expected_de, rel=1e-9)
+    # Other hidden colours under the transparent block: the same figures.
+    other = _rgba_with_hidden_block(seed=2)
+    again = size_report(_quantize(other, 12, dither=dither), other)
+    assert (again.psnr, again.ciede2000) == (report.psnr, report.ciede2000)
+
+
+def test_rgba_channels_first():
+    image = np.moveaxis(_rgba_with_hidden_block(), -1, 0)
+    result = _quantize(image, 8, channel_axis=0)
+    expected_psnr, expected_de = _visible_psnr_and_ciede(
+        np.moveaxis(image, 0, -1), np.moveaxis(result.image, 0, -1)
+    )
+    report = size_report(result, image)
+    assert report.psnr == pytest.approx(expected_psnr, rel=1e-9)
+    assert report.ciede2000 == pytest.approx(expected_de, rel=1e-9)
+    assert psnr(image, result.image, channel_axis=0) == pytest.approx(expected_psnr)
+
+
+def test_opaque_rgba_scores_as_rgb():
+    from skimage.metrics import peak_signal_noise_ratio
+
+    rgb = _small_astronaut()
+    image = np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
+    result = _quantize(image, 16)
+    expected = peak_signal_noise_ratio(rgb, result.image[..., :3])
+    report = size_report(result, image)
+    assert report.psnr == pytest.approx(expected, rel=1e-9)
+    assert psnr(image, result.image) == pytest.approx(expected, rel=1e-9)
+    assert report.ciede2000 == pytest.approx(
+        mean_ciede2000(rgb, result.image[..., :3]), rel=1e-9
+    )
+
+
+def test_rgba_with_no_visible_pixel():
+    image = _rgba_with_hidden_block()
+    image[..., 3] = 0
+    result = _quantize(image, 4)
+    report = size_report(result, image)
+    assert report.psnr == math.inf and report.ciede2000 == 0.0
+    quantized = np.zeros_like(image)
+    assert psnr(image, quantized) == math.inf
+    assert mean_ciede2000(image, quantized) == 0.0
+
+
 # --- size_report ---------------------------------------------------------------------
 
 

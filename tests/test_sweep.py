@@ -364,3 +364,30 @@ def test_auto_k_ciede_target_of_wide_integers_needs_data_range(photo):
     with pytest.raises(ValueError, match="needs data_range"):
         auto_k(image, max_ciede2000=2.3)
     assert auto_k(image, max_ciede2000=100.0, data_range=255) == 2
+
+
+# --- RGBA ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dither", [False, True])
+def test_rgba_rows_equal_size_report_and_cover_the_visible_pixels(photo, dither):
+    from skimage.metrics import peak_signal_noise_ratio
+
+    rng = np.random.default_rng(5)
+    alpha = np.full((*photo.shape[:2], 1), 255, dtype=photo.dtype)
+    image = np.concatenate([photo, alpha], axis=-1)
+    image[:20, :24, 3] = 0
+    image[:20, :24, :3] = rng.integers(0, 256, (20, 24, 3))
+    visible = image[..., 3] != 0
+    table = sweep(image, ks=(4, 16), dither=dither, keep_results=True)
+    for row, result in zip(table, table.results, strict=True):
+        alone = quantize(image, row.k, dither=dither)
+        np.testing.assert_array_equal(result.image, alone.image)
+        report = size_report(alone, image)
+        assert (row.psnr, row.ciede2000) == (report.psnr, report.ciede2000)
+        assert row.psnr == pytest.approx(
+            peak_signal_noise_ratio(
+                image[visible][:, :3], alone.image[visible][:, :3], data_range=255
+            ),
+            rel=1e-9,
+        )

@@ -3,6 +3,9 @@
 Conventions: ``mse`` is the mean over pixels of the squared error summed over
 channels (Celebi's convention for colour quantisation); ``psnr`` uses the
 per-channel MSE, ``10 log10(peak**2 / (mse / C))``, as image-processing tools do.
+For RGBA images PSNR and mean CIEDE2000 cover only the pixels visible in the
+original (alpha not 0) and only their colour (alpha is left out); ``mse`` covers
+every pixel and channel.
 
 :func:`size_report` gathers every figure of one result (raw and source sizes, the
 seed article's formula, the real indexed-PNG bytes, ratio, PSNR, mean CIEDE2000) and
@@ -83,6 +86,12 @@ def psnr(
 ) -> float:
     """Peak signal-to-noise ratio in dB (per-channel MSE).
 
+    For RGBA images (4 channels along `channel_axis`) the MSE is over the colour
+    channels of the pixels whose alpha in `original` is not 0: a fully
+    transparent pixel's colour is arbitrary and never seen (``quantize`` maps all
+    of them to one transparent entry), and alpha is no colour channel (averaged
+    in, an opaque image's perfect alpha would raise PSNR by 1.25 dB).
+
     Parameters
     ----------
     original, quantized : ndarray
@@ -102,7 +111,8 @@ def psnr(
     Returns
     -------
     psnr : float
-        ``10 log10(data_range**2 / mse_per_channel)``; ``inf`` for identical images.
+        ``10 log10(data_range**2 / mse_per_channel)``; ``inf`` for identical images
+        and for RGBA images with no visible pixel (nothing visible differs).
 
     Raises
     ------
@@ -121,9 +131,13 @@ def psnr(
     a, b = _pair(original, quantized)
     data_range = _checked_data_range(data_range)
     if data_range is None:
-        data_range = _default_peak(a.dtype, a.min(), a.max())
-    n_channels = 1 if channel_axis is None else a.shape[channel_axis]
-    per_channel = mse(a, b, channel_axis=channel_axis) / n_channels
+        lo, hi = (a.min(), a.max()) if a.dtype.kind in "ui" else (0, 1)
+        data_range = _default_peak(a.dtype, lo, hi)
+    a, b = _measured_pixels(a, b, channel_axis)
+    if a.size == 0:
+        return math.inf
+    diff = a.astype(np.float64) - b.astype(np.float64)
+    per_channel = float((diff * diff).mean())
     if per_channel == 0:
         return math.inf
     return 10.0 * math.log10(data_range**2 / per_channel)
@@ -143,8 +157,10 @@ def mean_ciede2000(
     ``rgb2lab`` (:func:`~napari_kmeans_quantize.colorspace.rgb_to_lab`). The
     difference is CIEDE2000 as scikit-image's ``deltaE_ciede2000`` computes it
     (``kL = kC = kH = 1``), by a compiled, vectorised reformulation of that
-    function that is tested to agree with it to about 1e-13. Alpha is ignored. A
-    mean below about 2.3 is roughly one just-noticeable difference.
+    function that is tested to agree with it to about 1e-13. For RGBA images the
+    mean is over the pixels whose alpha in `original` is not 0 (fully transparent
+    ones are never seen), and alpha is otherwise ignored. A mean below about 2.3
+    is roughly one just-noticeable difference.
 
     Parameters
     ----------
@@ -161,7 +177,8 @@ def mean_ciede2000(
     Returns
     -------
     delta_e : float
-        Mean CIEDE2000 over pixels.
+        Mean CIEDE2000 over pixels; 0.0 for RGBA images with no visible pixel
+        (nothing visible differs, as PSNR is then ``inf``).
 
     Raises
     ------
@@ -189,10 +206,11 @@ def mean_ciede2000(
             f"{a.dtype} colours have no known full intensity; pass data_range (the "
             "value of full intensity, e.g. 4095 for 12-bit data)."
         )
-    a = np.moveaxis(a, channel_axis, -1)[..., :3]
-    b = np.moveaxis(b, channel_axis, -1)[..., :3]
+    a, b = _measured_pixels(a, b, channel_axis)
+    if len(a) == 0:
+        return 0.0
     # Distinct colour pairs are far fewer than pixels; convert each pair once.
-    pairs = np.concatenate([a.reshape(-1, 3), b.reshape(-1, 3)], axis=1)
+    pairs = np.concatenate([a[:, :3], b[:, :3]], axis=1)
     uniq, counts = np.unique(pairs, axis=0, return_counts=True)
     lab_a = _to_lab(uniq[:, :3], scale)
     lab_b = _to_lab(uniq[:, 3:], scale)
@@ -281,8 +299,11 @@ class SizeReport:
         ``source_bytes / png_bytes``: how much smaller than the source file.
     psnr : float or None
         PSNR in dB against the original (None without the original; inf if equal).
+        For RGBA, over the colour channels of the pixels visible in the original
+        (alpha not 0); inf if none is.
     ciede2000 : float or None
-        Mean CIEDE2000 against the original; None without the original, for
+        Mean CIEDE2000 against the original (for RGBA over the visible pixels, 0.0
+        if none is); None without the original, for
         single-channel images, for floats outside [0, 1] and for 32- and 64-bit
         integers without a ``data_range``.
     seconds : float
@@ -389,6 +410,11 @@ def size_report(
     `data_range` if given; 32- and 64-bit integers without `data_range` have no
     known colour scale and no CIEDE2000.
 
+    For RGBA images both figures cover only the pixels whose alpha in the original
+    is not 0 (a fully transparent pixel's colour is arbitrary and unseen, and
+    ``quantize`` maps all of them to one transparent entry), and PSNR only their
+    three colour channels; with no visible pixel, PSNR is inf and CIEDE2000 0.0.
+
     Parameters
     ----------
     result : QuantizeResult
@@ -408,8 +434,8 @@ def size_report(
     -------
     report : SizeReport
         Raw, source, formula and real indexed-PNG sizes, ratios, PSNR and mean
-        CIEDE2000 (exact, over every pixel: computed from the distinct colours of
-        the original and the palette entry each of them went to).
+        CIEDE2000 (exact, over every pixel measured: computed from the distinct
+        colours of the original and the palette entry each of them went to).
 
     Raises
     ------
@@ -464,6 +490,19 @@ class _Reference:
         self.hist = hist
         self.n_pixels = int(hist.counts.sum())
         self.n_channels = arr.shape[-1]
+        # The colours measured and each one's weight: for RGBA only the visible
+        # colours count (weight 0 for alpha 0), and only their RGB.
+        self.visible: np.ndarray | None = None
+        self.colors = hist.colors
+        self.weights = hist.counts.astype(np.float64)
+        self.n_measured = self.n_pixels
+        self.measured_channels = self.n_channels
+        if self.n_channels == 4:
+            self.visible = hist.colors[:, 3] != 0
+            self.colors = np.ascontiguousarray(hist.colors[:, :3])
+            self.weights[~self.visible] = 0.0
+            self.n_measured = int(hist.counts[self.visible].sum())
+            self.measured_channels = 3
         lo, hi = self.hist.colors.min(), self.hist.colors.max()
         if data_range is not None:
             self.data_range = data_range
@@ -508,24 +547,30 @@ class _Reference:
         lut, one_entry = _colour_entries(hist.inverse, labels, hist.n_colors)
         if one_entry:
             # Nearest-colour mapping: every distinct colour went to one entry.
-            rows, entries, weights = None, lut, hist.counts
+            rows, entries, weights = None, lut, self.weights
         else:
             # Dithered: count the (colour, entry) pairs instead.
             keys = hist.inverse.astype(np.int64) * k + labels
-            pairs, weights = np.unique(keys, return_counts=True)
+            pairs, counts = np.unique(keys, return_counts=True)
             rows, entries = pairs // k, pairs % k
-        colors = hist.colors if rows is None else hist.colors[rows]
+            weights = counts.astype(np.float64)
+            if self.visible is not None:
+                weights[~self.visible[rows]] = 0.0
+        colors = self.colors if rows is None else self.colors[rows]
         entries = entries.astype(np.intp, copy=False)
-        weights = weights.astype(np.float64, copy=False)
-        sse = _inertia(colors, weights, palette, entries)
-        per_channel = sse / (self.n_pixels * self.n_channels)
+        measured = np.ascontiguousarray(palette[:, : self.measured_channels])
+        sse = _inertia(colors, weights, measured, entries)
+        n_values = self.n_measured * self.measured_channels
+        per_channel = sse / n_values if n_values else 0.0
         quality_psnr = (
             math.inf
             if per_channel == 0
             else 10.0 * math.log10(self.data_range**2 / per_channel)
         )
         ciede = None
-        if self.has_ciede:
+        if self.has_ciede and self.n_measured == 0:
+            ciede = 0.0
+        elif self.has_ciede:
             lab = self.lab() if rows is None else self.lab()[rows]
             pal_lab = _to_lab(palette, self.unit)
             total = _ciede2000_sum(lab, pal_lab, entries, weights)
@@ -1056,3 +1101,23 @@ def _colour_unit(dtype: np.dtype, data_range: float | None) -> float | None:
     # The range of 32- and 64-bit integers is no colour scale: black and white
     # are unknown, and a scale guessed from the data would move with the image.
     return None
+
+
+def _measured_pixels(
+    a: np.ndarray, b: np.ndarray, channel_axis: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The pixels (rows) and channels that PSNR and CIEDE2000 compare.
+
+    For RGBA, the colour of the pixels visible in `a`: a fully transparent
+    pixel's colour is arbitrary and unseen, and alpha is no colour channel.
+    """
+    if channel_axis is None:
+        return a.reshape(-1, 1), b.reshape(-1, 1)
+    a = np.moveaxis(a, channel_axis, -1)
+    b = np.moveaxis(b, channel_axis, -1)
+    a = a.reshape(-1, a.shape[-1])
+    b = b.reshape(-1, b.shape[-1])
+    if a.shape[1] == 4:
+        visible = a[:, 3] != 0
+        return a[visible, :3], b[visible, :3]
+    return a, b
