@@ -59,9 +59,20 @@ def test_help_lists_every_command(capsys):
                 "--seed",
                 "--max-pixels",
                 "--rgb-out",
+                "--data-range",
             ],
         ),
-        ("sweep", ["--out", "--ks", "--color-space", "--max-ciede2000", "--min-psnr"]),
+        (
+            "sweep",
+            [
+                "--out",
+                "--ks",
+                "--color-space",
+                "--max-ciede2000",
+                "--min-psnr",
+                "--data-range",
+            ],
+        ),
     ],
 )
 def test_subcommand_help_explains_every_option(capsys, command, options):
@@ -324,3 +335,74 @@ def test_sweep_with_out_writes_files_and_notes_few_colours(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "note: The image has only 2 distinct colours" in captured.err
     assert (out / "table.md").exists() and (out / "k004_indexed.png").exists()
+
+
+# --- data range ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def twelve_bit_file(tmp_path) -> Path:
+    import tifffile
+
+    path = tmp_path / "twelve.tif"
+    tifffile.imwrite(path, _photo().astype(np.uint16) * 16)  # RGB, 0..4080
+    return path
+
+
+def test_quantize_data_range_sets_the_peak_and_the_colour_scale(
+    twelve_bit_file, tmp_path, capsys
+):
+    from skimage.color import deltaE_ciede2000, rgb2lab
+    from skimage.metrics import peak_signal_noise_ratio
+
+    from napari_kmeans_quantize import quantize
+
+    image = _photo().astype(np.uint16) * 16
+    rgb = tmp_path / "rgb.tif"
+    argv = [
+        "quantize",
+        str(twelve_bit_file),
+        "-k",
+        "8",
+        "--out",
+        str(tmp_path / "q.tif"),
+    ]
+    assert main([*argv, "--data-range", "4095", "--rgb-out", str(rgb)]) == 0
+    out = capsys.readouterr().out
+    # The quantised image written is 8-bit: the 16-bit one is quantize's, as shown.
+    quantized = quantize(image, 8).image
+    with Image.open(rgb) as im:
+        shown = np.asarray(im)
+    np.testing.assert_array_equal(
+        shown, np.rint(quantized / 65535 * 255).astype(np.uint8)
+    )
+    expected_psnr = peak_signal_noise_ratio(image, quantized, data_range=4095)
+    expected_de = deltaE_ciede2000(
+        rgb2lab(image / 4095), rgb2lab(quantized / 4095)
+    ).mean()
+    assert f"PSNR {expected_psnr:.2f} dB, mean CIEDE2000 {expected_de:.2f}" in out
+
+
+def test_sweep_data_range(twelve_bit_file, capsys):
+    argv = ["sweep", str(twelve_bit_file), "--ks", "4"]
+    assert main(argv) == 0
+    default = capsys.readouterr().out
+    assert main([*argv, "--data-range", "4095"]) == 0
+    given = capsys.readouterr().out
+
+    def psnr_cell(text):
+        row = next(line for line in text.splitlines() if line.startswith("| 4 |"))
+        return float(row.split("|")[6])
+
+    assert psnr_cell(default) - psnr_cell(given) == pytest.approx(
+        20 * np.log10(65535 / 4095), abs=0.011
+    )
+
+
+@pytest.mark.parametrize("bad", ["0", "-5", "nan", "inf", "twelve"])
+def test_bad_data_range_exits_2(photo_file, capsys, bad):
+    for command in (["quantize", "-k", "4"], ["sweep"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main([command[0], str(photo_file), *command[1:], "--data-range", bad])
+        assert exit_info.value.code == 2
+        assert "--data-range" in capsys.readouterr().err

@@ -404,6 +404,207 @@ def test_seed_formula():
     assert original_bits(750 * 1000) == 18_000_000
 
 
+# --- the value range: data_range and the default peak per dtype ---------------------
+
+
+def _small_astronaut() -> np.ndarray:
+    from skimage import data
+
+    return data.astronaut()[::8, ::8]
+
+
+def _sk_ciede(original: np.ndarray, quantized: np.ndarray, unit: float) -> float:
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    def lab(x):
+        return rgb2lab(np.clip(x[..., :3] / unit, 0, 1))
+
+    return float(deltaE_ciede2000(lab(original), lab(quantized)).mean())
+
+
+def test_12_bit_grey_in_uint16_uses_the_given_data_range():
+    from skimage import data
+    from skimage.metrics import peak_signal_noise_ratio
+
+    image = data.coins()[::4, ::4].astype(np.uint16) * 16  # 16..4032
+    result = _quantize(image, 8, channel_axis=None)
+    expected = peak_signal_noise_ratio(image, result.image, data_range=4095)
+    report = size_report(result, image, data_range=4095)
+    assert report.psnr == pytest.approx(expected, rel=1e-9)
+    assert psnr(
+        image, result.image, channel_axis=None, data_range=4095
+    ) == pytest.approx(expected, rel=1e-9)
+    # Without it, scikit-image's convention: the peak of uint16 is 65535.
+    default = peak_signal_noise_ratio(image, result.image)
+    assert size_report(result, image).psnr == pytest.approx(default, rel=1e-9)
+    assert default - expected == pytest.approx(20 * math.log10(65535 / 4095))
+
+
+def test_12_bit_rgb_in_uint16_psnr_and_ciede2000_with_data_range():
+    from skimage.metrics import peak_signal_noise_ratio
+
+    image = _small_astronaut().astype(np.uint16) * 16
+    result = _quantize(image, 16)
+    report = size_report(result, image, data_range=4095)
+    assert report.psnr == pytest.approx(
+        peak_signal_noise_ratio(image, result.image, data_range=4095), rel=1e-9
+    )
+    expected = _sk_ciede(image, result.image, 4095)
+    assert report.ciede2000 == pytest.approx(expected, rel=1e-9)
+    assert mean_ciede2000(image, result.image, data_range=4095) == pytest.approx(
+        expected, rel=1e-9
+    )
+    # The default reads the colours as fractions of 65535: nearly black.
+    assert size_report(result, image).ciede2000 == pytest.approx(
+        _sk_ciede(image, result.image, 65535), rel=1e-9
+    )
+    assert size_report(result, image).ciede2000 < expected / 5
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.uint32])
+def test_wide_integers_default_to_the_actual_range_and_no_ciede(dtype):
+    from skimage.metrics import peak_signal_noise_ratio
+
+    image = _small_astronaut().astype(dtype) + 1000
+    result = _quantize(image, 16)
+    actual = float(image.max() - image.min())
+    expected = peak_signal_noise_ratio(image, result.image, data_range=actual)
+    report = size_report(result, image)
+    assert report.psnr == pytest.approx(expected, rel=1e-9)
+    assert psnr(image, result.image) == pytest.approx(expected, rel=1e-9)
+    assert report.ciede2000 is None
+    assert "mean CIEDE2000 n/a" in report.to_text()
+    with pytest.raises(ValueError, match="pass data_range"):
+        mean_ciede2000(image, result.image)
+    # Given, data_range is the peak and the full intensity of the colours.
+    report = size_report(result, image, data_range=2000)
+    assert report.psnr == pytest.approx(
+        peak_signal_noise_ratio(image, result.image, data_range=2000), rel=1e-9
+    )
+    expected = _sk_ciede(image, result.image, 2000)
+    assert report.ciede2000 == pytest.approx(expected, rel=1e-9)
+    assert mean_ciede2000(image, result.image, data_range=2000) == pytest.approx(
+        expected, rel=1e-9
+    )
+
+
+def test_wide_integers_of_one_value_have_a_peak_of_one():
+    image = np.full((4, 5, 3), 7, np.int64)
+    other = image + 2
+    assert psnr(image, other) == pytest.approx(10 * math.log10(1 / 4))
+
+
+def test_int64_range_beyond_int64_does_not_overflow():
+    image = np.array([[[-(2**62)] * 3, [2**62 + 2**61] * 3]], np.int64)
+    other = image.copy()
+    other[0, 0] += 4096  # float64 resolves steps of 1024 there
+    peak = float(2**62 + 2**61 + 2**62)
+    assert psnr(image, other) == pytest.approx(10 * math.log10(peak**2 / (4096**2 / 2)))
+
+
+def test_signed_16_bit_follows_scikit_image():
+    from skimage.metrics import peak_signal_noise_ratio
+
+    rng = np.random.default_rng(3)
+    image = rng.integers(-3000, 3000, (24, 32), dtype=np.int16)
+    result = _quantize(image, 8, channel_axis=None)
+    expected = peak_signal_noise_ratio(image, result.image)  # 65535: negatives
+    assert size_report(result, image).psnr == pytest.approx(expected, rel=1e-9)
+    assert psnr(image, result.image, channel_axis=None) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    "bad", [0, -1.0, math.nan, math.inf, "255", True, np.float64(-2.0)]
+)
+def test_bad_data_range_is_refused(bad):
+    image = _photo(8, 8)
+    result = _quantize(image, 4)
+    for call in (
+        lambda: size_report(result, image, data_range=bad),
+        lambda: psnr(image, result.image, data_range=bad),
+        lambda: mean_ciede2000(image, result.image, data_range=bad),
+    ):
+        with pytest.raises(ValueError, match="finite number greater than 0"):
+            call()
+
+
+# --- RGBA: only the visible pixels, only their colour --------------------------------
+
+
+def _rgba_with_hidden_block(seed: int = 1) -> np.ndarray:
+    """A small RGBA photo, fully transparent on a block with random RGB under it."""
+    rgb = _small_astronaut()
+    image = np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
+    image[10:40, 5:45, 3] = 0
+    image[10:40, 5:45, :3] = np.random.default_rng(seed).integers(0, 256, (30, 40, 3))
+    image[50:, 50:, 3] = 1  # barely visible still counts
+    return image
+
+
+def _visible_psnr_and_ciede(original, quantized):
+    from skimage.color import deltaE_ciede2000, rgb2lab
+    from skimage.metrics import peak_signal_noise_ratio
+
+    visible = original[..., 3] != 0
+    a, b = original[visible][:, :3], quantized[visible][:, :3]
+    de = deltaE_ciede2000(rgb2lab(a[None]), rgb2lab(b[None])).mean()
+    return peak_signal_noise_ratio(a, b, data_range=255), float(de)
+
+
+@pytest.mark.parametrize("dither", [False, True])
+def test_rgba_figures_cover_the_visible_pixels_only(dither):
+    image = _rgba_with_hidden_block()
+    result = _quantize(image, 12, dither=dither)
+    expected_psnr, expected_de = _visible_psnr_and_ciede(image, result.image)
+    report = size_report(result, image)
+    assert report.psnr == pytest.approx(expected_psnr, rel=1e-9)
+    assert report.ciede2000 == pytest.approx(expected_de, rel=1e-9)
+    assert psnr(image, result.image) == pytest.approx(expected_psnr, rel=1e-9)
+    assert mean_ciede2000(image, result.image) == pytest.approx(expected_de, rel=1e-9)
+    # Other hidden colours under the transparent block: the same figures.
+    other = _rgba_with_hidden_block(seed=2)
+    again = size_report(_quantize(other, 12, dither=dither), other)
+    assert (again.psnr, again.ciede2000) == (report.psnr, report.ciede2000)
+
+
+def test_rgba_channels_first():
+    image = np.moveaxis(_rgba_with_hidden_block(), -1, 0)
+    result = _quantize(image, 8, channel_axis=0)
+    expected_psnr, expected_de = _visible_psnr_and_ciede(
+        np.moveaxis(image, 0, -1), np.moveaxis(result.image, 0, -1)
+    )
+    report = size_report(result, image)
+    assert report.psnr == pytest.approx(expected_psnr, rel=1e-9)
+    assert report.ciede2000 == pytest.approx(expected_de, rel=1e-9)
+    assert psnr(image, result.image, channel_axis=0) == pytest.approx(expected_psnr)
+
+
+def test_opaque_rgba_scores_as_rgb():
+    from skimage.metrics import peak_signal_noise_ratio
+
+    rgb = _small_astronaut()
+    image = np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
+    result = _quantize(image, 16)
+    expected = peak_signal_noise_ratio(rgb, result.image[..., :3])
+    report = size_report(result, image)
+    assert report.psnr == pytest.approx(expected, rel=1e-9)
+    assert psnr(image, result.image) == pytest.approx(expected, rel=1e-9)
+    assert report.ciede2000 == pytest.approx(
+        mean_ciede2000(rgb, result.image[..., :3]), rel=1e-9
+    )
+
+
+def test_rgba_with_no_visible_pixel():
+    image = _rgba_with_hidden_block()
+    image[..., 3] = 0
+    result = _quantize(image, 4)
+    report = size_report(result, image)
+    assert report.psnr == math.inf and report.ciede2000 == 0.0
+    quantized = np.zeros_like(image)
+    assert psnr(image, quantized) == math.inf
+    assert mean_ciede2000(image, quantized) == 0.0
+
+
 # --- size_report ---------------------------------------------------------------------
 
 

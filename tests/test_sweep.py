@@ -304,3 +304,90 @@ def test_shared_histogram_rows_equal_quantize_for_every_layout(photo, layout):
         np.testing.assert_array_equal(result.labels, alone.labels)
         assert result.channel_axis == alone.channel_axis
         assert row.psnr == pytest.approx(size_report(alone, image).psnr)
+
+
+# --- data_range ----------------------------------------------------------------------
+
+
+def test_auto_k_of_12_bit_grey_in_uint16_with_data_range():
+    from skimage import data
+    from skimage.metrics import peak_signal_noise_ratio
+
+    image = data.coins()[::2, ::2].astype(np.uint16) * 16  # 16..4032
+    expected = next(
+        k
+        for k in DEFAULT_KS
+        if peak_signal_noise_ratio(
+            image, quantize(image, k, channel_axis=None).image, data_range=4095
+        )
+        >= 30
+    )
+    assert expected > 2
+    got = auto_k(image, min_psnr=30, channel_axis=None, data_range=4095)
+    assert got == expected
+    # The default peak of uint16 (65535) flatters every k by 24 dB.
+    assert auto_k(image, min_psnr=30, channel_axis=None) == 2
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.int32])
+@pytest.mark.parametrize("data_range", [None, 4095])
+def test_sweep_rows_equal_size_report_with_data_range(photo, dtype, data_range):
+    from skimage.metrics import peak_signal_noise_ratio
+
+    image = photo.astype(dtype) * 16
+    table = sweep(image, ks=(4, 16), keep_results=True, data_range=data_range)
+    peak = {np.uint16: 65535, np.int32: float(image.max() - image.min())}[dtype]
+    for row, result in zip(table, table.results, strict=True):
+        report = size_report(
+            quantize(image, row.k), image, data_range=data_range
+        ).as_dict()
+        for key in ("psnr", "ciede2000"):
+            assert getattr(row, key) == report[key]
+        assert row.psnr == pytest.approx(
+            peak_signal_noise_ratio(image, result.image, data_range=data_range or peak),
+            rel=1e-9,
+        )
+        no_scale = dtype == np.int32 and data_range is None
+        assert (row.ciede2000 is None) == no_scale
+
+
+def test_bad_data_range_is_refused_before_any_work(photo):
+    for bad in (0, -4095, float("nan"), float("inf"), "4095"):
+        with pytest.raises(ValueError, match="data_range"):
+            next(sweep_iter(photo, ks=(2,), data_range=bad))
+        with pytest.raises(ValueError, match="data_range"):
+            auto_k(photo, min_psnr=20, data_range=bad)
+
+
+def test_auto_k_ciede_target_of_wide_integers_needs_data_range(photo):
+    image = photo.astype(np.int64)
+    with pytest.raises(ValueError, match="needs data_range"):
+        auto_k(image, max_ciede2000=2.3)
+    assert auto_k(image, max_ciede2000=100.0, data_range=255) == 2
+
+
+# --- RGBA ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dither", [False, True])
+def test_rgba_rows_equal_size_report_and_cover_the_visible_pixels(photo, dither):
+    from skimage.metrics import peak_signal_noise_ratio
+
+    rng = np.random.default_rng(5)
+    alpha = np.full((*photo.shape[:2], 1), 255, dtype=photo.dtype)
+    image = np.concatenate([photo, alpha], axis=-1)
+    image[:20, :24, 3] = 0
+    image[:20, :24, :3] = rng.integers(0, 256, (20, 24, 3))
+    visible = image[..., 3] != 0
+    table = sweep(image, ks=(4, 16), dither=dither, keep_results=True)
+    for row, result in zip(table, table.results, strict=True):
+        alone = quantize(image, row.k, dither=dither)
+        np.testing.assert_array_equal(result.image, alone.image)
+        report = size_report(alone, image)
+        assert (row.psnr, row.ciede2000) == (report.psnr, report.ciede2000)
+        assert row.psnr == pytest.approx(
+            peak_signal_noise_ratio(
+                image[visible][:, :3], alone.image[visible][:, :3], data_range=255
+            ),
+            rel=1e-9,
+        )

@@ -14,6 +14,7 @@ Three subcommands, none of which needs a display or imports napari or Qt:
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -146,6 +147,7 @@ def _parser() -> argparse.ArgumentParser:
         help="assign pixels by Floyd-Steinberg error diffusion (smoother gradients, "
         "larger files)",
     )
+    _add_data_range_option(quant)
     quant.add_argument(
         "--rgb-out",
         type=Path,
@@ -174,6 +176,7 @@ def _parser() -> argparse.ArgumentParser:
         "contact_sheet.png into DIR (default: only print the table)",
     )
     _add_sweep_options(sw)
+    _add_data_range_option(sw)
     sw.add_argument(
         "--max-ciede2000",
         type=float,
@@ -239,6 +242,30 @@ def _add_sweep_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_data_range_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data-range",
+        type=_data_range,
+        metavar="PEAK",
+        help="peak value for PSNR, and full intensity of integer colours for "
+        "CIEDE2000, e.g. 4095 for 12-bit data in a 16-bit file (default: 255 for "
+        "8-bit, 65535 for 16-bit, the image's max - min for 32/64-bit integers, "
+        "1 for floats in [0, 1])",
+    )
+
+
+def _data_range(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(
+            f"must be a finite number greater than 0, got {text!r}"
+        )
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -285,6 +312,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
         color_space=args.color_space,
         workers=args.workers,
         targets={"max_ciede2000": args.max_ciede2000, "min_psnr": args.min_psnr},
+        data_range=args.data_range,
     )
     return code
 
@@ -325,7 +353,12 @@ def _run_quantize(args: argparse.Namespace) -> int:
     }[fmt]
     written = writer(out, result.labels, result.palette)
     _warn_if_dark(result.palette, fmt)
-    report = size_report(result, image, source_bytes=args.image.stat().st_size)
+    report = size_report(
+        result,
+        image,
+        source_bytes=args.image.stat().st_size,
+        data_range=args.data_range,
+    )
     print(f"{args.image} -> {written} ({fmt}, {os.path.getsize(written):,} bytes)")
     print(report.to_text())
     print(f"time       {result.seconds:.2f} s ({result.color_space})")
@@ -349,6 +382,7 @@ def _sweep_and_report(
     color_space: str,
     workers: int | None,
     targets: dict[str, float | None] | None = None,
+    data_range: float | None = None,
 ) -> int:
     from .sweep import sweep
 
@@ -363,6 +397,7 @@ def _sweep_and_report(
         source_bytes=source_bytes,
         keep_results=out is not None,
         workers=workers,
+        data_range=data_range,
     )
     sweep_seconds = time.perf_counter() - t0
     preface = _preface(table, name)

@@ -3,6 +3,9 @@
 Conventions: ``mse`` is the mean over pixels of the squared error summed over
 channels (Celebi's convention for colour quantisation); ``psnr`` uses the
 per-channel MSE, ``10 log10(peak**2 / (mse / C))``, as image-processing tools do.
+For RGBA images PSNR and mean CIEDE2000 cover only the pixels visible in the
+original (alpha not 0) and only their colour (alpha is left out); ``mse`` covers
+every pixel and channel.
 
 :func:`size_report` gathers every figure of one result (raw and source sizes, the
 seed article's formula, the real indexed-PNG bytes, ratio, PSNR, mean CIEDE2000) and
@@ -83,6 +86,12 @@ def psnr(
 ) -> float:
     """Peak signal-to-noise ratio in dB (per-channel MSE).
 
+    For RGBA images (4 channels along `channel_axis`) the MSE is over the colour
+    channels of the pixels whose alpha in `original` is not 0: a fully
+    transparent pixel's colour is arbitrary and never seen (``quantize`` maps all
+    of them to one transparent entry), and alpha is no colour channel (averaged
+    in, an opaque image's perfect alpha would raise PSNR by 1.25 dB).
+
     Parameters
     ----------
     original, quantized : ndarray
@@ -90,41 +99,68 @@ def psnr(
     channel_axis : int or None, optional
         Axis of the channels; None for single-channel images.
     data_range : float, optional
-        The peak value. Defaults to the dtype's maximum for integers and 1 for floats.
+        The peak value (finite, > 0). By default, as scikit-image's
+        ``peak_signal_noise_ratio``, the range of the dtype for 8- and 16-bit
+        integers (its maximum, or maximum minus minimum if `original` has negative
+        values; so 12-bit data stored as uint16 needs ``data_range=4095``) and 1 for
+        floats. For 32- and 64-bit integers the dtype's range (2**31 or more) says
+        nothing about the data, so the default is the original's actual range,
+        ``original.max() - original.min()`` over all pixels and channels (at
+        least 1).
 
     Returns
     -------
     psnr : float
-        ``10 log10(data_range**2 / mse_per_channel)``; ``inf`` for identical images.
+        ``10 log10(data_range**2 / mse_per_channel)``; ``inf`` for identical images
+        and for RGBA images with no visible pixel (nothing visible differs).
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ or `data_range` is not a finite number above 0.
 
     Examples
     --------
     >>> a = np.zeros((4, 4, 3), dtype=np.uint8)
     >>> round(psnr(a, a + 1), 2)
     48.13
+    >>> b = np.full((4, 4), 4000, dtype=np.uint16)  # 12-bit data
+    >>> round(psnr(b, b + 1, channel_axis=None, data_range=4095), 2)
+    72.25
     """
     a, b = _pair(original, quantized)
+    data_range = _checked_data_range(data_range)
     if data_range is None:
-        data_range = float(np.iinfo(a.dtype).max) if a.dtype.kind in "ui" else 1.0
-    n_channels = 1 if channel_axis is None else a.shape[channel_axis]
-    per_channel = mse(a, b, channel_axis=channel_axis) / n_channels
+        lo, hi = (a.min(), a.max()) if a.dtype.kind in "ui" else (0, 1)
+        data_range = _default_peak(a.dtype, lo, hi)
+    a, b = _measured_pixels(a, b, channel_axis)
+    if a.size == 0:
+        return math.inf
+    diff = a.astype(np.float64) - b.astype(np.float64)
+    per_channel = float((diff * diff).mean())
     if per_channel == 0:
         return math.inf
     return 10.0 * math.log10(data_range**2 / per_channel)
 
 
 def mean_ciede2000(
-    original: np.ndarray, quantized: np.ndarray, *, channel_axis: int = -1
+    original: np.ndarray,
+    quantized: np.ndarray,
+    *,
+    channel_axis: int = -1,
+    data_range: float | None = None,
 ) -> float:
     """Mean CIEDE2000 colour difference between two RGB(A) images.
 
-    Colours are read as sRGB (integers scaled by their dtype's maximum, floats in
-    [0, 1]) and converted to CIELAB (D65) with the formulas of scikit-image's
+    Colours are read as sRGB (integers divided by the value of full intensity,
+    floats in [0, 1]; values outside [0, 1] then clipped) and converted to CIELAB (D65) with the formulas of scikit-image's
     ``rgb2lab`` (:func:`~napari_kmeans_quantize.colorspace.rgb_to_lab`). The
     difference is CIEDE2000 as scikit-image's ``deltaE_ciede2000`` computes it
     (``kL = kC = kH = 1``), by a compiled, vectorised reformulation of that
-    function that is tested to agree with it to about 1e-13. Alpha is ignored. A
-    mean below about 2.3 is roughly one just-noticeable difference.
+    function that is tested to agree with it to about 1e-13. For RGBA images the
+    mean is over the pixels whose alpha in `original` is not 0 (fully transparent
+    ones are never seen), and alpha is otherwise ignored. A mean below about 2.3
+    is roughly one just-noticeable difference.
 
     Parameters
     ----------
@@ -132,16 +168,24 @@ def mean_ciede2000(
         RGB or RGBA images of the same shape.
     channel_axis : int, optional
         Axis of the channels.
+    data_range : float, optional
+        For integer images, the value of full intensity (finite, > 0), e.g. 4095 for
+        12-bit data stored as uint16. Default: the dtype's maximum for 8- and
+        16-bit integers; 32- and 64-bit integers have no known colour scale and
+        need it. Floats are read in [0, 1] whatever it is.
 
     Returns
     -------
     delta_e : float
-        Mean CIEDE2000 over pixels.
+        Mean CIEDE2000 over pixels; 0.0 for RGBA images with no visible pixel
+        (nothing visible differs, as PSNR is then ``inf``).
 
     Raises
     ------
     ValueError
-        If the shapes differ or the images have fewer than 3 channels.
+        If the shapes differ, the images have fewer than 3 channels, `data_range`
+        is not a finite number above 0, or the images hold 32- or 64-bit integers
+        and `data_range` is not given.
 
     Examples
     --------
@@ -150,17 +194,24 @@ def mean_ciede2000(
     0.0
     """
     a, b = _pair(original, quantized)
+    data_range = _checked_data_range(data_range)
     if a.shape[channel_axis] < 3:
         raise ValueError(
             "mean_ciede2000 needs RGB or RGBA images, got "
             f"{a.shape[channel_axis]} channel(s) along axis {channel_axis}."
         )
-    a = np.moveaxis(a, channel_axis, -1)[..., :3]
-    b = np.moveaxis(b, channel_axis, -1)[..., :3]
+    scale = _colour_unit(a.dtype, data_range)
+    if scale is None:
+        raise ValueError(
+            f"{a.dtype} colours have no known full intensity; pass data_range (the "
+            "value of full intensity, e.g. 4095 for 12-bit data)."
+        )
+    a, b = _measured_pixels(a, b, channel_axis)
+    if len(a) == 0:
+        return 0.0
     # Distinct colour pairs are far fewer than pixels; convert each pair once.
-    pairs = np.concatenate([a.reshape(-1, 3), b.reshape(-1, 3)], axis=1)
+    pairs = np.concatenate([a[:, :3], b[:, :3]], axis=1)
     uniq, counts = np.unique(pairs, axis=0, return_counts=True)
-    scale = float(np.iinfo(a.dtype).max) if a.dtype.kind in "ui" else 1.0
     lab_a = _to_lab(uniq[:, :3], scale)
     lab_b = _to_lab(uniq[:, 3:], scale)
     entries = np.arange(len(uniq), dtype=np.intp)
@@ -248,9 +299,13 @@ class SizeReport:
         ``source_bytes / png_bytes``: how much smaller than the source file.
     psnr : float or None
         PSNR in dB against the original (None without the original; inf if equal).
+        For RGBA, over the colour channels of the pixels visible in the original
+        (alpha not 0); inf if none is.
     ciede2000 : float or None
-        Mean CIEDE2000 against the original; None without the original, for
-        single-channel images and for floats outside [0, 1].
+        Mean CIEDE2000 against the original (for RGBA over the visible pixels, 0.0
+        if none is); None without the original, for
+        single-channel images, for floats outside [0, 1] and for 32- and 64-bit
+        integers without a ``data_range``.
     seconds : float
         Wall time of the quantisation.
     """
@@ -339,8 +394,26 @@ def size_report(
     result: QuantizeResult,
     original: np.ndarray | None = None,
     source_bytes: int | None = None,
+    *,
+    data_range: float | None = None,
 ) -> SizeReport:
     """Sizes and quality of a quantisation result, in one place.
+
+    PSNR's peak, by default: for 8- and 16-bit integers the dtype's range, as in
+    scikit-image (255 for uint8, 65535 for uint16, whatever bits the camera used;
+    so give ``data_range=4095`` for 12-bit data stored as uint16); for 32- and
+    64-bit integers, whose dtype range (2**31 or more) says nothing about the data,
+    the original's actual range, ``original.max() - original.min()`` over all
+    pixels and channels (at least 1); for floats 1 if the original lies in [0, 1],
+    otherwise its actual range. CIEDE2000 reads integer colours as fractions of
+    the same full intensity: the dtype's maximum for 8- and 16-bit integers,
+    `data_range` if given; 32- and 64-bit integers without `data_range` have no
+    known colour scale and no CIEDE2000.
+
+    For RGBA images both figures cover only the pixels whose alpha in the original
+    is not 0 (a fully transparent pixel's colour is arbitrary and unseen, and
+    ``quantize`` maps all of them to one transparent entry), and PSNR only their
+    three colour channels; with no visible pixel, PSNR is inf and CIEDE2000 0.0.
 
     Parameters
     ----------
@@ -352,18 +425,23 @@ def size_report(
         Without it, PSNR and CIEDE2000 are None.
     source_bytes : int, optional
         Size in bytes of the file the image was read from.
+    data_range : float, optional
+        The peak value for PSNR and, for integer RGB(A) images, the value of full
+        intensity for CIEDE2000 (finite, > 0); like scikit-image's
+        ``peak_signal_noise_ratio``. Default: see above.
 
     Returns
     -------
     report : SizeReport
         Raw, source, formula and real indexed-PNG sizes, ratios, PSNR and mean
-        CIEDE2000 (exact, over every pixel: computed from the distinct colours of
-        the original and the palette entry each of them went to).
+        CIEDE2000 (exact, over every pixel measured: computed from the distinct
+        colours of the original and the palette entry each of them went to).
 
     Raises
     ------
     ValueError
-        If `original` does not have the shape of ``result.image``.
+        If `original` does not have the shape of ``result.image``, or `data_range`
+        is not a finite number above 0.
 
     Examples
     --------
@@ -376,9 +454,10 @@ def size_report(
     >>> report.png_bytes < report.original_bytes / 4 and report.psnr > 20
     True
     """
+    data_range = _checked_data_range(data_range)
     ref = None
     if original is not None:
-        ref = _Reference(original, result.channel_axis)
+        ref = _Reference(original, result.channel_axis, data_range=data_range)
     return _size_report(result, ref, source_bytes)
 
 
@@ -393,8 +472,10 @@ class _Reference:
         original: np.ndarray,
         channel_axis: int | None,
         hist: ColorHistogram | None = None,
+        data_range: float | None = None,
     ) -> None:
-        """`hist`, if given, must be the histogram of the original's pixels."""
+        """`hist`, if given, must be the histogram of the original's pixels;
+        `data_range` as in :func:`size_report` (checked by the caller)."""
         from .histogram import color_histogram
 
         arr = np.asarray(original)
@@ -409,16 +490,32 @@ class _Reference:
         self.hist = hist
         self.n_pixels = int(hist.counts.sum())
         self.n_channels = arr.shape[-1]
-        if self.dtype.kind == "f":
-            lo, hi = float(self.hist.colors.min()), float(self.hist.colors.max())
+        # The colours measured and each one's weight: for RGBA only the visible
+        # colours count (weight 0 for alpha 0), and only their RGB.
+        self.visible: np.ndarray | None = None
+        self.colors = hist.colors
+        self.weights = hist.counts.astype(np.float64)
+        self.n_measured = self.n_pixels
+        self.measured_channels = self.n_channels
+        if self.n_channels == 4:
+            self.visible = hist.colors[:, 3] != 0
+            self.colors = np.ascontiguousarray(hist.colors[:, :3])
+            self.weights[~self.visible] = 0.0
+            self.n_measured = int(hist.counts[self.visible].sum())
+            self.measured_channels = 3
+        lo, hi = self.hist.colors.min(), self.hist.colors.max()
+        if data_range is not None:
+            self.data_range = data_range
+        elif self.dtype.kind == "f":
+            lo, hi = float(lo), float(hi)
             self.data_range = 1.0 if (lo >= 0 and hi <= 1) else max(hi - lo, 1e-12)
-            self.unit = 1.0
         else:
-            self.data_range = float(np.iinfo(self.dtype).max)
-            self.unit = self.data_range
-        self.has_ciede = self.n_channels >= 3 and (
-            self.dtype.kind in "ui" or self.data_range == 1.0
-        )
+            self.data_range = _default_peak(self.dtype, lo, hi)
+        unit = _colour_unit(self.dtype, data_range)
+        if self.dtype.kind == "f" and not (lo >= 0 and hi <= 1):
+            unit = None
+        self.unit = 1.0 if unit is None else unit
+        self.has_ciede = self.n_channels >= 3 and unit is not None
         self._lab: np.ndarray | None = None
         # A sweep's threads share one reference: the conversion runs once.
         self._lab_lock = threading.Lock()
@@ -450,24 +547,30 @@ class _Reference:
         lut, one_entry = _colour_entries(hist.inverse, labels, hist.n_colors)
         if one_entry:
             # Nearest-colour mapping: every distinct colour went to one entry.
-            rows, entries, weights = None, lut, hist.counts
+            rows, entries, weights = None, lut, self.weights
         else:
             # Dithered: count the (colour, entry) pairs instead.
             keys = hist.inverse.astype(np.int64) * k + labels
-            pairs, weights = np.unique(keys, return_counts=True)
+            pairs, counts = np.unique(keys, return_counts=True)
             rows, entries = pairs // k, pairs % k
-        colors = hist.colors if rows is None else hist.colors[rows]
+            weights = counts.astype(np.float64)
+            if self.visible is not None:
+                weights[~self.visible[rows]] = 0.0
+        colors = self.colors if rows is None else self.colors[rows]
         entries = entries.astype(np.intp, copy=False)
-        weights = weights.astype(np.float64, copy=False)
-        sse = _inertia(colors, weights, palette, entries)
-        per_channel = sse / (self.n_pixels * self.n_channels)
+        measured = np.ascontiguousarray(palette[:, : self.measured_channels])
+        sse = _inertia(colors, weights, measured, entries)
+        n_values = self.n_measured * self.measured_channels
+        per_channel = sse / n_values if n_values else 0.0
         quality_psnr = (
             math.inf
             if per_channel == 0
             else 10.0 * math.log10(self.data_range**2 / per_channel)
         )
         ciede = None
-        if self.has_ciede:
+        if self.has_ciede and self.n_measured == 0:
+            ciede = 0.0
+        elif self.has_ciede:
             lab = self.lab() if rows is None else self.lab()[rows]
             pal_lab = _to_lab(palette, self.unit)
             total = _ciede2000_sum(lab, pal_lab, entries, weights)
@@ -955,4 +1058,66 @@ def _pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(
             f"images must have the same shape, got {a.shape} and {b.shape}."
         )
+    return a, b
+
+
+def _checked_data_range(data_range: float | None) -> float | None:
+    if data_range is None:
+        return None
+    if (
+        isinstance(data_range, bool)
+        or not isinstance(data_range, int | float | np.integer | np.floating)
+        or not math.isfinite(data_range)
+        or data_range <= 0
+    ):
+        raise ValueError(
+            "data_range must be a finite number greater than 0 (the peak value, "
+            f"e.g. 4095 for 12-bit data) or None for the default, got {data_range!r}."
+        )
+    return float(data_range)
+
+
+def _default_peak(dtype: np.dtype, lo: Any, hi: Any) -> float:
+    """The PSNR peak of integer or float data spanning [lo, hi] (see ``psnr``)."""
+    if dtype.kind == "f":
+        return 1.0
+    if dtype.itemsize <= 2:
+        # scikit-image's convention: the dtype's range, from 0 unless the data
+        # are negative.
+        info = np.iinfo(dtype)
+        return float(info.max) if lo >= 0 else float(info.max) - float(info.min)
+    # Python ints: hi - lo of an int64 image can overflow int64.
+    return float(max(int(hi) - int(lo), 1))
+
+
+def _colour_unit(dtype: np.dtype, data_range: float | None) -> float | None:
+    """The value read as full intensity for CIELAB; None when none is known."""
+    if dtype.kind == "f":
+        return 1.0
+    if data_range is not None:
+        return data_range
+    if dtype.itemsize <= 2:
+        return float(np.iinfo(dtype).max)
+    # The range of 32- and 64-bit integers is no colour scale: black and white
+    # are unknown, and a scale guessed from the data would move with the image.
+    return None
+
+
+def _measured_pixels(
+    a: np.ndarray, b: np.ndarray, channel_axis: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The pixels (rows) and channels that PSNR and CIEDE2000 compare.
+
+    For RGBA, the colour of the pixels visible in `a`: a fully transparent
+    pixel's colour is arbitrary and unseen, and alpha is no colour channel.
+    """
+    if channel_axis is None:
+        return a.reshape(-1, 1), b.reshape(-1, 1)
+    a = np.moveaxis(a, channel_axis, -1)
+    b = np.moveaxis(b, channel_axis, -1)
+    a = a.reshape(-1, a.shape[-1])
+    b = b.reshape(-1, b.shape[-1])
+    if a.shape[1] == 4:
+        visible = a[:, 3] != 0
+        return a[visible, :3], b[visible, :3]
     return a, b

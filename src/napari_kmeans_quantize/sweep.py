@@ -32,7 +32,7 @@ import numpy as np
 
 from . import gather
 from .colorspace import COLOR_SPACES
-from .metrics import SizeReport, _Reference, _size_report
+from .metrics import SizeReport, _checked_data_range, _Reference, _size_report
 from .quantize import (
     QuantizeResult,
     _check_option,
@@ -89,7 +89,9 @@ class SweepRow:
     psnr : float
         PSNR in dB against the original.
     ciede2000 : float or None
-        Mean CIEDE2000 against the original (None for single-channel images).
+        Mean CIEDE2000 against the original (None for single-channel images, and
+        for floats outside [0, 1] and 32- or 64-bit integers without a
+        ``data_range``).
     formula_bits : int
         The seed's formula, ``H*W*ceil(log2 k) + k*24`` (32 per entry for RGBA).
     png_bytes : int or None
@@ -284,6 +286,7 @@ def sweep(
     source_bytes: int | None = None,
     keep_results: bool = False,
     workers: int | None = None,
+    data_range: float | None = None,
 ) -> SweepTable:
     """Quantise an image at several k and tabulate quality and size.
 
@@ -306,6 +309,11 @@ def sweep(
     workers : int, optional
         Threads running different k at once. Default: the number of CPUs, at most
         4 and at most ``len(ks)``. 1 runs them one after another.
+    data_range : float, optional
+        The PSNR peak and, for integer RGB(A) images, the value of full intensity
+        for CIEDE2000, as for :func:`~napari_kmeans_quantize.size_report` (whose
+        docstring gives the default per dtype): e.g. 4095 for 12-bit data stored
+        as uint16. Finite and above 0.
 
     Returns
     -------
@@ -315,7 +323,8 @@ def sweep(
     Raises
     ------
     TypeError, ValueError
-        For a bad image or options (the errors of ``quantize``), or a bad `ks`.
+        For a bad image or options (the errors of ``quantize``), a bad `ks` or
+        `data_range`.
 
     Examples
     --------
@@ -337,6 +346,7 @@ def sweep(
         source_bytes=source_bytes,
         keep_results=keep_results,
         workers=workers,
+        data_range=data_range,
     )
     while True:
         try:
@@ -358,6 +368,7 @@ def sweep_iter(
     source_bytes: int | None = None,
     keep_results: bool = False,
     workers: int | None = None,
+    data_range: float | None = None,
 ) -> Generator[float, None, SweepTable]:
     """Generator form of :func:`sweep` for progress bars and cancellation.
 
@@ -368,6 +379,7 @@ def sweep_iter(
     """
     start = time.perf_counter()
     ks = _check_ks(ks)
+    data_range = _checked_data_range(data_range)
     if _is_dask(image):
         # Validate up front: a quantize_iter checks everything before its first
         # yield.
@@ -382,7 +394,7 @@ def sweep_iter(
             next(gen)
         yield 0.0
         axis = _normalised_axis(image, channel_axis)
-        ref = _Reference(image, axis)
+        ref = _Reference(image, axis, data_range=data_range)
     else:
         # The checks of quantize_iter (the ks were checked above), once.
         _check_option("color_space", color_space, COLOR_SPACES)
@@ -392,7 +404,7 @@ def sweep_iter(
         # it are those of quantize_iter, so every row is still quantize(image, k).
         hist, unmerged = _pixel_histogram(arr)
         axis = _normalised_axis(image, channel_axis)
-        ref = _Reference(image, axis, hist if unmerged else None)
+        ref = _Reference(image, axis, hist if unmerged else None, data_range=data_range)
         # The fit-space points and their pyramid are the same for every k too.
         inputs = _FitInputs(hist, arr.dtype, color_space, None, random_state)
         gens = {
@@ -504,6 +516,7 @@ def auto_k(
     random_state: int | None = 0,
     dither: bool = False,
     progress: Callable[[float], Any] | None = None,
+    data_range: float | None = None,
 ) -> int:
     """The smallest k that reaches a quality target.
 
@@ -525,6 +538,10 @@ def auto_k(
         Passed to :func:`~napari_kmeans_quantize.quantize`.
     progress : callable, optional
         Called with the fraction of the candidates tried (0..1).
+    data_range : float, optional
+        As for :func:`sweep`: the PSNR peak (and full intensity of integer
+        colours); give 4095 for 12-bit data stored as uint16, whose default peak
+        is 65535 and makes every k look about 24 dB better.
 
     Returns
     -------
@@ -535,7 +552,8 @@ def auto_k(
     Raises
     ------
     ValueError
-        If no target is given, or `max_ciede2000` is asked of a single-channel image.
+        If no target is given, `max_ciede2000` is asked of a single-channel image,
+        or `data_range` is not a finite number above 0.
 
     Examples
     --------
@@ -545,10 +563,24 @@ def auto_k(
     """
     _check_targets(max_ciede2000, min_psnr)
     ks = _check_ks(ks)
+    data_range = _checked_data_range(data_range)
     if max_ciede2000 is not None and channel_axis is None:
         raise ValueError(
             "max_ciede2000 needs an RGB(A) image; use min_psnr for single-channel "
             "images."
+        )
+    dtype = image.dtype if hasattr(image, "dtype") else np.asarray(image).dtype
+    if (
+        max_ciede2000 is not None
+        and data_range is None
+        and dtype.kind in "ui"
+        and dtype.itemsize > 2
+    ):
+        # Without a colour scale no row has a CIEDE2000: the target would never
+        # be met and every k tried in vain.
+        raise ValueError(
+            f"max_ciede2000 of {dtype} images needs data_range (the value of full "
+            "intensity); or use min_psnr."
         )
     row = None
     for i, k in enumerate(ks):
@@ -560,6 +592,7 @@ def auto_k(
             random_state=random_state,
             dither=dither,
             workers=1,
+            data_range=data_range,
         )
         row = table.rows[0]
         if progress is not None:
