@@ -749,3 +749,21 @@ def test_size_report_text_and_dict():
     d = report.as_dict()
     assert d["png_bytes"] == report.png_bytes
     assert d["original_bytes"] == report.original_bits / 8
+
+
+def test_float16_images_are_measured_like_float32():
+    image = (_photo() / 255).astype(np.float16)
+    result = quantize(image, 6)
+    wide = image.astype(np.float32)
+    report = size_report(result, image)
+    assert report.psnr == pytest.approx(psnr(wide, result.image.astype(np.float32)))
+    assert report.ciede2000 == pytest.approx(
+        mean_ciede2000(wide, result.image.astype(np.float32))
+    )
+
+
+@pytest.mark.parametrize("bad", [-1, 2.5, True, "9000"])
+def test_bad_source_bytes_are_refused(bad):
+    image = _photo()
+    with pytest.raises(ValueError, match="source_bytes must be"):
+        size_report(quantize(image, 4), image, source_bytes=bad)

@@ -473,6 +473,9 @@ def test_k1_rgba_with_transparent_and_visible_pixels_is_refused():
     result = quantize(img, 2)
     assert result.image[:2, :, 3].max() == 0
     assert (result.image[2:] == 200).all()
+    # Refused before any work, like every other bad input.
+    with pytest.raises(ValueError, match="n_colors=1 cannot keep"):
+        next(quantize_iter(img, 1))
     # All transparent: one entry is enough.
     clear = quantize(img[:2], 1)
     assert clear.n_colors == 1 and clear.palette[0, 3] == 0

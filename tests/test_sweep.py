@@ -154,6 +154,30 @@ def test_bad_image_is_refused_before_any_work(photo):
         sweep(photo, ks=(2,), color_space="hsv")
 
 
+def test_bad_options_are_refused_before_any_work(photo):
+    for options, error in (
+        ({"dither": "yes"}, TypeError),
+        ({"random_state": "seed"}, TypeError),
+        ({"random_state": -1}, ValueError),
+    ):
+        with pytest.raises(error, match=next(iter(options))):
+            next(sweep_iter(photo, ks=(2,), **options))
+    rgba = np.dstack([photo, np.full(photo.shape[:2], 255, np.uint8)])
+    rgba[:3, :3, 3] = 0
+    with pytest.raises(ValueError, match="n_colors=1 cannot keep"):
+        next(sweep_iter(rgba, ks=(1, 2)))
+    with pytest.raises(ValueError, match="max_ciede2000 must be >= 0"):
+        auto_k(photo, max_ciede2000=-1)
+
+
+def test_float16_sweep_equals_quantize_and_report(photo):
+    image = (photo / 255).astype(np.float16)
+    row = sweep(image, ks=(8,))[0]
+    report = size_report(quantize(image, 8), image)
+    assert (row.psnr, row.ciede2000) == (report.psnr, report.ciede2000)
+    assert 15 < row.psnr < 60 and row.ciede2000 > 0
+
+
 def test_workers_give_the_same_table(photo):
     one = sweep(photo, ks=(2, 8, 32), workers=1)
     two = sweep(photo, ks=(2, 8, 32), workers=2)

@@ -493,13 +493,13 @@ class _Reference:
         # The colours measured and each one's weight: for RGBA only the visible
         # colours count (weight 0 for alpha 0), and only their RGB.
         self.visible: np.ndarray | None = None
-        self.colors = hist.colors
+        self.colors = _kernel_dtype(hist.colors)
         self.weights = hist.counts.astype(np.float64)
         self.n_measured = self.n_pixels
         self.measured_channels = self.n_channels
         if self.n_channels == 4:
             self.visible = hist.colors[:, 3] != 0
-            self.colors = np.ascontiguousarray(hist.colors[:, :3])
+            self.colors = np.ascontiguousarray(self.colors[:, :3])
             self.weights[~self.visible] = 0.0
             self.n_measured = int(hist.counts[self.visible].sum())
             self.measured_channels = 3
@@ -558,7 +558,9 @@ class _Reference:
                 weights[~self.visible[rows]] = 0.0
         colors = self.colors if rows is None else self.colors[rows]
         entries = entries.astype(np.intp, copy=False)
-        measured = np.ascontiguousarray(palette[:, : self.measured_channels])
+        measured = np.ascontiguousarray(
+            _kernel_dtype(palette)[:, : self.measured_channels]
+        )
         sse = _inertia(colors, weights, measured, entries)
         n_values = self.n_measured * self.measured_channels
         per_channel = sse / n_values if n_values else 0.0
@@ -576,6 +578,11 @@ class _Reference:
             total = _ciede2000_sum(lab, pal_lab, entries, weights)
             ciede = float(total / weights.sum())
         return quality_psnr, ciede
+
+
+def _kernel_dtype(colors: np.ndarray) -> np.ndarray:
+    """`colors` in a dtype the numba kernels take: numba has no float16."""
+    return colors.astype(np.float32) if colors.dtype == np.float16 else colors
 
 
 @njit(nogil=True, cache=True)
@@ -1020,6 +1027,15 @@ def _size_report(
     orig = original_bits(n_pixels, bits_per_pixel)
     formula = formula_bits(n_pixels, k, bits_per_pixel)
     if source_bytes is not None:
+        if (
+            isinstance(source_bytes, bool)
+            or not isinstance(source_bytes, int | np.integer)
+            or source_bytes < 0
+        ):
+            raise ValueError(
+                "source_bytes must be the source file's size, a whole number >= 0, "
+                f"got {source_bytes!r}."
+            )
         source_bytes = int(source_bytes)
     if lazy:
         png = None

@@ -267,6 +267,7 @@ def quantize_iter(
             )
         )
     arr, axis = _checked_image(image, channel_axis, color_space)
+    _check_one_entry(arr, k)
     yield 0.0
 
     hist, _ = _pixel_histogram(arr)
@@ -782,6 +783,22 @@ def _merge_transparent(pixels: np.ndarray) -> np.ndarray:
     return pixels
 
 
+def _one_entry_rgba() -> ValueError:
+    return ValueError(
+        "n_colors=1 cannot keep the image's fully transparent pixels apart from its "
+        "visible ones; use n_colors >= 2 (one entry then stays transparent)."
+    )
+
+
+def _check_one_entry(arr: np.ndarray, k: int) -> None:
+    """Refuse k = 1 for a channels-last RGBA image with both fully transparent and
+    visible pixels, before any work (see _transparent_slot)."""
+    if k == 1 and arr.shape[-1] == 4:
+        alpha = arr[..., 3]
+        if (alpha == 0).any() and (alpha != 0).any():
+            raise _one_entry_rgba()
+
+
 def _transparent_slot(colors: np.ndarray, k: int) -> int | None:
     """The row of the (merged) fully transparent colour among the distinct
     `colors`, which takes one of the k palette entries; None if there is none.
@@ -796,11 +813,7 @@ def _transparent_slot(colors: np.ndarray, k: int) -> int | None:
         return None
     if k == 1:
         if len(colors) > 1:
-            raise ValueError(
-                "n_colors=1 cannot keep the image's fully transparent pixels apart "
-                "from its visible ones; use n_colors >= 2 (one entry then stays "
-                "transparent)."
-            )
+            raise _one_entry_rgba()
         return None
     return int(rows[0])
 

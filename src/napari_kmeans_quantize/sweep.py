@@ -35,7 +35,10 @@ from .colorspace import COLOR_SPACES
 from .metrics import SizeReport, _checked_data_range, _Reference, _size_report
 from .quantize import (
     QuantizeResult,
+    _check_dither,
+    _check_one_entry,
     _check_option,
+    _check_random_state,
     _checked_image,
     _FitInputs,
     _is_dask,
@@ -380,6 +383,8 @@ def sweep_iter(
     start = time.perf_counter()
     ks = _check_ks(ks)
     data_range = _checked_data_range(data_range)
+    _check_dither(dither)
+    _check_random_state(random_state)
     if _is_dask(image):
         # Validate up front: a quantize_iter checks everything before its first
         # yield.
@@ -399,6 +404,7 @@ def sweep_iter(
         # The checks of quantize_iter (the ks were checked above), once.
         _check_option("color_space", color_space, COLOR_SPACES)
         arr, arr_axis = _checked_image(image, channel_axis, color_space)
+        _check_one_entry(arr, ks[0])
         yield 0.0
         # One histogram serves every k and the quality figures: the steps after
         # it are those of quantize_iter, so every row is still quantize(image, k).
@@ -731,6 +737,11 @@ def _check_targets(max_ciede2000: float | None, min_psnr: float | None) -> None:
             isinstance(value, int | float | np.number) and math.isfinite(value)
         ):
             raise ValueError(f"{name} must be a finite number, got {value!r}.")
+    if max_ciede2000 is not None and max_ciede2000 < 0:
+        raise ValueError(
+            f"max_ciede2000 must be >= 0 (0 means no visible difference at all), "
+            f"got {max_ciede2000!r}."
+        )
 
 
 def _n_workers(workers: int | None, n_jobs: int) -> int:
