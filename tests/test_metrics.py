@@ -767,3 +767,16 @@ def test_bad_source_bytes_are_refused(bad):
     image = _photo()
     with pytest.raises(ValueError, match="source_bytes must be"):
         size_report(quantize(image, 4), image, source_bytes=bad)
+
+
+def test_psnr_of_floats_outside_0_1_uses_their_range_as_size_report_does():
+    image = _photo().astype(np.float64) * 10.0 - 500.0
+    result = quantize(image, 6)
+    expected = psnr(image, result.image, data_range=float(image.max() - image.min()))
+    assert psnr(image, result.image) == pytest.approx(expected)
+    assert size_report(result, image).psnr == pytest.approx(expected)
+    # In [0, 1] the peak stays 1 (scikit-image's convention).
+    unit = image / 4000.0 + 0.125
+    assert unit.min() >= 0 and unit.max() <= 1
+    res = quantize(unit, 6)
+    assert psnr(unit, res.image) == pytest.approx(psnr(unit, res.image, data_range=1))

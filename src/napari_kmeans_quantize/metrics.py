@@ -102,8 +102,10 @@ def psnr(
         The peak value (finite, > 0). By default, as scikit-image's
         ``peak_signal_noise_ratio``, the range of the dtype for 8- and 16-bit
         integers (its maximum, or maximum minus minimum if `original` has negative
-        values; so 12-bit data stored as uint16 needs ``data_range=4095``) and 1 for
-        floats. For 32- and 64-bit integers the dtype's range (2**31 or more) says
+        values; so 12-bit data stored as uint16 needs ``data_range=4095``); 1 for
+        floats in [0, 1], and their actual range for other floats (as
+        :func:`size_report`, which keeps float values as they are). For 32- and
+        64-bit integers the dtype's range (2**31 or more) says
         nothing about the data, so the default is the original's actual range,
         ``original.max() - original.min()`` over all pixels and channels (at
         least 1).
@@ -131,8 +133,7 @@ def psnr(
     a, b = _pair(original, quantized)
     data_range = _checked_data_range(data_range)
     if data_range is None:
-        lo, hi = (a.min(), a.max()) if a.dtype.kind in "ui" else (0, 1)
-        data_range = _default_peak(a.dtype, lo, hi)
+        data_range = _default_peak(a.dtype, a.min(), a.max())
     a, b = _measured_pixels(a, b, channel_axis)
     if a.size == 0:
         return math.inf
@@ -506,9 +507,6 @@ class _Reference:
         lo, hi = self.hist.colors.min(), self.hist.colors.max()
         if data_range is not None:
             self.data_range = data_range
-        elif self.dtype.kind == "f":
-            lo, hi = float(lo), float(hi)
-            self.data_range = 1.0 if (lo >= 0 and hi <= 1) else max(hi - lo, 1e-12)
         else:
             self.data_range = _default_peak(self.dtype, lo, hi)
         unit = _colour_unit(self.dtype, data_range)
@@ -1096,7 +1094,8 @@ def _checked_data_range(data_range: float | None) -> float | None:
 def _default_peak(dtype: np.dtype, lo: Any, hi: Any) -> float:
     """The PSNR peak of integer or float data spanning [lo, hi] (see ``psnr``)."""
     if dtype.kind == "f":
-        return 1.0
+        lo, hi = float(lo), float(hi)
+        return 1.0 if (lo >= 0 and hi <= 1) else max(hi - lo, 1e-12)
     if dtype.itemsize <= 2:
         # scikit-image's convention: the dtype's range, from 0 unless the data
         # are negative.
