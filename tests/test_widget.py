@@ -28,6 +28,12 @@ def _run(widget, qtbot, wait_idle, *, click: bool = True):
     wait_idle(widget)
 
 
+def _strip_corners(strip) -> np.ndarray:
+    """World coordinates of a palette strip's top-left and bottom-right edges."""
+    k = strip.data.shape[0]
+    return np.array([strip.data_to_world(p) for p in ((-0.5, -0.5), (k - 0.5, 0.5))])
+
+
 def _only_visible(viewer, layer) -> None:
     for other in viewer.layers:
         other.visible = other is layer
@@ -177,6 +183,24 @@ def test_rerun_updates_in_place_other_k_side_by_side(
     _run(widget, qtbot, wait_idle)
     assert len(viewer.layers) == 7
     assert len(viewer.layers["img (k=3) labels"].features) == 3
+
+
+def test_palette_strips_of_earlier_runs_do_not_show(
+    make_widget, qtbot, wait_idle, small_rgb
+):
+    viewer, widget = make_widget()
+    viewer.add_image(small_rgb, name="img", rgb=True, scale=(2, 2))
+    widget._n_colors.value = 8
+    _run(widget, qtbot, wait_idle)
+    widget._n_colors.value = 64
+    _run(widget, qtbot, wait_idle)
+    k8, k64 = viewer.layers["img (k=8) palette"], viewer.layers["img (k=64) palette"]
+    # one strip in view, the newest; the older one is hidden, and would be
+    # covered exactly anyway (same place and size whatever k)
+    assert k64.visible and not k8.visible
+    np.testing.assert_allclose(_strip_corners(k8), _strip_corners(k64))
+    for name in ("img (k=8)", "img (k=64)"):
+        assert viewer.layers[name].visible
 
 
 def test_errors_become_notifications(make_widget, qtbot, wait_idle, notifications):
