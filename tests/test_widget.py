@@ -349,6 +349,15 @@ def test_input_kinds_pass_through_the_widget(
         assert (np.asarray(image.data)[:5, :, 3] == 0).all()
     if kind == "rgb_stack":
         assert labels.data.shape == data.shape[:3]
+    # the readout says why a figure is missing
+    figures = widget._figures.value
+    if kind.startswith("dask"):
+        assert "needs RGB" not in figures
+        assert figures.count("not computed for lazy data") == 3  # PNG, PSNR, ΔE
+    elif kind == "grayscale":
+        assert "needs RGB(A) data" in figures and "lazy" not in figures
+    else:
+        assert "n/a" not in figures
     if kind.startswith("dask"):
         assert any("dask" in m for m, _ in notifications)
         # lazy in, lazy out: napari computes the blocks it draws

@@ -866,7 +866,7 @@ class QuantizeWidget(Container):
         height = table.horizontalHeader().sizeHint().height() + 2 * table.frameWidth()
         height += shown * table.verticalHeader().defaultSectionSize()
         table.setFixedHeight(height + 2)
-        self._figures.value = _figures_html(outcome.report)
+        self._figures.value = _figures_html(outcome.report, self._run_source)
         self._readout.visible = True
 
     def _setup_native(self) -> None:
@@ -903,10 +903,19 @@ class QuantizeWidget(Container):
         self.native.setMinimumWidth(380)
 
 
-def _figures_html(report: SizeReport | None) -> str:
-    """The size report (:func:`~.metrics.size_report`) as a small HTML table."""
+def _figures_html(report: SizeReport | None, source: SourceInfo | None = None) -> str:
+    """The size report (:func:`~.metrics.size_report`) as a small HTML table.
+
+    `source` (the run's source snapshot) says why a figure is missing: lazy data
+    (never read whole) or single-channel data (no CIEDE2000).
+    """
     if report is None:
         return ""
+    lazy = source is not None and source.is_lazy
+    rgb = source is None or source.rgb
+    not_lazy = (
+        "n/a <small>(not computed for lazy data: it would read every pixel)</small>"
+    )
     n = report.n_pixels
     k = report.n_colors
     bpp = report.bits_per_pixel
@@ -922,10 +931,12 @@ def _figures_html(report: SizeReport | None) -> str:
         f"<small>{n:,} px &times; {report.index_bits} bit (ceil log<sub>2</sub> "
         f"{k}) + {k} &times; {report.bits_per_color} bit palette</small>"
     )
-    if report.png_bytes is None:
+    if report.png_bytes is None and lazy:
+        png = not_lazy
+    elif report.png_bytes is None:
         png = (
-            "n/a <small>(not computed for lazy data; an indexed PNG holds at "
-            "most 256 colours of 8-bit data)</small>"
+            "n/a <small>(an indexed PNG holds at most 256 colours of 8-bit "
+            "data)</small>"
         )
     else:
         png = f"{report.png_bytes:,} bytes, <b>{report.ratio:.2f} : 1</b>"
@@ -933,13 +944,18 @@ def _figures_html(report: SizeReport | None) -> str:
         if report.source_ratio is not None:
             png += f"<br><small>{report.source_ratio:.2f} : 1 against the source file</small>"
     if report.psnr is None:
-        psnr_text = "n/a"
+        psnr_text = not_lazy if lazy else "n/a"
     elif report.psnr == float("inf"):
         psnr_text = "identical"
     else:
         psnr_text = f"{report.psnr:.2f} dB &nbsp;<small>(higher = closer)</small>"
     if report.ciede2000 is None:
-        ciede_text = "n/a (needs RGB data)"
+        if not rgb:
+            ciede_text = "n/a <small>(needs RGB(A) data)</small>"
+        elif lazy:
+            ciede_text = not_lazy
+        else:
+            ciede_text = "n/a <small>(needs colours in the 0-1 range)</small>"
     else:
         ciede_text = (
             f"{report.ciede2000:.2f} &nbsp;<small>(under ~2.3 is hard to see)</small>"
