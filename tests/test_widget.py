@@ -610,19 +610,55 @@ def test_cancel_compare_k_leaves_the_widget_usable(
     assert [layer.name for layer in viewer.layers][1:] == _result_names("astro", 4)
 
 
-def test_first_run_of_a_session_says_it_may_compile(
+def test_quick_first_run_of_a_session_does_not_say_it_compiles(
     make_widget, qtbot, wait_idle, small_rgb, monkeypatch
 ):
     from napari_kmeans_quantize import _widget
 
     monkeypatch.setattr(_widget, "_engine_warm", False)
+    monkeypatch.setattr(_widget, "FIRST_RUN_HINT_DELAY_MS", 300)
     viewer, widget = make_widget()
     viewer.add_image(small_rgb, name="img", rgb=True)
     widget._run_button.native.click()
-    assert widget._status.value.endswith(_widget.FIRST_RUN_HINT)
-    wait_idle(widget)
-    assert "Done in" in widget._status.value
-    widget._n_colors.value = 4
-    widget._run_button.native.click()
+    assert widget._status.value.startswith("Quantising")
     assert "compiles" not in widget._status.value
     wait_idle(widget)
+    qtbot.wait(500)  # past the hint's delay
+    assert "Done in" in widget._status.value
+    assert "compiles" not in widget._status.value
+
+
+@pytest.mark.parametrize("cached", [False, True], ids=["not-cached", "cached"])
+def test_slow_first_run_says_it_compiles_only_without_a_cache(
+    cached, make_widget, qtbot, wait_idle, small_rgb, slow_engine, monkeypatch
+):
+    from napari_kmeans_quantize import _widget
+
+    monkeypatch.setattr(_widget, "_engine_warm", False)
+    monkeypatch.setattr(_widget, "FIRST_RUN_HINT_DELAY_MS", 300)
+    monkeypatch.setattr(_widget, "_engine_cached", lambda: cached)
+    viewer, widget = make_widget()
+    viewer.add_image(small_rgb, name="img", rgb=True)
+    widget._run_button.native.click()
+    assert "compiles" not in widget._status.value  # not at the start
+    qtbot.wait(600)
+    assert widget.is_running
+    assert widget._status.value.endswith(_widget.FIRST_RUN_HINT) is not cached
+    slow_engine["delay"] = 0
+    wait_idle(widget)
+    assert "Done in" in widget._status.value
+    # later runs of the session never say it
+    slow_engine["delay"] = 0.15
+    widget._n_colors.value = 4
+    widget._run_button.native.click()
+    qtbot.wait(600)
+    assert "compiles" not in widget._status.value
+    slow_engine["delay"] = 0
+    wait_idle(widget)
+
+
+def test_engine_cache_check_runs():
+    from napari_kmeans_quantize import _widget, quantize
+
+    quantize(np.zeros((4, 4, 3), np.uint8), 2)  # compiles or loads the kernels
+    assert _widget._engine_cached() is True

@@ -67,11 +67,14 @@ TARGETS = [
 ]
 TARGET_DEFAULTS = {"ciede2000": 2.3, "psnr": 30.0}
 BUTTON_TEXT = {"quantize": "Run", "sweep": "Compare k", "auto": "Auto k"}
-# Added to the status of the first job of a session: the engine's kernels load from
-# numba's cache then, and the first run after installing (or upgrading) compiles
-# them, which took about 16 s (13 s for quantize, 3 s for the size report's
-# figures) on our 2-core machine.
+# The first run after installing (or upgrading) compiles the engine's kernels,
+# which took about 16 s (13 s for quantize, 3 s for the size report's figures) on
+# our 2-core machine; later sessions load them from numba's on-disk cache (a first
+# run then takes well under a second). The hint is added to the status of the
+# first job of a session only if that job is still running after
+# FIRST_RUN_HINT_DELAY_MS and numba's cache does not hold the engine's kernels.
 FIRST_RUN_HINT = " The first run after installing compiles the engine once (10-20 s)."
+FIRST_RUN_HINT_DELAY_MS = 2000
 _engine_warm = False
 EMPTY_HINT = (
     "No image layer to quantise yet.\n"
@@ -482,11 +485,32 @@ class QuantizeWidget(Container):
             },
         )
         self._state["worker"] = worker
-        if not _engine_warm:
-            message += FIRST_RUN_HINT
         self._set_running(True, message)
+        if not _engine_warm:
+            self._start_hint_timer(worker, message)
         worker.start()
         return worker
+
+    def _start_hint_timer(self, worker, message: str) -> None:
+        """Add FIRST_RUN_HINT to the status if `worker` seems to be compiling."""
+        from qtpy.QtCore import QTimer
+
+        def check() -> None:
+            if (
+                self._state["closed"]
+                or self._state["worker"] is not worker
+                or _engine_warm
+                or self._status.value != message
+                or _engine_cached()
+            ):
+                return
+            self._status.value = message + FIRST_RUN_HINT
+
+        timer = QTimer(self.native)  # dies with the widget
+        timer.setSingleShot(True)
+        timer.timeout.connect(check)
+        timer.timeout.connect(timer.deleteLater)
+        timer.start(FIRST_RUN_HINT_DELAY_MS)
 
     # --- worker callbacks (main thread) -------------------------------------------
 
@@ -973,6 +997,22 @@ def _figures_html(report: SizeReport | None, source: SourceInfo | None = None) -
         for name, value in rows
     )
     return f"<b>Compression</b><table cellspacing='3'>{body}</table>"
+
+
+def _engine_cached() -> bool:
+    """Whether numba's on-disk cache holds the engine's main kernels.
+
+    An empty or obsolete cache (never run, or the code changed since) means the
+    next run compiles them. Reads numba's cache index (a private API): if that
+    fails, the answer is False (the first-run hint may then be shown needlessly).
+    """
+    try:
+        from . import kmeans
+
+        kernels = (kmeans._lloyd_run, kmeans._assign_kernel)
+        return all(bool(k._cache._cache_file._load_index()) for k in kernels)
+    except Exception:  # a hint only: never break a run over it
+        return False
 
 
 def _fit_to_dock(ax) -> None:
