@@ -474,10 +474,27 @@ def test_compare_k_fills_table_and_plot(make_widget, qtbot, wait_idle, small_ast
     assert "KiB" in psnr_ax.get_xlabel()
     assert "PSNR (dB)" in psnr_ax.get_ylabel()
     assert "CIEDE2000" in ciede_ax.get_ylabel()
-    labels = {t.get_text() for t in psnr_ax.texts}
-    assert {f"k={k}" for k in SWEEP_KS} <= labels
+    k_labels = [t for ax in axes for t in ax.texts if t.get_text().startswith("k=")]
+    assert sorted(t.get_text() for t in k_labels) == sorted(f"k={k}" for k in SWEEP_KS)
     legend = [t.get_text() for t in psnr_ax.get_legend().get_texts()]
     assert "chosen k = 8" in legend
+    # every k label is readable: inside the axes (not across an axis line), clear
+    # of the chosen-k circle, and drawn over the lines on a background box
+    widget._canvas.draw()
+    renderer = widget._figure.canvas.get_renderer()
+    frame = psnr_ax.get_window_extent(renderer)
+    circle = psnr_ax.get_lines()[-1]
+    assert circle.get_label() == "chosen k = 8"
+    ring = circle.get_window_extent(renderer)
+    for text in k_labels:
+        box = text.get_bbox_patch().get_window_extent(renderer)
+        assert frame.x0 < box.x0 and box.x1 < frame.x1, text.get_text()
+        assert frame.y0 < box.y0 and box.y1 < frame.y1, text.get_text()
+        # the box's nearest point to the circle's centre lies outside the circle
+        cx, cy = ring.x0 + ring.width / 2, ring.y0 + ring.height / 2
+        nearest = np.clip([cx, cy], [box.x0, box.y0], [box.x1, box.y1])
+        assert np.hypot(*(nearest - [cx, cy])) > ring.width / 2 + 2, text.get_text()
+        assert text.axes is ciede_ax  # the twin is drawn last, over both series
     # the selected row is the chosen k
     assert [i.row() for i in qtable.selectionModel().selectedRows()] == [2]
 
