@@ -268,8 +268,22 @@ def test_widget_defaults(make_widget):
     assert widget._fit_pixels.value is None
     assert widget._dither.value is False
     assert widget._fit_pixels.native.isHidden()
+    # the seed only drives the sample of "fit palette on": it sits beside it
+    assert widget._seed.native.isHidden()
+    inputs = list(widget._inputs)
+    assert inputs.index(widget._seed) == inputs.index(widget._fit_pixels) + 1
+    assert "fit palette on" in widget._seed.tooltip
     widget._show_advanced.value = True
     assert not widget._fit_pixels.native.isHidden()
+    assert not widget._seed.native.isHidden()
+    assert not widget._seed.enabled  # all pixels: no sample, no seed
+    combo = widget._fit_pixels.native
+    combo.setCurrentIndex(combo.findText("100,000 sampled pixels"))
+    assert widget._fit_pixels.value == 100_000
+    assert widget._seed.enabled
+    combo.setCurrentIndex(combo.findText("all pixels (exact)"))
+    assert widget._fit_pixels.value is None
+    assert not widget._seed.enabled
 
 
 def test_grey_layer_disables_perceptual_colour_spaces(make_widget, small_rgb):

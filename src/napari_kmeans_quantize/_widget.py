@@ -135,8 +135,10 @@ class QuantizeWidget(Container):
             max=2**31 - 1,
             value=0,
             tooltip=(
-                "Seed for the pixel sample used by the fit; the same seed gives "
-                "the same palette."
+                "Seed of the random pixel sample when 'fit palette on' samples "
+                "pixels: the same seed then gives the same palette. Not used when "
+                "the palette is fitted on all pixels (the result does not depend "
+                "on it then)."
             ),
         )
         self._show_advanced = CheckBox(text="advanced options", value=False, label="")
@@ -221,9 +223,9 @@ class QuantizeWidget(Container):
                 self._image,
                 self._n_colors,
                 self._color_space,
-                self._seed,
                 self._show_advanced,
                 self._fit_pixels,
+                self._seed,
                 self._dither,
             ],
             labels=True,
@@ -254,6 +256,7 @@ class QuantizeWidget(Container):
         ):
             box.margins = (0, 0, 0, 0)
         self._fit_pixels.visible = False
+        self._seed.visible = False
         self._dither.visible = False
         self.extend(
             [
@@ -281,6 +284,8 @@ class QuantizeWidget(Container):
         self._target.changed.connect(self._on_target_changed)
         self._sweep_table.native.cellClicked.connect(self._on_sweep_row_clicked)
         self._show_advanced.changed.connect(self._on_show_advanced)
+        # (the native signal: magicgui emits no `changed` for the None choice)
+        self._fit_pixels.native.currentIndexChanged.connect(self._update_enabled)
         self._image.changed.connect(self._on_image_changed)
         events = self._viewer.layers.events
         for name in ("inserted", "removed", "moved", "reordered", "renamed"):
@@ -800,6 +805,7 @@ class QuantizeWidget(Container):
 
     def _on_show_advanced(self, value: bool) -> None:
         self._fit_pixels.visible = bool(value)
+        self._seed.visible = bool(value)
         self._dither.visible = bool(value)
 
     def _on_button(self, _value: Any = None) -> None:
@@ -808,7 +814,7 @@ class QuantizeWidget(Container):
         else:
             self.run()
 
-    def _update_enabled(self) -> None:
+    def _update_enabled(self, _value: Any = None) -> None:
         if self._state["closed"]:
             return
         has_images = bool(self._image.choices)
@@ -824,6 +830,8 @@ class QuantizeWidget(Container):
                 else "Open an image layer first."
             )
             self._color_space.enabled = rgb
+            # the seed only drives the pixel sample of 'fit palette on'
+            self._seed.enabled = self._fit_pixels.value is not None
         if not rgb:
             self._color_space.value = "rgb"
             self._color_space.tooltip = (
