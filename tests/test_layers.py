@@ -33,6 +33,12 @@ def _layers_from(layer: Image, n_colors: int = 8, **kwargs) -> list[Layer]:
     return [Layer.create(*t) for t in layer_data_tuples(outcome, layer)]
 
 
+def _strip_corners(strip) -> np.ndarray:
+    """World coordinates of a palette strip's top-left and bottom-right edges."""
+    k = strip.data.shape[0]
+    return np.array([strip.data_to_world(p) for p in ((-0.5, -0.5), (k - 0.5, 0.5))])
+
+
 def _rendered(labels: Layer) -> np.ndarray:
     """The RGBA floats napari draws for each pixel of a Labels layer."""
     data = np.asarray(labels.data)
@@ -125,7 +131,8 @@ def test_spatial_metadata_is_copied_2d(astronaut):
         )
 
 
-def test_palette_strip_sits_right_of_the_source(astronaut):
+@pytest.mark.parametrize("n_colors", [3, 8, 64])
+def test_palette_strip_sits_right_of_the_source(astronaut, n_colors):
     source = Image(
         astronaut[::4, ::4],
         name="astro",
@@ -135,8 +142,10 @@ def test_palette_strip_sits_right_of_the_source(astronaut):
         shear=[0.2],
     )
     height, width = source.data.shape[:2]
-    strip = _layers_from(source, 8)[2]
+    strip = _layers_from(source, n_colors)[2]
     k = strip.data.shape[0]
+    assert k == n_colors
+    # the same place and size whatever k: H tall, H / 8 wide
     swatch_w = height / 8
     # top-left corner of the strip: at the top edge, a quarter swatch right of the image
     np.testing.assert_allclose(
@@ -373,6 +382,28 @@ def test_quantize_layer_adds_and_updates_in_place(make_napari_viewer, astronaut)
     assert len(viewer.layers) == 7
     assert len(viewer.layers["astro (k=3) labels"].features) == 3
     assert len(viewer.layers["astro (k=8) labels"].features) == 8
+
+
+def test_only_the_newest_palette_strip_of_a_source_is_shown(
+    make_napari_viewer, astronaut
+):
+    viewer = make_napari_viewer()
+    source = viewer.add_image(astronaut[::4, ::4], name="astro", rgb=True)
+    other = viewer.add_image(astronaut[::8, ::8], name="other", rgb=True)
+    other_strip = quantize_layer(other, n_colors=4, viewer=viewer)[2]
+    k8 = quantize_layer(source, n_colors=8, viewer=viewer)[2]
+    k64 = quantize_layer(source, n_colors=64, viewer=viewer)[2]
+    # both strips of "astro" cover exactly the same area; the older one is hidden
+    np.testing.assert_allclose(_strip_corners(k8), _strip_corners(k64))
+    assert k64.visible and not k8.visible
+    assert other_strip.visible  # another source's strip is left alone
+    # re-running k=8 (updated in place) shows its strip again and hides k=64's
+    again = quantize_layer(source, n_colors=8, viewer=viewer)[2]
+    assert again is k8
+    assert k8.visible and not k64.visible
+    assert other_strip.visible
+    # the result images and labels are not hidden
+    assert all(lay.visible for lay in viewer.layers if "palette" not in lay.name)
 
 
 def test_too_big_for_memory_says_what_to_do(astronaut, monkeypatch):

@@ -28,6 +28,12 @@ def _run(widget, qtbot, wait_idle, *, click: bool = True):
     wait_idle(widget)
 
 
+def _strip_corners(strip) -> np.ndarray:
+    """World coordinates of a palette strip's top-left and bottom-right edges."""
+    k = strip.data.shape[0]
+    return np.array([strip.data_to_world(p) for p in ((-0.5, -0.5), (k - 0.5, 0.5))])
+
+
 def _only_visible(viewer, layer) -> None:
     for other in viewer.layers:
         other.visible = other is layer
@@ -179,6 +185,24 @@ def test_rerun_updates_in_place_other_k_side_by_side(
     assert len(viewer.layers["img (k=3) labels"].features) == 3
 
 
+def test_palette_strips_of_earlier_runs_do_not_show(
+    make_widget, qtbot, wait_idle, small_rgb
+):
+    viewer, widget = make_widget()
+    viewer.add_image(small_rgb, name="img", rgb=True, scale=(2, 2))
+    widget._n_colors.value = 8
+    _run(widget, qtbot, wait_idle)
+    widget._n_colors.value = 64
+    _run(widget, qtbot, wait_idle)
+    k8, k64 = viewer.layers["img (k=8) palette"], viewer.layers["img (k=64) palette"]
+    # one strip in view, the newest; the older one is hidden, and would be
+    # covered exactly anyway (same place and size whatever k)
+    assert k64.visible and not k8.visible
+    np.testing.assert_allclose(_strip_corners(k8), _strip_corners(k64))
+    for name in ("img (k=8)", "img (k=64)"):
+        assert viewer.layers[name].visible
+
+
 def test_errors_become_notifications(make_widget, qtbot, wait_idle, notifications):
     viewer, widget = make_widget()
     bright = np.linspace(0, 4, 40 * 40 * 3).reshape(40, 40, 3)  # floats beyond [0, 1]
@@ -244,8 +268,22 @@ def test_widget_defaults(make_widget):
     assert widget._fit_pixels.value is None
     assert widget._dither.value is False
     assert widget._fit_pixels.native.isHidden()
+    # the seed only drives the sample of "fit palette on": it sits beside it
+    assert widget._seed.native.isHidden()
+    inputs = list(widget._inputs)
+    assert inputs.index(widget._seed) == inputs.index(widget._fit_pixels) + 1
+    assert "fit palette on" in widget._seed.tooltip
     widget._show_advanced.value = True
     assert not widget._fit_pixels.native.isHidden()
+    assert not widget._seed.native.isHidden()
+    assert not widget._seed.enabled  # all pixels: no sample, no seed
+    combo = widget._fit_pixels.native
+    combo.setCurrentIndex(combo.findText("100,000 sampled pixels"))
+    assert widget._fit_pixels.value == 100_000
+    assert widget._seed.enabled
+    combo.setCurrentIndex(combo.findText("all pixels (exact)"))
+    assert widget._fit_pixels.value is None
+    assert not widget._seed.enabled
 
 
 def test_grey_layer_disables_perceptual_colour_spaces(make_widget, small_rgb):
@@ -325,6 +363,15 @@ def test_input_kinds_pass_through_the_widget(
         assert (np.asarray(image.data)[:5, :, 3] == 0).all()
     if kind == "rgb_stack":
         assert labels.data.shape == data.shape[:3]
+    # the readout says why a figure is missing
+    figures = widget._figures.value
+    if kind.startswith("dask"):
+        assert "needs RGB" not in figures
+        assert figures.count("not computed for lazy data") == 3  # PNG, PSNR, ΔE
+    elif kind == "grayscale":
+        assert "needs RGB(A) data" in figures and "lazy" not in figures
+    else:
+        assert "n/a" not in figures
     if kind.startswith("dask"):
         assert any("dask" in m for m, _ in notifications)
         # lazy in, lazy out: napari computes the blocks it draws
@@ -441,10 +488,27 @@ def test_compare_k_fills_table_and_plot(make_widget, qtbot, wait_idle, small_ast
     assert "KiB" in psnr_ax.get_xlabel()
     assert "PSNR (dB)" in psnr_ax.get_ylabel()
     assert "CIEDE2000" in ciede_ax.get_ylabel()
-    labels = {t.get_text() for t in psnr_ax.texts}
-    assert {f"k={k}" for k in SWEEP_KS} <= labels
+    k_labels = [t for ax in axes for t in ax.texts if t.get_text().startswith("k=")]
+    assert sorted(t.get_text() for t in k_labels) == sorted(f"k={k}" for k in SWEEP_KS)
     legend = [t.get_text() for t in psnr_ax.get_legend().get_texts()]
     assert "chosen k = 8" in legend
+    # every k label is readable: inside the axes (not across an axis line), clear
+    # of the chosen-k circle, and drawn over the lines on a background box
+    widget._canvas.draw()
+    renderer = widget._figure.canvas.get_renderer()
+    frame = psnr_ax.get_window_extent(renderer)
+    circle = psnr_ax.get_lines()[-1]
+    assert circle.get_label() == "chosen k = 8"
+    ring = circle.get_window_extent(renderer)
+    for text in k_labels:
+        box = text.get_bbox_patch().get_window_extent(renderer)
+        assert frame.x0 < box.x0 and box.x1 < frame.x1, text.get_text()
+        assert frame.y0 < box.y0 and box.y1 < frame.y1, text.get_text()
+        # the box's nearest point to the circle's centre lies outside the circle
+        cx, cy = ring.x0 + ring.width / 2, ring.y0 + ring.height / 2
+        nearest = np.clip([cx, cy], [box.x0, box.y0], [box.x1, box.y1])
+        assert np.hypot(*(nearest - [cx, cy])) > ring.width / 2 + 2, text.get_text()
+        assert text.axes is ciede_ax  # the twin is drawn last, over both series
     # the selected row is the chosen k
     assert [i.row() for i in qtable.selectionModel().selectedRows()] == [2]
 
@@ -577,19 +641,55 @@ def test_cancel_compare_k_leaves_the_widget_usable(
     assert [layer.name for layer in viewer.layers][1:] == _result_names("astro", 4)
 
 
-def test_first_run_of_a_session_says_it_may_compile(
+def test_quick_first_run_of_a_session_does_not_say_it_compiles(
     make_widget, qtbot, wait_idle, small_rgb, monkeypatch
 ):
     from napari_kmeans_quantize import _widget
 
     monkeypatch.setattr(_widget, "_engine_warm", False)
+    monkeypatch.setattr(_widget, "FIRST_RUN_HINT_DELAY_MS", 300)
     viewer, widget = make_widget()
     viewer.add_image(small_rgb, name="img", rgb=True)
     widget._run_button.native.click()
-    assert widget._status.value.endswith(_widget.FIRST_RUN_HINT)
-    wait_idle(widget)
-    assert "Done in" in widget._status.value
-    widget._n_colors.value = 4
-    widget._run_button.native.click()
+    assert widget._status.value.startswith("Quantising")
     assert "compiles" not in widget._status.value
     wait_idle(widget)
+    qtbot.wait(500)  # past the hint's delay
+    assert "Done in" in widget._status.value
+    assert "compiles" not in widget._status.value
+
+
+@pytest.mark.parametrize("cached", [False, True], ids=["not-cached", "cached"])
+def test_slow_first_run_says_it_compiles_only_without_a_cache(
+    cached, make_widget, qtbot, wait_idle, small_rgb, slow_engine, monkeypatch
+):
+    from napari_kmeans_quantize import _widget
+
+    monkeypatch.setattr(_widget, "_engine_warm", False)
+    monkeypatch.setattr(_widget, "FIRST_RUN_HINT_DELAY_MS", 300)
+    monkeypatch.setattr(_widget, "_engine_cached", lambda: cached)
+    viewer, widget = make_widget()
+    viewer.add_image(small_rgb, name="img", rgb=True)
+    widget._run_button.native.click()
+    assert "compiles" not in widget._status.value  # not at the start
+    qtbot.wait(600)
+    assert widget.is_running
+    assert widget._status.value.endswith(_widget.FIRST_RUN_HINT) is not cached
+    slow_engine["delay"] = 0
+    wait_idle(widget)
+    assert "Done in" in widget._status.value
+    # later runs of the session never say it
+    slow_engine["delay"] = 0.15
+    widget._n_colors.value = 4
+    widget._run_button.native.click()
+    qtbot.wait(600)
+    assert "compiles" not in widget._status.value
+    slow_engine["delay"] = 0
+    wait_idle(widget)
+
+
+def test_engine_cache_check_runs():
+    from napari_kmeans_quantize import _widget, quantize
+
+    quantize(np.zeros((4, 4, 3), np.uint8), 2)  # compiles or loads the kernels
+    assert _widget._engine_cached() is True

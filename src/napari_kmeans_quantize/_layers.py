@@ -23,7 +23,9 @@ axis labels so that they overlay it exactly:
 ``"astronaut (k=8) palette"``
     Image: the palette as a vertical strip of swatches to the right of the source
     (in its last two spatial axes), **ordered by share: the most frequent colour on
-    top**.
+    top**. The strip has the same size whatever k, and adding or updating one hides
+    the other palette strips of the same source, so only the newest run's palette
+    is shown there.
 
 Re-running with the same source name and k updates these layers in place; another
 k gets its own three layers. The parameters (k, seed, colour space, ...) and the
@@ -66,6 +68,11 @@ MULTISCALE_FIT_PIXELS = 4_000_000
 MAX_PIXELS_IN_MEMORY = 2**27
 
 ORDER_NOTE = "by share: most frequent colour first (top of the strip)"
+#: The palette strip is the source's height tall and 1 / STRIP_ASPECT of it wide,
+#: whatever k.
+STRIP_ASPECT = 8
+#: ``metadata["role"]`` of a palette-strip layer (how older strips are found).
+STRIP_ROLE = "palette strip"
 
 
 def layer_names(source_name: str, n_colors: int) -> tuple[str, str, str]:
@@ -568,7 +575,11 @@ def layer_data_tuples(
     strip_meta.update(
         {
             "name": palette_name,
-            "metadata": {**metadata, "description": f"palette swatches, {ORDER_NOTE}"},
+            "metadata": {
+                **metadata,
+                "role": STRIP_ROLE,
+                "description": f"palette swatches, {ORDER_NOTE}",
+            },
         }
     )
     return [
@@ -595,16 +606,18 @@ def _palette_strip(
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """A (k, 1[, C]) swatch strip and the placement that puts it right of the source.
 
-    In the source's data coordinates (last two axes) the strip spans the source's
-    full height, each swatch ``H / k`` tall and ``H / max(k, 8)`` wide, with a gap
-    of a quarter swatch width between the image and the strip.
+    In the source's data coordinates (last two axes) the strip has the same size
+    whatever k: it spans the source's full height ``H`` and is ``H / 8`` wide (each
+    swatch ``H / k`` tall), with a gap of ``H / 32`` between the image and the
+    strip. So strips of several runs on one source cover exactly the same area, and
+    the one drawn on top hides the others completely (no mix of two palettes).
     """
     k = result.n_colors
     level0 = source.levels[0]
     shape = tuple(level0.shape[:-1] if source.rgb else level0.shape)
     height, width = float(shape[-2]), float(shape[-1])
     swatch_h = height / k
-    swatch_w = height / max(k, 8)
+    swatch_w = height / STRIP_ASPECT
     gap = swatch_w / 4
     # strip pixel p -> source data coordinate a * p + o (pixel centres at integers,
     # pixel edges at -0.5: the strip's top edge meets the image's top edge)
@@ -693,8 +706,10 @@ def add_or_update_layers(
 
     A layer whose name, type, rgb flag, dimensionality and multiscale-ness match is
     updated (data, colormap, features, placement, ...); a same-named layer that
-    does not match is replaced at the same position. Without a viewer the layers
-    are created and returned but not added anywhere.
+    does not match is replaced at the same position. A palette strip added or
+    updated is made visible, and the other palette strips of the same source are
+    hidden (they would sit under it). Without a viewer the layers are created and
+    returned but not added anywhere.
     """
     from napari.layers import Layer
 
@@ -718,7 +733,36 @@ def add_or_update_layers(
             else:
                 viewer.layers.append(new)
         layers.append(new)
+    if viewer is not None:
+        for layer in layers:
+            if _is_strip(layer):
+                _show_only_strip(viewer, layer)
     return layers
+
+
+def _is_strip(layer: Layer) -> bool:
+    metadata = getattr(layer, "metadata", None) or {}
+    return (
+        metadata.get("plugin") == "napari-kmeans-quantize"
+        and metadata.get("role") == STRIP_ROLE
+    )
+
+
+def _show_only_strip(viewer: napari.Viewer, strip: Layer) -> None:
+    """Show `strip` and hide the other palette strips made from the same source.
+
+    All strips of one source sit in the same place; only the newest run's is shown
+    (the older ones stay in the layer list, to be shown again by their eye icon).
+    """
+    source = strip.metadata.get("source")
+    for layer in viewer.layers:
+        if (
+            layer is not strip
+            and _is_strip(layer)
+            and layer.metadata.get("source") == source
+        ):
+            layer.visible = False
+    strip.visible = True
 
 
 def _can_update(layer: Layer, data: Any, meta: dict, layer_type: str) -> bool:

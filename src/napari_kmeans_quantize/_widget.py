@@ -67,11 +67,14 @@ TARGETS = [
 ]
 TARGET_DEFAULTS = {"ciede2000": 2.3, "psnr": 30.0}
 BUTTON_TEXT = {"quantize": "Run", "sweep": "Compare k", "auto": "Auto k"}
-# Added to the status of the first job of a session: the engine's kernels load from
-# numba's cache then, and the first run after installing (or upgrading) compiles
-# them, which took about 16 s (13 s for quantize, 3 s for the size report's
-# figures) on our 2-core machine.
+# The first run after installing (or upgrading) compiles the engine's kernels,
+# which took about 16 s (13 s for quantize, 3 s for the size report's figures) on
+# our 2-core machine; later sessions load them from numba's on-disk cache (a first
+# run then takes well under a second). The hint is added to the status of the
+# first job of a session only if that job is still running after
+# FIRST_RUN_HINT_DELAY_MS and numba's cache does not hold the engine's kernels.
 FIRST_RUN_HINT = " The first run after installing compiles the engine once (10-20 s)."
+FIRST_RUN_HINT_DELAY_MS = 2000
 _engine_warm = False
 EMPTY_HINT = (
     "No image layer to quantise yet.\n"
@@ -132,8 +135,10 @@ class QuantizeWidget(Container):
             max=2**31 - 1,
             value=0,
             tooltip=(
-                "Seed for the pixel sample used by the fit; the same seed gives "
-                "the same palette."
+                "Seed of the random pixel sample when 'fit palette on' samples "
+                "pixels: the same seed then gives the same palette. Not used when "
+                "the palette is fitted on all pixels (the result does not depend "
+                "on it then)."
             ),
         )
         self._show_advanced = CheckBox(text="advanced options", value=False, label="")
@@ -218,9 +223,9 @@ class QuantizeWidget(Container):
                 self._image,
                 self._n_colors,
                 self._color_space,
-                self._seed,
                 self._show_advanced,
                 self._fit_pixels,
+                self._seed,
                 self._dither,
             ],
             labels=True,
@@ -251,6 +256,7 @@ class QuantizeWidget(Container):
         ):
             box.margins = (0, 0, 0, 0)
         self._fit_pixels.visible = False
+        self._seed.visible = False
         self._dither.visible = False
         self.extend(
             [
@@ -278,6 +284,8 @@ class QuantizeWidget(Container):
         self._target.changed.connect(self._on_target_changed)
         self._sweep_table.native.cellClicked.connect(self._on_sweep_row_clicked)
         self._show_advanced.changed.connect(self._on_show_advanced)
+        # (the native signal: magicgui emits no `changed` for the None choice)
+        self._fit_pixels.native.currentIndexChanged.connect(self._update_enabled)
         self._image.changed.connect(self._on_image_changed)
         events = self._viewer.layers.events
         for name in ("inserted", "removed", "moved", "reordered", "renamed"):
@@ -482,11 +490,32 @@ class QuantizeWidget(Container):
             },
         )
         self._state["worker"] = worker
-        if not _engine_warm:
-            message += FIRST_RUN_HINT
         self._set_running(True, message)
+        if not _engine_warm:
+            self._start_hint_timer(worker, message)
         worker.start()
         return worker
+
+    def _start_hint_timer(self, worker, message: str) -> None:
+        """Add FIRST_RUN_HINT to the status if `worker` seems to be compiling."""
+        from qtpy.QtCore import QTimer
+
+        def check() -> None:
+            if (
+                self._state["closed"]
+                or self._state["worker"] is not worker
+                or _engine_warm
+                or self._status.value != message
+                or _engine_cached()
+            ):
+                return
+            self._status.value = message + FIRST_RUN_HINT
+
+        timer = QTimer(self.native)  # dies with the widget
+        timer.setSingleShot(True)
+        timer.timeout.connect(check)
+        timer.timeout.connect(timer.deleteLater)
+        timer.start(FIRST_RUN_HINT_DELAY_MS)
 
     # --- worker callbacks (main thread) -------------------------------------------
 
@@ -776,6 +805,7 @@ class QuantizeWidget(Container):
 
     def _on_show_advanced(self, value: bool) -> None:
         self._fit_pixels.visible = bool(value)
+        self._seed.visible = bool(value)
         self._dither.visible = bool(value)
 
     def _on_button(self, _value: Any = None) -> None:
@@ -784,7 +814,7 @@ class QuantizeWidget(Container):
         else:
             self.run()
 
-    def _update_enabled(self) -> None:
+    def _update_enabled(self, _value: Any = None) -> None:
         if self._state["closed"]:
             return
         has_images = bool(self._image.choices)
@@ -800,6 +830,8 @@ class QuantizeWidget(Container):
                 else "Open an image layer first."
             )
             self._color_space.enabled = rgb
+            # the seed only drives the pixel sample of 'fit palette on'
+            self._seed.enabled = self._fit_pixels.value is not None
         if not rgb:
             self._color_space.value = "rgb"
             self._color_space.tooltip = (
@@ -866,7 +898,7 @@ class QuantizeWidget(Container):
         height = table.horizontalHeader().sizeHint().height() + 2 * table.frameWidth()
         height += shown * table.verticalHeader().defaultSectionSize()
         table.setFixedHeight(height + 2)
-        self._figures.value = _figures_html(outcome.report)
+        self._figures.value = _figures_html(outcome.report, self._run_source)
         self._readout.visible = True
 
     def _setup_native(self) -> None:
@@ -903,10 +935,19 @@ class QuantizeWidget(Container):
         self.native.setMinimumWidth(380)
 
 
-def _figures_html(report: SizeReport | None) -> str:
-    """The size report (:func:`~.metrics.size_report`) as a small HTML table."""
+def _figures_html(report: SizeReport | None, source: SourceInfo | None = None) -> str:
+    """The size report (:func:`~.metrics.size_report`) as a small HTML table.
+
+    `source` (the run's source snapshot) says why a figure is missing: lazy data
+    (never read whole) or single-channel data (no CIEDE2000).
+    """
     if report is None:
         return ""
+    lazy = source is not None and source.is_lazy
+    rgb = source is None or source.rgb
+    not_lazy = (
+        "n/a <small>(not computed for lazy data: it would read every pixel)</small>"
+    )
     n = report.n_pixels
     k = report.n_colors
     bpp = report.bits_per_pixel
@@ -922,10 +963,12 @@ def _figures_html(report: SizeReport | None) -> str:
         f"<small>{n:,} px &times; {report.index_bits} bit (ceil log<sub>2</sub> "
         f"{k}) + {k} &times; {report.bits_per_color} bit palette</small>"
     )
-    if report.png_bytes is None:
+    if report.png_bytes is None and lazy:
+        png = not_lazy
+    elif report.png_bytes is None:
         png = (
-            "n/a <small>(not computed for lazy data; an indexed PNG holds at "
-            "most 256 colours of 8-bit data)</small>"
+            "n/a <small>(an indexed PNG holds at most 256 colours of 8-bit "
+            "data)</small>"
         )
     else:
         png = f"{report.png_bytes:,} bytes, <b>{report.ratio:.2f} : 1</b>"
@@ -933,13 +976,18 @@ def _figures_html(report: SizeReport | None) -> str:
         if report.source_ratio is not None:
             png += f"<br><small>{report.source_ratio:.2f} : 1 against the source file</small>"
     if report.psnr is None:
-        psnr_text = "n/a"
+        psnr_text = not_lazy if lazy else "n/a"
     elif report.psnr == float("inf"):
         psnr_text = "identical"
     else:
         psnr_text = f"{report.psnr:.2f} dB &nbsp;<small>(higher = closer)</small>"
     if report.ciede2000 is None:
-        ciede_text = "n/a (needs RGB data)"
+        if not rgb:
+            ciede_text = "n/a <small>(needs RGB(A) data)</small>"
+        elif lazy:
+            ciede_text = not_lazy
+        else:
+            ciede_text = "n/a <small>(needs colours in the 0-1 range)</small>"
     else:
         ciede_text = (
             f"{report.ciede2000:.2f} &nbsp;<small>(under ~2.3 is hard to see)</small>"
@@ -957,6 +1005,22 @@ def _figures_html(report: SizeReport | None) -> str:
         for name, value in rows
     )
     return f"<b>Compression</b><table cellspacing='3'>{body}</table>"
+
+
+def _engine_cached() -> bool:
+    """Whether numba's on-disk cache holds the engine's main kernels.
+
+    An empty or obsolete cache (never run, or the code changed since) means the
+    next run compiles them. Reads numba's cache index (a private API): if that
+    fails, the answer is False (the first-run hint may then be shown needlessly).
+    """
+    try:
+        from . import kmeans
+
+        kernels = (kmeans._lloyd_run, kmeans._assign_kernel)
+        return all(bool(k._cache._cache_file._load_index()) for k in kernels)
+    except Exception:  # a hint only: never break a run over it
+        return False
 
 
 def _fit_to_dock(ax) -> None:

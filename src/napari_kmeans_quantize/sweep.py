@@ -670,14 +670,14 @@ def plot_sweep(
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.margins(x=0.1, y=0.12)
-    for r, x, y in zip(rows, kib, psnr, strict=True):
-        ax.annotate(
-            f"k={r.k}", (x, y), textcoords="offset points", xytext=(-6, 7),
-            ha="right", fontsize=8, color=blue,
-        )  # fmt: skip
+    # room for the k labels (see below) above the highest point and below the
+    # lowest one
+    bottom, top = ax.get_ylim()
+    ax.set_ylim(bottom - 0.06 * (top - bottom), top + 0.06 * (top - bottom))
     handles = ax.get_lines()[:1]
+    on_top = ax  # the axes drawn last (the CIEDE2000 twin, if any)
     if any(r.ciede2000 is not None for r in rows):
-        ax2 = ax.twinx()
+        ax2 = on_top = ax.twinx()
         de_rows = [(x, r.ciede2000) for r, x in zip(rows, kib, strict=True)]
         de_rows = [(x, d) for x, d in de_rows if d is not None]
         ax2.plot(
@@ -701,6 +701,20 @@ def plot_sweep(
                 )  # fmt: skip
                 handles = [*handles, ax.get_lines()[-1]]
                 handles[-1].set_label(f"chosen k = {mark_k}")
+    # The k labels: up and left of each PSNR point, clear of the chosen-k circle
+    # (radius 9 pt); the leftmost one down and right, away from the left axis
+    # line. Drawn on the topmost axes, on a light box, so that no line or grid of
+    # either axes runs through them.
+    for i, (r, x, y) in enumerate(zip(rows, kib, psnr, strict=True)):
+        first = i == 0 and len(rows) > 1
+        on_top.annotate(
+            f"k={r.k}", (x, y), xycoords=ax.transData, textcoords="offset points",
+            xytext=(10, -10) if first else (-10, 10),
+            ha="left" if first else "right", va="top" if first else "bottom",
+            fontsize=8, color=blue, zorder=5,
+            bbox={"boxstyle": "round,pad=0.15", "facecolor": "white",
+                  "edgecolor": "none", "alpha": 0.8},
+        )  # fmt: skip
     shape = " x ".join(str(n) for n in table.shape)
     ax.set_title(
         f"Quality vs size over k ({shape} px image, fit in {table.color_space})"
