@@ -58,7 +58,9 @@ def main(argv: list[str] | None = None) -> None:
         default=ROOT.parent / "shared" / "data" / "cq100",
         help="folder of PNG/JPEG photos (default: ../shared/data/cq100)",
     )
-    parser.add_argument("--limit", type=int, default=6, help="images used (default 6)")
+    parser.add_argument(
+        "--limit", type=int, default=None, help="images used (default: all)"
+    )
     parser.add_argument(
         "--repeat", type=int, default=2, help="best of R timings (default 2)"
     )

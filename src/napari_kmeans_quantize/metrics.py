@@ -8,7 +8,7 @@ original (alpha not 0) and only their colour (alpha is left out); ``mse`` covers
 every pixel and channel.
 
 :func:`size_report` gathers every figure of one result (raw and source sizes, the
-seed article's formula, the real indexed-PNG bytes, ratio, PSNR, mean CIEDE2000) and
+formula size (indices plus palette), the real indexed-PNG bytes, ratio, PSNR, mean CIEDE2000) and
 is the one place the widget, the command line and the sweep get them from.
 """
 
@@ -221,7 +221,7 @@ def mean_ciede2000(
 
 
 def formula_bits(n_pixels: int, n_colors: int, bits_per_color: int = 24) -> int:
-    """Size of an indexed image by the seed article's formula, in bits.
+    """Size of an indexed image by the formula indices + palette, in bits.
 
     ``n_pixels * ceil(log2 k) + k * bits_per_color``: one index per pixel plus the
     palette.
@@ -285,7 +285,7 @@ class SizeReport:
     source_bytes : int or None
         Size of the file the image came from, when known.
     formula_bits : int
-        The seed article's formula, ``n_pixels * ceil(log2 k) + k * bits_per_color``.
+        The formula size, ``n_pixels * ceil(log2 k) + k * bits_per_color``.
     png_bytes : int or None
         Real size of the indexed PNG (:func:`palette_io.to_png_bytes`, smallest bit
         depth, optimised); for stacks the sum of one PNG per 2-D plane. None when the

@@ -1,8 +1,8 @@
-"""Quality and size over k: the seed article's experiment as one call.
+"""Quality and size over k: the k-means compression experiment as one call.
 
 :func:`sweep` quantises an image at several palette sizes (k = 2, 4, ..., 256 by
 default) and returns a :class:`SweepTable`: for every k the PSNR, the mean CIEDE2000,
-the seed's formula bits, the real indexed-PNG bytes, the compression ratio and the
+the formula bits (indices plus palette), the real indexed-PNG bytes, the compression ratio and the
 time. :func:`auto_k` picks the smallest k that reaches a quality target, and
 :func:`plot_sweep` draws quality against size with matplotlib.
 
@@ -60,7 +60,7 @@ __all__ = [
     "sweep_iter",
 ]
 
-#: The palette sizes of the seed article: 2, 4, 8, ..., 256.
+#: The palette sizes compared by default: 2, 4, 8, ..., 256.
 DEFAULT_KS: tuple[int, ...] = (2, 4, 8, 16, 32, 64, 128, 256)
 
 # Columns of the table: (attribute, Markdown header, CSV header).
@@ -96,7 +96,7 @@ class SweepRow:
         for floats outside [0, 1] and 32- or 64-bit integers without a
         ``data_range``).
     formula_bits : int
-        The seed's formula, ``H*W*ceil(log2 k) + k*24`` (32 per entry for RGBA).
+        The formula size, ``H*W*ceil(log2 k) + k*24`` (32 per entry for RGBA).
     png_bytes : int or None
         Real bytes of the indexed PNG (None above 256 colours).
     ratio : float or None
