@@ -488,3 +488,17 @@ def test_sweep_source_iter_passes_data_range(coins12):
     default = sweep(small, (2, 8), channel_axis=None)
     assert [r.psnr for r in table] == pytest.approx([r.psnr for r in expected])
     assert table.rows[0].psnr < default.rows[0].psnr - 20
+
+
+def test_quantize_layer_keeps_lazy_data_lazy(astronaut):
+    import dask.array as da
+
+    lazy = da.from_array(astronaut[::4, ::4], chunks=(32, 32, 3))
+    source = Image(lazy, name="lazy", rgb=True)
+    image, labels, _ = quantize_layer(source, n_colors=4)
+    assert isinstance(image.data, da.Array)
+    assert isinstance(labels.data, da.Array)
+    assert labels.metadata["size_report"]["psnr"] is None
+    assert labels.metadata["size_report"]["png_bytes"] is None
+    eager = quantize(astronaut[::4, ::4], 4)
+    np.testing.assert_array_equal(np.asarray(labels.data), eager.labels)

@@ -845,11 +845,19 @@ def quantize_layer(
         dimensionality (intensity quantisation); all leading axes (time, z, ...)
         share one palette. uint8, uint16 and float data are supported.
 
-        * Lazy data (a dask or zarr array) is computed into memory first.
+        * Lazy data (a dask or zarr array) is never loaded whole: its colours are
+          counted chunk by chunk, and the quantised image and labels layers are
+          lazy dask arrays, computed as napari draws them. The size report then
+          holds the raw and formula sizes only (the PNG size, PSNR and CIEDE2000
+          would read every pixel). Dithering needs the whole image, so with
+          `dither` lazy data is computed into memory (refused above
+          ``MAX_PIXELS_IN_MEMORY`` pixels).
         * Multiscale data: the palette is fitted on the finest pyramid level with
           at most ``MULTISCALE_FIT_PIXELS`` (4 million) pixels, then every level
           is mapped onto that palette; the image and labels layers are multiscale
-          too, and counts and figures refer to level 0.
+          too. Counts and figures refer to level 0, except that for lazy data
+          the counts and shares are those of the level the palette was fitted on
+          (counting level 0 would read it whole).
 
         Both cases are also reported in a napari notification.
     n_colors : int, optional
