@@ -420,3 +420,85 @@ def test_too_big_for_memory_says_what_to_do(astronaut, monkeypatch):
         _drain(quantize_source_iter(source_info(lazy), 4, dither=True))
     # without dithering lazy data never needs to fit in memory
     assert _drain(quantize_source_iter(source_info(lazy), 4)).result.n_colors == 4
+
+
+# --- the PSNR peak (data_range) ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def coins12() -> np.ndarray:
+    """12-bit grey camera-like data stored as uint16 (values 0..4080)."""
+    from skimage import data
+
+    return data.coins().astype(np.uint16) * 16
+
+
+def test_quantize_layer_data_range_sets_the_psnr_peak(coins12):
+    from skimage.metrics import peak_signal_noise_ratio
+
+    source = Image(coins12, name="coins12")
+    auto = quantize_layer(source, n_colors=8)[1].metadata
+    set_ = quantize_layer(source, n_colors=8, data_range=4095)[1].metadata
+    result = quantize(coins12, 8, channel_axis=None)
+    want = size_report(result, coins12, data_range=4095).psnr
+    assert set_["size_report"]["psnr"] == pytest.approx(want)
+    assert want == pytest.approx(
+        peak_signal_noise_ratio(coins12, result.image, data_range=4095)
+    )
+    assert auto["size_report"]["psnr"] == pytest.approx(
+        size_report(result, coins12).psnr
+    )
+    # the same palette either way; only the peak differs: 20 log10(65535 / 4095)
+    np.testing.assert_array_equal(set_["palette"], auto["palette"])
+    gap = auto["size_report"]["psnr"] - set_["size_report"]["psnr"]
+    assert gap == pytest.approx(20 * np.log10(65535 / 4095))
+    assert (auto["data_range"], set_["data_range"]) == (None, 4095.0)
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), float("inf"), True, "4095"])
+def test_quantize_layer_rejects_a_bad_data_range(make_napari_viewer, coins12, bad):
+    viewer = make_napari_viewer()
+    source = viewer.add_image(coins12, name="coins12")
+    with pytest.raises(ValueError, match="data_range must be a finite number"):
+        quantize_layer(source, n_colors=4, viewer=viewer, data_range=bad)
+    assert [lay.name for lay in viewer.layers] == ["coins12"]
+
+
+def test_outcome_psnr_peak_names_the_peak_used(coins12, astronaut):
+    def peak(image, **kwargs):
+        outcome = _drain(quantize_source_iter(source_info(image), 4, **kwargs))
+        return outcome.psnr_peak
+
+    assert peak(Image(coins12)) == 65535.0
+    assert peak(Image(coins12), data_range=4095) == 4095.0
+    assert peak(Image(astronaut, rgb=True)) == 255.0
+    assert peak(Image(coins12.astype(np.int32))) == float(np.ptp(coins12))
+    assert peak(Image(coins12 / 4080.0)) == 1.0
+    pyramid = Image([coins12, coins12[::2, ::2]], multiscale=True)
+    assert peak(pyramid, data_range=4095) == 4095.0
+    assert peak(pyramid) == 65535.0
+
+
+def test_sweep_source_iter_passes_data_range(coins12):
+    small = coins12[::2, ::2]
+    table = _drain(
+        sweep_source_iter(source_info(Image(small)), (2, 8), data_range=4095)
+    )
+    expected = sweep(small, (2, 8), channel_axis=None, data_range=4095)
+    default = sweep(small, (2, 8), channel_axis=None)
+    assert [r.psnr for r in table] == pytest.approx([r.psnr for r in expected])
+    assert table.rows[0].psnr < default.rows[0].psnr - 20
+
+
+def test_quantize_layer_keeps_lazy_data_lazy(astronaut):
+    import dask.array as da
+
+    lazy = da.from_array(astronaut[::4, ::4], chunks=(32, 32, 3))
+    source = Image(lazy, name="lazy", rgb=True)
+    image, labels, _ = quantize_layer(source, n_colors=4)
+    assert isinstance(image.data, da.Array)
+    assert isinstance(labels.data, da.Array)
+    assert labels.metadata["size_report"]["psnr"] is None
+    assert labels.metadata["size_report"]["png_bytes"] is None
+    eager = quantize(astronaut[::4, ::4], 4)
+    np.testing.assert_array_equal(np.asarray(labels.data), eager.labels)

@@ -693,3 +693,158 @@ def test_engine_cache_check_runs():
 
     quantize(np.zeros((4, 4, 3), np.uint8), 2)  # compiles or loads the kernels
     assert _widget._engine_cached() is True
+
+
+# --- 'PSNR peak' (data_range) -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def coins12() -> np.ndarray:
+    """12-bit grey camera-like data stored as uint16 (values 0..4080)."""
+    from skimage import data
+
+    return data.coins().astype(np.uint16) * 16
+
+
+def _psnr_row(widget) -> str:
+    """The readout's PSNR row as plain text."""
+    import re
+
+    figures = widget._figures.value
+    row = figures[figures.index("<b>PSNR</b>") :]
+    row = row[: row.index("</tr>")]
+    return re.sub(r"<[^>]+>|&nbsp;", " ", row)
+
+
+def test_psnr_peak_option_defaults(make_widget):
+    _, widget = make_widget()
+    peak = widget._psnr_peak
+    assert peak.value == ""
+    assert peak.native.isHidden()
+    inputs = list(widget._inputs)
+    assert inputs.index(peak) > inputs.index(widget._seed)
+    for words in ("65535", "4095", "12-bit", "automatic", "CIEDE2000"):
+        assert words in peak.tooltip
+    widget._show_advanced.value = True
+    assert not peak.native.isHidden()
+    assert peak.native.placeholderText() == "auto"
+    widget._show_advanced.value = False
+    assert peak.native.isHidden()
+
+
+def test_psnr_peak_12bit_run(make_widget, qtbot, wait_idle, coins12):
+    viewer, widget = make_widget()
+    viewer.add_image(coins12, name="coins12")
+    widget._n_colors.value = 8
+    widget._show_advanced.value = True
+    widget._psnr_peak.value = "4095"
+    _run(widget, qtbot, wait_idle)
+
+    result = quantize(coins12, 8, channel_axis=None)
+    want = size_report(result, coins12, data_range=4095).psnr
+    labels = viewer.layers["coins12 (k=8) labels"]
+    assert labels.metadata["size_report"]["psnr"] == pytest.approx(want)
+    assert labels.metadata["data_range"] == 4095.0
+    row = _psnr_row(widget)
+    assert f"{want:.2f} dB" in row
+    assert "peak 4095, set in 'PSNR peak'" in row
+
+    # automatic (empty, or 0): the uint16 range, and the readout says so
+    for auto in ("", "0"):
+        widget._psnr_peak.value = auto
+        _run(widget, qtbot, wait_idle)
+        default = size_report(result, coins12).psnr
+        assert default == pytest.approx(want + 20 * np.log10(65535 / 4095))
+        assert labels.metadata["size_report"]["psnr"] == pytest.approx(default)
+        row = _psnr_row(widget)
+        assert f"{default:.2f} dB" in row
+        assert "peak 65535, the uint16 range; set 'PSNR peak' for 12-bit data" in row
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "float"])
+def test_psnr_readout_of_8bit_and_float_data_names_no_peak(
+    make_widget, qtbot, wait_idle, small_rgb, dtype
+):
+    viewer, widget = make_widget()
+    image = small_rgb if dtype == "uint8" else small_rgb / 255.0
+    viewer.add_image(image, name="small", rgb=True)
+    _run(widget, qtbot, wait_idle)
+    assert "peak" not in _psnr_row(widget)
+    assert "dB" in _psnr_row(widget)
+
+
+@pytest.mark.parametrize("text", ["abc", "-5", "inf", "nan", "1e999", "1e", "4,095"])
+def test_bad_psnr_peak_is_refused_with_a_message(
+    make_widget, small_rgb, notifications, text
+):
+    viewer, widget = make_widget()
+    viewer.add_image(small_rgb, name="small", rgb=True)
+    widget._psnr_peak.value = text  # setText: typing could not even enter most
+    assert widget.run() is None
+    assert widget.compare() is None
+    assert widget.auto() is None
+    assert not widget.is_running
+    errors = [m for m, severity in notifications if severity == "error"]
+    assert len(errors) == 3
+    assert all("'PSNR peak' (advanced options) must be a number" in m for m in errors)
+    assert [layer.name for layer in viewer.layers] == ["small"]
+
+
+def test_psnr_peak_field_only_takes_numbers(make_widget, qtbot):
+    _, widget = make_widget(show=True)
+    widget._show_advanced.value = True
+    line = widget._psnr_peak.native
+    line.setFocus()
+    qtbot.keyClicks(line, "-4x095")
+    assert widget._psnr_peak.value == "4095"
+
+
+def test_psnr_peak_compare_k(make_widget, wait_idle, coins12):
+    viewer, widget = make_widget()
+    small = coins12[::2, ::2]
+    viewer.add_image(small, name="coins12")
+    widget._psnr_peak.value = "4095"
+    _compare(widget, wait_idle, ks=(2, 8))
+    expected = sweep(small, (2, 8), channel_axis=None, data_range=4095)
+    assert [r.psnr for r in widget.sweep_table] == pytest.approx(
+        [r.psnr for r in expected]
+    )
+    assert "peak 4095, set in 'PSNR peak'" in widget._sweep_title.value
+    widget._psnr_peak.value = ""
+    _compare(widget, wait_idle, ks=(2, 8))
+    assert "peak 65535, the uint16 range" in widget._sweep_title.value
+
+
+def test_auto_k_psnr_target_uses_the_psnr_peak(
+    make_widget, qtbot, wait_idle, coins12, notifications
+):
+    from napari_kmeans_quantize.sweep import auto_k
+
+    viewer, widget = make_widget()
+    viewer.add_image(coins12, name="coins12")
+    widget._target.value = "psnr"
+    widget._target_value.value = 30.0
+    widget._psnr_peak.value = "4095"
+    expected = auto_k(coins12, min_psnr=30.0, channel_axis=None, data_range=4095)
+    naive = auto_k(coins12, min_psnr=30.0, channel_axis=None)
+    assert expected > naive  # 65535 makes every k look 24 dB better
+
+    widget._auto_button.native.click()
+    qtbot.waitUntil(
+        lambda: f"coins12 (k={expected}) labels" in viewer.layers, timeout=60_000
+    )
+    wait_idle(widget)
+    assert widget._n_colors.value == expected
+    # the reused sweep is keyed on the peak: automatic again sweeps anew
+    widget._psnr_peak.value = ""
+    worker = widget.auto()
+    assert worker is not None and widget._job == "auto"
+    qtbot.waitUntil(
+        lambda: f"coins12 (k={naive}) labels" in viewer.layers, timeout=60_000
+    )
+    wait_idle(widget)
+    assert widget._n_colors.value == naive
+    # and the same peak as the last sweep reuses it: k is run at once
+    worker = widget.auto()
+    assert worker is not None and widget._job == "quantize"
+    wait_idle(widget)

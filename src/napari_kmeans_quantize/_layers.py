@@ -41,7 +41,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .metrics import SizeReport, _size_report, size_report
+from .metrics import (
+    SizeReport,
+    _checked_data_range,
+    _default_peak,
+    _size_report,
+    size_report,
+)
 from .quantize import QuantizeResult, apply_palette_iter, quantize_iter
 
 if TYPE_CHECKING:
@@ -197,7 +203,7 @@ class QuantizeOutcome:
         The result on the source data (on the finest level for multiscale data).
     params : dict
         The parameters of the run (n_colors, color_space, random_state, dither,
-        max_pixels).
+        max_pixels, data_range).
     levels : list of (image, labels) or None
         For a multiscale source, the quantised image and labels of every level
         (finest first); None otherwise.
@@ -206,6 +212,11 @@ class QuantizeOutcome:
         PSNR and mean CIEDE2000, from :func:`~napari_kmeans_quantize.metrics.size_report`.
     notes : list of str
         Plain-language notes on what was done (dask computed, multiscale, ...).
+    psnr_peak : float or None
+        The peak value the report's PSNR used: ``params["data_range"]`` if it was
+        given, otherwise the automatic one (see
+        :func:`~napari_kmeans_quantize.metrics.psnr`). None when the report has no
+        PSNR (lazy data).
     """
 
     result: QuantizeResult
@@ -213,6 +224,7 @@ class QuantizeOutcome:
     levels: list[tuple[np.ndarray, np.ndarray]] | None
     report: SizeReport | None
     notes: list[str]
+    psnr_peak: float | None = None
 
 
 def quantize_source_iter(
@@ -223,11 +235,15 @@ def quantize_source_iter(
     random_state: int | None = 0,
     dither: bool = False,
     max_pixels: int | None = None,
+    data_range: float | None = None,
 ) -> Generator[float, None, QuantizeOutcome]:
     """Quantise a source snapshot, yielding progress fractions from 0 to 1.
 
     The result is the generator's return value. Stop iterating to cancel: no layer
-    is touched here, so nothing is left half-done.
+    is touched here, so nothing is left half-done. `data_range` is the peak of the
+    report's PSNR (and the full intensity of integer colours for its CIEDE2000),
+    as in :func:`~napari_kmeans_quantize.metrics.size_report`; None for the
+    automatic one.
 
     * Lazy data (dask, zarr) is never loaded whole: the exact colour histogram is
       gathered chunk by chunk (:mod:`~napari_kmeans_quantize.chunked`) and the
@@ -248,7 +264,9 @@ def quantize_source_iter(
         "random_state": random_state,
         "dither": bool(dither),
         "max_pixels": max_pixels,
+        "data_range": _checked_data_range(data_range),
     }
+    data_range = params["data_range"]
     notes: list[str] = []
     channel_axis = source.channel_axis
     levels = source.levels
@@ -293,9 +311,10 @@ def quantize_source_iter(
             0.05,
             0.9,
         )
-        report = size_report(result, data, source.source_bytes)
+        report = size_report(result, data, source.source_bytes, data_range=data_range)
+        peak = _psnr_peak(data, data_range)
         yield 1.0
-        return QuantizeOutcome(result, params, None, report, notes)
+        return QuantizeOutcome(result, params, None, report, notes, peak)
 
     # Multiscale: fit on a small enough level, map every level onto that palette.
     sizes = [_spatial_pixels(level.shape, source.rgb) for level in levels]
@@ -363,9 +382,17 @@ def quantize_source_iter(
         seconds=fit.seconds + sum(m.seconds for m in mapped),
     )
     params["fit_level"] = fit_level
-    report = size_report(result, originals0, source.source_bytes)
+    report = size_report(result, originals0, source.source_bytes, data_range=data_range)
+    peak = _psnr_peak(originals0, data_range)
     yield 1.0
-    return QuantizeOutcome(result, params, pyramid, report, notes)
+    return QuantizeOutcome(result, params, pyramid, report, notes, peak)
+
+
+def _psnr_peak(original: np.ndarray, data_range: float | None) -> float:
+    """The PSNR peak :func:`~.metrics.size_report` used on `original`."""
+    if data_range is not None:
+        return float(data_range)
+    return _default_peak(original.dtype, original.min(), original.max())
 
 
 def _fit_level(source: SourceInfo) -> int:
@@ -426,16 +453,19 @@ def sweep_source_iter(
     color_space: str = "rgb",
     random_state: int | None = 0,
     dither: bool = False,
+    data_range: float | None = None,
 ) -> Generator[float, None, SweepTable]:
     """Sweep k on a source snapshot (:func:`~napari_kmeans_quantize.sweep.sweep_iter`).
 
     Yields progress fractions; the :class:`~napari_kmeans_quantize.sweep.SweepTable`
     is the return value. Lazy data is computed into memory first; for a multiscale
     source the sweep runs on the level a quantisation fits its palette on (the
-    finest with at most ``MULTISCALE_FIT_PIXELS`` pixels).
+    finest with at most ``MULTISCALE_FIT_PIXELS`` pixels). `data_range` is the
+    PSNR peak (None: automatic), as in :func:`~napari_kmeans_quantize.sweep.sweep`.
     """
     from .sweep import sweep_iter
 
+    data_range = _checked_data_range(data_range)
     levels = source.levels
     sizes = [_spatial_pixels(level.shape, source.rgb) for level in levels]
     index = _fit_level(source)
@@ -456,6 +486,7 @@ def sweep_source_iter(
             random_state=random_state,
             dither=dither,
             source_bytes=source.source_bytes if index == 0 else None,
+            data_range=data_range,
         ),
         0.02,
         1.0,
@@ -510,6 +541,7 @@ def layer_data_tuples(
         "random_state": outcome.params.get("random_state"),
         "dither": result.dither,
         "max_pixels": outcome.params.get("max_pixels"),
+        "data_range": outcome.params.get("data_range"),
         "palette": result.palette.copy(),
         "counts": result.counts.copy(),
         "palette_hex": hexes,
@@ -798,6 +830,7 @@ def quantize_layer(
     random_state: int | None = 0,
     dither: bool = False,
     max_pixels: int | None = None,
+    data_range: float | None = None,
 ) -> list[Layer]:
     """Quantise an Image layer and add the image, labels and palette layers.
 
@@ -812,11 +845,19 @@ def quantize_layer(
         dimensionality (intensity quantisation); all leading axes (time, z, ...)
         share one palette. uint8, uint16 and float data are supported.
 
-        * Lazy data (a dask or zarr array) is computed into memory first.
+        * Lazy data (a dask or zarr array) is never loaded whole: its colours are
+          counted chunk by chunk, and the quantised image and labels layers are
+          lazy dask arrays, computed as napari draws them. The size report then
+          holds the raw and formula sizes only (the PNG size, PSNR and CIEDE2000
+          would read every pixel). Dithering needs the whole image, so with
+          `dither` lazy data is computed into memory (refused above
+          ``MAX_PIXELS_IN_MEMORY`` pixels).
         * Multiscale data: the palette is fitted on the finest pyramid level with
           at most ``MULTISCALE_FIT_PIXELS`` (4 million) pixels, then every level
           is mapped onto that palette; the image and labels layers are multiscale
-          too, and counts and figures refer to level 0.
+          too. Counts and figures refer to level 0, except that for lazy data
+          the counts and shares are those of the level the palette was fitted on
+          (counting level 0 would read it whole).
 
         Both cases are also reported in a napari notification.
     n_colors : int, optional
@@ -832,11 +873,26 @@ def quantize_layer(
         Assign pixels by Floyd-Steinberg error diffusion.
     max_pixels : int or None, optional
         Fit the palette on at most this many randomly chosen pixels.
+    data_range : float or None, optional
+        The peak value (finite, > 0) of the PSNR in the size report (recorded in
+        the layers' ``metadata["size_report"]``); for integer RGB(A) data also the
+        value of full intensity for its mean CIEDE2000. None (the default) is
+        automatic: the dtype's range for 8- and 16-bit integers (65535 for
+        uint16), 1 for floats in [0, 1], the data's own range otherwise (see
+        :func:`~napari_kmeans_quantize.metrics.psnr`). Give 4095 for 12-bit
+        camera data stored as uint16. It changes the figures only, never the
+        palette.
 
     Returns
     -------
     list of napari.layers.Layer
         The quantised Image, the Labels and the palette-strip Image, in that order.
+
+    Raises
+    ------
+    ValueError
+        If `data_range` is not None or a finite number above 0 (checked before
+        any work is done).
 
     Examples
     --------
@@ -844,6 +900,10 @@ def quantize_layer(
 
         from napari_kmeans_quantize import quantize_layer
         quantize_layer(viewer.layers["astronaut"], n_colors=8, viewer=viewer)
+
+    12-bit camera data stored as uint16: PSNR against the 12-bit peak::
+
+        quantize_layer(viewer.layers["cells"], n_colors=8, data_range=4095)
     """
     source = source_info(layer)
     gen = quantize_source_iter(
@@ -853,6 +913,7 @@ def quantize_layer(
         random_state=random_state,
         dither=dither,
         max_pixels=max_pixels,
+        data_range=data_range,
     )
     while True:
         try:

@@ -8,9 +8,11 @@ shows the result; it holds no clustering code.
 from __future__ import annotations
 
 import html
+import math
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
@@ -76,6 +78,16 @@ BUTTON_TEXT = {"quantize": "Run", "sweep": "Compare k", "auto": "Auto k"}
 FIRST_RUN_HINT = " The first run after installing compiles the engine once (10-20 s)."
 FIRST_RUN_HINT_DELAY_MS = 2000
 _engine_warm = False
+PSNR_PEAK_TOOLTIP = (
+    "The peak value of the PSNR (scikit-image's data_range), for Run's readout, "
+    "Compare k and Auto k; for integer RGB(A) images also the value read as full "
+    "intensity for mean CIEDE2000. Empty or 0 = automatic: the dtype's range for "
+    "8- and 16-bit integers (255 for uint8, 65535 for uint16), 1 for floats in "
+    "[0, 1], the data's own max - min for other floats and for 32- and 64-bit "
+    "integers. 12-bit camera data stored as uint16 needs 4095: with 65535 every "
+    "PSNR reads about 24 dB too high, and Auto k with a PSNR target picks too "
+    "small a k. Only the figures change, never the palette."
+)
 EMPTY_HINT = (
     "No image layer to quantise yet.\n"
     "Open an image (File > Open Files...) or a sample\n"
@@ -158,6 +170,11 @@ class QuantizeWidget(Container):
             label="",
             tooltip="Spread the colour error to neighbouring pixels; same palette.",
         )
+        self._psnr_peak = LineEdit(
+            label="PSNR peak",
+            value="",
+            tooltip=PSNR_PEAK_TOOLTIP,
+        )
         self._run_button = PushButton(text="Run")
         self._progress = ProgressBar(min=0, max=100, value=0, visible=False)
         self._status = Label(value="")
@@ -216,6 +233,7 @@ class QuantizeWidget(Container):
         self._job = "quantize"
         self._then: Any = None  # what to do once the running worker has finished
         self._pending_key: tuple | None = None  # _sweep_key of the running sweep
+        self._pending_peak: float | None = None  # 'PSNR peak' of the running sweep
         self._auto_ks: tuple[int, ...] | None = None  # candidates of a running auto k
 
         self._inputs = Container(
@@ -227,6 +245,7 @@ class QuantizeWidget(Container):
                 self._fit_pixels,
                 self._seed,
                 self._dither,
+                self._psnr_peak,
             ],
             labels=True,
         )
@@ -258,6 +277,7 @@ class QuantizeWidget(Container):
         self._fit_pixels.visible = False
         self._seed.visible = False
         self._dither.visible = False
+        self._psnr_peak.visible = False
         self.extend(
             [
                 self._hint,
@@ -418,6 +438,14 @@ class QuantizeWidget(Container):
         if layer is None or layer not in self._viewer.layers:
             show_error("Choose an image layer to quantise first.")
             return None
+        ok, _ = self._parse_peak()
+        if not ok:
+            show_error(
+                "'PSNR peak' (advanced options) must be a number above 0, e.g. "
+                "4095 for 12-bit data, or empty (or 0) for automatic; got "
+                f"{self._psnr_peak.value!r}."
+            )
+            return None
         try:
             return source_info(layer)
         except (TypeError, ValueError) as exc:
@@ -429,7 +457,21 @@ class QuantizeWidget(Container):
             "color_space": self._color_space.value if source.rgb else "rgb",
             "random_state": int(self._seed.value),
             "dither": bool(self._dither.value),
+            "data_range": self._parse_peak()[1],
         }
+
+    def _parse_peak(self) -> tuple[bool, float | None]:
+        """Whether 'PSNR peak' is valid, and its value (None: automatic)."""
+        text = str(self._psnr_peak.value).strip()
+        if not text:
+            return True, None
+        try:
+            value = float(text)
+        except ValueError:
+            return False, None
+        if not math.isfinite(value) or value < 0:
+            return False, None
+        return True, (value if value > 0 else None)
 
     def _sweep_key(self, source: SourceInfo) -> tuple:
         """What a sweep depends on: the layer, its data and the run settings."""
@@ -461,6 +503,7 @@ class QuantizeWidget(Container):
                 f"Auto k: trying k = {', '.join(map(str, ks))} on {source.name!r}..."
             )
         self._pending_key = self._sweep_key(source)
+        self._pending_peak = kwargs["data_range"]
         self._auto_ks = auto_ks
         return self._start(job, sweep_source_iter, (source, ks), kwargs, message)
 
@@ -573,7 +616,12 @@ class QuantizeWidget(Container):
         self._table = table
         self._table_key = self._pending_key
         k = int(self._n_colors.value)
-        self._show_sweep(table, source.name, k if k in table.ks else None)
+        self._show_sweep(
+            table,
+            source.name,
+            k if k in table.ks else None,
+            _sweep_peak_note(source, self._pending_peak),
+        )
         self._status.value = (
             f"Compared {len(table)} values of k in {table.seconds:.1f} s; click a "
             "row of the table to run that k."
@@ -677,7 +725,9 @@ class QuantizeWidget(Container):
         self._choose_k(table.rows[row].k)
         self.run()
 
-    def _show_sweep(self, table: SweepTable, name: str, mark_k: int | None) -> None:
+    def _show_sweep(
+        self, table: SweepTable, name: str, mark_k: int | None, peak_note: str = ""
+    ) -> None:
         from qtpy.QtCore import Qt
         from qtpy.QtWidgets import (
             QAbstractItemView,
@@ -701,6 +751,10 @@ class QuantizeWidget(Container):
             "CIEDE2000 ΔE00) against the real indexed-PNG size; ratio = raw "
             "24-bit size / PNG bytes. Click a row to run that k."
         )
+        if peak_note:
+            self._sweep_title.value += (
+                f"<br><small>PSNR: {html.escape(peak_note, quote=False)}.</small>"
+            )
         self._sweep_table.value = {
             "data": rows,
             "index": [""] * len(rows),
@@ -807,6 +861,7 @@ class QuantizeWidget(Container):
         self._fit_pixels.visible = bool(value)
         self._seed.visible = bool(value)
         self._dither.visible = bool(value)
+        self._psnr_peak.visible = bool(value)
 
     def _on_button(self, _value: Any = None) -> None:
         if self.is_running:
@@ -846,6 +901,7 @@ class QuantizeWidget(Container):
             self._seed,
             self._fit_pixels,
             self._dither,
+            self._psnr_peak,
             self._sweep_ks,
             self._target,
             self._target_value,
@@ -898,7 +954,12 @@ class QuantizeWidget(Container):
         height = table.horizontalHeader().sizeHint().height() + 2 * table.frameWidth()
         height += shown * table.verticalHeader().defaultSectionSize()
         table.setFixedHeight(height + 2)
-        self._figures.value = _figures_html(outcome.report, self._run_source)
+        self._figures.value = _figures_html(
+            outcome.report,
+            self._run_source,
+            peak=outcome.psnr_peak,
+            peak_given=outcome.params.get("data_range") is not None,
+        )
         self._readout.visible = True
 
     def _setup_native(self) -> None:
@@ -924,6 +985,16 @@ class QuantizeWidget(Container):
         table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         table.verticalHeader().setDefaultSectionSize(22)
         self._progress.native.setFormat("%p %")
+        # 'PSNR peak': only non-negative numbers can be typed (C locale, as Python
+        # parses them); what is left (e.g. "1e") is refused with a message on Run.
+        from qtpy.QtCore import QLocale
+        from qtpy.QtGui import QDoubleValidator
+
+        peak = self._psnr_peak.native
+        peak.setPlaceholderText("auto")
+        validator = QDoubleValidator(0.0, 1e300, 6, peak)
+        validator.setLocale(QLocale.c())
+        peak.setValidator(validator)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
@@ -935,11 +1006,58 @@ class QuantizeWidget(Container):
         self.native.setMinimumWidth(380)
 
 
-def _figures_html(report: SizeReport | None, source: SourceInfo | None = None) -> str:
+def _peak_note(dtype: np.dtype, peak: float | None, given: bool) -> str:
+    """Which PSNR peak was used, when that is worth saying (else "").
+
+    Said when the peak was set in 'PSNR peak', and when it is automatic for
+    integers wider than 8 bits, whose automatic peak (the dtype's range, or the
+    data's own range) is easily not the camera's; uint8 and floats say nothing.
+    """
+    if peak is None:
+        return ""
+    number = f"{peak:.0f}" if float(peak).is_integer() else f"{peak:g}"
+    if given:
+        return f"peak {number}, set in 'PSNR peak'"
+    dtype = np.dtype(dtype)
+    if dtype.kind not in "ui" or dtype.itemsize == 1:
+        return ""
+    if dtype.itemsize == 2:
+        info = np.iinfo(dtype)
+        what = "maximum" if dtype.kind == "i" and peak == info.max else "range"
+        return f"peak {number}, the {dtype} {what}; set 'PSNR peak' for 12-bit data"
+    return (
+        f"peak {number}, this image's max - min; set 'PSNR peak' to the camera's range"
+    )
+
+
+def _sweep_peak_note(source: SourceInfo, data_range: float | None) -> str:
+    """:func:`_peak_note` for a sweep, without reading the data.
+
+    The automatic peak of unsigned 16-bit data is the dtype's maximum; for other
+    integers it depends on the data, so nothing is said (the readout of a run
+    says it).
+    """
+    dtype = np.dtype(source.dtype)
+    if data_range is not None:
+        return _peak_note(dtype, data_range, True)
+    if dtype.kind == "u" and dtype.itemsize == 2:
+        return _peak_note(dtype, float(np.iinfo(dtype).max), False)
+    return ""
+
+
+def _figures_html(
+    report: SizeReport | None,
+    source: SourceInfo | None = None,
+    *,
+    peak: float | None = None,
+    peak_given: bool = False,
+) -> str:
     """The size report (:func:`~.metrics.size_report`) as a small HTML table.
 
     `source` (the run's source snapshot) says why a figure is missing: lazy data
-    (never read whole) or single-channel data (no CIEDE2000).
+    (never read whole) or single-channel data (no CIEDE2000). `peak` is the PSNR
+    peak the report used and `peak_given` whether it was set in 'PSNR peak'
+    (see :func:`_peak_note`).
     """
     if report is None:
         return ""
@@ -981,6 +1099,9 @@ def _figures_html(report: SizeReport | None, source: SourceInfo | None = None) -
         psnr_text = "identical"
     else:
         psnr_text = f"{report.psnr:.2f} dB &nbsp;<small>(higher = closer)</small>"
+    note = "" if source is None else _peak_note(source.dtype, peak, peak_given)
+    if report.psnr is not None and note:
+        psnr_text += f"<br><small>{html.escape(note, quote=False)}</small>"
     if report.ciede2000 is None:
         if not rgb:
             ciede_text = "n/a <small>(needs RGB(A) data)</small>"
