@@ -208,7 +208,7 @@ class QuantizeOutcome:
         For a multiscale source, the quantised image and labels of every level
         (finest first); None otherwise.
     report : SizeReport
-        Sizes (raw, source file, the seed's formula, the real indexed PNG), ratios,
+        Sizes (raw, source file, the formula size, the real indexed PNG), ratios,
         PSNR and mean CIEDE2000, from :func:`~napari_kmeans_quantize.metrics.size_report`.
     notes : list of str
         Plain-language notes on what was done (dask computed, multiscale, ...).
