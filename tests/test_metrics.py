@@ -780,3 +780,37 @@ def test_psnr_of_floats_outside_0_1_uses_their_range_as_size_report_does():
     assert unit.min() >= 0 and unit.max() <= 1
     res = quantize(unit, 6)
     assert psnr(unit, res.image) == pytest.approx(psnr(unit, res.image, data_range=1))
+
+
+def test_psnr_with_extreme_peaks_does_not_overflow():
+    image = _photo()
+    result = quantize(image, 4)
+    base = psnr(image, result.image)
+    # 20 log10(peak) grows by 20 dB per decade of the peak, whatever its size.
+    for peak in (1e-200, 1e155, 1e300):
+        expected = base + 20 * math.log10(peak / 255)
+        assert psnr(image, result.image, data_range=peak) == pytest.approx(expected)
+        report = size_report(result, image, data_range=peak)
+        assert report.psnr == pytest.approx(expected)
+        assert report.psnr_peak == peak
+
+
+def test_psnr_of_boolean_masks_uses_a_peak_of_one():
+    from skimage.metrics import peak_signal_noise_ratio
+
+    rng = np.random.default_rng(2)
+    a, b = rng.random((20, 30)) > 0.5, rng.random((20, 30)) > 0.5
+    assert psnr(a, b, channel_axis=None) == pytest.approx(
+        peak_signal_noise_ratio(a, b, data_range=1)
+    )
+
+
+@pytest.mark.parametrize(
+    ("dtype", "scale", "peak"),
+    [(np.uint8, 1, 255), (np.uint16, 16, 65535), (np.float64, 1 / 255, 1.0)],
+)
+def test_size_report_says_which_peak_it_used(dtype, scale, peak):
+    image = (_photo() * scale).astype(dtype)
+    report = size_report(quantize(image, 4), image)
+    assert report.psnr_peak == peak
+    assert size_report(quantize(image, 4)).psnr_peak is None  # no original

@@ -303,7 +303,7 @@ def test_grey_plus_alpha_gets_the_rgba_recipe():
     with pytest.raises(ValueError, match="grey plus alpha") as info:
         quantize(img, 2)
     # The recipe in the message works.
-    recipe = info.value.args[0].split("e.g. ")[1].rstrip(".")
+    recipe = info.value.args[0].split("(channels last) ")[1].rstrip(".")
     rgba = eval(recipe, {"np": np, "img": img})
     assert quantize(rgba, 2).n_colors == 2
 

@@ -168,6 +168,16 @@ def test_bad_options_are_refused_before_any_work(photo):
         next(sweep_iter(rgba, ks=(1, 2)))
     with pytest.raises(ValueError, match="max_ciede2000 must be >= 0"):
         auto_k(photo, max_ciede2000=-1)
+    with pytest.raises(ValueError, match="source_bytes must be"):
+        next(sweep_iter(photo, ks=(2,), source_bytes=-1))
+    # Floats outside [0, 1] have no CIEDE2000: the target could never be met.
+    with pytest.raises(ValueError, match=r"float colours in \[0, 1\]"):
+        auto_k(photo / 100.0, max_ciede2000=2.3)
+
+
+def test_table_says_which_peak_its_psnr_used(photo):
+    assert sweep(photo, ks=(2,)).psnr_peak == 255
+    assert sweep(photo, ks=(2,), data_range=300).psnr_peak == 300
 
 
 def test_float16_sweep_equals_quantize_and_report(photo):

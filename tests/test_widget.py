@@ -691,7 +691,9 @@ def test_slow_first_run_says_it_compiles_only_without_a_cache(
 def test_engine_cache_check_runs():
     from napari_kmeans_quantize import _widget, quantize
 
-    quantize(np.zeros((4, 4, 3), np.uint8), 2)  # compiles or loads the kernels
+    # Enough colours that the k-means kernels run (one colour returns early).
+    colours = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    quantize(colours, 4)  # compiles or loads the kernels
     assert _widget._engine_cached() is True
 
 
@@ -848,3 +850,26 @@ def test_auto_k_psnr_target_uses_the_psnr_peak(
     worker = widget.auto()
     assert worker is not None and widget._job == "quantize"
     wait_idle(widget)
+
+
+def test_int32_rgb_ciede_needs_a_peak(
+    make_widget, qtbot, wait_idle, small_astronaut, notifications
+):
+    # 32-bit colours have no known full intensity: the readout says what to set,
+    # and Auto k with a CIEDE2000 target refuses at once instead of sweeping k in
+    # vain.
+    viewer, widget = make_widget()
+    viewer.add_image(small_astronaut.astype(np.int32), name="astro32", rgb=True)
+    widget._n_colors.value = 4
+    _run(widget, qtbot, wait_idle)
+    assert "set 'PSNR peak' to the value of full intensity for int32" in (
+        widget._figures.value
+    )
+    assert widget.auto() is None
+    errors = [m for m, severity in notifications if severity == "error"]
+    assert any(
+        "CIEDE2000 of int32 colours needs their full intensity" in m for m in errors
+    )
+    widget._psnr_peak.value = "255"
+    _run(widget, qtbot, wait_idle)
+    assert "CIEDE2000" in widget._figures.value and "n/a" not in widget._figures.value

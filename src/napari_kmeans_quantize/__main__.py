@@ -249,8 +249,8 @@ def _add_data_range_option(p: argparse.ArgumentParser) -> None:
         metavar="PEAK",
         help="peak value for PSNR, and full intensity of integer colours for "
         "CIEDE2000, e.g. 4095 for 12-bit data in a 16-bit file (default: 255 for "
-        "8-bit, 65535 for 16-bit, the image's max - min for 32/64-bit integers, "
-        "1 for floats in [0, 1])",
+        "8-bit, 65535 for 16-bit, 1 for floats in [0, 1], the image's max - min "
+        "for other floats and 32/64-bit integers)",
     )
 
 

@@ -44,7 +44,6 @@ import numpy as np
 from .metrics import (
     SizeReport,
     _checked_data_range,
-    _default_peak,
     _size_report,
     size_report,
 )
@@ -312,9 +311,8 @@ def quantize_source_iter(
             0.9,
         )
         report = size_report(result, data, source.source_bytes, data_range=data_range)
-        peak = _psnr_peak(data, data_range)
         yield 1.0
-        return QuantizeOutcome(result, params, None, report, notes, peak)
+        return QuantizeOutcome(result, params, None, report, notes, report.psnr_peak)
 
     # Multiscale: fit on a small enough level, map every level onto that palette.
     sizes = [_spatial_pixels(level.shape, source.rgb) for level in levels]
@@ -383,16 +381,8 @@ def quantize_source_iter(
     )
     params["fit_level"] = fit_level
     report = size_report(result, originals0, source.source_bytes, data_range=data_range)
-    peak = _psnr_peak(originals0, data_range)
     yield 1.0
-    return QuantizeOutcome(result, params, pyramid, report, notes, peak)
-
-
-def _psnr_peak(original: np.ndarray, data_range: float | None) -> float:
-    """The PSNR peak :func:`~.metrics.size_report` used on `original`."""
-    if data_range is not None:
-        return float(data_range)
-    return _default_peak(original.dtype, original.min(), original.max())
+    return QuantizeOutcome(result, params, pyramid, report, notes, report.psnr_peak)
 
 
 def _fit_level(source: SourceInfo) -> int:

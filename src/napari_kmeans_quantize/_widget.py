@@ -35,6 +35,7 @@ from ._layers import (
     source_info,
     sweep_source_iter,
 )
+from .metrics import _has_ciede
 
 if TYPE_CHECKING:
     import napari
@@ -403,6 +404,19 @@ class QuantizeWidget(Container):
                 f"the single-channel layer {source.name!r}."
             )
             return None
+        ok, peak = self._parse_peak()
+        if (
+            self._target.value == "ciede2000"
+            and ok
+            and not _has_ciede(np.dtype(source.dtype), 0, 0, peak)
+        ):
+            # No row would have a CIEDE2000: every k would be tried in vain.
+            show_error(
+                f"Mean CIEDE2000 of {np.dtype(source.dtype)} colours needs their full "
+                "intensity: set 'PSNR peak' under advanced options, or choose a PSNR "
+                "target."
+            )
+            return None
         table = self._table
         if (
             table is not None
@@ -543,13 +557,17 @@ class QuantizeWidget(Container):
         """Add FIRST_RUN_HINT to the status if `worker` seems to be compiling."""
         from qtpy.QtCore import QTimer
 
+        # Asked now, before the worker starts: by the time the timer fires it
+        # may have cached these kernels while others are still compiling.
+        cached = _engine_cached()
+
         def check() -> None:
             if (
                 self._state["closed"]
                 or self._state["worker"] is not worker
                 or _engine_warm
                 or self._status.value != message
-                or _engine_cached()
+                or cached
             ):
                 return
             self._status.value = message + FIRST_RUN_HINT
@@ -620,7 +638,7 @@ class QuantizeWidget(Container):
             table,
             source.name,
             k if k in table.ks else None,
-            _sweep_peak_note(source, self._pending_peak),
+            _peak_note(source.dtype, table.psnr_peak, self._pending_peak is not None),
         )
         self._status.value = (
             f"Compared {len(table)} values of k in {table.seconds:.1f} s; click a "
@@ -1030,21 +1048,6 @@ def _peak_note(dtype: np.dtype, peak: float | None, given: bool) -> str:
     )
 
 
-def _sweep_peak_note(source: SourceInfo, data_range: float | None) -> str:
-    """:func:`_peak_note` for a sweep, without reading the data.
-
-    The automatic peak of unsigned 16-bit data is the dtype's maximum; for other
-    integers it depends on the data, so nothing is said (the readout of a run
-    says it).
-    """
-    dtype = np.dtype(source.dtype)
-    if data_range is not None:
-        return _peak_note(dtype, data_range, True)
-    if dtype.kind == "u" and dtype.itemsize == 2:
-        return _peak_note(dtype, float(np.iinfo(dtype).max), False)
-    return ""
-
-
 def _figures_html(
     report: SizeReport | None,
     source: SourceInfo | None = None,
@@ -1107,6 +1110,12 @@ def _figures_html(
             ciede_text = "n/a <small>(needs RGB(A) data)</small>"
         elif lazy:
             ciede_text = not_lazy
+        elif source is not None and np.dtype(source.dtype).kind in "ui":
+            # 32- and 64-bit integers: no known full intensity.
+            ciede_text = (
+                "n/a <small>(set 'PSNR peak' to the value of full intensity for "
+                f"{np.dtype(source.dtype)} colours)</small>"
+            )
         else:
             ciede_text = "n/a <small>(needs colours in the 0-1 range)</small>"
     else:

@@ -97,7 +97,9 @@ def psnr(
     original, quantized : ndarray
         Images of the same shape.
     channel_axis : int or None, optional
-        Axis of the channels; None for single-channel images.
+        Axis of the channels (4 along it are read as RGBA); None for
+        single-channel images, including a grey image whose last axis happens
+        to be 4 long.
     data_range : float, optional
         The peak value (finite, > 0). By default, as scikit-image's
         ``peak_signal_noise_ratio``, the range of the dtype for 8- and 16-bit
@@ -141,7 +143,7 @@ def psnr(
     per_channel = float((diff * diff).mean())
     if per_channel == 0:
         return math.inf
-    return 10.0 * math.log10(data_range**2 / per_channel)
+    return _psnr_db(data_range, per_channel)
 
 
 def mean_ciede2000(
@@ -309,6 +311,9 @@ class SizeReport:
         integers without a ``data_range``.
     seconds : float
         Wall time of the quantisation.
+    psnr_peak : float or None
+        The peak value the PSNR used: the ``data_range`` given, or the automatic
+        one (see :func:`psnr`); None without the original.
     """
 
     shape: tuple[int, ...]
@@ -328,6 +333,7 @@ class SizeReport:
     psnr: float | None
     ciede2000: float | None
     seconds: float
+    psnr_peak: float | None = None
 
     @property
     def original_bytes(self) -> float:
@@ -441,8 +447,8 @@ def size_report(
     Raises
     ------
     ValueError
-        If `original` does not have the shape of ``result.image``, or `data_range`
-        is not a finite number above 0.
+        If `original` does not have the shape of ``result.image``, `data_range` is
+        not a finite number above 0, or `source_bytes` is not a whole number >= 0.
 
     Examples
     --------
@@ -456,6 +462,7 @@ def size_report(
     True
     """
     data_range = _checked_data_range(data_range)
+    source_bytes = _checked_source_bytes(source_bytes)
     ref = None
     if original is not None:
         ref = _Reference(original, result.channel_axis, data_range=data_range)
@@ -510,10 +517,10 @@ class _Reference:
         else:
             self.data_range = _default_peak(self.dtype, lo, hi)
         unit = _colour_unit(self.dtype, data_range)
-        if self.dtype.kind == "f" and not (lo >= 0 and hi <= 1):
-            unit = None
         self.unit = 1.0 if unit is None else unit
-        self.has_ciede = self.n_channels >= 3 and unit is not None
+        self.has_ciede = self.n_channels >= 3 and _has_ciede(
+            self.dtype, lo, hi, data_range
+        )
         self._lab: np.ndarray | None = None
         # A sweep's threads share one reference: the conversion runs once.
         self._lab_lock = threading.Lock()
@@ -563,9 +570,7 @@ class _Reference:
         n_values = self.n_measured * self.measured_channels
         per_channel = sse / n_values if n_values else 0.0
         quality_psnr = (
-            math.inf
-            if per_channel == 0
-            else 10.0 * math.log10(self.data_range**2 / per_channel)
+            math.inf if per_channel == 0 else _psnr_db(self.data_range, per_channel)
         )
         ciede = None
         if self.has_ciede and self.n_measured == 0:
@@ -1024,17 +1029,7 @@ def _size_report(
     bits_per_pixel = n_channels * palette.dtype.itemsize * 8
     orig = original_bits(n_pixels, bits_per_pixel)
     formula = formula_bits(n_pixels, k, bits_per_pixel)
-    if source_bytes is not None:
-        if (
-            isinstance(source_bytes, bool)
-            or not isinstance(source_bytes, int | np.integer)
-            or source_bytes < 0
-        ):
-            raise ValueError(
-                "source_bytes must be the source file's size, a whole number >= 0, "
-                f"got {source_bytes!r}."
-            )
-        source_bytes = int(source_bytes)
+    source_bytes = _checked_source_bytes(source_bytes)
     if lazy:
         png = None
         quality_psnr, ciede = (None, None) if ref is None else ref.quality(result)
@@ -1063,6 +1058,7 @@ def _size_report(
         psnr=quality_psnr,
         ciede2000=ciede,
         seconds=float(result.seconds),
+        psnr_peak=None if quality_psnr is None else float(ref.data_range),
     )
 
 
@@ -1073,6 +1069,26 @@ def _pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             f"images must have the same shape, got {a.shape} and {b.shape}."
         )
     return a, b
+
+
+def _checked_source_bytes(source_bytes: object) -> int | None:
+    if source_bytes is None:
+        return None
+    if (
+        isinstance(source_bytes, bool)
+        or not isinstance(source_bytes, int | np.integer)
+        or source_bytes < 0
+    ):
+        raise ValueError(
+            "source_bytes must be the source file's size, a whole number >= 0, "
+            f"got {source_bytes!r}."
+        )
+    return int(source_bytes)
+
+
+def _psnr_db(peak: float, per_channel_mse: float) -> float:
+    """``10 log10(peak**2 / mse)`` in logs: peak**2 overflows above ~1e154."""
+    return 20.0 * math.log10(peak) - 10.0 * math.log10(per_channel_mse)
 
 
 def _checked_data_range(data_range: float | None) -> float | None:
@@ -1093,6 +1109,8 @@ def _checked_data_range(data_range: float | None) -> float | None:
 
 def _default_peak(dtype: np.dtype, lo: Any, hi: Any) -> float:
     """The PSNR peak of integer or float data spanning [lo, hi] (see ``psnr``)."""
+    if dtype.kind == "b":
+        return 1.0  # True against False, as scikit-image
     if dtype.kind == "f":
         lo, hi = float(lo), float(hi)
         return 1.0 if (lo >= 0 and hi <= 1) else max(hi - lo, 1e-12)
@@ -1116,6 +1134,15 @@ def _colour_unit(dtype: np.dtype, data_range: float | None) -> float | None:
     # The range of 32- and 64-bit integers is no colour scale: black and white
     # are unknown, and a scale guessed from the data would move with the image.
     return None
+
+
+def _has_ciede(dtype: np.dtype, lo: Any, hi: Any, data_range: float | None) -> bool:
+    """Whether RGB(A) colours spanning [lo, hi] get a mean CIEDE2000 in a size
+    report: floats must lie in [0, 1], integers need a known full intensity
+    (see :func:`_colour_unit`)."""
+    if np.dtype(dtype).kind == "f":
+        return bool(lo >= 0 and hi <= 1)
+    return _colour_unit(np.dtype(dtype), data_range) is not None
 
 
 def _measured_pixels(

@@ -208,8 +208,9 @@ def to_tiff_bytes(
         per 2-D plane (leading axes flattened, shape kept in tifffile's metadata).
     palette : (k, C) ndarray
         k <= 65536 opaque colours (C = 1, 3, or 4 with every alpha 255). Indices are
-        8-bit for k <= 256, else 16-bit. The colour map is ``palette8 * 257`` as
-        uint16, padded to 2**bits entries.
+        8-bit for k <= 256, else 16-bit. The 16-bit colour map holds a uint16
+        palette as it is and any other as ``palette8 * 257``, padded to 2**bits
+        entries.
     compression : str or None, optional
         tifffile compression: 'zlib' (Deflate, the default), None, or any codec
         tifffile can write here.
@@ -326,7 +327,7 @@ def write_palette_tiff(
 
 
 def palette_to_uint8(palette: np.ndarray) -> np.ndarray:
-    """Convert a palette to 8-bit colours, the only depth the formats store.
+    """Convert a palette to 8-bit colours, the depth of PNG and GIF palettes.
 
     Rules: uint8 is kept; other unsigned integers are scaled from their dtype's full
     range, ``round(v * 255 / max)``; floats must lie in [0, 1] and become

@@ -223,7 +223,9 @@ def quantize_iter(
     :class:`QuantizeResult` is the generator's return value. Closing the generator
     (or simply not resuming it) stops the work; nothing is left half-done because
     the input is never written to. All parameters are those of :func:`quantize`,
-    and they are validated before the first value is yielded.
+    and they are validated before the first value is yielded (for a dask array,
+    ``n_colors=1`` on RGBA with transparent and visible pixels is only found once
+    the colours have been counted, since that needs a pass over the data).
 
     Examples
     --------
@@ -667,8 +669,8 @@ def _as_channels_last(
                 hint = " For a single-channel (grey) image pass channel_axis=None."
             elif n_channels == 2:
                 hint = (
-                    " For grey plus alpha, make it RGBA, e.g. np.concatenate("
-                    "[img[..., :1]] * 3 + [img[..., 1:]], axis=-1)."
+                    " For grey plus alpha, make it RGBA, e.g. (channels last) "
+                    "np.concatenate([img[..., :1]] * 3 + [img[..., 1:]], axis=-1)."
                 )
             else:
                 hint = ""

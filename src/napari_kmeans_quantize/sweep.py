@@ -32,7 +32,14 @@ import numpy as np
 
 from . import gather
 from .colorspace import COLOR_SPACES
-from .metrics import SizeReport, _checked_data_range, _Reference, _size_report
+from .metrics import (
+    SizeReport,
+    _checked_data_range,
+    _checked_source_bytes,
+    _has_ciede,
+    _Reference,
+    _size_report,
+)
 from .quantize import (
     QuantizeResult,
     _check_dither,
@@ -174,6 +181,9 @@ class SweepTable:
         Space the palettes were fitted in.
     seconds : float
         Wall time of the whole sweep.
+    psnr_peak : float or None
+        The peak value the PSNRs used (the ``data_range`` given, or the automatic
+        one, see :func:`~napari_kmeans_quantize.metrics.psnr`).
     results : tuple of QuantizeResult or None
         The results per row, when the sweep was asked to keep them.
     """
@@ -186,6 +196,7 @@ class SweepTable:
     source_bytes: int | None = None
     color_space: str = "rgb"
     seconds: float = 0.0
+    psnr_peak: float | None = None
     results: tuple[QuantizeResult, ...] | None = field(
         default=None, repr=False, compare=False
     )
@@ -378,11 +389,14 @@ def sweep_iter(
     Yields the fraction of the work done (0..1) from time to time; the
     :class:`SweepTable` is the generator's return value. Closing the generator stops
     the running quantisations at their next step and discards the work. The input is
-    validated (for every k) before the first value is yielded.
+    validated (for every k) before the first value is yielded, except that for a
+    dask array ``n_colors=1`` on RGBA with transparent and visible pixels is only
+    found once the colours have been counted.
     """
     start = time.perf_counter()
     ks = _check_ks(ks)
     data_range = _checked_data_range(data_range)
+    source_bytes = _checked_source_bytes(source_bytes)
     _check_dither(dither)
     _check_random_state(random_state)
     if _is_dask(image):
@@ -496,6 +510,7 @@ def sweep_iter(
         source_bytes=first.source_bytes,
         color_space=color_space,
         seconds=time.perf_counter() - start,
+        psnr_peak=first.psnr_peak,
         results=tuple(results[k] for k in ks) if keep_results else None,
     )
     few = [row.k for row in rows if row.n_colors < row.k]
@@ -575,19 +590,18 @@ def auto_k(
             "max_ciede2000 needs an RGB(A) image; use min_psnr for single-channel "
             "images."
         )
-    dtype = image.dtype if hasattr(image, "dtype") else np.asarray(image).dtype
-    if (
-        max_ciede2000 is not None
-        and data_range is None
-        and dtype.kind in "ui"
-        and dtype.itemsize > 2
-    ):
+    if max_ciede2000 is not None and not _is_dask(image):
         # Without a colour scale no row has a CIEDE2000: the target would never
         # be met and every k tried in vain.
-        raise ValueError(
-            f"max_ciede2000 of {dtype} images needs data_range (the value of full "
-            "intensity); or use min_psnr."
-        )
+        arr = np.asarray(image)
+        lo, hi = (arr.min(), arr.max()) if arr.dtype.kind == "f" else (0, 0)
+        if not _has_ciede(arr.dtype, lo, hi, data_range):
+            need = (
+                f"float colours in [0, 1] (this image spans [{lo}, {hi}])"
+                if arr.dtype.kind == "f"
+                else f"data_range (the value of full intensity) for {arr.dtype}"
+            )
+            raise ValueError(f"max_ciede2000 needs {need}; or use min_psnr.")
     row = None
     for i, k in enumerate(ks):
         table = sweep(
