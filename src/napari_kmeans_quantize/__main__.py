@@ -14,7 +14,6 @@ Three subcommands, none of which needs a display or imports napari or Qt:
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
@@ -255,15 +254,14 @@ def _add_data_range_option(p: argparse.ArgumentParser) -> None:
 
 
 def _data_range(text: str) -> float:
+    from .metrics import _checked_data_range
+
     try:
-        value = float(text)
+        return _checked_data_range(float(text))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(
             f"must be a finite number greater than 0, got {text!r}"
-        )
-    return value
+        ) from None
 
 
 def _positive_int(text: str) -> int:
