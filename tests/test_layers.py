@@ -398,9 +398,16 @@ def test_only_the_newest_palette_strip_of_a_source_is_shown(
     assert k64.visible and not k8.visible
     assert other_strip.visible  # another source's strip is left alone
     # re-running k=8 (updated in place) shows its strip again and hides k=64's
-    again = quantize_layer(source, n_colors=8, viewer=viewer)[2]
-    assert again is k8
+    again = quantize_layer(source, n_colors=8, viewer=viewer)
+    assert again[2] is k8
     assert k8.visible and not k64.visible
+    # ... and its layers move to the top, in order, so k=8 is what is seen
+    assert list(viewer.layers)[-3:] == again
+    assert [lay.name for lay in viewer.layers][-3:] == [
+        "astro (k=8)",
+        "astro (k=8) labels",
+        "astro (k=8) palette",
+    ]
     assert other_strip.visible
     # the result images and labels are not hidden
     assert all(lay.visible for lay in viewer.layers if "palette" not in lay.name)

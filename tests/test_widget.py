@@ -812,6 +812,7 @@ def test_psnr_peak_compare_k(make_widget, wait_idle, coins12):
         [r.psnr for r in expected]
     )
     assert "peak 4095, set in 'PSNR peak'" in widget._sweep_title.value
+    assert "ratio = raw 16-bit size" in widget._sweep_title.value  # grey uint16
     widget._psnr_peak.value = ""
     _compare(widget, wait_idle, ks=(2, 8))
     assert "peak 65535, the uint16 range" in widget._sweep_title.value

@@ -730,7 +730,8 @@ def add_or_update_layers(
     updated (data, colormap, features, placement, ...); a same-named layer that
     does not match is replaced at the same position. A palette strip added or
     updated is made visible, and the other palette strips of the same source are
-    hidden (they would sit under it). Without a viewer the layers are created and
+    hidden (they would sit under it). Updated layers move to the top of the list,
+    in the order given, as new ones are appended. Without a viewer the layers are created and
     returned but not added anywhere.
     """
     from napari.layers import Layer
@@ -745,6 +746,10 @@ def add_or_update_layers(
         if existing is not None and _can_update(existing, data, meta, layer_type):
             _update_layer(existing, data, meta)
             layers.append(existing)
+            # To the top, as a new layer would go: re-running k = 8 after k = 64
+            # (a click in the Compare k table, say) must show k = 8, not leave it
+            # under the k = 64 image.
+            viewer.layers.move(viewer.layers.index(existing), len(viewer.layers))
             continue
         new = Layer.create(data, dict(meta), layer_type)
         if viewer is not None:

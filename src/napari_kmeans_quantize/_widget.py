@@ -767,7 +767,7 @@ class QuantizeWidget(Container):
         self._sweep_title.value = (
             f"<b>Compare k on {html.escape(repr(name))}</b>: quality (PSNR, mean "
             "CIEDE2000 ΔE00) against the real indexed-PNG size; ratio = raw "
-            "24-bit size / PNG bytes. Click a row to run that k."
+            f"{table.bits_per_pixel}-bit size / PNG bytes. Click a row to run that k."
         )
         if peak_note:
             self._sweep_title.value += (
