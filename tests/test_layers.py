@@ -474,7 +474,7 @@ def test_quantize_layer_rejects_a_bad_data_range(make_napari_viewer, coins12, ba
 def test_outcome_psnr_peak_names_the_peak_used(coins12, astronaut):
     def peak(image, **kwargs):
         outcome = _drain(quantize_source_iter(source_info(image), 4, **kwargs))
-        return outcome.psnr_peak
+        return outcome.report.psnr_peak
 
     assert peak(Image(coins12)) == 65535.0
     assert peak(Image(coins12), data_range=4095) == 4095.0

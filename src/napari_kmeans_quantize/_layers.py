@@ -211,11 +211,6 @@ class QuantizeOutcome:
         PSNR and mean CIEDE2000, from :func:`~napari_kmeans_quantize.metrics.size_report`.
     notes : list of str
         Plain-language notes on what was done (dask computed, multiscale, ...).
-    psnr_peak : float or None
-        The peak value the report's PSNR used: ``params["data_range"]`` if it was
-        given, otherwise the automatic one (see
-        :func:`~napari_kmeans_quantize.metrics.psnr`). None when the report has no
-        PSNR (lazy data).
     """
 
     result: QuantizeResult
@@ -223,7 +218,6 @@ class QuantizeOutcome:
     levels: list[tuple[np.ndarray, np.ndarray]] | None
     report: SizeReport | None
     notes: list[str]
-    psnr_peak: float | None = None
 
 
 def quantize_source_iter(
@@ -312,7 +306,7 @@ def quantize_source_iter(
         )
         report = size_report(result, data, source.source_bytes, data_range=data_range)
         yield 1.0
-        return QuantizeOutcome(result, params, None, report, notes, report.psnr_peak)
+        return QuantizeOutcome(result, params, None, report, notes)
 
     # Multiscale: fit on a small enough level, map every level onto that palette.
     sizes = [_spatial_pixels(level.shape, source.rgb) for level in levels]
@@ -382,7 +376,7 @@ def quantize_source_iter(
     params["fit_level"] = fit_level
     report = size_report(result, originals0, source.source_bytes, data_range=data_range)
     yield 1.0
-    return QuantizeOutcome(result, params, pyramid, report, notes, report.psnr_peak)
+    return QuantizeOutcome(result, params, pyramid, report, notes)
 
 
 def _fit_level(source: SourceInfo) -> int:

@@ -975,7 +975,6 @@ class QuantizeWidget(Container):
         self._figures.value = _figures_html(
             outcome.report,
             self._run_source,
-            peak=outcome.psnr_peak,
             peak_given=outcome.params.get("data_range") is not None,
         )
         self._readout.visible = True
@@ -1052,14 +1051,13 @@ def _figures_html(
     report: SizeReport | None,
     source: SourceInfo | None = None,
     *,
-    peak: float | None = None,
     peak_given: bool = False,
 ) -> str:
     """The size report (:func:`~.metrics.size_report`) as a small HTML table.
 
     `source` (the run's source snapshot) says why a figure is missing: lazy data
-    (never read whole) or single-channel data (no CIEDE2000). `peak` is the PSNR
-    peak the report used and `peak_given` whether it was set in 'PSNR peak'
+    (never read whole) or single-channel data (no CIEDE2000). `peak_given` says
+    whether the peak the PSNR used (``report.psnr_peak``) was set in 'PSNR peak'
     (see :func:`_peak_note`).
     """
     if report is None:
@@ -1102,7 +1100,9 @@ def _figures_html(
         psnr_text = "identical"
     else:
         psnr_text = f"{report.psnr:.2f} dB &nbsp;<small>(higher = closer)</small>"
-    note = "" if source is None else _peak_note(source.dtype, peak, peak_given)
+    note = (
+        "" if source is None else _peak_note(source.dtype, report.psnr_peak, peak_given)
+    )
     if report.psnr is not None and note:
         psnr_text += f"<br><small>{html.escape(note, quote=False)}</small>"
     if report.ciede2000 is None:

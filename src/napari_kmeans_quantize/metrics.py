@@ -1029,7 +1029,6 @@ def _size_report(
     bits_per_pixel = n_channels * palette.dtype.itemsize * 8
     orig = original_bits(n_pixels, bits_per_pixel)
     formula = formula_bits(n_pixels, k, bits_per_pixel)
-    source_bytes = _checked_source_bytes(source_bytes)
     if lazy:
         png = None
         quality_psnr, ciede = (None, None) if ref is None else ref.quality(result)

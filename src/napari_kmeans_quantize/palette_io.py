@@ -506,9 +506,7 @@ def _colormap16(palette: np.ndarray, rgb8: np.ndarray) -> np.ndarray:
     pal = np.asarray(palette)
     if pal.dtype != np.uint16:
         return rgb8.astype(np.uint16) * 257
-    if pal.ndim == 1:
-        pal = pal[:, np.newaxis]
-    return np.repeat(pal, 3, axis=1) if pal.shape[1] == 1 else pal[:, :3]
+    return _split_alpha(pal.reshape(len(pal), -1))[0]
 
 
 def _p_image(labels: np.ndarray, rgb: np.ndarray):
