@@ -509,6 +509,11 @@ def test_compare_k_fills_table_and_plot(make_widget, qtbot, wait_idle, small_ast
         nearest = np.clip([cx, cy], [box.x0, box.y0], [box.x1, box.y1])
         assert np.hypot(*(nearest - [cx, cy])) > ring.width / 2 + 2, text.get_text()
         assert text.axes is ciede_ax  # the twin is drawn last, over both series
+    # the title is on two lines in the dock (on one it ran past the right edge of
+    # a 12-bit layer's plot, seen in a screenshot) and stays within the figure
+    assert psnr_ax.get_title().count("\n") == 1
+    title = psnr_ax.title.get_window_extent(renderer)
+    assert title.x0 >= 0 and title.x1 <= widget._figure.bbox.width
     # the selected row is the chosen k
     assert [i.row() for i in qtable.selectionModel().selectedRows()] == [2]
 

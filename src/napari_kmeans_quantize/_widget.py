@@ -1156,9 +1156,12 @@ def _engine_cached() -> bool:
 def _fit_to_dock(ax) -> None:
     """Make :func:`~.sweep.plot_sweep`'s figure fit a narrow dock widget.
 
-    The legend moves below the axes, in two columns, where it hides no point or
-    k label.
+    The title breaks before its parenthesis (on one line it ran past the dock's
+    right edge), and the legend moves below the axes, in two columns, where it
+    hides no point or k label.
     """
+    title = ax.title
+    title.set_text(title.get_text().replace(" (", "\n(", 1))
     legend = ax.get_legend()
     if legend is not None:
         handles = legend.legend_handles
