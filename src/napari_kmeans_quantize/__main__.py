@@ -655,13 +655,13 @@ def _save_rgb(path: Path, arr: np.ndarray, channel_axis: int | None) -> str:
     """Save an image as an ordinary (8-bit per channel) file, atomically."""
     from PIL import Image
 
-    from .palette_io import _atomic_write
+    from ._atomic import atomic_write
 
     pil = Image.fromarray(_display_uint8(arr, channel_axis))
     fmt = Image.registered_extensions().get(Path(path).suffix.lower())
     if fmt is None:
         raise ValueError(f"cannot tell the image format of {str(path)!r}.")
-    return _atomic_write(path, lambda f: pil.save(f, format=fmt, optimize=True))
+    return atomic_write(path, lambda f: pil.save(f, format=fmt, optimize=True))
 
 
 if __name__ == "__main__":

@@ -47,15 +47,14 @@ from __future__ import annotations
 
 import io
 import os
-import secrets
 import struct
 import zlib
-from collections.abc import Callable
-from pathlib import Path
 from typing import IO
 
 import deflate
 import numpy as np
+
+from ._atomic import atomic_write
 
 __all__ = [
     "MAX_PNG_COLORS",
@@ -270,7 +269,7 @@ def write_indexed_png(
     True
     """
     _prepare(labels, palette, fmt="PNG", max_colors=MAX_PNG_COLORS, planes=False)
-    return _atomic_write(
+    return atomic_write(
         path, lambda f: _save_png(f, labels, palette, bits=bits, optimize=optimize)
     )
 
@@ -294,7 +293,7 @@ def write_indexed_gif(
     _check_gif_alpha(
         _prepare(labels, palette, fmt="GIF", max_colors=MAX_PNG_COLORS, planes=False)[1]
     )
-    return _atomic_write(
+    return atomic_write(
         path, lambda f: _save_gif(f, labels, palette, optimize=optimize)
     )
 
@@ -321,7 +320,7 @@ def write_palette_tiff(
             1
         ]
     )
-    return _atomic_write(
+    return atomic_write(
         path, lambda f: _save_tiff(f, labels, palette, compression=compression)
     )
 
@@ -604,41 +603,3 @@ def _check_tiff_alpha(pal: np.ndarray) -> None:
             "palette TIFFs have no alpha channel, but this palette has "
             f"{int((alpha < 255).sum())} non-opaque entries. Write a PNG instead."
         )
-
-
-# --- atomic file writing -----------------------------------------------------------
-
-
-def _atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> str:
-    """Call ``write(fileobj)`` on a temporary file next to `path`, then rename it.
-
-    The temporary file is created with the usual permissions (0o666 minus the
-    umask), so the final file is like any other the user writes. On any error the
-    temporary file is removed and the target path is left untouched.
-    """
-    target = Path(os.fspath(path))
-    folder = target.parent
-    if not folder.is_dir():
-        raise FileNotFoundError(f"folder {str(folder)!r} does not exist.")
-    if target.is_dir():
-        raise IsADirectoryError(f"{str(target)!r} is a folder, not a file path.")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    while True:
-        tmp = folder / f".{target.name}.{secrets.token_hex(4)}.tmp"
-        try:
-            fd = os.open(tmp, flags, 0o666)
-            break
-        except FileExistsError:  # pragma: no cover - astronomically unlikely
-            continue
-    os.close(fd)
-    try:
-        # Reopened by name: some writers (tifffile) want a named file object.
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return str(target)
