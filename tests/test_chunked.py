@@ -15,10 +15,10 @@ from skimage import data
 
 from napari_kmeans_quantize import (
     apply_palette,
-    chunked,
     quantize,
     quantize_iter,
 )
+from napari_kmeans_quantize._engine import dask_backend
 from napari_kmeans_quantize.chunked import (
     quantize_dask_iter,
     quantize_multiscale,
@@ -171,7 +171,7 @@ def test_more_than_256_colours_gives_uint16_labels(rgb):
 
 def test_dense_block_counting_matches(rgb, monkeypatch):
     # Blocks this large are counted by a bincount over all 2**24 colours.
-    monkeypatch.setattr(chunked, "_BINCOUNT_MIN_FILL", 0.0001)
+    monkeypatch.setattr(dask_backend, "_BINCOUNT_MIN_FILL", 0.0001)
     image = _noisy(rgb)
     _assert_same(
         quantize(da.from_array(image, chunks=(64, 64, 3)), 16), quantize(image, 16)
@@ -243,7 +243,7 @@ def test_progress_over_chunks_and_cancel(rgb):
     fractions = list(_progress(quantize_iter(image, 8)))
     assert fractions[0] == 0.0 and fractions[-1] == 1.0
     assert all(b >= a for a, b in itertools.pairwise(fractions))
-    hist_steps = [f for f in fractions if 0 < f <= chunked._HIST_END]
+    hist_steps = [f for f in fractions if 0 < f <= dask_backend._HIST_END]
     assert len(hist_steps) >= 8  # the bar moves while chunks are read
 
     counter = _Counter()

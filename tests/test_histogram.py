@@ -7,6 +7,7 @@ import pytest
 from skimage import data
 
 from napari_kmeans_quantize import histogram
+from napari_kmeans_quantize._engine.keys import bitmap_unique
 from napari_kmeans_quantize.histogram import color_histogram
 
 
@@ -44,7 +45,7 @@ def test_bitmap_unique_equals_np_unique(with_inverse):
     edges = np.array([0, 62, 63, 64, 65, 127, 128, (1 << 24) - 1], dtype=np.uint32)
     keys = np.concatenate([edges, rng.integers(0, 1 << 24, 20_000, dtype=np.uint32)])
     keys = np.concatenate([keys, keys[::7]])
-    distinct, inverse, counts = histogram._bitmap_unique(keys, 1 << 24, with_inverse)
+    distinct, inverse, counts = bitmap_unique(keys, 1 << 24, with_inverse)
     want, want_inverse, want_counts = np.unique(
         keys, return_inverse=True, return_counts=True
     )

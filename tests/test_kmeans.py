@@ -7,7 +7,13 @@ import pytest
 from skimage import data
 from sklearn.cluster import KMeans
 
-from napari_kmeans_quantize import kmeans
+from napari_kmeans_quantize._engine.kmeans import (
+    centres,
+    kernels,
+    lloyd,
+    pyramid,
+    seeding,
+)
 from napari_kmeans_quantize.histogram import color_histogram
 from napari_kmeans_quantize.kmeans import weighted_kmeans, weighted_kmeans_iter
 
@@ -34,7 +40,7 @@ def test_fit_is_a_fixed_point_of_lloyd_when_run_to_convergence(
 ):
     if search == "principal-axis slab":
         # The search used beyond _LOCAL_MAX_CLUSTERS centres.
-        monkeypatch.setattr(kmeans, "_LOCAL_MAX_CLUSTERS", 4)
+        monkeypatch.setattr(lloyd, "_LOCAL_MAX_CLUSTERS", 4)
     points, weights = coffee_points
     fit = weighted_kmeans(points, weights, 24, tol=0)
     assert fit.converged
@@ -148,7 +154,7 @@ def _python_loop_only(monkeypatch):
     """Run every Lloyd iteration through _lloyd's Python loop, none in a kernel."""
     from napari_kmeans_quantize import gather
 
-    monkeypatch.setattr(kmeans, "_PARALLEL_POINTS", 0)
+    monkeypatch.setattr(lloyd, "_PARALLEL_POINTS", 0)
     monkeypatch.setattr(gather, "_cores", lambda: 2)
 
 
@@ -167,20 +173,20 @@ def test_inherited_sums_and_radii_equal_a_fresh_pass(coffee_points):
     # must be exactly what the separate passes would find.
     points, weights = coffee_points
     k = 24
-    levels = kmeans._Pyramid(points, weights).levels(k)
+    levels = pyramid.Pyramid(points, weights).levels(k)
     assert levels, "coffee should have a coarser level"
     coarse = levels[-1]
-    fine = kmeans._Level(points, weights, None)
-    axis = kmeans._principal_axis(coarse.points, coarse.weights)
-    centers = kmeans._variance_split_init(coarse.points, coarse.weights, k)
-    state = kmeans._inherit(
-        fine, coarse, kmeans._initial_state(coarse.points, centers, axis)
+    fine = pyramid._Level(points, weights, None)
+    axis = seeding._principal_axis(coarse.points, coarse.weights)
+    centers = seeding._variance_split_init(coarse.points, coarse.weights, k)
+    state = lloyd._inherit(
+        fine, coarse, lloyd._initial_state(coarse.points, centers, axis)
     )
-    fresh = kmeans._sums_kernel(points, weights, state.labels, k)
+    fresh = kernels._sums_kernel(points, weights, state.labels, k)
     for got, want in zip(state.sums, fresh, strict=True):
         np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(
-        state.top_upper, kmeans._radii(state.labels, state.upper, k)
+        state.top_upper, kernels._radii(state.labels, state.upper, k)
     )
     assert state.top_upper.max() > 0
 
@@ -190,18 +196,18 @@ def test_an_empty_cluster_gets_a_new_seed(monkeypatch, loop):
     if loop == "python":
         _python_loop_only(monkeypatch)
     reseeds = []
-    reseed = kmeans._reseed
+    reseed = lloyd._reseed
     monkeypatch.setattr(
-        kmeans, "_reseed", lambda *a: reseeds.append(a[-1]) or reseed(*a)
+        lloyd, "_reseed", lambda *a: reseeds.append(a[-1]) or reseed(*a)
     )
     rng = np.random.default_rng(0)
     points, weights = rng.random((500, 3)), rng.integers(1, 9, 500).astype(float)
     # Centre 5 is far from every point: its cluster starts empty.
     centers = np.concatenate([points[:5], [[10.0, 10.0, 10.0]]])
-    axis = kmeans._principal_axis(points, weights)
-    state = kmeans._initial_state(points, centers, axis)
+    axis = seeding._principal_axis(points, weights)
+    state = lloyd._initial_state(points, centers, axis)
     assert not (state.labels == 5).any()
-    gen = kmeans._lloyd(
+    gen = lloyd._lloyd(
         points, weights, state, axis, max_iter=300, tol=0, progress=(0.0, 1.0)
     )
     while True:
@@ -223,5 +229,5 @@ def test_stable_argsort_equals_numpys(n):
     # Few distinct values: many ties, which must keep their index order.
     keys = rng.integers(0, 5, n).astype(np.float64) - 0.5 * (rng.random(n) < 0.1)
     np.testing.assert_array_equal(
-        kmeans._stable_argsort(keys), np.argsort(keys, kind="stable")
+        centres._stable_argsort(keys), np.argsort(keys, kind="stable")
     )

@@ -10,13 +10,15 @@ import numpy as np
 import pytest
 
 from napari_kmeans_quantize import quantize
-from napari_kmeans_quantize.metrics import (
-    SizeReport,
+from napari_kmeans_quantize._engine.ciede2000 import (
     _ciede2000_slice,
     _ciede2000_sum,
     _exp_neg,
     _hue_from_230,
     _sin_small,
+)
+from napari_kmeans_quantize.metrics import (
+    SizeReport,
     formula_bits,
     mean_ciede2000,
     mse,

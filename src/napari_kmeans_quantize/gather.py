@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from numba import njit
 
-__all__ = ["each_slice", "one_core", "take", "take_pair"]
+__all__ = ["check_range", "each_slice", "one_core", "take", "take_pair", "workers"]
 
 # Below this many lookups a thread costs more than it saves.
 _PARALLEL_MIN = 1 << 20
@@ -32,8 +32,19 @@ def _cores() -> int:
 
 
 def _workers() -> int:
-    """Threads this thread's passes may use (1 inside :func:`one_core`)."""
     return 1 if getattr(_LOCAL, "one_core", False) else _cores()
+
+
+def workers() -> int:
+    """Threads this thread's passes may use (1 inside :func:`one_core`).
+
+    Examples
+    --------
+    >>> with one_core():
+    ...     workers()
+    1
+    """
+    return _workers()
 
 
 @contextlib.contextmanager
@@ -153,8 +164,8 @@ def take_pair(
     index = np.ascontiguousarray(index).ravel()
     if check:
         # The kernel does not check bounds: these two checks stand for it.
-        _check_range("lut values", lut, len(table))
-        _check_range("index values", index, len(lut))
+        check_range("lut values", lut, len(table))
+        check_range("index values", index, len(lut))
     dtype = table.dtype
     if dtype == np.float16:
         # numba has no float16; a bitwise copy of the rows is the same thing.
@@ -169,7 +180,13 @@ def take_pair(
     return values, rows.view(dtype)
 
 
-def _check_range(what: str, values: np.ndarray, stop: int) -> None:
+def check_range(what: str, values: np.ndarray, stop: int) -> None:
+    """Raise IndexError unless every value lies in ``[0, stop)``.
+
+    Examples
+    --------
+    >>> check_range("labels", np.array([0, 2]), 3)
+    """
     if len(values) and (values.min() < 0 or values.max() >= stop):
         raise IndexError(f"{what} must lie in [0, {stop}).")
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
-from numba import njit
 
 from . import gather
+from ._engine.keys import bitmap_unique
 
 __all__ = ["ColorHistogram", "color_histogram"]
 
@@ -126,7 +126,7 @@ class ColorHistogram:
                 f"values must have shape ({self.n_colors},), got {values.shape}."
             )
         # The histogram's own index is in range: only the values need a check.
-        gather._check_range("values", values, len(table))
+        gather.check_range("values", values, len(table))
         lut, index = self._lookup(values)
         return gather.take_pair(lut, table, index, check=False)
 
@@ -193,74 +193,19 @@ def _integer_histogram(pixels: np.ndarray, bits: int) -> ColorHistogram:
         and n_keys <= _DENSE_MAX_KEYS
         and len(keys) >= _DENSE_MIN_PIXELS
     ):
-        distinct, _, counts = _bitmap_unique(keys, n_keys, False)
+        distinct, _, counts = bitmap_unique(keys, n_keys, False)
         colors = _unpack(distinct.astype(key_dtype), pixels.dtype, n_channels, bits)
         return ColorHistogram(
             colors, counts, _keys=keys, _distinct=distinct, _n_keys=n_keys
         )
     if n_keys is not None and n_keys <= _DENSE_MAX_KEYS:
-        distinct, inverse, counts = _bitmap_unique(keys, n_keys, True)
+        distinct, inverse, counts = bitmap_unique(keys, n_keys, True)
     else:
         distinct, inverse, counts = np.unique(
             keys, return_inverse=True, return_counts=True
         )
     colors = _unpack(distinct, pixels.dtype, n_channels, bits)
     return ColorHistogram(colors, counts.astype(np.int64), inverse.ravel())
-
-
-@njit(nogil=True, cache=True)
-def _bitmap_unique(keys, n_keys, with_inverse):  # pragma: no cover
-    """``np.unique(keys, return_inverse=True, return_counts=True)`` for keys below
-    `n_keys`, through a bitmap over the key space instead of a sort.
-
-    A key's row is the number of set bits before its own: the count up to its
-    64-bit word plus a population count within it. For 8-bit RGB the bitmap is
-    2 MiB; the three passes over the keys cost a few ms where the sort of 393k
-    keys took 30 ms. Without `with_inverse` the inverse is left empty (big images
-    keep their keys instead).
-    """
-    n_words = (n_keys + 63) >> 6
-    words = np.zeros(n_words, dtype=np.uint64)
-    one = np.uint64(1)
-    for i in range(len(keys)):
-        key = np.uint64(keys[i])
-        words[key >> np.uint64(6)] |= one << (key & np.uint64(63))
-    rank = np.empty(n_words, dtype=np.int64)
-    total = 0
-    for w in range(n_words):
-        rank[w] = total
-        total += _popcount(words[w])
-    distinct = np.empty(total, dtype=keys.dtype)
-    j = 0
-    for w in range(n_words):
-        b = words[w]
-        while b:
-            low = b & (~b + one)
-            distinct[j] = (w << 6) | _popcount(low - one)
-            j += 1
-            b ^= low
-    inverse = np.empty(len(keys) if with_inverse else 0, dtype=np.intp)
-    counts = np.zeros(total, dtype=np.int64)
-    for i in range(len(keys)):
-        key = np.uint64(keys[i])
-        w = key >> np.uint64(6)
-        below = words[w] & ((one << (key & np.uint64(63))) - one)
-        r = rank[w] + _popcount(below)
-        if with_inverse:
-            inverse[i] = r
-        counts[r] += 1
-    return distinct, inverse, counts
-
-
-@njit(nogil=True, cache=True)
-def _popcount(x):  # pragma: no cover
-    # SWAR bit count of a uint64.
-    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
-    x = (x & np.uint64(0x3333333333333333)) + (
-        (x >> np.uint64(2)) & np.uint64(0x3333333333333333)
-    )
-    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
-    return int((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
 
 
 def _unpack(

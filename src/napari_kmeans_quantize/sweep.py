@@ -31,28 +31,31 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import gather
-from .colorspace import COLOR_SPACES
-from .metrics import (
+from ._engine.dask_backend import dask_quantize_iter
+from ._engine.image import check_one_entry, checked_image, is_dask
+from ._engine.options import (
+    DEFAULT_COLOR_SPACE,
+    DEFAULT_KS,
+    DEFAULT_RANDOM_STATE,
+    MAX_COLORS,
+    QuantizeOptions,
+)
+from ._engine.pipeline import (
+    FitInputs,
+    pixel_histogram,
+    quantize_histogram_iter,
+    sample_weights,
+)
+from ._engine.progress import drain
+from ._engine.quality import (
+    Reference,
     SizeReport,
-    _checked_data_range,
-    _checked_source_bytes,
-    _has_ciede,
-    _Reference,
-    _size_report,
+    build_size_report,
+    checked_data_range,
+    checked_source_bytes,
+    has_ciede2000,
 )
-from .quantize import (
-    QuantizeResult,
-    _check_dither,
-    _check_one_entry,
-    _check_option,
-    _check_random_state,
-    _checked_image,
-    _FitInputs,
-    _is_dask,
-    _pixel_histogram,
-    _quantize_histogram_iter,
-    quantize_iter,
-)
+from ._engine.result import FewColorsWarning, QuantizeResult
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -67,8 +70,6 @@ __all__ = [
     "sweep_iter",
 ]
 
-#: The palette sizes compared by default: 2, 4, 8, ..., 256.
-DEFAULT_KS: tuple[int, ...] = (2, 4, 8, 16, 32, 64, 128, 256)
 
 # Columns of the table: (attribute, Markdown header, CSV header).
 _COLUMNS = (
@@ -81,8 +82,6 @@ _COLUMNS = (
     ("ciede2000", "mean CIEDE2000", "ciede2000"),
     ("seconds", "seconds", "seconds"),
 )
-
-_FEW_COLORS = "The image has only"  # start of quantize's "fewer colours than k" warning
 
 
 @dataclass(frozen=True)
@@ -293,8 +292,8 @@ def sweep(
     ks: Iterable[int] = DEFAULT_KS,
     *,
     channel_axis: int | None = -1,
-    color_space: str = "rgb",
-    random_state: int | None = 0,
+    color_space: str = DEFAULT_COLOR_SPACE,
+    random_state: int | np.random.Generator | None = DEFAULT_RANDOM_STATE,
     dither: bool = False,
     progress: Callable[[float], Any] | None = None,
     source_bytes: int | None = None,
@@ -362,13 +361,7 @@ def sweep(
         workers=workers,
         data_range=data_range,
     )
-    while True:
-        try:
-            fraction = next(gen)
-        except StopIteration as stop:
-            return stop.value
-        if progress is not None:
-            progress(fraction)
+    return drain(gen, progress)
 
 
 def sweep_iter(
@@ -376,8 +369,8 @@ def sweep_iter(
     ks: Iterable[int] = DEFAULT_KS,
     *,
     channel_axis: int | None = -1,
-    color_space: str = "rgb",
-    random_state: int | None = 0,
+    color_space: str = DEFAULT_COLOR_SPACE,
+    random_state: int | np.random.Generator | None = DEFAULT_RANDOM_STATE,
     dither: bool = False,
     source_bytes: int | None = None,
     keep_results: bool = False,
@@ -395,54 +388,44 @@ def sweep_iter(
     """
     start = time.perf_counter()
     ks = _check_ks(ks)
-    data_range = _checked_data_range(data_range)
-    source_bytes = _checked_source_bytes(source_bytes)
-    _check_dither(dither)
-    _check_random_state(random_state)
-    if _is_dask(image):
+    data_range = checked_data_range(data_range)
+    source_bytes = checked_source_bytes(source_bytes)
+    # One checked set of options; every k differs only in n_colors.
+    base = QuantizeOptions(
+        ks[0], color_space=color_space, dither=dither, random_state=random_state
+    )
+    options = {k: replace(base, n_colors=k) for k in ks}
+    if is_dask(image):
         # Validate up front: a quantize_iter checks everything before its first
         # yield.
-        kwargs = {
-            "channel_axis": channel_axis,
-            "color_space": color_space,
-            "random_state": random_state,
-            "dither": dither,
+        gens = {
+            k: dask_quantize_iter(image, options[k], channel_axis=channel_axis)
+            for k in ks
         }
-        gens = {k: quantize_iter(image, k, **kwargs) for k in ks}
         for gen in gens.values():
             next(gen)
         yield 0.0
         axis = _normalised_axis(image, channel_axis)
-        ref = _Reference(image, axis, data_range=data_range)
+        ref = Reference(image, axis, data_range=data_range)
     else:
-        # The checks of quantize_iter (the ks were checked above), once.
-        _check_option("color_space", color_space, COLOR_SPACES)
-        arr, arr_axis = _checked_image(image, channel_axis, color_space)
-        _check_one_entry(arr, ks[0])
+        arr, arr_axis = checked_image(image, channel_axis, color_space)
+        check_one_entry(arr, ks[0])
         yield 0.0
-        # One histogram serves every k and the quality figures: the steps after
-        # it are those of quantize_iter, so every row is still quantize(image, k).
-        hist, unmerged = _pixel_histogram(arr)
+        # One histogram, and one set of fit inputs (points and pyramid), serve
+        # every k and the quality figures: the steps after it are quantize's, so
+        # every row is still quantize(image, k).
+        hist, unmerged = pixel_histogram(arr)
         axis = _normalised_axis(image, channel_axis)
-        ref = _Reference(image, axis, hist if unmerged else None, data_range=data_range)
-        # The fit-space points and their pyramid are the same for every k too.
-        inputs = _FitInputs(hist, arr.dtype, color_space, None, random_state)
+        ref = Reference(image, axis, hist if unmerged else None, data_range=data_range)
+        inputs = FitInputs(
+            hist.colors,
+            hist.counts,
+            sample_weights(hist, None, None),
+            arr.dtype,
+            color_space,
+        )
         gens = {
-            k: _quantize_histogram_iter(
-                arr,
-                arr_axis,
-                hist,
-                k,
-                color_space=color_space,
-                dither=dither,
-                random_state=random_state,
-                # quantize's defaults: a sweep does not expose these.
-                max_pixels=None,
-                max_iter=300,
-                tol=1e-4,
-                start=time.perf_counter(),
-                inputs=inputs,
-            )
+            k: quantize_histogram_iter(arr, arr_axis, hist, inputs, options[k])
             for k in ks
         }
 
@@ -470,7 +453,7 @@ def sweep_iter(
                 # The time of this k's own work (not of waiting for a thread).
                 result = replace(finished.value, seconds=time.perf_counter() - t0)
                 # The report (PNG encoding above all) runs here too, in parallel.
-                return result, _size_report(result, ref, source_bytes)
+                return result, build_size_report(result, ref, source_bytes)
 
     results: dict[int, QuantizeResult] = {}
     reports: dict[int, SizeReport] = {}
@@ -478,7 +461,7 @@ def sweep_iter(
     order = sorted(ks, reverse=True)
     with warnings.catch_warnings():
         # k above the number of distinct colours: the table's n_colors says so.
-        warnings.filterwarnings("ignore", message=_FEW_COLORS, category=UserWarning)
+        warnings.simplefilter("ignore", FewColorsWarning)
         pool = ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="kq-sweep")
         try:
             if ref.has_ciede and n_workers > 1:
@@ -533,8 +516,8 @@ def auto_k(
     min_psnr: float | None = None,
     ks: Iterable[int] = DEFAULT_KS,
     channel_axis: int | None = -1,
-    color_space: str = "rgb",
-    random_state: int | None = 0,
+    color_space: str = DEFAULT_COLOR_SPACE,
+    random_state: int | np.random.Generator | None = DEFAULT_RANDOM_STATE,
     dither: bool = False,
     progress: Callable[[float], Any] | None = None,
     data_range: float | None = None,
@@ -584,18 +567,18 @@ def auto_k(
     """
     _check_targets(max_ciede2000, min_psnr)
     ks = _check_ks(ks)
-    data_range = _checked_data_range(data_range)
+    data_range = checked_data_range(data_range)
     if max_ciede2000 is not None and channel_axis is None:
         raise ValueError(
             "max_ciede2000 needs an RGB(A) image; use min_psnr for single-channel "
             "images."
         )
-    if max_ciede2000 is not None and not _is_dask(image):
+    if max_ciede2000 is not None and not is_dask(image):
         # Without a colour scale no row has a CIEDE2000: the target would never
         # be met and every k tried in vain.
         arr = np.asarray(image)
         lo, hi = (arr.min(), arr.max()) if arr.dtype.kind == "f" else (0, 0)
-        if not _has_ciede(arr.dtype, lo, hi, data_range):
+        if not has_ciede2000(arr.dtype, lo, hi, data_range):
             need = (
                 f"float colours in [0, 1] (this image spans [{lo}, {hi}])"
                 if arr.dtype.kind == "f"
@@ -752,8 +735,8 @@ def _check_ks(ks: Iterable[int]) -> tuple[int, ...]:
     for k in values:
         if isinstance(k, bool) or not isinstance(k, int | np.integer):
             raise TypeError(f"ks must hold integers, got {k!r}.")
-        if not 1 <= k <= 65536:
-            raise ValueError(f"every k must be between 1 and 65536, got {k}.")
+        if not 1 <= k <= MAX_COLORS:
+            raise ValueError(f"every k must be between 1 and {MAX_COLORS}, got {k}.")
     return tuple(sorted({int(k) for k in values}))
 
 

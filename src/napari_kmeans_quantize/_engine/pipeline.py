@@ -1,0 +1,455 @@
+"""The fit pipeline: histogram -> fit space -> k-means -> palette -> assignment.
+
+One function per step, called alike by the in-memory path (``quantize``), the
+dask and multiscale paths (``dask_backend``) and the sweep (once per k):
+
+- :class:`FitInputs`: the distinct colours to fit, their weights and (built once,
+  shared by every k) their fit-space points and pyramid;
+- :func:`fit_palette`: weighted k-means on them and the palette in the input's
+  dtype (one entry kept for the transparent colour of RGBA images);
+- :func:`color_labels`: the nearest palette entry of every distinct colour and
+  the pixel count of every entry;
+- :func:`order_by_share`: the palette most frequent first;
+- :func:`assign`: the per-pixel labels and image of an in-memory result.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import Generator
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+from scipy.spatial import cKDTree
+
+from .. import gather
+from ..colorspace import from_fit_space, to_fit_space
+from ..histogram import ColorHistogram, color_histogram
+from .image import merge_transparent, one_entry_rgba
+from .kmeans import KMeansFit, Pyramid, fit_iter
+from .options import QuantizeOptions, label_dtype
+from .progress import scaled
+from .result import FewColorsWarning, QuantizeResult
+
+# Nearest-entry searches for more points than this use every core.
+_PARALLEL_QUERY = 1 << 14
+
+
+# --- colour scale -------------------------------------------------------------------
+
+
+def _unit_scale(dtype: np.dtype) -> float:
+    return float(np.iinfo(dtype).max) if dtype.kind in "ui" else 1.0
+
+
+def to_unit(colors: np.ndarray, dtype: np.dtype, color_space: str) -> np.ndarray:
+    """Colours of `dtype` as float64, scaled to [0, 1] for a perceptual space."""
+    colors = colors.astype(np.float64)
+    if color_space == "rgb":
+        return colors
+    return colors / _unit_scale(dtype)
+
+
+def from_unit(colors: np.ndarray, dtype: np.dtype, color_space: str) -> np.ndarray:
+    """The inverse of :func:`to_unit`, rounded and clipped into `dtype`."""
+    if color_space != "rgb":
+        colors = colors * _unit_scale(dtype)
+    if dtype.kind in "ui":
+        info = np.iinfo(dtype)
+        colors = np.clip(np.rint(colors), info.min, info.max)
+    return colors.astype(dtype)
+
+
+def fit_points(colors: np.ndarray, dtype: np.dtype, color_space: str) -> np.ndarray:
+    """Colours of `dtype` as points of the fit space."""
+    return to_fit_space(to_unit(colors, dtype, color_space), color_space)
+
+
+# --- fit inputs -----------------------------------------------------------------------
+
+
+def transparent_slot(colors: np.ndarray, k: int) -> int | None:
+    """The row of the (merged) fully transparent colour among the distinct
+    `colors`, which takes one of the k palette entries; None if there is none.
+
+    Raises ValueError for k = 1 when there are visible colours too: one entry
+    would make the whole image either transparent or visible.
+    """
+    if colors.shape[1] != 4:
+        return None
+    rows = np.flatnonzero(colors[:, 3] == 0)
+    if not len(rows):
+        return None
+    if k == 1:
+        if len(colors) > 1:
+            raise one_entry_rgba()
+        return None
+    return int(rows[0])
+
+
+def sample_weights(
+    hist: ColorHistogram, max_pixels: int | None, random_state: object
+) -> np.ndarray:
+    """The fit weight of every distinct colour: its pixel count, or with
+    `max_pixels` its count among that many randomly chosen pixels."""
+    weights = hist.counts.astype(np.float64)
+    n_pixels = int(hist.counts.sum())
+    if max_pixels is not None and max_pixels < n_pixels:
+        sample = pixel_sample(n_pixels, max_pixels, random_state)
+        weights = np.bincount(hist.inverse[sample], minlength=hist.n_colors)
+        weights = weights.astype(np.float64)
+    return weights
+
+
+def pixel_sample(n_pixels: int, max_pixels: int, random_state: object) -> np.ndarray:
+    """The flat indices of the pixels a ``max_pixels`` fit is run on."""
+    rng = np.random.default_rng(random_state)
+    return rng.choice(n_pixels, size=max_pixels, replace=False)
+
+
+class FitInputs:
+    """The distinct colours a fit runs on, their weights, and their pyramid.
+
+    The points depend only on whether a palette slot is kept for transparency,
+    not on k, so the fits of a sweep share them; safe to share between threads.
+
+    Parameters
+    ----------
+    colors : (n, C) ndarray
+        The distinct colours, in the in-memory histogram's order.
+    counts : (n,) ndarray of int64
+        Pixels of every colour.
+    weights : (n,) ndarray of float64
+        Fit weight of every colour (its count, or its count in a sample).
+    dtype : numpy dtype
+        The image's dtype.
+    color_space : str
+        The fit space.
+    """
+
+    def __init__(
+        self,
+        colors: np.ndarray,
+        counts: np.ndarray,
+        weights: np.ndarray,
+        dtype: np.dtype,
+        color_space: str,
+    ) -> None:
+        self.colors = colors
+        self.counts = counts
+        self.weights = weights
+        self.dtype = np.dtype(dtype)
+        self.color_space = color_space
+        self._pyramids: dict[int | None, Pyramid] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def n_colors(self) -> int:
+        return len(self.colors)
+
+    def rows(self, transparent: int | None) -> np.ndarray:
+        """Rows of the colours that the fit clusters."""
+        keep = self.weights > 0
+        if transparent is not None:
+            keep[transparent] = False
+        return np.flatnonzero(keep)
+
+    def pyramid(self, transparent: int | None) -> Pyramid:
+        """The fit-space points of :meth:`rows` with their pyramid."""
+        with self._lock:
+            if transparent not in self._pyramids:
+                rows = self.rows(transparent)
+                points = fit_points(self.colors[rows], self.dtype, self.color_space)
+                points = np.ascontiguousarray(points, dtype=np.float64)
+                self._pyramids[transparent] = Pyramid(points, self.weights[rows])
+            return self._pyramids[transparent]
+
+
+# --- fit ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class PaletteFit:
+    """A fitted palette (in the input's dtype, not yet ordered) and how the fit
+    went; `guess` is what :func:`color_labels` may skip searching."""
+
+    palette: np.ndarray
+    guess: tuple[np.ndarray, np.ndarray] | None
+    inertia: float = 0.0
+    n_iter: int = 0
+    converged: bool = True
+
+
+def fit_palette(
+    inputs: FitInputs, options: QuantizeOptions
+) -> Generator[float, None, PaletteFit]:
+    """Weighted k-means of the colours into ``options.n_colors`` entries.
+
+    Yields fractions from 0 to 1. With no more colours than entries the colours
+    are the palette (a :class:`FewColorsWarning` says so when there are fewer).
+    """
+    k = options.n_colors
+    colors, dtype, color_space = inputs.colors, inputs.dtype, inputs.color_space
+    transparent = transparent_slot(colors, k)
+    fit_rows = inputs.rows(transparent)
+    k_fit = k - (transparent is not None)
+    if len(fit_rows) <= k_fit or k_fit == 0:
+        out = PaletteFit(colors[fit_rows], None)
+        if inputs.n_colors < k:
+            warnings.warn(
+                f"The image has only {inputs.n_colors} distinct colours, fewer than "
+                f"n_colors={k}; returning those colours exactly.",
+                FewColorsWarning,
+                stacklevel=2,
+            )
+    else:
+        pyramid = inputs.pyramid(transparent)
+        fit = yield from fit_iter(
+            pyramid, k_fit, max_iter=options.max_iter, tol=options.tol
+        )
+        palette, guess = palette_of_fit(
+            fit, pyramid.points, fit_rows, inputs.n_colors, dtype, color_space
+        )
+        # The bounds know nothing of the transparent entry added below.
+        guess = None if transparent is not None else guess
+        out = PaletteFit(palette, guess, fit.inertia, fit.n_iter, fit.converged)
+    if transparent is not None:
+        palette = np.concatenate([out.palette, colors[transparent][None]])
+        out = PaletteFit(palette, None, out.inertia, out.n_iter, out.converged)
+    yield 1.0
+    return out
+
+
+def palette_of_fit(
+    fit: KMeansFit,
+    points: np.ndarray,
+    fit_rows: np.ndarray,
+    n_colors: int,
+    dtype: np.dtype,
+    color_space: str,
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """The palette of a fit (rounded, sorted, unique) and a guess of each colour's
+    entry, with a mask of the colours where it is proven to be the nearest one.
+
+    `points` are the fitted colours (rows `fit_rows` of the `n_colors`). Rounding
+    moves every centre to its palette entry by at most ``shift.max()``; a colour
+    nearer to its own entry than the fit's lower bound on the other centres minus
+    that shift has its own entry as the unique nearest one (see
+    ``KMeansFit.lower``). Colours outside `fit_rows` are left to the search.
+    """
+    palette = from_unit(from_fit_space(fit.centers, color_space), dtype, color_space)
+    palette, entry = np.unique(palette, axis=0, return_inverse=True)
+    entry = entry.ravel()
+    pal_fit = fit_points(palette, dtype, color_space)
+    shift = np.sqrt(((pal_fit[entry] - fit.centers) ** 2).sum(axis=1))
+    # Margin for the rounding of the distances behind the bounds.
+    eps = 1e-9 * max(1.0, float(np.abs(fit.centers).max()))
+    labels = np.zeros(n_colors, dtype=np.intp)
+    certain = np.zeros(n_colors, dtype=bool)
+    _guess_kernel(
+        points,
+        np.ascontiguousarray(pal_fit, dtype=np.float64),
+        entry.astype(np.intp),
+        fit.labels,
+        fit.lower,
+        float(shift.max()) + eps,
+        fit_rows,
+        labels,
+        certain,
+    )
+    return palette, (labels, certain)
+
+
+@njit(nogil=True, cache=True)
+def _guess_kernel(
+    points, pal_fit, entry, fit_labels, lower, slack, rows, labels, certain
+):  # pragma: no cover
+    # The own entry of every fitted colour, and whether its distance to it is
+    # below the bound on the other entries: one pass, no (n, d) temporaries.
+    for i in range(len(rows)):
+        own = entry[fit_labels[i]]
+        sq = 0.0
+        for j in range(points.shape[1]):
+            t = points[i, j] - pal_fit[own, j]
+            sq += t * t
+        labels[rows[i]] = own
+        certain[rows[i]] = np.sqrt(sq) < lower[i] - slack
+
+
+# --- assignment -----------------------------------------------------------------------
+
+
+def nearest_colors(
+    colors: np.ndarray,
+    dtype: np.dtype,
+    palette: np.ndarray,
+    color_space: str,
+    guess: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
+    """Nearest palette entry of each colour, in the fit space.
+
+    With a `guess` (from :func:`palette_of_fit`) only the colours it does not
+    prove are converted and searched.
+    """
+    pal_fit = fit_points(palette, dtype, color_space)
+    if guess is None:
+        return nearest(fit_points(colors, dtype, color_space), pal_fit, palette)
+    labels, certain = guess
+    labels = labels.copy()
+    todo = np.flatnonzero(~certain)
+    if len(todo):
+        col_fit = fit_points(colors[todo], dtype, color_space)
+        labels[todo] = nearest(col_fit, pal_fit, palette)
+    return labels
+
+
+def nearest(points: np.ndarray, pal_fit: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """Index of the nearest palette entry for each point.
+
+    Equidistant entries are common with integer colours; the tree is built over the
+    palette in a canonical (sorted) order so that ties resolve the same way whatever
+    order the palette is given in (quantize and apply_palette then agree).
+    """
+    if len(palette) == 1:
+        return np.zeros(len(points), dtype=np.intp)
+    canon = np.lexsort(palette.T[::-1])
+    workers = -1 if len(points) > _PARALLEL_QUERY and gather.workers() > 1 else 1
+    idx = cKDTree(pal_fit[canon]).query(points, workers=workers)[1]
+    return canon[idx]
+
+
+def color_labels(
+    colors: np.ndarray,
+    counts: np.ndarray,
+    dtype: np.dtype,
+    palette: np.ndarray,
+    color_space: str,
+    guess: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The nearest entry of every distinct colour and the pixels of every entry."""
+    labels = nearest_colors(colors, dtype, palette, color_space, guess=guess)
+    # Float weights are exact for totals below 2**53 pixels.
+    entry_counts = np.bincount(labels, weights=counts, minlength=len(palette))
+    return labels, np.rint(entry_counts).astype(np.int64)
+
+
+def order_by_share(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The palette order most frequent first (ties by index), unused entries
+    dropped, and the map from old to new entry (``remap[order] = arange``)."""
+    order = np.lexsort((np.arange(len(counts)), -counts))
+    order = order[counts[order] > 0]
+    remap = np.zeros(len(counts), dtype=np.intp)
+    remap[order] = np.arange(len(order))
+    return order, remap
+
+
+def assign(
+    arr: np.ndarray,
+    hist: ColorHistogram,
+    palette: np.ndarray,
+    color_space: str,
+    dither: bool,
+    k_requested: int,
+    axis: int | None,
+    *,
+    keep_order: bool = False,
+    guess: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Generator[float, None, QuantizeResult]:
+    """Map the pixels of a channels-last image to palette entries; the result.
+
+    Yields 0.5 half-way. Without `keep_order` the palette comes out most
+    frequent first, unused entries dropped.
+    """
+    dtype = arr.dtype
+    if dither:
+        from ..dither import error_diffusion
+
+        pal_fit = fit_points(palette, dtype, color_space)
+        col_fit = fit_points(hist.colors, dtype, color_space)
+        labels = error_diffusion(
+            col_fit[hist.inverse].reshape((*arr.shape[:-1], arr.shape[-1])), pal_fit
+        ).ravel()
+        counts = np.bincount(labels, minlength=len(palette)).astype(np.int64)
+    else:
+        # Without dithering a colour's pixels all take one entry, so everything
+        # up to the final per-pixel lookup works on the (far fewer) colours.
+        labels, counts = color_labels(
+            hist.colors, hist.counts, dtype, palette, color_space, guess
+        )
+    yield 0.5
+    if not keep_order:
+        order, remap = order_by_share(counts)
+        palette, counts, labels = palette[order], counts[order], remap[labels]
+    labels = labels.astype(label_dtype(len(palette)))
+    if dither:
+        image = gather.take(palette, labels)
+    else:
+        labels, image = hist.expand_pair(labels, palette)
+    labels = labels.reshape(arr.shape[:-1])
+    image = image.reshape(arr.shape)
+    image = image[..., 0] if axis is None else np.moveaxis(image, -1, axis)
+    return QuantizeResult(
+        image=image,
+        labels=labels,
+        palette=palette,
+        counts=counts,
+        n_colors_requested=k_requested,
+        color_space=color_space,
+        n_distinct=hist.n_colors,
+        channel_axis=axis,
+        dither=dither,
+    )
+
+
+def pixel_histogram(arr: np.ndarray) -> tuple[ColorHistogram, bool]:
+    """Histogram of a channels-last image's pixels, fully transparent ones merged.
+
+    Also says whether no pixel was merged (the histogram is then that of the
+    image itself, as the quality figures need).
+    """
+    pixels = arr.reshape(-1, arr.shape[-1])
+    merged = merge_transparent(pixels)
+    return color_histogram(merged), merged is pixels
+
+
+def quantize_histogram_iter(
+    arr: np.ndarray,
+    axis: int | None,
+    hist: ColorHistogram,
+    inputs: FitInputs,
+    options: QuantizeOptions,
+) -> Generator[float, None, QuantizeResult]:
+    """The in-memory steps after the histogram: fit, then assignment.
+
+    `arr` is the validated channels-last image, `hist` the histogram of its
+    pixels (fully transparent ones merged) and `inputs` made from it; a sweep
+    shares all three between its k. Yields fractions from 0 to 1; the result's
+    ``seconds`` is left for the caller to set.
+    """
+    fit = yield from scaled(fit_palette(inputs, options), 0.0, 0.85)
+    yield 0.9
+    result = yield from scaled(
+        assign(
+            arr,
+            hist,
+            fit.palette,
+            options.color_space,
+            options.dither,
+            options.n_colors,
+            axis,
+            guess=fit.guess,
+        ),
+        0.9,
+        1.0,
+    )
+    return replace_result(
+        result, inertia=fit.inertia, n_iter=fit.n_iter, converged=fit.converged
+    )
+
+
+def replace_result(result: QuantizeResult, **changes: object) -> QuantizeResult:
+    from dataclasses import replace
+
+    return replace(result, **changes)
