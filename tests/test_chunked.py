@@ -285,12 +285,48 @@ def _errors(func):
         (np.full((8, 8, 3), 2.0), {"color_space": "lab"}),
         (np.full((8, 8, 3), -3, np.int8), {"color_space": "oklab"}),
         (np.zeros((8, 8, 3), np.uint8), {"color_space": "xyz"}),
+        # odd input: refused up front (or after the histogram pass) alike
+        (np.zeros((8, 8, 3), np.longdouble), {}),
+        (
+            np.array([[0, 2**63 - 1001], [2**63 - 1, 5]], np.int64),
+            {"channel_axis": None},
+        ),
+        (np.array([[0, 2**64 - 1], [7, 5]], np.uint64), {"channel_axis": None}),
+        (np.full((8, 8, 3), 1e153), {}),
+        (np.full((8, 8, 3), -1e300), {}),
+        (np.ma.masked_array(np.zeros((8, 8, 3), np.uint8), mask=True), {}),
     ],
 )
 def test_bad_input_gives_the_in_memory_error(image, kwargs):
     mem = _errors(lambda: quantize(image, 4, **kwargs))
     lazy = _errors(lambda: quantize(da.from_array(image, chunks=4), 4, **kwargs))
     assert lazy == mem
+
+
+@pytest.mark.parametrize("dtype", [">u2", ">f8"])
+def test_big_endian_matches_native_in_memory(rgb, dtype):
+    native = rgb.astype(np.dtype(dtype).newbyteorder("="))
+    swapped = native.astype(dtype)
+    lazy = quantize(da.from_array(swapped, chunks=(40, 40, 3)), 8)
+    _assert_same(lazy, quantize(native, 8))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"tol": -1.0}, ValueError),
+        ({"tol": "small"}, TypeError),
+        ({"random_state": -3}, ValueError),
+        ({"random_state": 1.5}, TypeError),
+        ({"max_iter": True}, ValueError),
+    ],
+)
+def test_public_dask_entry_points_check_every_option(rgb, pyramid, kwargs, error):
+    image = da.from_array(rgb)
+    with pytest.raises(error):
+        next(quantize_dask_iter(image, 4, **kwargs))
+    with pytest.raises(error):
+        next(quantize_multiscale_iter(pyramid, 4, **kwargs))
 
 
 @pytest.mark.parametrize("n_colors", [0, 65537, 2.5])

@@ -816,3 +816,54 @@ def test_size_report_says_which_peak_it_used(dtype, scale, peak):
     report = size_report(quantize(image, 4), image)
     assert report.psnr_peak == peak
     assert size_report(quantize(image, 4)).psnr_peak is None  # no original
+
+
+# --- odd input: measured correctly or refused with a reason ---
+
+
+def test_psnr_of_two_different_constant_floats_needs_a_peak():
+    a, b = np.full((4, 4), 5.0), np.full((4, 4), 6.0)
+    with pytest.raises(ValueError, match="data_range"):
+        psnr(a, b, channel_axis=None)
+    assert psnr(a, b, channel_axis=None, data_range=10.0) == pytest.approx(20.0)
+    assert psnr(a, a, channel_axis=None) == math.inf
+
+
+@pytest.mark.parametrize("func", [psnr, mse, mean_ciede2000])
+@pytest.mark.parametrize(
+    "image", [np.zeros((0, 4, 3)), np.zeros((4, 0, 3)), np.array(0.5)]
+)
+def test_metrics_refuse_empty_and_0d_images(func, image):
+    with pytest.raises(ValueError, match=r"empty|0-d"):
+        func(image, image)
+
+
+@pytest.mark.parametrize("func", [psnr, mse, mean_ciede2000])
+def test_metrics_refuse_nan_and_infinity(func):
+    a = np.zeros((4, 4, 3))
+    b = a.copy()
+    b[0, 0, 0] = np.inf
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        func(a, b)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        func(b, a)
+
+
+def test_mean_ciede2000_needs_a_channel_axis_of_3_or_4():
+    rng = np.random.default_rng(0)
+    five = rng.integers(0, 256, (6, 6, 5), dtype=np.uint8)
+    with pytest.raises(ValueError, match="5 channel"):
+        mean_ciede2000(five, five[::-1])
+    with pytest.raises(ValueError, match="channel_axis"):
+        mean_ciede2000(five[..., :3], five[..., :3], channel_axis=None)
+    with pytest.raises(ValueError, match="channel_axis"):
+        psnr(five, five, channel_axis=3)
+
+
+def test_psnr_of_five_channels_is_over_every_channel():
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 256, (6, 6, 5), dtype=np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-3, 4, a.shape), 0, 255).astype(np.uint8)
+    mse_per_value = ((a.astype(float) - b) ** 2).mean()
+    expected = 10 * math.log10(255**2 / mse_per_value)
+    assert psnr(a, b) == pytest.approx(expected)

@@ -555,3 +555,75 @@ def test_big_image_path_gives_the_same_result(astronaut_small, monkeypatch):
     np.testing.assert_array_equal(big.image, small.image)
     np.testing.assert_array_equal(big.palette, small.palette)
     np.testing.assert_array_equal(big.counts, small.counts)
+
+
+# --- odd input: converted exactly, or refused with a message saying what to do ---
+
+
+@pytest.mark.parametrize("dtype", [">u2", ">f8", ">i4"])
+def test_big_endian_images_give_the_native_result(astronaut_small, dtype):
+    native = astronaut_small.astype(np.dtype(dtype).newbyteorder("="))
+    if native.dtype.kind == "f":
+        native = native / 255
+    swapped = native.astype(dtype)
+    expected = quantize(native, 8)
+    got = quantize(swapped, 8)
+    np.testing.assert_array_equal(got.palette, expected.palette)
+    np.testing.assert_array_equal(got.labels, expected.labels)
+    np.testing.assert_array_equal(got.image, expected.image)
+    assert got.image.dtype == expected.image.dtype  # native byte order
+    applied = apply_palette(swapped, expected.palette.astype(dtype))
+    np.testing.assert_array_equal(applied.labels, expected.labels)
+
+
+def test_extended_precision_is_refused_up_front(astronaut_small):
+    image = (astronaut_small / 255).astype(np.longdouble)
+    if np.dtype(np.longdouble).itemsize <= 8:
+        pytest.skip("long double is float64 on this platform")
+    with pytest.raises(TypeError, match=r"astype\(np.float64\)"):
+        quantize(image, 4)
+    with pytest.raises(TypeError, match="extended precision"):
+        apply_palette(image, np.zeros((2, 3)))
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.uint64])
+def test_64_bit_colours_beyond_2_53_are_refused(dtype):
+    top = np.iinfo(dtype).max
+    image = np.array([0, top - 1000, top], dtype=dtype).repeat(4).reshape(3, 4)
+    with pytest.raises(ValueError, match=r"2\*\*53"):
+        quantize(image, 2, channel_axis=None)
+    with pytest.raises(ValueError, match=r"2\*\*53"):
+        apply_palette(
+            np.zeros((2, 2), dtype), np.array([0, top], dtype), channel_axis=None
+        )
+
+
+def test_64_bit_colours_within_2_53_are_exact():
+    big = (1 << 53) - 1
+    image = np.array([0, big - 2, big], dtype=np.int64).repeat(4).reshape(3, 4)
+    result = quantize(image, 3, channel_axis=None)
+    assert sorted(result.palette.ravel().tolist()) == [0, big - 2, big]
+    np.testing.assert_array_equal(result.image, image)
+
+
+def test_huge_floats_are_refused_clearly():
+    image = np.array([[0.0, 1e153], [2e153, 3e153]])
+    with pytest.raises(ValueError, match="1e100"):
+        quantize(image, 2, channel_axis=None)
+
+
+def test_apply_palette_refuses_huge_palette_entries():
+    image = np.zeros((2, 2, 3))
+    palette = np.array([[0.0, 0.0, 0.0], [1e307, 1e307, 1e307]])
+    with pytest.raises(ValueError, match="palette holds float values"):
+        apply_palette(image, palette)
+
+
+def test_masked_arrays_are_refused_not_silently_unmasked(astronaut_small):
+    mask = np.zeros(astronaut_small.shape, dtype=bool)
+    mask[:10] = True
+    masked = np.ma.masked_array(astronaut_small, mask=mask)
+    with pytest.raises(TypeError, match="masked array"):
+        quantize(masked, 4)
+    with pytest.raises(TypeError, match="masked array"):
+        apply_palette(masked, np.zeros((2, 3), np.uint8))

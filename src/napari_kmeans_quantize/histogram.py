@@ -13,14 +13,14 @@ from functools import cached_property
 import numpy as np
 
 from . import gather
-from ._engine.keys import bitmap_unique
+from ._engine.keys import KeySpec, bitmap_unique
 
 __all__ = ["ColorHistogram", "color_histogram"]
 
 # Above this many pixels a dense bincount over the whole key space beats sorting, as
-# long as the key space itself is small (8-bit RGB, 8- or 16-bit grey).
+# long as the key space itself is small (KeySpec.dense: 8-bit RGB, 8- or 16-bit
+# grey).
 _DENSE_MIN_PIXELS = 1 << 21
-_DENSE_MAX_KEYS = 1 << 24
 
 
 @dataclass(frozen=True, eq=False)
@@ -168,69 +168,25 @@ def color_histogram(pixels: np.ndarray) -> ColorHistogram:
     pixels = np.asarray(pixels)
     if pixels.ndim != 2:
         raise ValueError(f"pixels must have shape (N, C), got {pixels.shape}.")
-    n_channels = pixels.shape[1]
-    bits = pixels.dtype.itemsize * 8
-    if pixels.dtype.kind in "ui" and bits * n_channels <= 64:
-        return _integer_histogram(pixels, bits)
-    return _generic_histogram(pixels)
+    return _histogram(pixels)
 
 
-def _integer_histogram(pixels: np.ndarray, bits: int) -> ColorHistogram:
-    n_channels = pixels.shape[1]
-    unsigned = np.dtype(f"u{pixels.dtype.itemsize}")
-    # Signed values are offset by 2**(bits-1) so that keys sort like the values.
-    shifted = pixels.view(unsigned)
-    if pixels.dtype.kind == "i":
-        shifted = shifted ^ unsigned.type(1 << (bits - 1))
-    key_dtype = np.uint32 if bits * n_channels <= 32 else np.uint64
-    keys = np.zeros(len(pixels), dtype=key_dtype)
-    for c in range(n_channels):
-        keys <<= key_dtype(bits)
-        keys |= shifted[:, c].astype(key_dtype, copy=False)
-    n_keys = 1 << (bits * n_channels) if bits * n_channels < 64 else None
-    if (
-        n_keys is not None
-        and n_keys <= _DENSE_MAX_KEYS
-        and len(keys) >= _DENSE_MIN_PIXELS
-    ):
-        distinct, _, counts = bitmap_unique(keys, n_keys, False)
-        colors = _unpack(distinct.astype(key_dtype), pixels.dtype, n_channels, bits)
+def _histogram(pixels: np.ndarray) -> ColorHistogram:
+    # One key per pixel (see KeySpec): packed integers that sort like the
+    # colours, or for floats and wide integers the raw bytes (-0.0 made 0.0).
+    spec = KeySpec(pixels.dtype, pixels.shape[1])
+    keys = spec.keys(pixels)
+    if spec.dense and len(keys) >= _DENSE_MIN_PIXELS:
+        distinct, _, counts = bitmap_unique(keys, spec.n_keys, False)
+        colors = spec.colors(distinct.astype(spec.key_dtype))
         return ColorHistogram(
-            colors, counts, _keys=keys, _distinct=distinct, _n_keys=n_keys
+            colors, counts, _keys=keys, _distinct=distinct, _n_keys=spec.n_keys
         )
-    if n_keys is not None and n_keys <= _DENSE_MAX_KEYS:
-        distinct, inverse, counts = bitmap_unique(keys, n_keys, True)
+    if spec.dense:
+        distinct, inverse, counts = bitmap_unique(keys, spec.n_keys, True)
     else:
         distinct, inverse, counts = np.unique(
             keys, return_inverse=True, return_counts=True
         )
-    colors = _unpack(distinct, pixels.dtype, n_channels, bits)
+    colors = spec.colors(distinct)
     return ColorHistogram(colors, counts.astype(np.int64), inverse.ravel())
-
-
-def _unpack(
-    distinct: np.ndarray, dtype: np.dtype, n_channels: int, bits: int
-) -> np.ndarray:
-    """Colours (in `dtype`) from their packed keys."""
-    key_dtype = distinct.dtype.type
-    unsigned = np.dtype(f"u{dtype.itemsize}")
-    mask = key_dtype((1 << bits) - 1) if bits < 64 else key_dtype(~0)
-    colors = np.empty((len(distinct), n_channels), dtype=unsigned)
-    for c in range(n_channels):
-        shift = key_dtype(bits * (n_channels - 1 - c))
-        colors[:, c] = (distinct >> shift) & mask
-    if dtype.kind == "i":
-        colors ^= unsigned.type(1 << (bits - 1))
-    return colors.view(dtype)
-
-
-def _generic_histogram(pixels: np.ndarray) -> ColorHistogram:
-    # -0.0 and 0.0 are the same colour but not the same bytes.
-    if pixels.dtype.kind == "f":
-        pixels = pixels + pixels.dtype.type(0)
-    rows = np.ascontiguousarray(pixels)
-    void = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
-    _, first, inverse, counts = np.unique(
-        void, return_index=True, return_inverse=True, return_counts=True
-    )
-    return ColorHistogram(rows[first], counts.astype(np.int64), inverse.ravel())

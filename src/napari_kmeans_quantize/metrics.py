@@ -24,6 +24,7 @@ from ._engine.quality import (
     Reference,
     SizeReport,
     build_size_report,
+    checked_channel_axis,
     checked_data_range,
     checked_source_bytes,
     colour_unit,
@@ -31,6 +32,7 @@ from ._engine.quality import (
     describe_shape,
     formula_bits,
     measured_pixels,
+    missing_peak,
     original_bits,
     pair,
     psnr_db,
@@ -155,7 +157,8 @@ def mse(
     Raises
     ------
     ValueError
-        If the shapes differ.
+        If the shapes differ, the images are empty or 0-d, hold NaN or infinity,
+        or `channel_axis` is not one of their axes.
 
     Examples
     --------
@@ -163,6 +166,7 @@ def mse(
     3.0
     """
     a, b = pair(original, quantized)
+    checked_channel_axis(channel_axis, a.ndim, optional=True)
     diff = a.astype(np.float64) - b.astype(np.float64)
     sq = diff * diff
     if channel_axis is None:
@@ -214,7 +218,10 @@ def psnr(
     Raises
     ------
     ValueError
-        If the shapes differ or `data_range` is not a finite number above 0.
+        If the shapes differ, the images are empty or 0-d, hold NaN or infinity,
+        `channel_axis` is not one of their axes, `data_range` is not a finite
+        number above 0, or it is None and `original` is a constant float image
+        outside [0, 1] (whose range gives no peak) that differs from `quantized`.
 
     Examples
     --------
@@ -226,6 +233,7 @@ def psnr(
     72.25
     """
     a, b = pair(original, quantized)
+    checked_channel_axis(channel_axis, a.ndim, optional=True)
     data_range = checked_data_range(data_range)
     if data_range is None:
         data_range = default_peak(a.dtype, a.min(), a.max())
@@ -236,6 +244,8 @@ def psnr(
     per_channel = float((diff * diff).mean())
     if per_channel == 0:
         return math.inf
+    if data_range is None:
+        raise missing_peak()
     return psnr_db(data_range, per_channel)
 
 
@@ -279,7 +289,9 @@ def mean_ciede2000(
     Raises
     ------
     ValueError
-        If the shapes differ, the images have fewer than 3 channels, `data_range`
+        If the shapes differ, the images are empty or 0-d, hold NaN or infinity,
+        `channel_axis` is None or not one of their axes, they do not have 3 or 4
+        channels along it, `data_range`
         is not a finite number above 0, or the images hold 32- or 64-bit integers
         and `data_range` is not given.
 
@@ -290,8 +302,9 @@ def mean_ciede2000(
     0.0
     """
     a, b = pair(original, quantized)
+    checked_channel_axis(channel_axis, a.ndim, optional=False)
     data_range = checked_data_range(data_range)
-    if a.shape[channel_axis] < 3:
+    if a.shape[channel_axis] not in (3, 4):
         raise ValueError(
             "mean_ciede2000 needs RGB or RGBA images, got "
             f"{a.shape[channel_axis]} channel(s) along axis {channel_axis}."

@@ -268,6 +268,12 @@ class Reference:
         # A sweep's threads share one reference: the conversion runs once.
         self._lab_lock = threading.Lock()
 
+    def peak(self) -> float:
+        """The PSNR peak; ValueError when the original gives none."""
+        if self.data_range is None:
+            raise missing_peak()
+        return self.data_range
+
     def lab(self) -> np.ndarray:
         """The distinct colours in CIELAB (converted on first use)."""
         with self._lab_lock:
@@ -313,7 +319,7 @@ class Reference:
         n_values = self.n_measured * self.measured_channels
         per_channel = sse / n_values if n_values else 0.0
         quality_psnr = (
-            math.inf if per_channel == 0 else psnr_db(self.data_range, per_channel)
+            math.inf if per_channel == 0 else psnr_db(self.peak(), per_channel)
         )
         ciede = None
         if self.has_ciede and self.n_measured == 0:
@@ -414,7 +420,9 @@ def build_size_report(
         psnr=quality_psnr,
         ciede2000=ciede,
         seconds=float(result.seconds),
-        psnr_peak=None if quality_psnr is None else float(ref.data_range),
+        psnr_peak=None
+        if quality_psnr is None or ref.data_range is None
+        else float(ref.data_range),
     )
 
 
@@ -454,13 +462,16 @@ def checked_data_range(data_range: float | None) -> float | None:
     return float(data_range)
 
 
-def default_peak(dtype: np.dtype, lo: Any, hi: Any) -> float:
+def default_peak(dtype: np.dtype, lo: Any, hi: Any) -> float | None:
     """The PSNR peak of integer or float data spanning [lo, hi] (see ``psnr``)."""
     if dtype.kind == "b":
         return 1.0  # True against False, as scikit-image
     if dtype.kind == "f":
         lo, hi = float(lo), float(hi)
-        return 1.0 if (lo >= 0 and hi <= 1) else max(hi - lo, 1e-12)
+        if lo >= 0 and hi <= 1:
+            return 1.0
+        # A constant image outside [0, 1] has no range to be the peak.
+        return hi - lo if hi > lo else None
     if dtype.itemsize <= 2:
         # scikit-image's convention: the dtype's range, from 0 unless the data
         # are negative.
@@ -512,10 +523,53 @@ def measured_pixels(
     return a, b
 
 
-def pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def pair(a: object, b: object) -> tuple[np.ndarray, np.ndarray]:
+    """Two images a metric can compare: same shape, at least one pixel, numeric
+    and finite; ValueError or TypeError otherwise."""
     a, b = np.asarray(a), np.asarray(b)
     if a.shape != b.shape:
         raise ValueError(
             f"images must have the same shape, got {a.shape} and {b.shape}."
         )
+    if a.ndim == 0:
+        raise ValueError("images are 0-d (single numbers); pass arrays of pixels.")
+    if a.size == 0:
+        raise ValueError(
+            f"images are empty (shape {a.shape}); pass at least one pixel."
+        )
+    for name, x in (("original", a), ("quantized", b)):
+        if x.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must be a numeric array, got dtype {x.dtype}.")
+        if x.dtype.kind == "f" and not np.isfinite(x).all():
+            raise ValueError(
+                f"{name} contains NaN or infinite values, which have no error to "
+                "measure; replace them (e.g. with np.nan_to_num) first."
+            )
     return a, b
+
+
+def checked_channel_axis(channel_axis: object, ndim: int, *, optional: bool) -> None:
+    """Refuse a channel axis that is not an axis of an `ndim`-dimensional image
+    (None only where `optional`)."""
+    if channel_axis is None:
+        if optional:
+            return
+        raise ValueError(
+            "channel_axis must be the axis of the RGB(A) channels (e.g. -1), not None."
+        )
+    if isinstance(channel_axis, bool) or not isinstance(channel_axis, int | np.integer):
+        raise TypeError(
+            f"channel_axis must be an integer or None, got {channel_axis!r}."
+        )
+    if not -ndim <= channel_axis < ndim:
+        raise ValueError(
+            f"channel_axis={channel_axis} is out of range for images with {ndim} "
+            "dimension(s)."
+        )
+
+
+def missing_peak() -> ValueError:
+    return ValueError(
+        "the original is constant and not in [0, 1], so its range (0) gives no PSNR "
+        "peak; pass data_range (the value of full intensity)."
+    )
