@@ -123,15 +123,7 @@ def quantize_dask_iter(
         As :func:`~napari_kmeans_quantize.quantize`; NaN or infinity are found
         chunk by chunk during the histogram pass, and the error names the chunk.
     """
-    options = QuantizeOptions(
-        n_colors,
-        color_space=color_space,
-        dither=dither,
-        random_state=random_state,
-        max_pixels=max_pixels,
-        max_iter=max_iter,
-        tol=tol,
-    )
+    options = QuantizeOptions.from_params(locals())
     return (
         yield from dask_quantize_iter(
             image,
@@ -211,15 +203,7 @@ def quantize_multiscale_iter(
     tol: float = DEFAULT_TOL,
 ) -> Generator[float, None, list[QuantizeResult]]:
     """Generator form of :func:`quantize_multiscale`, yielding progress fractions."""
-    options = QuantizeOptions(
-        n_colors,
-        color_space=color_space,
-        dither=dither,
-        random_state=random_state,
-        max_pixels=max_pixels,
-        max_iter=max_iter,
-        tol=tol,
-    )
+    options = QuantizeOptions.from_params(locals())
     return (
         yield from multiscale_iter(
             levels, options, channel_axis=channel_axis, fit_level=fit_level

@@ -142,19 +142,8 @@ def quantize(
     >>> bool((result.palette[result.labels] == result.image).all())
     True
     """
-    return drain(
-        quantize_iter(
-            image,
-            n_colors,
-            channel_axis=channel_axis,
-            color_space=color_space,
-            dither=dither,
-            random_state=random_state,
-            max_pixels=max_pixels,
-            max_iter=max_iter,
-            tol=tol,
-        )
-    )
+    # Same parameters, same names: the generator form does the work.
+    return drain(quantize_iter(**locals()))
 
 
 def quantize_iter(
@@ -194,15 +183,7 @@ def quantize_iter(
     (1.0, 8)
     """
     start = time.perf_counter()
-    options = QuantizeOptions(
-        n_colors,
-        color_space=color_space,
-        dither=dither,
-        random_state=random_state,
-        max_pixels=max_pixels,
-        max_iter=max_iter,
-        tol=tol,
-    )
+    options = QuantizeOptions.from_params(locals())
     if is_dask(image):
         # Bigger-than-memory path: histogram chunk by chunk, labels mapped lazily.
         return (
@@ -278,15 +259,7 @@ def apply_palette(
     >>> bool((second.palette == first.palette).all())
     True
     """
-    return drain(
-        apply_palette_iter(
-            image,
-            palette,
-            channel_axis=channel_axis,
-            color_space=color_space,
-            dither=dither,
-        )
-    )
+    return drain(apply_palette_iter(**locals()))
 
 
 def apply_palette_iter(

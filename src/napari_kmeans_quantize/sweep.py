@@ -349,19 +349,9 @@ def sweep(
     >>> psnrs == sorted(psnrs)
     True
     """
-    gen = sweep_iter(
-        image,
-        ks,
-        channel_axis=channel_axis,
-        color_space=color_space,
-        random_state=random_state,
-        dither=dither,
-        source_bytes=source_bytes,
-        keep_results=keep_results,
-        workers=workers,
-        data_range=data_range,
-    )
-    return drain(gen, progress)
+    params = dict(locals())
+    progress = params.pop("progress")
+    return drain(sweep_iter(**params), progress)
 
 
 def sweep_iter(

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from ..colorspace import to_fit_space
 from ..histogram import color_histogram
 from .image import (
     as_channels_last,
@@ -36,10 +35,10 @@ from .pipeline import (
     FitInputs,
     color_labels,
     fit_palette,
+    fit_points,
     nearest,
     order_by_share,
     pixel_sample,
-    to_unit,
 )
 from .progress import scaled
 from .result import QuantizeResult
@@ -472,9 +471,9 @@ def _lazy_outputs(
 ) -> tuple[Any, Any]:
     import dask
 
-    label_dtype = fit.colour_label.dtype
+    labels_dtype = fit.colour_label.dtype
     if spec.dense:
-        lut = np.zeros(spec.n_keys, dtype=label_dtype)
+        lut = np.zeros(spec.n_keys, dtype=labels_dtype)
         lut[hist.keys] = fit.colour_label
         func, table = _map_block_dense, lut
     else:
@@ -485,8 +484,8 @@ def _lazy_outputs(
         partial(func, spec=spec),
         table=table,
         drop_axis=arr.ndim - 1,
-        dtype=label_dtype,
-        meta=np.empty((0,) * (arr.ndim - 1), dtype=label_dtype),
+        dtype=labels_dtype,
+        meta=np.empty((0,) * (arr.ndim - 1), dtype=labels_dtype),
         name="kmq-labels-" + dask.base.tokenize(arr, table, func),
     )
     return labels, _lazy_image(labels, fit.palette, axis)
@@ -497,7 +496,7 @@ def _apply_block(
     palette: np.ndarray,
     pal_fit: np.ndarray,
     color_space: str,
-    label_dtype: np.dtype,
+    labels_dtype: np.dtype,
 ) -> np.ndarray:
     pixels = _block_pixels(block)
     if _count_bad(pixels):
@@ -505,8 +504,8 @@ def _apply_block(
     if color_space != "rgb" and pixels.size:
         check_fit_space_range(pixels, color_space)
     hist = color_histogram(merge_transparent(pixels))
-    col_fit = to_fit_space(to_unit(hist.colors, pixels.dtype, color_space), color_space)
-    labels = hist.expand(nearest(col_fit, pal_fit, palette).astype(label_dtype))
+    col_fit = fit_points(hist.colors, pixels.dtype, color_space)
+    labels = hist.expand(nearest(col_fit, pal_fit, palette).astype(labels_dtype))
     return labels.reshape(block.shape[:-1])
 
 
@@ -526,17 +525,17 @@ def lazy_apply(
     import dask.array as da
 
     k = len(palette)
-    label_dtype = np.dtype(np.uint8 if k <= 256 else np.uint16)
-    pal_fit = to_fit_space(to_unit(palette, palette.dtype, color_space), color_space)
+    dtype = label_dtype(k)
+    pal_fit = fit_points(palette, palette.dtype, color_space)
     labels = arr.map_blocks(
         _apply_block,
         palette,
         pal_fit,
         color_space,
-        label_dtype,
+        dtype,
         drop_axis=arr.ndim - 1,
-        dtype=label_dtype,
-        meta=np.empty((0,) * (arr.ndim - 1), dtype=label_dtype),
+        dtype=dtype,
+        meta=np.empty((0,) * (arr.ndim - 1), dtype=dtype),
     )
     per_block = [
         dask.delayed(_block_bincount, pure=True)(b, k)

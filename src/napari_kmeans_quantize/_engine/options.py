@@ -8,7 +8,8 @@ reads the checked, normalised values from it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -47,6 +48,12 @@ class QuantizeOptions:
     max_pixels: int | None = None
     max_iter: int = DEFAULT_MAX_ITER
     tol: float = DEFAULT_TOL
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> QuantizeOptions:
+        """The options among a public function's parameters (its ``locals()``);
+        names that are no option are left out."""
+        return cls(**{f.name: params[f.name] for f in fields(cls) if f.name in params})
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
