@@ -8,7 +8,7 @@ reads the checked, normalised values from it.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -125,3 +125,20 @@ def check_random_state(random_state: object) -> None:
 def check_option(name: str, value: Any, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {allowed}, got {value!r}.")
+
+
+def check_ks(ks: Iterable[int]) -> tuple[int, ...]:
+    if isinstance(ks, int | np.integer):
+        ks = (ks,)
+    try:
+        values = list(ks)
+    except TypeError:
+        raise TypeError(f"ks must be an iterable of integers, got {ks!r}.") from None
+    if not values:
+        raise ValueError("ks is empty; give at least one palette size.")
+    for k in values:
+        if isinstance(k, bool) or not isinstance(k, int | np.integer):
+            raise TypeError(f"ks must hold integers, got {k!r}.")
+        if not 1 <= k <= MAX_COLORS:
+            raise ValueError(f"every k must be between 1 and {MAX_COLORS}, got {k}.")
+    return tuple(sorted({int(k) for k in values}))

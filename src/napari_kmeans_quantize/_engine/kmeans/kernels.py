@@ -49,10 +49,15 @@ def _lloyd_run(
         ) = _moved_kernel(new, centers, top_upper, axis, True)  # fmt: skip
         centers = new
         moved, top_upper = _assign_kernel(
-            points, centers, labels, upper, lower, half_gap, proj, order, axis,
-            nbr, nbr_dist, cnt, ext, True, shift, top_arg, second, local, cap,
-            new_labels, 0, n, True, weights, w_sum, s_sum, n_sum,
-        )  # fmt: skip
+            (points, labels, upper, lower, new_labels),
+            (centers, half_gap, proj, order, axis, nbr, nbr_dist, cnt, ext),
+            True,
+            (shift, top_arg, second, local, cap),
+            (weights, w_sum, s_sum, n_sum),
+            0,
+            n,
+            True,
+        )
         err = _error(const, s_sum, w_sum, n_sum)
         if moved == 0:
             return centers, top_upper, run + 1, _STILL, moved, err
@@ -63,35 +68,14 @@ def _lloyd_run(
 
 
 @njit(nogil=True, cache=True)
-def _assign_kernel(
-    points,
-    centers,
-    labels,
-    upper,
-    lower,
-    half_gap,
-    proj,
-    order,
-    axis,
-    nbr,
-    nbr_dist,
-    cnt,
-    ext,
-    widen,
-    shift,
-    top_arg,
-    second,
-    local,
-    cap,
-    new,
-    first,
-    stop,
-    fused,
-    weights,
-    w_sum,
-    s_sum,
-    n_sum,
-):  # pragma: no cover
+def _assign_kernel(pts, cen, widen, wid, sums, first, stop, fused):  # pragma: no cover
+    # Grouped arguments: the per-point arrays (`pts`, updated in place except
+    # the labels unless `fused`), the search structure of the centres (`cen`,
+    # see _Centres), the pending bound widening (`wid`, applied first when
+    # `widen`) and the cluster sums (`sums`, only touched when `fused`).
+    points, labels, upper, lower, new = pts
+    centers, half_gap, proj, order, axis, nbr, nbr_dist, cnt, ext = cen
+    weights, w_sum, s_sum, n_sum = sums
     # Points first..stop-1 only, so that threads can share the arrays. With
     # `fused` (one thread, all points) it also does _move_kernel's work as it
     # goes: a point that moves updates the sums at once, in point order as
@@ -107,7 +91,7 @@ def _assign_kernel(
         # One pass of this loop: a settled point breaks out to the tail below.
         for _ in range(1):
             if widen:
-                _widen_point(i, a, upper, lower, shift, top_arg, second, local, cap)
+                _widen_point(i, a, upper, lower, wid)
             if upper[i] <= max(lower[i], half_gap[a]):
                 break
             du = _sq_dist(points, i, centers, a)
@@ -181,20 +165,19 @@ def _assign_kernel(
 
 
 @njit(nogil=True, cache=True)
-def _widen_kernel(
-    labels, upper, lower, shift, top_arg, second, local, reach
-):  # pragma: no cover
+def _widen_kernel(labels, upper, lower, wid):  # pragma: no cover
     for i in range(len(labels)):
-        _widen_point(i, labels[i], upper, lower, shift, top_arg, second, local, reach)
+        _widen_point(i, labels[i], upper, lower, wid)
 
 
 @njit(nogil=True, cache=True)
-def _widen_point(
-    i, a, upper, lower, shift, top_arg, second, local, reach
-):  # pragma: no cover
-    # Hamerly: the own centre moved by shift[a], every other centre by at most
+def _widen_point(i, a, upper, lower, wid):  # pragma: no cover
+    # `wid`: the centres' shifts, the index of the largest and the second
+    # largest, the largest shift near each centre and the reach cap (see
+    # _Centres.moved). Hamerly: the own centre moved by shift[a], every other centre by at most
     # the largest shift among the others, and (see update) by at most local[a]
     # among those that can still matter.
+    shift, top_arg, second, local, reach = wid
     u = upper[i] + shift[a]
     upper[i] = u
     lo = lower[i]

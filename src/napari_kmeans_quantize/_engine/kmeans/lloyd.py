@@ -116,6 +116,17 @@ class _Centres:
             cen.local_shift = np.full(len(new), np.inf)
         return cen
 
+    def search_args(self) -> tuple:
+        """The centres' search structure, as _assign_kernel takes it."""
+        return (
+            self.centers, self.half_gap, self.proj, self.order, self.axis,
+            self.nbr, self.nbr_dist, self.cnt, self.ext,
+        )  # fmt: skip
+
+    def widen_args(self) -> tuple:
+        """The bound widening of the last move, as _widen_point takes it."""
+        return self.shift, self.top_arg, self.second, self.local_shift, self.cap
+
     def _no_lists(self) -> None:
         # k x k gaps cost too much: the searches walk the principal axis, and the
         # half gaps come from a tree.
@@ -144,30 +155,14 @@ def _search_all(points: np.ndarray, cen: _Centres, state: _State) -> np.ndarray:
 
     def run(lo: int, hi: int) -> None:
         _assign_kernel(
-            points,
-            cen.centers,
-            state.labels,
-            state.upper,
-            state.lower,
-            cen.half_gap,
-            cen.proj,
-            cen.order,
-            cen.axis,
-            cen.nbr,
-            cen.nbr_dist,
-            cen.cnt,
-            cen.ext,
+            (points, state.labels, state.upper, state.lower, new),
+            cen.search_args(),
             cen.widen,
-            cen.shift,
-            cen.top_arg,
-            cen.second,
-            cen.local_shift,
-            cen.cap,
-            new,
+            cen.widen_args(),
+            _NO_SUMS,
             lo,
             hi,
             False,
-            *_NO_SUMS,
         )
 
     gather.each_slice(len(points), run, _PARALLEL_POINTS)
@@ -349,10 +344,7 @@ class _Clusters:
         cen = self.cen
         if cen.widen:
             st = self.state
-            _widen_kernel(
-                st.labels, st.upper, st.lower, cen.shift, cen.top_arg, cen.second,
-                cen.local_shift, cen.cap,
-            )  # fmt: skip
+            _widen_kernel(st.labels, st.upper, st.lower, cen.widen_args())
             cen.widen = False
 
     def assign(self) -> int:
