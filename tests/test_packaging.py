@@ -107,3 +107,55 @@ def test_readme_images_render_outside_the_repository():
     for url in images:
         assert url.startswith(prefix), url
         assert (ROOT / url.removeprefix(prefix)).is_file(), url
+
+
+# Import name -> distribution, where they differ.
+_DISTRIBUTION_OF = {"skimage": "scikit-image", "PIL": "pillow"}
+# Imported only inside functions that need the optional extra ("dask").
+_OPTIONAL = {"dask", "distributed"}
+
+
+def _declared(requirements: list[str]) -> set[str]:
+    import re
+
+    return {
+        re.split(r"[<>=!~;\[ ]", req, maxsplit=1)[0].lower() for req in requirements
+    }
+
+
+def test_declared_dependencies_are_the_imported_ones():
+    import ast
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    stdlib = sys.stdlib_module_names
+    imported = set()
+    for path in (ROOT / "src" / "napari_kmeans_quantize").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if top not in stdlib and top != "napari_kmeans_quantize":
+                    imported.add(_DISTRIBUTION_OF.get(top, top).lower())
+    declared = _declared(project["dependencies"])
+    assert imported - _OPTIONAL == declared
+    extras = project["optional-dependencies"]
+    assert {"dask"} <= _declared(extras["dask"])
+    # Qt bindings come with napari's install, not with the plugin (see pyproject).
+    assert "pyqt6" not in declared
+
+
+def test_the_version_is_written_once():
+    import tomllib
+
+    import napari_kmeans_quantize
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert "version" not in project and "version" in project["dynamic"]
+    init = (ROOT / "src" / "napari_kmeans_quantize" / "__init__.py").read_text()
+    assert f'__version__ = "{napari_kmeans_quantize.__version__}"' in init

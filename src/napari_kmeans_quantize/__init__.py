@@ -1,7 +1,7 @@
 """K-means colour quantisation for napari and for scripts.
 
 The engine (``quantize``, ``apply_palette``, ``sweep`` and the metrics) needs only
-numpy, scikit-learn/scipy and scikit-image; importing this package does not import
+numpy, scipy, numba and scikit-image; importing this package does not import
 napari or Qt. ``quantize_layer`` (the napari-facing call) is imported on first use.
 """
 
@@ -12,6 +12,7 @@ from typing import Any
 from .metrics import formula_bits, mean_ciede2000, mse, psnr
 from .quantize import (
     MAX_COLORS,
+    FewColorsWarning,
     QuantizeResult,
     apply_palette,
     apply_palette_iter,
@@ -24,6 +25,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "MAX_COLORS",
+    "FewColorsWarning",
     "QuantizeResult",
     "SweepTable",
     "__version__",
