@@ -470,3 +470,30 @@ def test_distributed_client_matches_in_memory(rgb, pyramid):
         np.testing.assert_array_equal(
             ms[1].labels.compute(), apply_palette(pyramid[1], ms[0].palette).labels
         )
+
+
+@pytest.mark.parametrize("dither", [False, True])
+def test_multiscale_in_memory_is_quantize_then_apply_palette(pyramid, dither):
+    results = quantize_multiscale(pyramid, 8, fit_level=1, lazy=False, dither=dither)
+    fitted = quantize(pyramid[1], 8, dither=dither)
+    np.testing.assert_array_equal(results[1].labels, fitted.labels)
+    np.testing.assert_array_equal(results[1].counts, fitted.counts)
+    for level, result in zip(pyramid, results, strict=True):
+        assert isinstance(result.labels, np.ndarray)
+        np.testing.assert_array_equal(result.palette, fitted.palette)
+        if level is pyramid[1]:
+            continue
+        mapped = apply_palette(level, fitted.palette, dither=dither)
+        np.testing.assert_array_equal(result.labels, mapped.labels)
+        np.testing.assert_array_equal(result.image, mapped.image)
+        np.testing.assert_array_equal(result.counts, mapped.counts)
+        assert result.n_iter == fitted.n_iter
+
+
+def test_multiscale_lazy_and_eager_agree_without_dithering(pyramid):
+    lazy = quantize_multiscale(pyramid, 8, fit_level=1)
+    eager = quantize_multiscale(pyramid, 8, fit_level=1, lazy=False)
+    for a, b in zip(lazy, eager, strict=True):
+        labels, counts = dask.compute(a.labels, a.counts)
+        np.testing.assert_array_equal(labels, b.labels)
+        np.testing.assert_array_equal(counts, b.counts)

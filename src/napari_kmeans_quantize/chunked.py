@@ -144,10 +144,12 @@ def quantize_multiscale(
     A coarser level is cheaper to fit on (a quarter of the pixels per step of a
     2x pyramid) but gives a slightly different palette: downsampling averages
     colours, so the coarse colour distribution is smoother than the fine one. Every
-    other level is then mapped lazily onto that palette (nearest colour, as
-    :func:`~napari_kmeans_quantize.apply_palette`), so the outputs are a pyramid of
-    the same shapes as the input, aligned with it at every zoom, and a colour gets
-    the same label at every level.
+    other level is then mapped onto that palette (nearest colour, as
+    :func:`~napari_kmeans_quantize.apply_palette`), lazily by default, so the
+    outputs are a pyramid of the same shapes as the input, aligned with it at
+    every zoom, and a colour gets the same label at every level. The palette is
+    ordered by the fitted level's shares; every level's ``counts`` are its own.
+    This is the package's one multiscale implementation (the widget's too).
 
     Parameters
     ----------
@@ -159,20 +161,26 @@ def quantize_multiscale(
     fit_level : int, optional
         Index of the level the palette is fitted on (default 0, the finest;
         negative values count from the coarsest).
+    lazy : bool, optional
+        True (the default): every level is a dask array and the results are lazy
+        (no dithering). False: every level is read into memory and mapped at
+        once, and ``dither=True`` diffuses the error on every level.
     **kwargs
-        ``channel_axis``, ``color_space``, ``random_state``, ``max_pixels``,
-        ``max_iter``, ``tol`` as for :func:`~napari_kmeans_quantize.quantize`
-        (``dither`` must be False).
+        ``channel_axis``, ``color_space``, ``dither``, ``random_state``,
+        ``max_pixels``, ``max_iter``, ``tol`` as for
+        :func:`~napari_kmeans_quantize.quantize` (``dither`` needs
+        ``lazy=False``).
 
     Returns
     -------
     results : list of QuantizeResult
-        One per level, in the order given, all with the same ``palette``. Images
-        and labels are lazy dask arrays. The fit level's ``counts`` come from its
-        histogram (a NumPy array); the other levels' ``counts`` are lazy dask
+        One per level, in the order given, all with the same ``palette``. Lazy:
+        images and labels are dask arrays; the fit level's ``counts`` come from
+        its histogram (a NumPy array), the other levels' ``counts`` are lazy dask
         arrays (computing them reads the level) and their ``n_distinct`` is 0 (not
-        counted). Fit details (``inertia``, ``n_iter``, ``converged``) are those of
-        the shared fit.
+        counted). Eager: NumPy arrays throughout, each level's ``counts`` and
+        ``n_distinct`` its own. Fit details (``inertia``, ``n_iter``,
+        ``converged``) are those of the shared fit.
 
     Examples
     --------
@@ -201,11 +209,12 @@ def quantize_multiscale_iter(
     max_pixels: int | None = None,
     max_iter: int = DEFAULT_MAX_ITER,
     tol: float = DEFAULT_TOL,
+    lazy: bool = True,
 ) -> Generator[float, None, list[QuantizeResult]]:
     """Generator form of :func:`quantize_multiscale`, yielding progress fractions."""
     options = QuantizeOptions.from_params(locals())
     return (
         yield from multiscale_iter(
-            levels, options, channel_axis=channel_axis, fit_level=fit_level
+            levels, options, channel_axis=channel_axis, fit_level=fit_level, lazy=lazy
         )
     )

@@ -14,14 +14,12 @@ The steps live in the private ``_engine.pipeline``; dask arrays go to
 
 from __future__ import annotations
 
-import time
 from collections.abc import Generator
-from dataclasses import replace
 
 import numpy as np
 
 from ._engine.dask_backend import dask_quantize_iter
-from ._engine.image import check_one_entry, checked_image, checked_palette, is_dask
+from ._engine.image import is_dask
 from ._engine.options import (
     DEFAULT_COLOR_SPACE,
     DEFAULT_MAX_ITER,
@@ -29,20 +27,10 @@ from ._engine.options import (
     DEFAULT_TOL,
     MAX_COLORS,
     QuantizeOptions,
-    check_bool,
-    check_option,
 )
-from ._engine.pipeline import (
-    FitInputs,
-    assign,
-    pixel_histogram,
-    quantize_histogram_iter,
-    sample_weights,
-)
-from ._engine.progress import drain, scaled
+from ._engine.pipeline import memory_apply_iter, memory_quantize_iter
+from ._engine.progress import drain
 from ._engine.result import FewColorsWarning, QuantizeResult
-from .colorspace import COLOR_SPACES
-from .histogram import color_histogram
 
 __all__ = [
     "MAX_COLORS",
@@ -182,32 +170,13 @@ def quantize_iter(
     >>> fractions[-1], result.n_colors
     (1.0, 8)
     """
-    start = time.perf_counter()
     options = QuantizeOptions.from_params(locals())
     if is_dask(image):
         # Bigger-than-memory path: histogram chunk by chunk, labels mapped lazily.
         return (
             yield from dask_quantize_iter(image, options, channel_axis=channel_axis)
         )
-    arr, axis = checked_image(image, channel_axis, options.color_space)
-    check_one_entry(arr, options.n_colors)
-    yield 0.0
-
-    hist, _ = pixel_histogram(arr)
-    inputs = FitInputs(
-        hist.colors,
-        hist.counts,
-        sample_weights(hist, options.max_pixels, options.random_state),
-        arr.dtype,
-        options.color_space,
-    )
-    yield 0.1
-    result = yield from scaled(
-        quantize_histogram_iter(arr, axis, hist, inputs, options), 0.1, 1.0
-    )
-    result = replace(result, seconds=time.perf_counter() - start)
-    yield 1.0
-    return result
+    return (yield from memory_quantize_iter(image, options, channel_axis=channel_axis))
 
 
 def apply_palette(
@@ -271,29 +240,12 @@ def apply_palette_iter(
     dither: bool = False,
 ) -> Generator[float, None, QuantizeResult]:
     """Generator form of :func:`apply_palette`, yielding progress fractions."""
-    start = time.perf_counter()
-    check_option("color_space", color_space, COLOR_SPACES)
-    dither = check_bool("dither", dither)
-    arr, axis = checked_image(image, channel_axis, color_space)
-    palette = checked_palette(palette, arr.dtype, arr.shape[-1])
-    pixels = arr.reshape(-1, arr.shape[-1])
-    yield 0.0
-    hist = color_histogram(pixels)
-    yield 0.3
-    result = yield from scaled(
-        assign(
-            arr,
-            hist,
+    return (
+        yield from memory_apply_iter(
+            image,
             palette,
-            color_space,
-            dither,
-            len(palette),
-            axis,
-            keep_order=True,
-        ),
-        0.3,
-        1.0,
+            channel_axis=channel_axis,
+            color_space=color_space,
+            dither=dither,
+        )
     )
-    result = replace(result, seconds=time.perf_counter() - start)
-    yield 1.0
-    return result

@@ -1,9 +1,13 @@
 """The multiscale implementation: one palette for every level of a pyramid.
 
-The palette is fitted on one level (``fit_level``) exactly as ``quantize`` fits a
-dask array; every other level is mapped lazily onto it (nearest colour, as
-``apply_palette``). Counts: the fitted level's come from its histogram (exact, a
-NumPy array); every other level's are its own, lazy (computing them reads it).
+The palette is fitted on one level (``fit_level``) exactly as ``quantize`` fits
+it, and ordered by that level's shares; every other level is mapped onto it
+(nearest colour, or error diffusion, as ``apply_palette``). Counts: every
+level's result holds that level's own counts; the fitted level's come from its
+histogram. Lazy (the default): levels are dask arrays, the other levels'
+labels, images and counts are lazy, and dithering is refused. Eager
+(``lazy=False``): every level is read into memory and mapped at once, and
+dithering is allowed.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ from .dask_backend import (
     dask_quantize_iter,
     lazy_apply,
 )
-from .image import is_dask
-from .options import QuantizeOptions
+from .image import as_channels_last, is_dask
+from .options import QuantizeOptions, check_bool
+from .pipeline import memory_apply_iter, memory_quantize_iter
+from .progress import scaled
 from .result import QuantizeResult
 
 
@@ -32,6 +38,7 @@ def multiscale_iter(
     *,
     channel_axis: int | None,
     fit_level: int,
+    lazy: bool = True,
 ) -> Generator[float, None, list[QuantizeResult]]:
     """``chunked.quantize_multiscale_iter`` with checked options."""
     if isinstance(levels, np.ndarray) or is_dask(levels) or not len(levels):
@@ -39,8 +46,9 @@ def multiscale_iter(
             "levels must be a non-empty list of arrays (finest first), got "
             f"{type(levels).__name__}."
         )
-    if options.dither:
-        raise ValueError(DITHER_MESSAGE)
+    lazy = check_bool("lazy", lazy)
+    if options.dither and lazy:
+        raise ValueError(DITHER_MESSAGE + " Or pass lazy=False.")
     if isinstance(fit_level, bool) or not isinstance(fit_level, int | np.integer):
         raise TypeError(f"fit_level must be an integer, got {fit_level!r}.")
     if not -len(levels) <= fit_level < len(levels):
@@ -48,23 +56,15 @@ def multiscale_iter(
             f"fit_level={fit_level} is out of range for {len(levels)} level(s)."
         )
     fit_level = int(fit_level) % len(levels)
+    if not lazy:
+        return (yield from _eager(levels, options, channel_axis, fit_level))
     arrays = [as_dask(level) for level in levels]
     prepared = [dask_channels_last(a, channel_axis) for a in arrays]
-    ref = prepared[fit_level][0]
-    for i, (arr, _) in enumerate(prepared):
-        if (
-            arr.dtype != ref.dtype
-            or arr.ndim != ref.ndim
-            or arr.shape[-1] != (ref.shape[-1])
-        ):
-            raise ValueError(
-                f"level {i} (shape {arrays[i].shape}, dtype {arrays[i].dtype}) does "
-                f"not match level {fit_level} (shape {arrays[fit_level].shape}, "
-                f"dtype {arrays[fit_level].dtype}): all levels need the same dtype, "
-                "number of dimensions and channels."
-            )
-    fitted = yield from dask_quantize_iter(
-        arrays[fit_level], options, channel_axis=channel_axis
+    _check_levels(arrays, [arr for arr, _ in prepared], fit_level)
+    fitted = yield from scaled(
+        dask_quantize_iter(arrays[fit_level], options, channel_axis=channel_axis),
+        0.0,
+        0.99,
     )
     results = []
     for i, (arr, axis) in enumerate(prepared):
@@ -77,4 +77,68 @@ def multiscale_iter(
         results.append(
             replace(fitted, image=image, labels=labels, counts=counts, n_distinct=0)
         )
+    yield 1.0
     return results
+
+
+def _eager(
+    levels: Sequence[Any],
+    options: QuantizeOptions,
+    channel_axis: int | None,
+    fit_level: int,
+) -> Generator[float, None, list[QuantizeResult]]:
+    """Every level in memory: the fit level quantised, the others mapped onto its
+    palette (dithered if asked), each with its own counts."""
+    arrays = [np.asarray(level) for level in levels]
+    prepared = [as_channels_last(a, channel_axis, check_values=False) for a in arrays]
+    _check_levels(arrays, [arr for arr, _ in prepared], fit_level)
+    fitted = yield from scaled(
+        memory_quantize_iter(arrays[fit_level], options, channel_axis=channel_axis),
+        0.0,
+        0.5,
+    )
+    results = []
+    span = 0.5 / len(arrays)
+    for i, arr in enumerate(arrays):
+        if i == fit_level:
+            results.append(fitted)
+            continue
+        mapped = yield from scaled(
+            memory_apply_iter(
+                arr,
+                fitted.palette,
+                channel_axis=channel_axis,
+                color_space=options.color_space,
+                dither=options.dither,
+            ),
+            0.5 + i * span,
+            0.5 + (i + 1) * span,
+        )
+        results.append(
+            replace(
+                mapped,
+                n_colors_requested=fitted.n_colors_requested,
+                inertia=fitted.inertia,
+                n_iter=fitted.n_iter,
+                converged=fitted.converged,
+            )
+        )
+    yield 1.0
+    return results
+
+
+def _check_levels(arrays: list, prepared: list, fit_level: int) -> None:
+    """All levels need the fit level's dtype, number of dimensions and channels."""
+    ref = prepared[fit_level]
+    for i, arr in enumerate(prepared):
+        if (
+            arr.dtype != ref.dtype
+            or arr.ndim != ref.ndim
+            or arr.shape[-1] != ref.shape[-1]
+        ):
+            raise ValueError(
+                f"level {i} (shape {arrays[i].shape}, dtype {arrays[i].dtype}) does "
+                f"not match level {fit_level} (shape {arrays[fit_level].shape}, "
+                f"dtype {arrays[fit_level].dtype}): all levels need the same dtype, "
+                "number of dimensions and channels."
+            )

@@ -16,6 +16,7 @@ dask and multiscale paths (``dask_backend``) and the sweep (once per k):
 from __future__ import annotations
 
 import threading
+import time
 import warnings
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -25,11 +26,17 @@ from numba import njit
 from scipy.spatial import cKDTree
 
 from .. import gather
-from ..colorspace import from_fit_space, to_fit_space
+from ..colorspace import COLOR_SPACES, from_fit_space, to_fit_space
 from ..histogram import ColorHistogram, color_histogram
-from .image import merge_transparent, one_entry_rgba
+from .image import (
+    check_one_entry,
+    checked_image,
+    checked_palette,
+    merge_transparent,
+    one_entry_rgba,
+)
 from .kmeans import KMeansFit, Pyramid, fit_iter
-from .options import QuantizeOptions, label_dtype
+from .options import QuantizeOptions, check_bool, check_option, label_dtype
 from .progress import scaled
 from .result import FewColorsWarning, QuantizeResult
 
@@ -453,3 +460,57 @@ def replace_result(result: QuantizeResult, **changes: object) -> QuantizeResult:
     from dataclasses import replace
 
     return replace(result, **changes)
+
+
+def memory_quantize_iter(
+    image: object, options: QuantizeOptions, *, channel_axis: int | None
+) -> Generator[float, None, QuantizeResult]:
+    """``quantize_iter`` of an in-memory image, with checked options."""
+    start = time.perf_counter()
+    arr, axis = checked_image(image, channel_axis, options.color_space)
+    check_one_entry(arr, options.n_colors)
+    yield 0.0
+    hist, _ = pixel_histogram(arr)
+    inputs = FitInputs(
+        hist.colors,
+        hist.counts,
+        sample_weights(hist, options.max_pixels, options.random_state),
+        arr.dtype,
+        options.color_space,
+    )
+    yield 0.1
+    result = yield from scaled(
+        quantize_histogram_iter(arr, axis, hist, inputs, options), 0.1, 1.0
+    )
+    result = replace_result(result, seconds=time.perf_counter() - start)
+    yield 1.0
+    return result
+
+
+def memory_apply_iter(
+    image: object,
+    palette: object,
+    *,
+    channel_axis: int | None,
+    color_space: str,
+    dither: bool,
+) -> Generator[float, None, QuantizeResult]:
+    """``apply_palette_iter``: checks, then the assignment in the given order."""
+    start = time.perf_counter()
+    check_option("color_space", color_space, COLOR_SPACES)
+    dither = check_bool("dither", dither)
+    arr, axis = checked_image(image, channel_axis, color_space)
+    palette = checked_palette(palette, arr.dtype, arr.shape[-1])
+    yield 0.0
+    hist = color_histogram(arr.reshape(-1, arr.shape[-1]))
+    yield 0.3
+    result = yield from scaled(
+        assign(
+            arr, hist, palette, color_space, dither, len(palette), axis, keep_order=True
+        ),
+        0.3,
+        1.0,
+    )
+    result = replace_result(result, seconds=time.perf_counter() - start)
+    yield 1.0
+    return result
