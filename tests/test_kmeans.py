@@ -231,3 +231,11 @@ def test_stable_argsort_equals_numpys(n):
     np.testing.assert_array_equal(
         centres._stable_argsort(keys), np.argsort(keys, kind="stable")
     )
+
+
+def test_kernels_compiled_after_a_fit():
+    from napari_kmeans_quantize.kmeans import kernels_compiled
+
+    rng = np.random.default_rng(0)
+    weighted_kmeans(rng.random((3000, 3)), np.ones(3000), 300)  # runs both kernels
+    assert kernels_compiled() is True
