@@ -546,3 +546,12 @@ def test_psnr_of_five_channels_is_over_every_channel():
     mse_per_value = ((a.astype(float) - b) ** 2).mean()
     expected = 10 * math.log10(255**2 / mse_per_value)
     assert psnr(a, b) == pytest.approx(expected)
+
+
+def test_size_report_of_a_big_endian_original():
+    image = _photo().astype(">u2")
+    result = quantize(image, 8)
+    report = size_report(result, image)
+    native = image.astype("=u2")
+    assert report.psnr == pytest.approx(psnr(native, result.image))
+    assert report.ciede2000 == pytest.approx(mean_ciede2000(native, result.image))

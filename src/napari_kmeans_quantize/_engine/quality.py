@@ -17,6 +17,7 @@ import numpy as np
 from numba import njit
 
 from .ciede2000 import _ciede2000_sum
+from .image import as_native
 from .kmeans import weighted_inertia
 
 if TYPE_CHECKING:
@@ -229,7 +230,8 @@ class Reference:
         `data_range` as in :func:`size_report` (checked by the caller)."""
         from ..histogram import color_histogram
 
-        arr = np.asarray(original)
+        # The kernels compute in native byte order, as quantize does.
+        arr = as_native(np.asarray(original), "original")
         if channel_axis is None:
             arr = arr[..., None]
         else:
