@@ -14,6 +14,7 @@ import os
 import sys
 import time
 from collections.abc import Generator, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -386,12 +387,17 @@ def _union_range(ranges: Sequence[tuple | None]) -> tuple | None:
     return min(r[0] for r in ranges), max(r[1] for r in ranges)
 
 
+@dataclass(frozen=True, eq=False)
 class _Fit:
     """The palette of a dask image, most frequent first, its counts, the label of
     every distinct colour (in key order) and the fit's details."""
 
-    def __init__(self, hist: _Histogram, options: QuantizeOptions) -> None:
-        self.hist, self.options = hist, options
+    palette: np.ndarray
+    counts: np.ndarray
+    colour_label: np.ndarray
+    inertia: float
+    n_iter: int
+    converged: bool
 
 
 def _fit(hist: _Histogram, options: QuantizeOptions) -> Generator[float, None, _Fit]:
@@ -406,11 +412,15 @@ def _fit(hist: _Histogram, options: QuantizeOptions) -> Generator[float, None, _
         hist.colors, hist.counts, dtype, fit.palette, options.color_space, fit.guess
     )
     order, remap = order_by_share(counts)
-    out = _Fit(hist, options)
-    out.palette, out.counts = fit.palette[order], counts[order]
-    out.inertia, out.n_iter, out.converged = fit.inertia, fit.n_iter, fit.converged
-    out.colour_label = remap[nearest].astype(label_dtype(len(order)))[hist.to_canon]
-    return out
+    colour_label = remap[nearest].astype(label_dtype(len(order)))[hist.to_canon]
+    return _Fit(
+        fit.palette[order],
+        counts[order],
+        colour_label,
+        fit.inertia,
+        fit.n_iter,
+        fit.converged,
+    )
 
 
 def _map_block_dense(block: np.ndarray, spec: KeySpec, table: np.ndarray) -> np.ndarray:
