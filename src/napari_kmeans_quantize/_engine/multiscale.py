@@ -56,73 +56,55 @@ def multiscale_iter(
             f"fit_level={fit_level} is out of range for {len(levels)} level(s)."
         )
     fit_level = int(fit_level) % len(levels)
-    if not lazy:
-        return (yield from _eager(levels, options, channel_axis, fit_level))
-    arrays = [as_dask(level) for level in levels]
-    prepared = [dask_channels_last(a, channel_axis) for a in arrays]
+    if lazy:
+        arrays = [as_dask(level) for level in levels]
+        prepared = [dask_channels_last(a, channel_axis) for a in arrays]
+        fit_step = dask_quantize_iter
+    else:
+        arrays = [np.asarray(level) for level in levels]
+        prepared = [
+            as_channels_last(a, channel_axis, check_values=False) for a in arrays
+        ]
+        fit_step = memory_quantize_iter
     _check_levels(arrays, [arr for arr, _ in prepared], fit_level)
     fitted = yield from scaled(
-        dask_quantize_iter(arrays[fit_level], options, channel_axis=channel_axis),
-        0.0,
-        0.99,
-    )
-    results = []
-    for i, (arr, axis) in enumerate(prepared):
-        if i == fit_level:
-            results.append(fitted)
-            continue
-        labels, image, counts = lazy_apply(
-            arr, axis, fitted.palette, options.color_space
-        )
-        results.append(
-            replace(fitted, image=image, labels=labels, counts=counts, n_distinct=0)
-        )
-    yield 1.0
-    return results
-
-
-def _eager(
-    levels: Sequence[Any],
-    options: QuantizeOptions,
-    channel_axis: int | None,
-    fit_level: int,
-) -> Generator[float, None, list[QuantizeResult]]:
-    """Every level in memory: the fit level quantised, the others mapped onto its
-    palette (dithered if asked), each with its own counts."""
-    arrays = [np.asarray(level) for level in levels]
-    prepared = [as_channels_last(a, channel_axis, check_values=False) for a in arrays]
-    _check_levels(arrays, [arr for arr, _ in prepared], fit_level)
-    fitted = yield from scaled(
-        memory_quantize_iter(arrays[fit_level], options, channel_axis=channel_axis),
-        0.0,
-        0.5,
+        fit_step(arrays[fit_level], options, channel_axis=channel_axis), 0.0, 0.5
     )
     results = []
     span = 0.5 / len(arrays)
-    for i, arr in enumerate(arrays):
+    for i, level in enumerate(arrays):
         if i == fit_level:
             results.append(fitted)
-            continue
-        mapped = yield from scaled(
-            memory_apply_iter(
-                arr,
-                fitted.palette,
-                channel_axis=channel_axis,
-                color_space=options.color_space,
-                dither=options.dither,
-            ),
-            0.5 + i * span,
-            0.5 + (i + 1) * span,
-        )
-        results.append(
-            replace(
-                mapped,
-                n_colors_requested=fitted.n_colors_requested,
-                inertia=fitted.inertia,
-                n_iter=fitted.n_iter,
-                converged=fitted.converged,
+        elif lazy:
+            arr, axis = prepared[i]
+            labels, image, counts = lazy_apply(
+                arr, axis, fitted.palette, options.color_space
             )
-        )
+            results.append(
+                replace(fitted, image=image, labels=labels, counts=counts, n_distinct=0)
+            )
+        else:
+            mapped = yield from scaled(
+                memory_apply_iter(
+                    level,
+                    fitted.palette,
+                    channel_axis=channel_axis,
+                    color_space=options.color_space,
+                    dither=options.dither,
+                ),
+                0.5 + i * span,
+                0.5 + (i + 1) * span,
+            )
+            # The shared fit's details, the level's own assignment and counts.
+            results.append(
+                replace(
+                    mapped,
+                    n_colors_requested=fitted.n_colors_requested,
+                    inertia=fitted.inertia,
+                    n_iter=fitted.n_iter,
+                    converged=fitted.converged,
+                )
+            )
     yield 1.0
     return results
 
