@@ -159,3 +159,91 @@ def test_the_version_is_written_once():
     assert "version" not in project and "version" in project["dynamic"]
     init = (ROOT / "src" / "napari_kmeans_quantize" / "__init__.py").read_text()
     assert f'__version__ = "{napari_kmeans_quantize.__version__}"' in init
+
+
+# Private names the napari side and the command line still import from public
+# modules; each has a public replacement (metrics.has_ciede2000,
+# metrics.check_data_range, metrics.size_report(result), kmeans.kernels_compiled)
+# and goes from this list when its caller switches.
+_LEGACY_PRIVATE_IMPORTS = {
+    ("_widget", "metrics", "_has_ciede"),
+    ("_layers", "metrics", "_checked_data_range"),
+    ("_layers", "metrics", "_size_report"),
+    ("__main__", "metrics", "_checked_data_range"),
+}
+
+
+def _package_imports() -> dict[str, set[tuple[str, str]]]:
+    """For every module of the package, the (module, name) pairs it imports from
+    the package at run time (type-checking-only imports left out)."""
+    import ast
+
+    src = ROOT / "src"
+    out: dict[str, set[tuple[str, str]]] = {}
+    for path in (src / "napari_kmeans_quantize").rglob("*.py"):
+        parts = list(path.relative_to(src).with_suffix("").parts)
+        is_pkg = parts[-1] == "__init__"
+        if is_pkg:
+            parts.pop()
+        name = ".".join(parts)
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        skip = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                skip.update(id(n) for n in ast.walk(node))
+        found = out.setdefault(name, set())
+        for node in ast.walk(tree):
+            if (
+                not isinstance(node, ast.ImportFrom)
+                or node.level == 0
+                or id(node) in skip
+            ):
+                continue
+            base = parts if is_pkg else parts[:-1]
+            base = base[: len(base) - (node.level - 1)]
+            target = ".".join([*base, *([node.module] if node.module else [])])
+            for alias in node.names:
+                found.add((target, alias.name))
+    return out
+
+
+def _short(module: str) -> str:
+    return module.removeprefix("napari_kmeans_quantize").lstrip(".")
+
+
+def test_no_private_name_crosses_between_public_modules():
+    imports = _package_imports()
+    crossing = set()
+    for module, pairs in imports.items():
+        for target, name in pairs:
+            full = f"{target}.{name}"
+            private_target = any(p.startswith("_") for p in _short(target).split("."))
+            if full in imports or not name.startswith("_") or name.startswith("__"):
+                continue  # a module, a public name or a dunder
+            if not private_target:
+                crossing.add((_short(module), _short(target), name))
+    assert crossing == _LEGACY_PRIVATE_IMPORTS
+
+
+def test_no_import_cycle():
+    imports = _package_imports()
+    graph = {
+        m: {f"{t}.{n}" if f"{t}.{n}" in imports else t for t, n in pairs} - {m}
+        for m, pairs in imports.items()
+    }
+    # A package's __init__ importing its own submodules is no cycle.
+    graph = {m: {t for t in ts if not m.startswith(t + ".")} for m, ts in graph.items()}
+    state: dict[str, int] = {}
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in graph.get(node, ()):
+            if state.get(nxt) == 1:
+                raise AssertionError(" -> ".join([*path[path.index(nxt) :], nxt]))
+            if nxt in graph and not state.get(nxt):
+                visit(nxt, [*path, nxt])
+        state[node] = 2
+
+    for module in graph:
+        if not state.get(module):
+            visit(module, [module])
