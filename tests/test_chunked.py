@@ -276,7 +276,11 @@ def _errors(func):
 @pytest.mark.parametrize(
     ("image", "kwargs"),
     [
-        (np.zeros((8, 8, 5), np.uint8), {}),
+        (np.zeros((8, 8, 17), np.uint8), {}),
+        (np.zeros((8, 8, 0), np.uint8), {}),
+        (np.zeros((8, 8, 5), np.uint8), {"color_space": "lab"}),
+        (np.zeros((8, 8, 4), np.uint8), {"color_space": "oklab", "alpha": False}),
+        (np.zeros((8, 8, 5), np.uint8), {"standardize": True, "color_space": "lab"}),
         (np.zeros((8, 8, 3), bool), {}),
         (np.zeros((0, 8, 3), np.uint8), {}),
         (np.zeros((8, 8, 3), np.uint8), {"channel_axis": 3}),

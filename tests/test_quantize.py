@@ -290,22 +290,13 @@ def test_empty_image(shape):
         quantize(np.zeros(shape, np.uint8), 2)
 
 
-@pytest.mark.parametrize("channels", [2, 5])
+@pytest.mark.parametrize("channels", [0, 17, 40])
 def test_wrong_channel_count(channels):
-    with pytest.raises(ValueError, match=f"has {channels} channels.*3 \\(RGB\\) or 4"):
+    with pytest.raises(
+        ValueError,
+        match=f"has {channels or 'no'} channels.*1 to 16 channels",
+    ):
         quantize(np.zeros((4, 4, channels), np.uint8), 2)
-
-
-def test_grey_plus_alpha_gets_the_rgba_recipe():
-    img = np.zeros((4, 4, 2), np.uint8)
-    img[:2, :, 0] = 90
-    img[..., 1] = 255
-    with pytest.raises(ValueError, match="grey plus alpha") as info:
-        quantize(img, 2)
-    # The recipe in the message works.
-    recipe = info.value.args[0].split("(channels last) ")[1].rstrip(".")
-    rgba = eval(recipe, {"np": np, "img": img})
-    assert quantize(rgba, 2).n_colors == 2
 
 
 def test_2d_grey_without_channel_axis_none_gets_hint():
@@ -627,3 +618,109 @@ def test_masked_arrays_are_refused_not_silently_unmasked(astronaut_small):
         quantize(masked, 4)
     with pytest.raises(TypeError, match="masked array"):
         apply_palette(masked, np.zeros((2, 3), np.uint8))
+
+
+# --- multichannel images --------------------------------------------------------------
+
+
+def _cube(n_channels, dtype, shape=(30, 40), n_classes=6, seed=0):
+    """Pixels of a few C-vector classes plus noise, in `dtype`'s range."""
+    rng = np.random.default_rng(seed + n_channels)
+    centres = rng.uniform(40, 200, (n_classes, n_channels))
+    pixels = centres[rng.integers(0, n_classes, shape)]
+    pixels += rng.normal(0, 6, (*shape, n_channels))
+    if np.dtype(dtype).kind == "i":
+        pixels -= 120
+    return pixels.clip(-128, 255).astype(dtype)
+
+
+@pytest.mark.parametrize("n_channels", [2, 5, 8, 16])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.float32])
+def test_multichannel_numpy_and_dask_agree(n_channels, dtype):
+    import dask.array as da
+
+    img = np.moveaxis(_cube(n_channels, dtype), -1, 0)  # channels first
+    before = img.copy()
+    res = quantize(img, 5, channel_axis=0)
+    lazy = quantize(da.from_array(img, chunks=(n_channels, 16, 16)), 5, channel_axis=0)
+    assert res.palette.shape == (5, n_channels) and res.palette.dtype == dtype
+    assert res.labels.shape == img.shape[1:] and res.counts.sum() == img[0].size
+    np.testing.assert_array_equal(
+        np.moveaxis(res.palette[res.labels], -1, 0), res.image
+    )
+    np.testing.assert_array_equal(lazy.palette, res.palette)
+    np.testing.assert_array_equal(lazy.counts, res.counts)
+    np.testing.assert_array_equal(lazy.labels.compute(), res.labels)
+    np.testing.assert_array_equal(lazy.image.compute(), res.image)
+    np.testing.assert_array_equal(img, before)
+
+
+def test_multichannel_fit_finds_the_classes():
+    # Six well separated 8-channel classes: k = 6 recovers them, each centre
+    # within the noise of the class it stands for.
+    rng = np.random.default_rng(3)
+    centres = rng.uniform(200, 4000, (6, 8))
+    truth = rng.integers(0, 6, (64, 64))
+    img = (centres[truth] + rng.normal(0, 20, (64, 64, 8))).astype(np.uint16)
+    res = quantize(img, 6)
+    # Every true class maps to one label, and different classes to different ones.
+    pairs = {(t, lab) for t, lab in zip(truth.ravel(), res.labels.ravel(), strict=True)}
+    assert len(pairs) == 6
+    for t, lab in pairs:
+        assert np.abs(res.palette[lab].astype(float) - centres[t]).max() < 10
+
+
+@pytest.mark.parametrize("space", ["lab", "oklab"])
+@pytest.mark.parametrize("n_channels", [2, 5])
+def test_perceptual_spaces_need_rgb(space, n_channels):
+    with pytest.raises(ValueError, match=f"{n_channels} channels.*color_space='rgb'"):
+        quantize(_cube(n_channels, np.uint8), 4, color_space=space)
+
+
+def test_four_plain_channels():
+    img = _cube(4, np.uint8)
+    img[:5, :, 3] = 0  # would be transparent as RGBA
+    rgba = quantize(img, 4)
+    plain = quantize(img, 4, alpha=False)
+    # As RGBA every alpha-0 pixel shares one (0, 0, 0, 0) entry; as plain
+    # channels they keep their values and no entry is made for them.
+    assert (rgba.palette == 0).all(axis=1).any()
+    assert not (plain.palette == 0).all(axis=1).any()
+    np.testing.assert_array_equal(plain.palette[plain.labels], plain.image)
+    with pytest.raises(ValueError, match="4 plain channels"):
+        quantize(img, 4, alpha=False, color_space="lab")
+    with pytest.raises(TypeError, match="alpha must be True or False"):
+        quantize(img, 4, alpha=1)
+    # n_colors=1 on plain channels is one mean vector, not refused.
+    assert quantize(img, 1, alpha=False).n_colors == 1
+
+
+def test_standardize_stops_a_wide_channel_dominating():
+    # Channel 0 spans 100x the range of channel 1 and is noise; channel 1 holds
+    # two classes. Unscaled, k = 2 splits the wide noisy channel; standardised,
+    # the two classes.
+    rng = np.random.default_rng(7)
+    truth = rng.integers(0, 2, (80, 80))
+    wide = rng.uniform(0, 60000, (80, 80))
+    narrow = 1000 + 400 * truth + rng.normal(0, 30, (80, 80))
+    img = np.stack([wide, narrow], axis=-1).astype(np.uint16)
+
+    def agreement(labels):
+        same = (labels == truth).mean()
+        return max(same, 1 - same)
+
+    plain = quantize(img, 2)
+    scaled = quantize(img, 2, standardize=True)
+    assert agreement(plain.labels) < 0.7
+    assert agreement(scaled.labels) > 0.99
+    # The palette is in the image's units: channel 1 near 1000 and 1400.
+    assert scaled.palette.dtype == np.uint16
+    np.testing.assert_allclose(np.sort(scaled.palette[:, 1]), [1000, 1400], atol=10)
+    np.testing.assert_array_equal(scaled.palette[scaled.labels], scaled.image)
+    np.testing.assert_allclose(scaled.channel_scale, img.reshape(-1, 2).std(0))
+    assert plain.channel_scale is None
+
+
+def test_standardize_needs_rgb_space():
+    with pytest.raises(ValueError, match=r"standardize=True.*color_space='rgb'"):
+        quantize(_cube(3, np.uint8), 4, standardize=True, color_space="lab")

@@ -76,6 +76,8 @@ def quantize_dask_iter(
     max_pixels: int | None = None,
     max_iter: int = DEFAULT_MAX_ITER,
     tol: float = DEFAULT_TOL,
+    alpha: bool = True,
+    standardize: bool = False,
     histogram_method: str = "auto",
 ) -> Generator[float, None, QuantizeResult]:
     """Quantise a dask array chunk by chunk; the generator form, with progress.
@@ -94,6 +96,8 @@ def quantize_dask_iter(
         split the channel axis (it is rechunked whole). Other array types are
         wrapped with ``dask.array.asarray``.
     n_colors, channel_axis, color_space, random_state, max_pixels, max_iter, tol
+        As for :func:`~napari_kmeans_quantize.quantize`.
+    alpha, standardize
         As for :func:`~napari_kmeans_quantize.quantize`.
     dither : bool, optional
         Must be False: error diffusion is sequential over the whole image, so it
@@ -167,7 +171,7 @@ def quantize_multiscale(
         once, and ``dither=True`` diffuses the error on every level.
     **kwargs
         ``channel_axis``, ``color_space``, ``dither``, ``random_state``,
-        ``max_pixels``, ``max_iter``, ``tol`` as for
+        ``max_pixels``, ``max_iter``, ``tol``, ``alpha``, ``standardize`` as for
         :func:`~napari_kmeans_quantize.quantize` (``dither`` needs
         ``lazy=False``).
 
@@ -209,6 +213,8 @@ def quantize_multiscale_iter(
     max_pixels: int | None = None,
     max_iter: int = DEFAULT_MAX_ITER,
     tol: float = DEFAULT_TOL,
+    alpha: bool = True,
+    standardize: bool = False,
     lazy: bool = True,
 ) -> Generator[float, None, list[QuantizeResult]]:
     """Generator form of :func:`quantize_multiscale`, yielding progress fractions."""

@@ -58,6 +58,8 @@ def quantize(
     max_pixels: int | None = None,
     max_iter: int = DEFAULT_MAX_ITER,
     tol: float = DEFAULT_TOL,
+    alpha: bool = True,
+    standardize: bool = False,
 ) -> QuantizeResult:
     """Reduce an image to `n_colors` colours by k-means clustering of its pixels.
 
@@ -69,9 +71,11 @@ def quantize(
     Parameters
     ----------
     image : ndarray
-        Image of shape (..., C) with C = 3 (RGB) or 4 (RGBA), or a single-channel
-        array with ``channel_axis=None``. Integer or floating dtype. Floats keep
-        their values (no rescaling); NaN and infinity are rejected.
+        Image of shape (..., C) with 1 to 16 channels: RGB, RGBA (4 channels,
+        unless `alpha` is False), or any other channels (fluorescence, spectral
+        bands), each pixel a C-vector; or a single-channel array with
+        ``channel_axis=None``. Integer or floating dtype. Floats keep their
+        values (no rescaling); NaN and infinity are rejected.
     n_colors : int
         Number of palette colours k, 1 <= k <= 65536. If the image has fewer
         distinct colours, those are returned exactly (with a warning).
@@ -79,10 +83,11 @@ def quantize(
         Axis of the colour channels, as in scikit-image. None means the image is
         single-channel (intensity quantisation).
     color_space : {'rgb', 'lab', 'oklab'}, optional
-        Space the clustering runs in. 'rgb' minimises the RGB error (what PSNR
-        measures); 'lab' (CIELAB) and 'oklab' are perceptual and lower the mean
-        CIEDE2000 difference. Perceptual spaces need integer data or floats in
-        [0, 1].
+        Space the clustering runs in. 'rgb' minimises the squared error over the
+        channels as they are (what PSNR measures), for any channel count; 'lab'
+        (CIELAB) and 'oklab' are perceptual and lower the mean CIEDE2000
+        difference. Perceptual spaces need RGB(A) images with integer data or
+        floats in [0, 1].
     dither : bool, optional
         Assign pixels by serpentine Floyd-Steinberg error diffusion instead of
         nearest colour. The palette is the same.
@@ -98,6 +103,19 @@ def quantize(
     tol : float, optional
         Stop when an iteration lowers the error by less than this fraction
         (finite, >= 0).
+    alpha : bool, optional
+        Whether a 4-channel image is RGBA (the default: fully transparent pixels
+        share one palette entry). False says these are 4 plain channels, fitted
+        like any other channel count.
+    standardize : bool, optional
+        Fit (and assign) on the channels divided by their standard deviation
+        over the pixels, so that every channel weighs the same; the palette is
+        still returned in the image's units and dtype. Use it when the channels
+        are on different scales (a 12-bit and a 16-bit channel, stains of very
+        different brightness), where the brightest channel would otherwise
+        decide the clusters alone. Leave it off for colour images and for
+        channels whose absolute differences matter. Only with
+        ``color_space='rgb'``.
 
     Returns
     -------
@@ -111,10 +129,12 @@ def quantize(
         is not a bool, `tol` or `random_state` is not a number, or a perceptual
         `color_space` is asked of 32- or 64-bit integer colours (no known scale).
     ValueError
-        If the image is empty, has an unsupported number of channels, holds NaN or
+        If the image is empty, has no channels or more than 16, holds NaN or
         infinity; if `n_colors`, `color_space`, `max_pixels`, `max_iter`, `tol` or
-        `random_state` are out of range; or if ``n_colors=1`` is asked of an RGBA
-        image with both fully transparent and visible pixels.
+        `random_state` are out of range; if a perceptual `color_space` is asked
+        of an image that is not RGB(A), or with `standardize`; or if
+        ``n_colors=1`` is asked of an RGBA image with both fully transparent and
+        visible pixels.
 
     See Also
     --------
@@ -129,6 +149,15 @@ def quantize(
     ((16, 3), dtype('uint8'))
     >>> bool((result.palette[result.labels] == result.image).all())
     True
+
+    Five fluorescence channels, channels first, on different scales:
+
+    >>> import numpy as np
+    >>> cells = np.random.default_rng(0).integers(0, 4096, (5, 64, 64), np.uint16)
+    >>> cells[0] *= 16
+    >>> classes = quantize(cells, 8, channel_axis=0, standardize=True)
+    >>> classes.palette.shape, classes.labels.shape
+    ((8, 5), (64, 64))
     """
     # Same parameters, same names: the generator form does the work.
     return drain(quantize_iter(**locals()))
@@ -145,6 +174,8 @@ def quantize_iter(
     max_pixels: int | None = None,
     max_iter: int = DEFAULT_MAX_ITER,
     tol: float = DEFAULT_TOL,
+    alpha: bool = True,
+    standardize: bool = False,
 ) -> Generator[float, None, QuantizeResult]:
     """Generator form of :func:`quantize` for progress bars and cancellation.
 
@@ -186,6 +217,7 @@ def apply_palette(
     channel_axis: int | None = -1,
     color_space: str = DEFAULT_COLOR_SPACE,
     dither: bool = False,
+    alpha: bool = True,
 ) -> QuantizeResult:
     """Map an image onto a given palette (nearest colour, or error diffusion).
 
@@ -205,6 +237,8 @@ def apply_palette(
         Space in which "nearest" is measured.
     dither : bool, optional
         Use serpentine Floyd-Steinberg error diffusion.
+    alpha : bool, optional
+        Whether a 4-channel image is RGBA (default) or 4 plain channels.
 
     Returns
     -------
@@ -238,6 +272,7 @@ def apply_palette_iter(
     channel_axis: int | None = -1,
     color_space: str = DEFAULT_COLOR_SPACE,
     dither: bool = False,
+    alpha: bool = True,
 ) -> Generator[float, None, QuantizeResult]:
     """Generator form of :func:`apply_palette`, yielding progress fractions."""
     return (
@@ -247,5 +282,6 @@ def apply_palette_iter(
             channel_axis=channel_axis,
             color_space=color_space,
             dither=dither,
+            alpha=alpha,
         )
     )

@@ -89,8 +89,10 @@ def dask_quantize_iter(
     color_space = options.color_space
     dtype = arr.dtype
     n_channels = arr.shape[-1]
-    check_fit_space_range(np.zeros((1, n_channels), dtype=dtype), color_space)
-    spec = KeySpec(dtype, n_channels)
+    check_fit_space_range(
+        np.zeros((1, n_channels), dtype=dtype), color_space, options.alpha
+    )
+    spec = KeySpec(dtype, n_channels, options.alpha)
     dense = spec.dense if histogram_method == "auto" else histogram_method == "dense"
     if dense and not spec.dense:
         raise ValueError(
@@ -119,7 +121,9 @@ def dask_quantize_iter(
         lo, hi = value_range
         check_value_range(lo, hi, dtype)
         check_fit_space_range(
-            np.array([[lo] * n_channels, [hi] * n_channels], dtype=dtype), color_space
+            np.array([[lo] * n_channels, [hi] * n_channels], dtype=dtype),
+            color_space,
+            options.alpha,
         )
     fit = yield from scaled(_fit(hist, options), _HIST_END, _FIT_END)
     labels, image_out = _lazy_outputs(arr, axis, hist, fit, spec)
@@ -138,6 +142,7 @@ def dask_quantize_iter(
         channel_axis=axis,
         dither=False,
         seconds=time.perf_counter() - start,
+        channel_scale=fit.scale,
     )
 
 
@@ -211,7 +216,7 @@ def _block_histogram(
         empty = np.empty(0, dtype=spec.key_dtype)
         return empty, np.empty(0, dtype=np.int64), [bad], empty, None
     value_range = (pixels.min(), pixels.max()) if want_range else None
-    keys = spec.keys(merge_transparent(pixels))
+    keys = spec.keys(merge_transparent(pixels, spec.alpha))
     if spec.n_keys is not None and spec.n_keys * _BINCOUNT_MIN_FILL <= len(keys):
         counts = np.bincount(keys, minlength=spec.n_keys)
         # flatnonzero on a bool mask is several times faster than on int64 counts.
@@ -398,6 +403,7 @@ class _Fit:
     inertia: float
     n_iter: int
     converged: bool
+    scale: np.ndarray | None
 
 
 def _fit(hist: _Histogram, options: QuantizeOptions) -> Generator[float, None, _Fit]:
@@ -405,11 +411,23 @@ def _fit(hist: _Histogram, options: QuantizeOptions) -> Generator[float, None, _
     counts come from the histogram instead of a pass over the pixels."""
     dtype = hist.spec.dtype
     inputs = FitInputs(
-        hist.colors, hist.counts, hist.weights, dtype, options.color_space
+        hist.colors,
+        hist.counts,
+        hist.weights,
+        dtype,
+        options.color_space,
+        alpha=options.alpha,
+        standardize=options.standardize,
     )
     fit = yield from fit_palette(inputs, options)
     nearest, counts = color_labels(
-        hist.colors, hist.counts, dtype, fit.palette, options.color_space, fit.guess
+        hist.colors,
+        hist.counts,
+        dtype,
+        fit.palette,
+        options.color_space,
+        fit.guess,
+        inputs.scale,
     )
     order, remap = order_by_share(counts)
     colour_label = remap[nearest].astype(label_dtype(len(order)))[hist.to_canon]
@@ -420,11 +438,12 @@ def _fit(hist: _Histogram, options: QuantizeOptions) -> Generator[float, None, _
         fit.inertia,
         fit.n_iter,
         fit.converged,
+        inputs.scale,
     )
 
 
 def _map_block_dense(block: np.ndarray, spec: KeySpec, table: np.ndarray) -> np.ndarray:
-    pixels = merge_transparent(_block_pixels(block))
+    pixels = merge_transparent(_block_pixels(block), spec.alpha)
     return table[spec.keys(pixels)].reshape(block.shape[:-1])
 
 
@@ -435,7 +454,7 @@ def _map_block_sparse(
     pixels = _block_pixels(block)
     if _count_bad(pixels):
         raise ValueError("image contains NaN or infinite values in this chunk.")
-    keys = spec.keys(merge_transparent(pixels))
+    keys = spec.keys(merge_transparent(pixels, spec.alpha))
     idx = np.minimum(np.searchsorted(keys_sorted, keys), len(keys_sorted) - 1)
     if not (keys_sorted[idx] == keys).all():
         raise RuntimeError(
@@ -507,14 +526,16 @@ def _apply_block(
     pal_fit: np.ndarray,
     color_space: str,
     labels_dtype: np.dtype,
+    alpha: bool = True,
+    scale: np.ndarray | None = None,
 ) -> np.ndarray:
     pixels = _block_pixels(block)
     if _count_bad(pixels):
         raise ValueError("image contains NaN or infinite values in this chunk.")
     if color_space != "rgb" and pixels.size:
-        check_fit_space_range(pixels, color_space)
-    hist = color_histogram(merge_transparent(pixels))
-    col_fit = fit_points(hist.colors, pixels.dtype, color_space)
+        check_fit_space_range(pixels, color_space, alpha)
+    hist = color_histogram(merge_transparent(pixels, alpha))
+    col_fit = fit_points(hist.colors, pixels.dtype, color_space, scale)
     labels = hist.expand(nearest(col_fit, pal_fit, palette).astype(labels_dtype))
     return labels.reshape(block.shape[:-1])
 
@@ -528,21 +549,29 @@ def _sum_counts(*counts: np.ndarray) -> np.ndarray:
 
 
 def lazy_apply(
-    arr: Any, axis: int | None, palette: np.ndarray, color_space: str
+    arr: Any,
+    axis: int | None,
+    palette: np.ndarray,
+    color_space: str,
+    alpha: bool = True,
+    scale: np.ndarray | None = None,
 ) -> tuple[Any, Any, Any]:
-    """Labels, image and counts of `arr` mapped onto `palette`, all lazy."""
+    """Labels, image and counts of `arr` mapped onto `palette`, all lazy
+    (distances divided by `scale` when the palette was fitted standardised)."""
     import dask
     import dask.array as da
 
     k = len(palette)
     dtype = label_dtype(k)
-    pal_fit = fit_points(palette, palette.dtype, color_space)
+    pal_fit = fit_points(palette, palette.dtype, color_space, scale)
     labels = arr.map_blocks(
         _apply_block,
         palette,
         pal_fit,
         color_space,
         dtype,
+        alpha,
+        scale,
         drop_axis=arr.ndim - 1,
         dtype=dtype,
         meta=np.empty((0,) * (arr.ndim - 1), dtype=dtype),

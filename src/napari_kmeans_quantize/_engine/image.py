@@ -19,6 +19,9 @@ MAX_EXACT_INT = 1 << 53
 # Squared distances between colours (times pixel counts) must stay finite in
 # float64: |value| below 1e100 leaves a margin of 1e100 for the counts.
 MAX_ABS_FLOAT = 1e100
+#: The most channels an image may have (labels and palettes stay small; the
+#: per-colour kernels loop over the channels).
+MAX_CHANNELS = 16
 
 
 def is_dask(image: object) -> bool:
@@ -92,6 +95,43 @@ def check_value_range(lo: Any, hi: Any, dtype: np.dtype, what: str = "image") ->
         )
 
 
+def check_n_channels(n_channels: int, axis: int, shape: tuple[int, ...]) -> None:
+    """Refuse a channel axis of 0 or more than :data:`MAX_CHANNELS` channels."""
+    if 1 <= n_channels <= MAX_CHANNELS:
+        return
+    if n_channels == 0:
+        problem = "no channels"
+        hint = " Pass an image with at least one channel."
+    else:
+        problem = f"{n_channels} channels"
+        hint = (
+            " Is the channel axis right? For a single-channel image pass "
+            "channel_axis=None; to quantise more channels, reduce them first "
+            "(e.g. pick the channels you need, or keep the first 16 principal "
+            "components)."
+        )
+    raise ValueError(
+        f"image has {problem} along axis {axis} (shape {shape}); quantize takes "
+        f"1 to {MAX_CHANNELS} channels.{hint}"
+    )
+
+
+def _only_channels_empty(shape: tuple[int, ...], channel_axis: object) -> bool:
+    # Pixels but no channels: the channel check says so, not "empty".
+    if not isinstance(channel_axis, int | np.integer) or len(shape) < 2:
+        return False
+    if not -len(shape) <= channel_axis < len(shape):
+        return False
+    axis = int(channel_axis) % len(shape)
+    return shape[axis] == 0 and all(n for i, n in enumerate(shape) if i != axis)
+
+
+def has_alpha(n_channels: int, alpha: bool = True) -> bool:
+    """Whether the last of `n_channels` channels is alpha: 4 channels are RGBA
+    unless the caller says they are plain channels (``alpha=False``)."""
+    return alpha and n_channels == 4
+
+
 def needs_value_range(dtype: np.dtype) -> bool:
     """Whether :func:`check_value_range` can refuse values of this dtype."""
     return np.dtype(dtype).itemsize == 8
@@ -107,7 +147,7 @@ def as_channels_last(
     """
     refuse_masked(image)
     arr = as_native(np.asarray(image))
-    if arr.size == 0:
+    if arr.size == 0 and not _only_channels_empty(arr.shape, channel_axis):
         raise ValueError(
             f"image is empty (shape {arr.shape}); pass at least one pixel."
         )
@@ -127,21 +167,15 @@ def as_channels_last(
                 f"{arr.ndim} dimension(s)."
             )
         axis = int(channel_axis) % arr.ndim
-        n_channels = arr.shape[axis]
-        if n_channels not in (1, 3, 4):
-            if arr.ndim == 2 or n_channels > 4:
-                hint = " For a single-channel (grey) image pass channel_axis=None."
-            elif n_channels == 2:
-                hint = (
-                    " For grey plus alpha, make it RGBA, e.g. (channels last) "
-                    "np.concatenate([img[..., :1]] * 3 + [img[..., 1:]], axis=-1)."
-                )
-            else:
-                hint = ""
+        check_n_channels(arr.shape[axis], axis, arr.shape)
+        if arr.ndim == 2 and arr.shape[axis] not in (1, 3, 4):
+            # A row of multichannel pixels is far less likely than a grey
+            # image passed without channel_axis=None.
             raise ValueError(
-                f"image has {n_channels} channels along axis {axis} (shape "
-                f"{arr.shape}); quantize needs 3 (RGB) or 4 (RGBA) channels, or "
-                f"1 channel.{hint}"
+                f"image of shape {arr.shape} would be a single row of "
+                f"{arr.shape[1 - axis]} pixels with {arr.shape[axis]} channels. "
+                "For a single-channel (grey) image pass channel_axis=None; for a "
+                "row of multichannel pixels add an axis (image[None])."
             )
         if arr.ndim < 2:
             raise ValueError(
@@ -163,14 +197,12 @@ def as_channels_last(
     return arr, axis
 
 
-def check_fit_space_range(arr: np.ndarray, color_space: str) -> None:
+def check_fit_space_range(
+    arr: np.ndarray, color_space: str, alpha: bool = True
+) -> None:
     if color_space == "rgb":
         return
-    if arr.shape[-1] < 3:
-        raise ValueError(
-            f"color_space={color_space!r} needs RGB or RGBA data, but the image has "
-            "1 channel; use color_space='rgb' for intensity images."
-        )
+    check_color_channels(arr.shape[-1], color_space, alpha)
     if arr.dtype.kind in "ui" and arr.dtype.itemsize > 2:
         # The perceptual spaces need to know what full intensity is: 255 for
         # 8 bits, 65535 for 16, 1.0 for floats. A 32- or 64-bit integer (what a
@@ -192,6 +224,25 @@ def check_fit_space_range(arr: np.ndarray, color_space: str) -> None:
             f"color_space={color_space!r} needs non-negative colours, but the image "
             f"has values down to {lo}; use color_space='rgb'."
         )
+
+
+def check_color_channels(n_channels: int, color_space: str, alpha: bool = True) -> None:
+    """The perceptual spaces are defined for RGB (plus alpha) only."""
+    if color_space == "rgb" or n_channels == 3 or has_alpha(n_channels, alpha):
+        return
+    if n_channels == 1:
+        what = "1 channel; use color_space='rgb' for intensity images."
+    else:
+        plain = " plain" if n_channels == 4 else ""
+        what = (
+            f"{n_channels}{plain} channels; the perceptual spaces are defined for "
+            "colours only. Use color_space='rgb' (the squared error over all "
+            "channels), with standardize=True if the channels are on different "
+            "scales."
+        )
+    raise ValueError(
+        f"color_space={color_space!r} needs RGB or RGBA data, but the image has {what}"
+    )
 
 
 def palette_in_dtype(palette: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -253,21 +304,21 @@ def checked_palette(palette: object, dtype: np.dtype, n_channels: int) -> np.nda
 
 
 def checked_image(
-    image: object, channel_axis: int | None, color_space: str
+    image: object, channel_axis: int | None, color_space: str, alpha: bool = True
 ) -> tuple[np.ndarray, int | None]:
     """The validated image, channels last, and its normalised channel axis."""
     arr, axis = as_channels_last(image, channel_axis)
-    check_fit_space_range(arr, color_space)
+    check_fit_space_range(arr, color_space, alpha)
     return arr, axis
 
 
-def merge_transparent(pixels: np.ndarray) -> np.ndarray:
+def merge_transparent(pixels: np.ndarray, alpha: bool = True) -> np.ndarray:
     """Make all fully transparent RGBA pixels the same colour, (0, 0, 0, 0).
 
     Their colour is never seen, and one palette entry then holds them all.
-    Returns `pixels` itself when no pixel changes.
+    Returns `pixels` itself when no pixel changes (always for plain channels).
     """
-    if pixels.shape[1] != 4:
+    if not has_alpha(pixels.shape[1], alpha):
         return pixels
     clear = pixels[:, 3] == 0
     if not clear.any():
@@ -284,10 +335,10 @@ def one_entry_rgba() -> ValueError:
     )
 
 
-def check_one_entry(arr: np.ndarray, k: int) -> None:
+def check_one_entry(arr: np.ndarray, k: int, alpha: bool = True) -> None:
     """Refuse k = 1 for a channels-last RGBA image with both fully transparent and
     visible pixels, before any work (see ``pipeline.transparent_slot``)."""
-    if k == 1 and arr.shape[-1] == 4:
+    if k == 1 and has_alpha(arr.shape[-1], alpha):
         alpha = arr[..., 3]
         if (alpha == 0).any() and (alpha != 0).any():
             raise one_entry_rgba()

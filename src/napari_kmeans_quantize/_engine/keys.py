@@ -71,11 +71,15 @@ class KeySpec:
     Integer colours of at most 64 bits in all are packed into one uint32/uint64
     (signed values offset so keys sort like values, as in ``histogram.py``); other
     colours (floats, wide integers) are keyed by their raw bytes as a void scalar.
+    Any channel count works: past 64 bits in all the keys are the raw bytes.
+    `alpha` says whether 4 channels are RGBA (their transparent pixels merged
+    before keying) or plain channels.
     """
 
-    def __init__(self, dtype: np.dtype, n_channels: int) -> None:
+    def __init__(self, dtype: np.dtype, n_channels: int, alpha: bool = True) -> None:
         self.dtype = np.dtype(dtype)
         self.n_channels = n_channels
+        self.alpha = alpha
         self.bits = self.dtype.itemsize * 8
         total = self.bits * n_channels
         self.packed = self.dtype.kind in "ui" and total <= 64

@@ -78,7 +78,12 @@ def multiscale_iter(
         elif lazy:
             arr, axis = prepared[i]
             labels, image, counts = lazy_apply(
-                arr, axis, fitted.palette, options.color_space
+                arr,
+                axis,
+                fitted.palette,
+                options.color_space,
+                options.alpha,
+                fitted.channel_scale,
             )
             results.append(
                 replace(fitted, image=image, labels=labels, counts=counts, n_distinct=0)
@@ -91,6 +96,8 @@ def multiscale_iter(
                     channel_axis=channel_axis,
                     color_space=options.color_space,
                     dither=options.dither,
+                    alpha=options.alpha,
+                    scale=fitted.channel_scale,
                 ),
                 0.5 + i * span,
                 0.5 + (i + 1) * span,

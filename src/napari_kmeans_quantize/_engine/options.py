@@ -48,6 +48,10 @@ class QuantizeOptions:
     max_pixels: int | None = None
     max_iter: int = DEFAULT_MAX_ITER
     tol: float = DEFAULT_TOL
+    # Whether 4 channels are RGBA (True) or 4 plain channels; other counts ignore it.
+    alpha: bool = True
+    # Fit on the channels scaled to unit variance (palette in original units).
+    standardize: bool = False
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> QuantizeOptions:
@@ -67,6 +71,14 @@ class QuantizeOptions:
             self, "max_iter", check_positive_int("max_iter", self.max_iter, none=False)
         )
         set_(self, "tol", check_tol(self.tol))
+        set_(self, "alpha", check_bool("alpha", self.alpha))
+        set_(self, "standardize", check_bool("standardize", self.standardize))
+        if self.standardize and self.color_space != "rgb":
+            raise ValueError(
+                f"standardize=True scales every channel to unit variance, which "
+                f"would distort color_space={self.color_space!r}; use it with "
+                "color_space='rgb' (channels on different scales), or drop it."
+            )
 
 
 def check_n_colors(n_colors: object) -> int:

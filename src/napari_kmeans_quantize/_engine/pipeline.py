@@ -32,6 +32,7 @@ from .image import (
     check_one_entry,
     checked_image,
     checked_palette,
+    has_alpha,
     merge_transparent,
     one_entry_rgba,
 )
@@ -51,17 +52,32 @@ def _unit_scale(dtype: np.dtype) -> float:
     return float(np.iinfo(dtype).max) if dtype.kind in "ui" else 1.0
 
 
-def to_unit(colors: np.ndarray, dtype: np.dtype, color_space: str) -> np.ndarray:
-    """Colours of `dtype` as float64, scaled to [0, 1] for a perceptual space."""
+def to_unit(
+    colors: np.ndarray,
+    dtype: np.dtype,
+    color_space: str,
+    scale: np.ndarray | None = None,
+) -> np.ndarray:
+    """Colours of `dtype` as float64, scaled to [0, 1] for a perceptual space,
+    or divided by the per-channel `scale` (see :func:`channel_scale`)."""
     colors = colors.astype(np.float64)
+    if scale is not None:
+        return colors / scale
     if color_space == "rgb":
         return colors
     return colors / _unit_scale(dtype)
 
 
-def from_unit(colors: np.ndarray, dtype: np.dtype, color_space: str) -> np.ndarray:
+def from_unit(
+    colors: np.ndarray,
+    dtype: np.dtype,
+    color_space: str,
+    scale: np.ndarray | None = None,
+) -> np.ndarray:
     """The inverse of :func:`to_unit`, rounded and clipped into `dtype`."""
-    if color_space != "rgb":
+    if scale is not None:
+        colors = colors * scale
+    elif color_space != "rgb":
         colors = colors * _unit_scale(dtype)
     if dtype.kind in "ui":
         info = np.iinfo(dtype)
@@ -69,22 +85,39 @@ def from_unit(colors: np.ndarray, dtype: np.dtype, color_space: str) -> np.ndarr
     return colors.astype(dtype)
 
 
-def fit_points(colors: np.ndarray, dtype: np.dtype, color_space: str) -> np.ndarray:
+def fit_points(
+    colors: np.ndarray,
+    dtype: np.dtype,
+    color_space: str,
+    scale: np.ndarray | None = None,
+) -> np.ndarray:
     """Colours of `dtype` as points of the fit space."""
-    return to_fit_space(to_unit(colors, dtype, color_space), color_space)
+    return to_fit_space(to_unit(colors, dtype, color_space, scale), color_space)
+
+
+def channel_scale(colors: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The weighted standard deviation of every channel of the `colors` (1 for a
+    constant channel): dividing by it gives every channel unit variance."""
+    values = colors.astype(np.float64)
+    total = weights.sum()
+    if total <= 0:
+        return np.ones(values.shape[1])
+    mean = weights @ values / total
+    std = np.sqrt(weights @ (values - mean) ** 2 / total)
+    return np.where(std > 0, std, 1.0)
 
 
 # --- fit inputs -----------------------------------------------------------------------
 
 
-def transparent_slot(colors: np.ndarray, k: int) -> int | None:
+def transparent_slot(colors: np.ndarray, k: int, alpha: bool = True) -> int | None:
     """The row of the (merged) fully transparent colour among the distinct
     `colors`, which takes one of the k palette entries; None if there is none.
 
     Raises ValueError for k = 1 when there are visible colours too: one entry
     would make the whole image either transparent or visible.
     """
-    if colors.shape[1] != 4:
+    if not has_alpha(colors.shape[1], alpha):
         return None
     rows = np.flatnonzero(colors[:, 3] == 0)
     if not len(rows):
@@ -134,6 +167,10 @@ class FitInputs:
         The image's dtype.
     color_space : str
         The fit space.
+    alpha : bool, optional
+        Whether 4 channels are RGBA (else 4 plain channels).
+    standardize : bool, optional
+        Fit on the channels divided by their standard deviation (``scale``).
     """
 
     def __init__(
@@ -143,12 +180,17 @@ class FitInputs:
         weights: np.ndarray,
         dtype: np.dtype,
         color_space: str,
+        *,
+        alpha: bool = True,
+        standardize: bool = False,
     ) -> None:
         self.colors = colors
         self.counts = counts
         self.weights = weights
         self.dtype = np.dtype(dtype)
         self.color_space = color_space
+        self.alpha = alpha
+        self.scale = channel_scale(colors, weights) if standardize else None
         self._pyramids: dict[int | None, Pyramid] = {}
         self._lock = threading.Lock()
 
@@ -168,7 +210,9 @@ class FitInputs:
         with self._lock:
             if transparent not in self._pyramids:
                 rows = self.rows(transparent)
-                points = fit_points(self.colors[rows], self.dtype, self.color_space)
+                points = fit_points(
+                    self.colors[rows], self.dtype, self.color_space, self.scale
+                )
                 points = np.ascontiguousarray(points, dtype=np.float64)
                 self._pyramids[transparent] = Pyramid(points, self.weights[rows])
             return self._pyramids[transparent]
@@ -199,7 +243,7 @@ def fit_palette(
     """
     k = options.n_colors
     colors, dtype, color_space = inputs.colors, inputs.dtype, inputs.color_space
-    transparent = transparent_slot(colors, k)
+    transparent = transparent_slot(colors, k, inputs.alpha)
     fit_rows = inputs.rows(transparent)
     k_fit = k - (transparent is not None)
     if len(fit_rows) <= k_fit or k_fit == 0:
@@ -217,7 +261,13 @@ def fit_palette(
             pyramid, k_fit, max_iter=options.max_iter, tol=options.tol
         )
         palette, guess = palette_of_fit(
-            fit, pyramid.points, fit_rows, inputs.n_colors, dtype, color_space
+            fit,
+            pyramid.points,
+            fit_rows,
+            inputs.n_colors,
+            dtype,
+            color_space,
+            inputs.scale,
         )
         # The bounds know nothing of the transparent entry added below.
         guess = None if transparent is not None else guess
@@ -236,6 +286,7 @@ def palette_of_fit(
     n_colors: int,
     dtype: np.dtype,
     color_space: str,
+    scale: np.ndarray | None = None,
 ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """The palette of a fit (rounded, sorted, unique) and a guess of each colour's
     entry, with a mask of the colours where it is proven to be the nearest one.
@@ -246,10 +297,12 @@ def palette_of_fit(
     that shift has its own entry as the unique nearest one (see
     ``KMeansFit.lower``). Colours outside `fit_rows` are left to the search.
     """
-    palette = from_unit(from_fit_space(fit.centers, color_space), dtype, color_space)
+    palette = from_unit(
+        from_fit_space(fit.centers, color_space), dtype, color_space, scale
+    )
     palette, entry = np.unique(palette, axis=0, return_inverse=True)
     entry = entry.ravel()
-    pal_fit = fit_points(palette, dtype, color_space)
+    pal_fit = fit_points(palette, dtype, color_space, scale)
     shift = np.sqrt(((pal_fit[entry] - fit.centers) ** 2).sum(axis=1))
     # Margin for the rounding of the distances behind the bounds.
     eps = 1e-9 * max(1.0, float(np.abs(fit.centers).max()))
@@ -294,20 +347,21 @@ def nearest_colors(
     palette: np.ndarray,
     color_space: str,
     guess: tuple[np.ndarray, np.ndarray] | None = None,
+    scale: np.ndarray | None = None,
 ) -> np.ndarray:
     """Nearest palette entry of each colour, in the fit space.
 
     With a `guess` (from :func:`palette_of_fit`) only the colours it does not
     prove are converted and searched.
     """
-    pal_fit = fit_points(palette, dtype, color_space)
+    pal_fit = fit_points(palette, dtype, color_space, scale)
     if guess is None:
-        return nearest(fit_points(colors, dtype, color_space), pal_fit, palette)
+        return nearest(fit_points(colors, dtype, color_space, scale), pal_fit, palette)
     labels, certain = guess
     labels = labels.copy()
     todo = np.flatnonzero(~certain)
     if len(todo):
-        col_fit = fit_points(colors[todo], dtype, color_space)
+        col_fit = fit_points(colors[todo], dtype, color_space, scale)
         labels[todo] = nearest(col_fit, pal_fit, palette)
     return labels
 
@@ -334,9 +388,12 @@ def color_labels(
     palette: np.ndarray,
     color_space: str,
     guess: tuple[np.ndarray, np.ndarray] | None = None,
+    scale: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The nearest entry of every distinct colour and the pixels of every entry."""
-    labels = nearest_colors(colors, dtype, palette, color_space, guess=guess)
+    labels = nearest_colors(
+        colors, dtype, palette, color_space, guess=guess, scale=scale
+    )
     # Float weights are exact for totals below 2**53 pixels.
     entry_counts = np.bincount(labels, weights=counts, minlength=len(palette))
     return labels, np.rint(entry_counts).astype(np.int64)
@@ -363,6 +420,7 @@ def assign(
     *,
     keep_order: bool = False,
     guess: tuple[np.ndarray, np.ndarray] | None = None,
+    scale: np.ndarray | None = None,
 ) -> Generator[float, None, QuantizeResult]:
     """Map the pixels of a channels-last image to palette entries; the result.
 
@@ -373,8 +431,8 @@ def assign(
     if dither:
         from ..dither import error_diffusion
 
-        pal_fit = fit_points(palette, dtype, color_space)
-        col_fit = fit_points(hist.colors, dtype, color_space)
+        pal_fit = fit_points(palette, dtype, color_space, scale)
+        col_fit = fit_points(hist.colors, dtype, color_space, scale)
         labels = error_diffusion(
             col_fit[hist.inverse].reshape((*arr.shape[:-1], arr.shape[-1])), pal_fit
         ).ravel()
@@ -383,7 +441,7 @@ def assign(
         # Without dithering a colour's pixels all take one entry, so everything
         # up to the final per-pixel lookup works on the (far fewer) colours.
         labels, counts = color_labels(
-            hist.colors, hist.counts, dtype, palette, color_space, guess
+            hist.colors, hist.counts, dtype, palette, color_space, guess, scale
         )
     yield 0.5
     if not keep_order:
@@ -410,14 +468,14 @@ def assign(
     )
 
 
-def pixel_histogram(arr: np.ndarray) -> tuple[ColorHistogram, bool]:
+def pixel_histogram(arr: np.ndarray, alpha: bool = True) -> tuple[ColorHistogram, bool]:
     """Histogram of a channels-last image's pixels, fully transparent ones merged.
 
     Also says whether no pixel was merged (the histogram is then that of the
     image itself, as the quality figures need).
     """
     pixels = arr.reshape(-1, arr.shape[-1])
-    merged = merge_transparent(pixels)
+    merged = merge_transparent(pixels, alpha)
     return color_histogram(merged), merged is pixels
 
 
@@ -447,12 +505,17 @@ def quantize_histogram_iter(
             options.n_colors,
             axis,
             guess=fit.guess,
+            scale=inputs.scale,
         ),
         0.9,
         1.0,
     )
     return replace_result(
-        result, inertia=fit.inertia, n_iter=fit.n_iter, converged=fit.converged
+        result,
+        inertia=fit.inertia,
+        n_iter=fit.n_iter,
+        converged=fit.converged,
+        channel_scale=inputs.scale,
     )
 
 
@@ -467,16 +530,18 @@ def memory_quantize_iter(
 ) -> Generator[float, None, QuantizeResult]:
     """``quantize_iter`` of an in-memory image, with checked options."""
     start = time.perf_counter()
-    arr, axis = checked_image(image, channel_axis, options.color_space)
-    check_one_entry(arr, options.n_colors)
+    arr, axis = checked_image(image, channel_axis, options.color_space, options.alpha)
+    check_one_entry(arr, options.n_colors, options.alpha)
     yield 0.0
-    hist, _ = pixel_histogram(arr)
+    hist, _ = pixel_histogram(arr, options.alpha)
     inputs = FitInputs(
         hist.colors,
         hist.counts,
         sample_weights(hist, options.max_pixels, options.random_state),
         arr.dtype,
         options.color_space,
+        alpha=options.alpha,
+        standardize=options.standardize,
     )
     yield 0.1
     result = yield from scaled(
@@ -494,19 +559,31 @@ def memory_apply_iter(
     channel_axis: int | None,
     color_space: str,
     dither: bool,
+    alpha: bool = True,
+    scale: np.ndarray | None = None,
 ) -> Generator[float, None, QuantizeResult]:
-    """``apply_palette_iter``: checks, then the assignment in the given order."""
+    """``apply_palette_iter``: checks, then the assignment in the given order
+    (distances divided by `scale`, the channel scale of a standardised fit)."""
     start = time.perf_counter()
     check_option("color_space", color_space, COLOR_SPACES)
     dither = check_bool("dither", dither)
-    arr, axis = checked_image(image, channel_axis, color_space)
+    alpha = check_bool("alpha", alpha)
+    arr, axis = checked_image(image, channel_axis, color_space, alpha)
     palette = checked_palette(palette, arr.dtype, arr.shape[-1])
     yield 0.0
     hist = color_histogram(arr.reshape(-1, arr.shape[-1]))
     yield 0.3
     result = yield from scaled(
         assign(
-            arr, hist, palette, color_space, dither, len(palette), axis, keep_order=True
+            arr,
+            hist,
+            palette,
+            color_space,
+            dither,
+            len(palette),
+            axis,
+            keep_order=True,
+            scale=scale,
         ),
         0.3,
         1.0,

@@ -53,6 +53,10 @@ class QuantizeResult:
         Whether error diffusion was used to assign pixels.
     seconds : float
         Wall time of the whole call.
+    channel_scale : (C,) ndarray of float64 or None
+        With ``standardize=True``, the standard deviation of every channel that
+        the fit divided the channels by (distances are measured in these
+        units); None otherwise.
     """
 
     image: np.ndarray
@@ -68,6 +72,7 @@ class QuantizeResult:
     channel_axis: int | None = -1
     dither: bool = False
     seconds: float = field(default=0.0)
+    channel_scale: np.ndarray | None = None
 
     @property
     def n_colors(self) -> int:
