@@ -555,3 +555,36 @@ def test_size_report_of_a_big_endian_original():
     native = image.astype("=u2")
     assert report.psnr == pytest.approx(psnr(native, result.image))
     assert report.ciede2000 == pytest.approx(mean_ciede2000(native, result.image))
+
+
+@pytest.mark.parametrize("n_channels", [2, 5, 8, 16])
+def test_size_report_of_multichannel_images(n_channels):
+    rng = np.random.default_rng(n_channels)
+    centres = rng.integers(500, 60000, (6, n_channels))
+    img = centres[rng.integers(0, 6, (24, 20))] + rng.integers(0, 9, (24, 20, 1))
+    img = img.astype(np.uint16)
+    res = quantize(img, 8)
+    report = size_report(res, img)
+    k = res.n_colors
+    assert (
+        report.formula_bits == 24 * 20 * math.ceil(math.log2(k)) + k * n_channels * 16
+    )
+    assert report.original_bits == 24 * 20 * n_channels * 16
+    # PSNR over every channel; no CIEDE2000 for channels that are no colours.
+    err = ((img.astype(float) - res.image) ** 2).mean()
+    assert report.psnr == pytest.approx(10 * math.log10(65535**2 / err))
+    assert report.ciede2000 is None
+
+
+def test_four_plain_channels_are_measured_as_four():
+    rng = np.random.default_rng(4)
+    img = rng.integers(0, 256, (16, 16, 4), dtype=np.uint8)
+    img[:4, :, 3] = 0
+    res = quantize(img, 8, alpha=False)
+    report = size_report(res, img)
+    err = ((img.astype(float) - res.image) ** 2).mean()
+    assert report.psnr == pytest.approx(10 * math.log10(255**2 / err))
+    assert report.ciede2000 is None
+    # Read as RGBA, the same pixels are measured over visible RGB only.
+    rgba = size_report(quantize(img, 8), img)
+    assert rgba.ciede2000 is not None

@@ -724,3 +724,18 @@ def test_standardize_stops_a_wide_channel_dominating():
 def test_standardize_needs_rgb_space():
     with pytest.raises(ValueError, match=r"standardize=True.*color_space='rgb'"):
         quantize(_cube(3, np.uint8), 4, standardize=True, color_space="lab")
+
+
+@pytest.mark.parametrize("n_channels", [2, 5, 8])
+def test_apply_palette_to_multichannel_frames(n_channels):
+    first = _cube(n_channels, np.uint16, seed=1)
+    second = _cube(n_channels, np.uint16, seed=1)[::-1]
+    res = quantize(first, 6)
+    again = apply_palette(second, res.palette)
+    np.testing.assert_array_equal(again.palette, res.palette)
+    # Every pixel went to its nearest entry (ties aside: the distance is minimal).
+    d = ((second[..., None, :].astype(float) - res.palette.astype(float)) ** 2).sum(-1)
+    chosen = np.take_along_axis(d, again.labels[..., None].astype(np.intp), -1)[..., 0]
+    np.testing.assert_array_equal(chosen, d.min(-1))
+    with pytest.raises(ValueError, match=f"shape \\(k, {n_channels}\\)"):
+        apply_palette(second, res.palette[:, :1])

@@ -425,3 +425,20 @@ def test_rgba_rows_equal_size_report_and_cover_the_visible_pixels(photo, dither)
             ),
             rel=1e-9,
         )
+
+
+def test_sweep_of_a_multichannel_image_is_quantize_per_k():
+    rng = np.random.default_rng(5)
+    centres = rng.integers(0, 4000, (10, 6))
+    img = centres[rng.integers(0, 10, (32, 32))] + rng.integers(0, 50, (32, 32, 6))
+    img = np.moveaxis(img.astype(np.uint16), -1, 0)
+    table = sweep(img, ks=(2, 4, 8), channel_axis=0, keep_results=True, workers=1)
+    for row, result in zip(table, table.results, strict=True):
+        alone = quantize(img, row.k, channel_axis=0)
+        np.testing.assert_array_equal(result.palette, alone.palette)
+        np.testing.assert_array_equal(result.labels, alone.labels)
+        assert row.formula_bits == 32 * 32 * math.ceil(math.log2(row.k)) + row.k * 96
+        assert row.ciede2000 is None
+    scaled = sweep(img, ks=(4,), channel_axis=0, standardize=True, keep_results=True)
+    alone = quantize(img, 4, channel_axis=0, standardize=True)
+    np.testing.assert_array_equal(scaled.results[0].labels, alone.labels)

@@ -348,6 +348,11 @@ def size_report(
     `data_range` if given; 32- and 64-bit integers without `data_range` have no
     known colour scale and no CIEDE2000.
 
+    Any channel count works: the palette costs ``k * C * bits`` (C channels of the
+    dtype's bits), so the formula size is ``H * W * ceil(log2 k) + k * C * bits``.
+    PSNR covers every channel; CIEDE2000 exists only for RGB and RGBA (None for
+    other channel counts, and for 4 channels quantised with ``alpha=False``).
+
     For RGBA images both figures cover only the pixels whose alpha in the original
     is not 0 (a fully transparent pixel's colour is arbitrary and unseen, and
     ``quantize`` maps all of them to one transparent entry), and PSNR only their
@@ -396,5 +401,7 @@ def size_report(
     source_bytes = checked_source_bytes(source_bytes)
     ref = None
     if original is not None:
-        ref = Reference(original, result.channel_axis, data_range=data_range)
+        ref = Reference(
+            original, result.channel_axis, data_range=data_range, alpha=result.alpha
+        )
     return build_size_report(result, ref, source_bytes)

@@ -298,6 +298,8 @@ def sweep(
     keep_results: bool = False,
     workers: int | None = None,
     data_range: float | None = None,
+    alpha: bool = True,
+    standardize: bool = False,
 ) -> SweepTable:
     """Quantise an image at several k and tabulate quality and size.
 
@@ -325,6 +327,9 @@ def sweep(
         for CIEDE2000, as for :func:`~napari_kmeans_quantize.size_report` (whose
         docstring gives the default per dtype): e.g. 4095 for 12-bit data stored
         as uint16. Finite and above 0.
+    alpha, standardize : bool, optional
+        As for :func:`~napari_kmeans_quantize.quantize`: whether 4 channels are
+        RGBA, and whether to fit on unit-variance channels.
 
     Returns
     -------
@@ -364,6 +369,8 @@ def sweep_iter(
     keep_results: bool = False,
     workers: int | None = None,
     data_range: float | None = None,
+    alpha: bool = True,
+    standardize: bool = False,
 ) -> Generator[float, None, SweepTable]:
     """Generator form of :func:`sweep` for progress bars and cancellation.
 
@@ -380,7 +387,12 @@ def sweep_iter(
     source_bytes = checked_source_bytes(source_bytes)
     # One checked set of options; every k differs only in n_colors.
     base = QuantizeOptions(
-        ks[0], color_space=color_space, dither=dither, random_state=random_state
+        ks[0],
+        color_space=color_space,
+        dither=dither,
+        random_state=random_state,
+        alpha=alpha,
+        standardize=standardize,
     )
     options = {k: replace(base, n_colors=k) for k in ks}
     if is_dask(image):
@@ -394,23 +406,31 @@ def sweep_iter(
             next(gen)
         yield 0.0
         axis = _normalised_axis(image, channel_axis)
-        ref = Reference(image, axis, data_range=data_range)
+        ref = Reference(image, axis, data_range=data_range, alpha=base.alpha)
     else:
-        arr, arr_axis = checked_image(image, channel_axis, color_space)
-        check_one_entry(arr, ks[0])
+        arr, arr_axis = checked_image(image, channel_axis, color_space, base.alpha)
+        check_one_entry(arr, ks[0], base.alpha)
         yield 0.0
         # One histogram, and one set of fit inputs (points and pyramid), serve
         # every k and the quality figures: the steps after it are quantize's, so
         # every row is still quantize(image, k).
-        hist, unmerged = pixel_histogram(arr)
+        hist, unmerged = pixel_histogram(arr, base.alpha)
         axis = _normalised_axis(image, channel_axis)
-        ref = Reference(image, axis, hist if unmerged else None, data_range=data_range)
+        ref = Reference(
+            image,
+            axis,
+            hist if unmerged else None,
+            data_range=data_range,
+            alpha=base.alpha,
+        )
         inputs = FitInputs(
             hist.colors,
             hist.counts,
             sample_weights(hist, None, None),
             arr.dtype,
             color_space,
+            alpha=base.alpha,
+            standardize=base.standardize,
         )
         gens = {
             k: quantize_histogram_iter(arr, arr_axis, hist, inputs, options[k])

@@ -143,6 +143,7 @@ def dask_quantize_iter(
         dither=False,
         seconds=time.perf_counter() - start,
         channel_scale=fit.scale,
+        alpha=options.alpha,
     )
 
 

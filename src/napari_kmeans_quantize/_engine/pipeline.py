@@ -516,6 +516,7 @@ def quantize_histogram_iter(
         n_iter=fit.n_iter,
         converged=fit.converged,
         channel_scale=inputs.scale,
+        alpha=inputs.alpha,
     )
 
 
@@ -588,6 +589,8 @@ def memory_apply_iter(
         0.3,
         1.0,
     )
-    result = replace_result(result, seconds=time.perf_counter() - start)
+    result = replace_result(
+        result, seconds=time.perf_counter() - start, channel_scale=scale, alpha=alpha
+    )
     yield 1.0
     return result

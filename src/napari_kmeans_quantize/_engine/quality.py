@@ -17,7 +17,7 @@ import numpy as np
 from numba import njit
 
 from .ciede2000 import _ciede2000_sum
-from .image import as_native
+from .image import as_native, has_alpha
 from .kmeans import weighted_inertia
 
 if TYPE_CHECKING:
@@ -225,9 +225,11 @@ class Reference:
         channel_axis: int | None,
         hist: ColorHistogram | None = None,
         data_range: float | None = None,
+        alpha: bool = True,
     ) -> None:
         """`hist`, if given, must be the histogram of the original's pixels;
-        `data_range` as in :func:`size_report` (checked by the caller)."""
+        `data_range` as in :func:`size_report` (checked by the caller); `alpha`
+        whether 4 channels are RGBA."""
         from ..histogram import color_histogram
 
         # The kernels compute in native byte order, as quantize does.
@@ -250,7 +252,8 @@ class Reference:
         self.weights = hist.counts.astype(np.float64)
         self.n_measured = self.n_pixels
         self.measured_channels = self.n_channels
-        if self.n_channels == 4:
+        rgba = has_alpha(self.n_channels, alpha)
+        if rgba:
             self.visible = hist.colors[:, 3] != 0
             self.colors = np.ascontiguousarray(self.colors[:, :3])
             self.weights[~self.visible] = 0.0
@@ -263,9 +266,9 @@ class Reference:
             self.data_range = default_peak(self.dtype, lo, hi)
         unit = colour_unit(self.dtype, data_range)
         self.unit = 1.0 if unit is None else unit
-        self.has_ciede = self.n_channels >= 3 and has_ciede2000(
-            self.dtype, lo, hi, data_range
-        )
+        # CIEDE2000 is a difference of colours: RGB and RGBA only.
+        is_color = self.n_channels == 3 or rgba
+        self.has_ciede = is_color and has_ciede2000(self.dtype, lo, hi, data_range)
         self._lab: np.ndarray | None = None
         # A sweep's threads share one reference: the conversion runs once.
         self._lab_lock = threading.Lock()

@@ -57,6 +57,8 @@ class QuantizeResult:
         With ``standardize=True``, the standard deviation of every channel that
         the fit divided the channels by (distances are measured in these
         units); None otherwise.
+    alpha : bool
+        Whether a 4-channel image was read as RGBA (False: 4 plain channels).
     """
 
     image: np.ndarray
@@ -73,6 +75,7 @@ class QuantizeResult:
     dither: bool = False
     seconds: float = field(default=0.0)
     channel_scale: np.ndarray | None = None
+    alpha: bool = True
 
     @property
     def n_colors(self) -> int:
