@@ -406,3 +406,33 @@ def test_bad_data_range_exits_2(photo_file, capsys, bad):
             main([command[0], str(photo_file), *command[1:], "--data-range", bad])
         assert exit_info.value.code == 2
         assert "--data-range" in capsys.readouterr().err
+
+
+def test_quantize_a_multichannel_tiff(tmp_path, capsys):
+    import tifffile
+
+    from napari_kmeans_quantize import quantize
+    from napari_kmeans_quantize.palette_io import read_palette_csv
+
+    rng = np.random.default_rng(0)
+    cells = rng.integers(0, 4096, (2, 5, 30, 40), dtype=np.uint16)  # Z C Y X
+    src = tmp_path / "cells.tif"
+    tifffile.imwrite(src, cells, imagej=True, metadata={"axes": "ZCYX"})
+    out = tmp_path / "cells_k6.tif"
+    # The channel axis comes from the file's metadata.
+    assert main(["quantize", str(src), "-k", "6", "--out", str(out)]) == 0
+    expected = quantize(cells, 6, channel_axis=1)
+    np.testing.assert_array_equal(tifffile.imread(out), expected.labels)
+    palette, _ = read_palette_csv(tmp_path / "cells_k6_palette.csv")
+    np.testing.assert_array_equal(palette, expected.palette)
+    assert "5 channels" in capsys.readouterr().out
+    # Given explicitly, for a file without channel metadata; PNG refused.
+    plain = tmp_path / "plain.tif"
+    tifffile.imwrite(plain, np.moveaxis(cells[0], 0, -1))
+    args = ["quantize", str(plain), "-k", "4", "--channel-axis", "-1"]
+    assert main([*args, "--out", str(tmp_path / "p.tif"), "--standardize"]) == 0
+    scaled = quantize(np.moveaxis(cells[0], 0, -1), 4, standardize=True)
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "p.tif"), scaled.labels)
+    assert main([*args, "--out", str(tmp_path / "p.png")]) == 1
+    assert "5 plain channels" in capsys.readouterr().err
+    assert not (tmp_path / "p.png").exists()

@@ -426,3 +426,40 @@ def test_png_rows_that_do_not_fill_their_last_byte_round_trip(k):
         im = Image.open(io.BytesIO(to_png_bytes(labels, palette)))
         np.testing.assert_array_equal(np.asarray(im), labels)
         np.testing.assert_array_equal(np.asarray(im.convert("RGBA")), palette[labels])
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32, np.int16])
+def test_labels_tiff_and_palette_csv_round_trip(tmp_path, dtype):
+    import tifffile
+
+    from napari_kmeans_quantize.palette_io import read_palette_csv, write_labels_tiff
+
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 300, (2, 9, 11)).astype(np.uint16)
+    palette = (rng.normal(0, 1000, (300, 7))).astype(dtype)
+    tif, csv = write_labels_tiff(tmp_path / "s.tif", labels, palette)
+    np.testing.assert_array_equal(tifffile.imread(tif), labels)
+    back, names = read_palette_csv(csv)
+    np.testing.assert_array_equal(back.astype(dtype), palette)
+    assert names == [f"channel_{c}" for c in range(7)]
+    rows = Path(csv).read_text().splitlines()
+    assert rows[0].endswith(",pixels,share") and len(rows) == 301
+    pixels = [int(r.split(",")[-2]) for r in rows[1:]]
+    assert pixels == np.bincount(labels.ravel(), minlength=300).tolist()
+
+
+def test_labels_tiff_refuses_labels_outside_the_palette(tmp_path):
+    from napari_kmeans_quantize.palette_io import write_labels_tiff
+
+    with pytest.raises(ValueError, match="index the palette"):
+        write_labels_tiff(
+            tmp_path / "s.tif", np.full((4, 4), 3, np.uint8), np.ones((2, 5))
+        )
+    with pytest.raises(ValueError, match="channel_names"):
+        write_labels_tiff(
+            tmp_path / "s.tif",
+            np.zeros((4, 4), np.uint8),
+            np.ones((2, 5)),
+            channel_names=["a"],
+        )
+    assert not list(tmp_path.iterdir())

@@ -225,3 +225,28 @@ def test_multiscale_layer_saves_full_resolution(make_napari_viewer, tmp_path):
     assert viewer.layers.save(str(path), selected=True, plugin=PLUGIN) == [str(path)]
     with Image.open(path) as im:
         np.testing.assert_array_equal(np.asarray(im.convert("RGB")), result.image)
+
+
+def test_multichannel_labels_as_tiff_plus_palette_csv(make_napari_viewer, tmp_path):
+    from napari.plugins import _npe2
+
+    from napari_kmeans_quantize._writer import write_labels_with_csv
+    from napari_kmeans_quantize.palette_io import read_palette_csv
+
+    rng = np.random.default_rng(2)
+    cube = rng.integers(0, 4096, (3, 20, 30, 5), dtype=np.uint16)
+    result = quantize(cube, 6)
+    viewer = make_napari_viewer()
+    layer = viewer.add_labels(
+        result.labels,
+        metadata={"palette": result.palette, "channel_names": list("abcde")},
+    )
+    _, writers = _npe2.file_extensions_string_for_layers([layer])
+    assert f"{PLUGIN}.write_labels_with_csv" in {w.command for w in writers}
+    data, meta, _ = layer.as_layer_data_tuple()
+    paths = write_labels_with_csv(str(tmp_path / "cells.tif"), data, meta)
+    assert paths == [str(tmp_path / "cells.tif"), str(tmp_path / "cells_palette.csv")]
+    np.testing.assert_array_equal(tifffile.imread(paths[0]), result.labels)
+    palette, names = read_palette_csv(paths[1])
+    np.testing.assert_array_equal(palette, result.palette)
+    assert names == list("abcde")

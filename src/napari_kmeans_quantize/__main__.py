@@ -216,6 +216,37 @@ def _add_quantize_options(p: argparse.ArgumentParser) -> None:
         help="fit the palette on at most N random pixels (faster on huge images); "
         "every pixel is still mapped (default: all pixels)",
     )
+    p.add_argument(
+        "--channel-axis",
+        type=_channel_axis,
+        default=_FROM_FILE,
+        metavar="AXIS",
+        help="axis of the channels (1 to 16, e.g. fluorescence channels), or "
+        "'none' for a single-channel image (default: read from the file: a TIFF's "
+        "C or S axis, else RGB(A) channels last)",
+    )
+    p.add_argument(
+        "--plain-channels",
+        action="store_true",
+        help="4 channels are 4 plain channels, not RGBA",
+    )
+    p.add_argument(
+        "--standardize",
+        action="store_true",
+        help="fit on the channels scaled to unit variance (channels on different "
+        "scales); the palette stays in the image's units",
+    )
+
+
+def _channel_axis(text: str) -> int | None:
+    if text.lower() == "none":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"the channel axis must be an integer or 'none', got {text!r}"
+        ) from None
 
 
 def _add_sweep_options(p: argparse.ArgumentParser) -> None:
@@ -334,7 +365,7 @@ def _run_quantize(args: argparse.Namespace) -> int:
             f"{fmt} holds at most {palette_io.MAX_PNG_COLORS} colours, k = {args.k}; "
             "write a palette TIFF (--out FILE.tif) for more."
         )
-    image, channel_axis = _read_image(args.image)
+    image, channel_axis = _read_image(args.image, args.channel_axis)
     result = quantize(
         image,
         args.k,
@@ -343,14 +374,28 @@ def _run_quantize(args: argparse.Namespace) -> int:
         dither=args.dither,
         random_state=args.seed,
         max_pixels=args.max_pixels,
+        alpha=not args.plain_channels,
+        standardize=args.standardize,
     )
-    writer = {
-        "PNG": palette_io.write_indexed_png,
-        "GIF": palette_io.write_indexed_gif,
-        "TIFF": palette_io.write_palette_tiff,
-    }[fmt]
-    written = writer(out, result.labels, result.palette)
-    _warn_if_dark(result.palette, fmt)
+    n_channels = result.palette.shape[1]
+    if n_channels in (1, 3) or (n_channels == 4 and result.alpha):
+        writer = {
+            "PNG": palette_io.write_indexed_png,
+            "GIF": palette_io.write_indexed_gif,
+            "TIFF": palette_io.write_palette_tiff,
+        }[fmt]
+        written = writer(out, result.labels, result.palette)
+        _warn_if_dark(result.palette, fmt)
+    elif fmt == "TIFF":
+        # Channels that are no colours: the labels, and the palette as a table.
+        written, csv = palette_io.write_labels_tiff(out, result.labels, result.palette)
+        print(f"palette ({n_channels} channels) -> {csv}")
+    else:
+        raise ValueError(
+            f"{n_channels} plain channels have no colours for a {fmt} palette; "
+            "write --out FILE.tif (the labels as a TIFF, the palette as a CSV "
+            "beside it)."
+        )
     report = size_report(
         result,
         image,
@@ -590,8 +635,20 @@ def _warn_if_dark(palette: np.ndarray, fmt: str) -> None:
         )
 
 
-def _read_image(path: Path) -> tuple[np.ndarray, int | None]:
-    """Read an image file; returns the array and its channel axis (None for grey)."""
+# Not a string: argparse would pass a string default through the option's type.
+_FROM_FILE: Any = object()
+
+
+def _read_image(
+    path: Path, channel_axis: Any = _FROM_FILE
+) -> tuple[np.ndarray, int | None]:
+    """Read an image file; returns the array and its channel axis (None for grey),
+    the given one unless it is left to the file."""
+    image, axis = _read_image_file(path)
+    return image, axis if channel_axis is _FROM_FILE else channel_axis
+
+
+def _read_image_file(path: Path) -> tuple[np.ndarray, int | None]:
     if not path.is_file():
         raise FileNotFoundError(f"no such image file: {str(path)!r}")
     if path.suffix.lower() in (".tif", ".tiff"):
@@ -600,9 +657,12 @@ def _read_image(path: Path) -> tuple[np.ndarray, int | None]:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
             image, axes = series.asarray(), series.axes
-        # RGB(A) samples: tifffile names their axis S, last for interleaved
-        # files and first for planar ones, (3, H, W).
-        if "S" in axes and image.shape[axes.index("S")] in (3, 4):
+        # Channels as the metadata names them: C in ImageJ and OME files;
+        # samples S (RGB(A), or any count), last for interleaved files and first
+        # for planar ones, (3, H, W).
+        if "C" in axes:
+            return image, axes.index("C")
+        if "S" in axes:
             return image, axes.index("S")
         if image.ndim >= 3 and image.shape[-1] in (3, 4):
             return image, -1

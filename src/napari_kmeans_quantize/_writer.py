@@ -43,7 +43,12 @@ import numpy as np
 
 from . import palette_io
 
-__all__ = ["write_indexed_gif", "write_indexed_png", "write_palette_tiff"]
+__all__ = [
+    "write_indexed_gif",
+    "write_indexed_png",
+    "write_labels_with_csv",
+    "write_palette_tiff",
+]
 
 
 class _CannotWrite(ValueError):
@@ -90,19 +95,51 @@ def write_palette_tiff(path: str, data: Any, meta: dict) -> list[str]:
     return _write(path, data, meta, "palette TIFF", palette_io.write_palette_tiff)
 
 
-def _write(path: str, data: Any, meta: dict, fmt: str, write: Any) -> list[str]:
-    name = meta.get("name") or "labels"
+def write_labels_with_csv(path: str, data: Any, meta: dict) -> list[str]:
+    """Save a Labels layer as a grey TIFF of its labels plus its palette as CSV.
+
+    For multichannel results: the CSV (``<stem>_palette.csv`` beside the TIFF)
+    holds every cluster's channel values exactly, taken from the layer's
+    ``metadata["palette"]`` (the plugin's layers; ``channel_names`` there name
+    the columns); any other Labels layer gets the RGBA colours napari draws.
+    Parameters as :func:`write_indexed_png`.
+
+    Returns
+    -------
+    paths : list of str
+        The TIFF and the CSV, or ``[]`` with a warning when the layer does not
+        fit.
+    """
+    extra = meta.get("metadata") or {}
+
+    def write(target: str, labels: np.ndarray, palette: np.ndarray) -> list[str]:
+        own = extra.get("palette")
+        names = None
+        if own is not None and len(own) >= len(palette):
+            palette, names = np.asarray(own), extra.get("channel_names")
+        return list(
+            palette_io.write_labels_tiff(target, labels, palette, channel_names=names)
+        )
+
+    return _write(path, data, meta, "palette TIFF", write, name="labels TIFF + CSV")
+
+
+def _write(
+    path: str, data: Any, meta: dict, fmt: str, write: Any, name: str | None = None
+) -> list[str]:
+    layer = meta.get("name") or "labels"
     try:
         labels, palette = _labels_and_palette(data, meta, fmt)
         written = write(path, labels, palette)
     except ValueError as err:  # includes _CannotWrite and palette_io's checks
         warnings.warn(
-            f"napari-kmeans-quantize cannot save layer {name!r} as {fmt}: {err}",
+            f"napari-kmeans-quantize cannot save layer {layer!r} as {name or fmt}: "
+            f"{err}",
             UserWarning,
             stacklevel=3,
         )
         return []
-    return [written]
+    return written if isinstance(written, list) else [written]
 
 
 def _labels_and_palette(

@@ -59,13 +59,16 @@ from ._atomic import atomic_write
 __all__ = [
     "MAX_PNG_COLORS",
     "MAX_TIFF_COLORS",
+    "palette_csv_path",
     "palette_to_uint8",
     "png_bit_depth",
+    "read_palette_csv",
     "to_gif_bytes",
     "to_png_bytes",
     "to_tiff_bytes",
     "write_indexed_gif",
     "write_indexed_png",
+    "write_labels_tiff",
     "write_palette_tiff",
 ]
 
@@ -323,6 +326,175 @@ def write_palette_tiff(
     return atomic_write(
         path, lambda f: _save_tiff(f, labels, palette, compression=compression)
     )
+
+
+def palette_csv_path(path: str | os.PathLike) -> str:
+    """Where :func:`write_labels_tiff` puts the palette of labels written to
+    `path`: beside it, ``<stem>_palette.csv``.
+
+    Examples
+    --------
+    >>> palette_csv_path("cells_k8.tif")
+    'cells_k8_palette.csv'
+    """
+    root, _ = os.path.splitext(os.fspath(path))
+    return f"{root}_palette.csv"
+
+
+def write_labels_tiff(
+    path: str | os.PathLike,
+    labels: np.ndarray,
+    palette: np.ndarray,
+    *,
+    channel_names: list[str] | None = None,
+    compression: str | None = "zlib",
+) -> tuple[str, str]:
+    """Write labels as a grey TIFF and the palette, any channel count, as CSV.
+
+    The form for multichannel results (fluorescence, spectral), whose palette
+    entries are no colours a palette TIFF could hold: the TIFF holds the labels
+    as its pixel values (8-bit for up to 256 entries, else 16-bit; N-D stacks as
+    a multi-page TIFF that ``tifffile.imread`` returns in their shape), the CSV
+    beside it (:func:`palette_csv_path`) one row per entry: ``label``, one
+    column per channel with the exact values, ``pixels`` and ``share`` (the
+    fraction of the pixels). Both files are written atomically, the CSV last.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The TIFF's path.
+    labels : (..., H, W) integer ndarray
+        Palette index of every pixel.
+    palette : (k, C) or (k,) ndarray
+        The palette, in the image's dtype.
+    channel_names : list of str, optional
+        The CSV's channel column names (default ``channel_0``, ...).
+    compression : str or None, optional
+        tifffile compression of the TIFF ('zlib' by default).
+
+    Returns
+    -------
+    paths : (str, str)
+        The TIFF and CSV paths written.
+
+    Raises
+    ------
+    TypeError
+        If the labels are not integers or the palette is not numeric.
+    ValueError
+        If the labels are not at least 2-D, are empty or do not index the
+        palette, or `channel_names` does not name every channel once.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, tifffile
+    >>> labels = np.array([[0, 1], [1, 1]], dtype=np.uint8)
+    >>> palette = np.array([[100, 2000, 7], [4000, 10, 9]], dtype=np.uint16)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     tif, csv = write_labels_tiff(pathlib.Path(tmp) / "q.tif", labels, palette)
+    ...     back = tifffile.imread(tif)
+    ...     pal, names = read_palette_csv(csv)
+    >>> bool((back == labels).all()), pal.tolist(), names
+    (True, [[100, 2000, 7], [4000, 10, 9]], ['channel_0', 'channel_1', 'channel_2'])
+    """
+    import tifffile
+
+    pal = np.asarray(palette)
+    if pal.ndim == 1:
+        pal = pal[:, None]
+    if pal.ndim != 2 or len(pal) == 0 or len(pal) > MAX_TIFF_COLORS:
+        raise ValueError(
+            f"palette must have shape (k, C) with 1 <= k <= {MAX_TIFF_COLORS}, got "
+            f"shape {np.shape(palette)}."
+        )
+    if pal.dtype.kind not in "uif":
+        raise TypeError(f"palette must be numeric, got dtype {pal.dtype}.")
+    names = [f"channel_{c}" for c in range(pal.shape[1])]
+    if channel_names is not None:
+        names = [str(n) for n in channel_names]
+        reserved = {"label", "pixels", "share"}
+        if len(names) != pal.shape[1] or len(set(names)) != len(names):
+            raise ValueError(
+                f"channel_names must name each of the {pal.shape[1]} channels once, "
+                f"got {channel_names!r}."
+            )
+        if reserved & set(names):
+            raise ValueError(f"channel_names must not use the names {reserved}.")
+    lab = np.asarray(labels)
+    if lab.dtype.kind not in "ui":
+        raise TypeError(
+            f"labels must be an integer array of palette indices, got dtype "
+            f"{lab.dtype}."
+        )
+    if lab.ndim < 2 or lab.size == 0:
+        raise ValueError(
+            f"labels must be a non-empty (..., H, W) array, got shape {lab.shape}."
+        )
+    lo, hi = int(lab.min()), int(lab.max())
+    if lo < 0 or hi >= len(pal):
+        raise ValueError(
+            f"labels must index the palette (0 to {len(pal) - 1}), but they hold "
+            f"values from {lo} to {hi}."
+        )
+    counts = np.bincount(lab.ravel(), minlength=len(pal))
+    rows = [",".join(["label", *names, "pixels", "share"])]
+    for i, (entry, n) in enumerate(zip(pal.tolist(), counts.tolist(), strict=True)):
+        # repr keeps every float exactly (it reads back to the same value).
+        values = [repr(v) if isinstance(v, float) else str(v) for v in entry]
+        rows.append(",".join([str(i), *values, str(n), repr(n / lab.size)]))
+    text = ("\n".join(rows) + "\n").encode()
+    dtype = np.uint8 if len(pal) <= 256 else np.uint16
+    tif = atomic_write(
+        path,
+        lambda f: tifffile.imwrite(
+            f,
+            lab.astype(dtype),
+            photometric="minisblack",
+            compression=compression,
+            metadata=None if lab.ndim == 2 else {},
+        ),
+    )
+    csv = atomic_write(palette_csv_path(path), lambda f: f.write(text))
+    return tif, csv
+
+
+def read_palette_csv(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
+    """Read a palette written by :func:`write_labels_tiff`.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The CSV file.
+
+    Returns
+    -------
+    palette : (k, C) ndarray
+        int64 if every value is a whole number as written for integer palettes,
+        else float64; row i is label i.
+    channel_names : list of str
+        The channel column names.
+
+    Raises
+    ------
+    ValueError
+        If the file is not such a table.
+
+    Examples
+    --------
+    See :func:`write_labels_tiff`.
+    """
+    with open(path, encoding="utf-8") as f:
+        lines = [line.strip() for line in f if line.strip()]
+    header = lines[0].split(",") if lines else []
+    if len(header) < 4 or header[0] != "label" or header[-2:] != ["pixels", "share"]:
+        raise ValueError(
+            f"{os.fspath(path)!r} is not a palette table (expected a header "
+            "'label,<channels...>,pixels,share')."
+        )
+    cells = [line.split(",")[1:-2] for line in lines[1:]]
+    integer = all("." not in v and "e" not in v.lower() for row in cells for v in row)
+    palette = np.array(cells, dtype=np.int64 if integer else np.float64)
+    return palette.reshape(len(cells), len(header) - 3), header[1:-2]
 
 
 def palette_to_uint8(palette: np.ndarray) -> np.ndarray:
