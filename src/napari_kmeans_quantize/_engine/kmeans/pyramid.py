@@ -38,6 +38,10 @@ _INIT_CELLS_PER_CLUSTER = 32
 
 # Bits of the packed cell key of the finest grid (2**21 cells for RGB at 7 bits).
 _MAX_KEY_BITS = 21
+# ... and for more than 4 channels, where 21 bits would leave a grid of 2 or 4
+# cells a side: the levels would jump from every point to a few hundred cells,
+# too few to fit on, and the seeds would be placed on every point.
+_MAX_KEY_BITS_MANY = 60
 
 
 @dataclass
@@ -99,7 +103,8 @@ class Pyramid:
             return
         # Integer cell coordinates of every point on the finest grid (2**b cells
         # a side); a coarser grid halves them.
-        self._b = max(1, _MAX_KEY_BITS // d)
+        key_bits = _MAX_KEY_BITS if d <= 4 else _MAX_KEY_BITS_MANY
+        self._b = max(1, key_bits // d)
         self._coords = _grid_coords(points, lo, (1 << self._b) / span, self._b)
 
     def levels(self, k: int) -> list[_Level]:
