@@ -501,3 +501,19 @@ def test_multiscale_lazy_and_eager_agree_without_dithering(pyramid):
         labels, counts = dask.compute(a.labels, a.counts)
         np.testing.assert_array_equal(labels, b.labels)
         np.testing.assert_array_equal(counts, b.counts)
+
+
+@pytest.mark.parametrize("lazy", [True, False])
+def test_multiscale_standardized_levels_share_the_fit_space(lazy):
+    from napari_kmeans_quantize.chunked import quantize_multiscale
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 4000, (64, 64, 5)).astype(np.uint16)
+    img[..., 0] *= 16
+    res = quantize_multiscale([img, img[::2, ::2]], 6, lazy=lazy, standardize=True)
+    full = quantize(img, 6, standardize=True)
+    np.testing.assert_array_equal(res[0].palette, full.palette)
+    # The coarser level is mapped with the fit's channel scale, not in raw units.
+    coarse = img[::2, ::2, None, :].astype(float)
+    d = (((coarse - full.palette) / full.channel_scale) ** 2).sum(-1)
+    np.testing.assert_array_equal(np.asarray(res[1].labels), d.argmin(-1))
