@@ -54,19 +54,33 @@ from typing import IO
 import deflate
 import numpy as np
 
+from ._animated import (
+    to_animated_gif_bytes,
+    to_apng_bytes,
+    write_animated_gif,
+    write_apng,
+)
 from ._atomic import atomic_write
+from ._webp import MAX_WEBP_SIDE, to_webp_bytes, write_webp
 
 __all__ = [
     "MAX_PNG_COLORS",
     "MAX_TIFF_COLORS",
+    "MAX_WEBP_SIDE",
     "palette_to_uint8",
     "png_bit_depth",
+    "to_animated_gif_bytes",
+    "to_apng_bytes",
     "to_gif_bytes",
     "to_png_bytes",
     "to_tiff_bytes",
+    "to_webp_bytes",
+    "write_animated_gif",
+    "write_apng",
     "write_indexed_gif",
     "write_indexed_png",
     "write_palette_tiff",
+    "write_webp",
 ]
 
 #: Largest palette an indexed PNG or GIF can hold.
