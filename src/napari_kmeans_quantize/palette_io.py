@@ -61,12 +61,15 @@ from ._animated import (
     write_apng,
 )
 from ._atomic import atomic_write
+from ._file_sizes import FileSizes, file_sizes
 from ._webp import MAX_WEBP_SIDE, to_webp_bytes, write_webp
 
 __all__ = [
     "MAX_PNG_COLORS",
     "MAX_TIFF_COLORS",
     "MAX_WEBP_SIDE",
+    "FileSizes",
+    "file_sizes",
     "palette_to_uint8",
     "png_bit_depth",
     "to_animated_gif_bytes",
