@@ -160,23 +160,23 @@ def test_stack_quantised_with_one_palette_via_apply_palette():
     np.testing.assert_array_equal(np.array(colours), first.palette[labels])
 
 
-def test_timing_and_loop():
-    labels, palette = _stack(4)
-    durations = [40, 50, 60, 70, 80, 90]
-    im = Image.open(io.BytesIO(to_apng_bytes(labels, palette, duration=durations)))
+def _durations(im: Image.Image) -> list[float]:
     seen = []
     for i in range(im.n_frames):
         im.seek(i)
         seen.append(im.info["duration"])
-    assert seen == durations and im.info["loop"] == 0
+    return seen
+
+
+def test_timing_and_loop():
+    labels, palette = _stack(4)
+    durations = [40, 50, 60, 70, 80, 90]
+    im = Image.open(io.BytesIO(to_apng_bytes(labels, palette, duration=durations)))
+    assert _durations(im) == durations and im.info["loop"] == 0
     gif = Image.open(
         io.BytesIO(to_animated_gif_bytes(labels, palette, duration=durations, loop=3))
     )
-    seen = []
-    for i in range(gif.n_frames):
-        gif.seek(i)
-        seen.append(gif.info["duration"])
-    assert seen == durations
+    assert _durations(gif) == durations
     assert gif.info["loop"] == 2  # NETSCAPE counts repeats after the first play
     assert (
         Image.open(io.BytesIO(to_apng_bytes(labels, palette, loop=3))).info["loop"] == 3

@@ -19,21 +19,14 @@ from napari_kmeans_quantize.palette_io import (
 )
 
 
-def _photo(h: int = 48, w: int = 64, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:h, 0:w]
-    img = np.stack([x * 255 / w, y * 255 / h, (x + y) * 127 / (h + w)], axis=-1)
-    return np.clip(img + rng.normal(0, 12, img.shape), 0, 255).astype(np.uint8)
-
-
 def _quantized(image, k):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return quantize(image, k)
 
 
-def test_two_d_result_png_and_webp_with_real_bytes():
-    result = _quantized(_photo(), 32)
+def test_two_d_result_png_and_webp_with_real_bytes(photo):
+    result = _quantized(photo(48, 64), 32)
     sizes = file_sizes(result.labels, result.palette)
     assert isinstance(sizes, FileSizes)
     assert sizes.sizes == {
@@ -47,8 +40,8 @@ def test_two_d_result_png_and_webp_with_real_bytes():
     assert sizes.as_dict()["smallest"] == sizes.smallest
 
 
-def test_stack_apng_gif_and_tiff():
-    frames = np.stack([_photo(seed=s) for s in range(3)])
+def test_stack_apng_gif_and_tiff(photo):
+    frames = np.stack([photo(seed=s) for s in range(3)])
     result = _quantized(frames, 16)
     sizes = file_sizes(result.labels, result.palette)
     assert sizes.sizes["apng"] == len(to_apng_bytes(result.labels, result.palette))
@@ -78,8 +71,8 @@ def test_formats_that_cannot_hold_the_result_are_refused_with_the_reason():
     assert sizes.smallest == "webp" and "256" in sizes.refused["png"]
 
 
-def test_a_uint16_palette_has_no_exact_8_bit_file():
-    result = _quantized(_photo().astype(np.uint16) * 257, 8)
+def test_a_uint16_palette_has_no_exact_8_bit_file(photo):
+    result = _quantized(photo(48, 64).astype(np.uint16) * 257, 8)
     sizes = file_sizes(result.labels, result.palette)
     assert sizes.sizes == {} and sizes.smallest is None and sizes.smallest_bytes is None
     assert "rounded" in sizes.refused["png"]

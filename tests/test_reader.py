@@ -16,15 +16,8 @@ from napari_kmeans_quantize._reader import get_reader
 PLUGIN = "napari-kmeans-quantize"
 
 
-def _photo(h: int = 40, w: int = 56, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:h, 0:w]
-    img = np.stack([x * 255 / w, y * 255 / h, (x + y) * 127 / (h + w)], axis=-1)
-    return np.clip(img + rng.normal(0, 10, img.shape), 0, 255).astype(np.uint8)
-
-
-def _series(n: int = 4) -> np.ndarray:
-    frames = np.repeat(_photo()[np.newaxis], n, axis=0)
+def _series(photo, n: int = 4) -> np.ndarray:
+    frames = np.repeat(photo()[np.newaxis], n, axis=0)
     for t in range(n):
         frames[t, 10:20, 5 + 8 * t : 15 + 8 * t] = (240, 30, 20)
     return frames
@@ -58,9 +51,9 @@ def _assert_same_labels(opened, saved):
 
 
 @pytest.mark.parametrize("suffix", [".png", ".gif", ".tif"])
-def test_saved_result_comes_back_as_it_was(make_napari_viewer, tmp_path, suffix):
+def test_saved_result_comes_back_as_it_was(photo, make_napari_viewer, tmp_path, suffix):
     viewer = make_napari_viewer()
-    saved = _quantize_in_viewer(viewer, _photo(), 16)
+    saved = _quantize_in_viewer(viewer, photo(), 16)
     path = str(tmp_path / f"q{suffix}")
     assert napari.save_layers(path, [saved], plugin=PLUGIN) == [path]
     _, opened = viewer.open(path, plugin=PLUGIN)
@@ -78,9 +71,11 @@ def test_saved_result_comes_back_as_it_was(make_napari_viewer, tmp_path, suffix)
 
 
 @pytest.mark.parametrize("suffix", [".png", ".apng", ".gif", ".tif"])
-def test_stack_round_trip_through_save_and_open(make_napari_viewer, tmp_path, suffix):
+def test_stack_round_trip_through_save_and_open(
+    photo, make_napari_viewer, tmp_path, suffix
+):
     viewer = make_napari_viewer()
-    saved = _quantize_in_viewer(viewer, _series(), 32)
+    saved = _quantize_in_viewer(viewer, _series(photo), 32)
     assert np.asarray(saved.data).shape == (4, 40, 56)
     path = str(tmp_path / f"s{suffix}")
     assert napari.save_layers(path, [saved], plugin=PLUGIN) == [path]
@@ -93,9 +88,9 @@ def test_stack_round_trip_through_save_and_open(make_napari_viewer, tmp_path, su
             assert im.n_frames == 4
 
 
-def test_rgba_result_round_trip(make_napari_viewer, tmp_path):
+def test_rgba_result_round_trip(photo, make_napari_viewer, tmp_path):
     viewer = make_napari_viewer()
-    image = np.dstack([_photo(), np.full((40, 56), 255, np.uint8)])
+    image = np.dstack([photo(), np.full((40, 56), 255, np.uint8)])
     image[:8, :12] = 0
     image[30:, 40:, 3] = 128
     saved = _quantize_in_viewer(viewer, image, 16)
@@ -107,9 +102,11 @@ def test_rgba_result_round_trip(make_napari_viewer, tmp_path):
         assert opened.metadata["palette"].shape[1] == 4
 
 
-def test_the_image_comes_too_hidden_below_the_labels(make_napari_viewer, tmp_path):
+def test_the_image_comes_too_hidden_below_the_labels(
+    photo, make_napari_viewer, tmp_path
+):
     viewer = make_napari_viewer()
-    result = _quantized(_photo(), 8)
+    result = _quantized(photo(), 8)
     path = palette_io.write_indexed_png(
         tmp_path / "q.png", result.labels, result.palette
     )
@@ -121,9 +118,9 @@ def test_the_image_comes_too_hidden_below_the_labels(make_napari_viewer, tmp_pat
     np.testing.assert_array_equal(labels.data, result.labels)
 
 
-def test_frame_times_survive_open_and_save(make_napari_viewer, tmp_path):
+def test_frame_times_survive_open_and_save(photo, make_napari_viewer, tmp_path):
     viewer = make_napari_viewer()
-    result = _quantized(_series(), 16)
+    result = _quantized(_series(photo), 16)
     durations = [30, 60, 90, 120]
     path = palette_io.write_animated_gif(
         tmp_path / "a.gif", result.labels, result.palette, duration=durations, loop=2
@@ -141,9 +138,11 @@ def test_frame_times_survive_open_and_save(make_napari_viewer, tmp_path):
         assert seen == durations and im.info["loop"] == 2
 
 
-def test_uint16_palette_tiff_keeps_its_16_bit_colours(make_napari_viewer, tmp_path):
+def test_uint16_palette_tiff_keeps_its_16_bit_colours(
+    photo, make_napari_viewer, tmp_path
+):
     viewer = make_napari_viewer()
-    result = _quantized(_photo().astype(np.uint16) * 200, 8)
+    result = _quantized(photo().astype(np.uint16) * 200, 8)
     path = palette_io.write_palette_tiff(
         tmp_path / "q.tif", result.labels, result.palette
     )
@@ -174,18 +173,18 @@ def test_gif_with_local_colour_tables_keeps_its_colours(tmp_path):
             )
 
 
-def test_other_files_are_left_to_napari(make_napari_viewer, tmp_path):
+def test_other_files_are_left_to_napari(photo, make_napari_viewer, tmp_path):
     viewer = make_napari_viewer()
     rgb = str(tmp_path / "rgb.png")
-    Image.fromarray(_photo()).save(rgb)
+    Image.fromarray(photo()).save(rgb)
     grey = str(tmp_path / "grey.png")
-    Image.fromarray(_photo()[..., 0]).save(grey)
+    Image.fromarray(photo()[..., 0]).save(grey)
     plain_tif = str(tmp_path / "plain.tif")
     tifffile.imwrite(plain_tif, np.zeros((5, 5), np.uint8))
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not a png")
     webp = str(tmp_path / "q.webp")
-    result = _quantized(_photo(), 4)
+    result = _quantized(photo(), 4)
     palette_io.write_webp(webp, result.labels, result.palette)
     for path in (rgb, grey, plain_tif, str(broken), webp, str(tmp_path), "/nope.png"):
         assert get_reader(path) is None
@@ -196,6 +195,6 @@ def test_other_files_are_left_to_napari(make_napari_viewer, tmp_path):
     assert get_reader([indexed]) is not None
     # napari opens the truecolour file itself; ours refuses it by name.
     [layer] = viewer.open(rgb, plugin="napari")
-    np.testing.assert_array_equal(layer.data, _photo())
+    np.testing.assert_array_equal(layer.data, photo())
     with pytest.raises(ValueError, match="refused"):
         viewer.open(rgb, plugin=PLUGIN)

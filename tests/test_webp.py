@@ -14,13 +14,6 @@ from napari_kmeans_quantize import quantize
 from napari_kmeans_quantize.palette_io import to_png_bytes, to_webp_bytes, write_webp
 
 
-def _photo(h: int = 48, w: int = 64, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:h, 0:w]
-    img = np.stack([x * 255 / w, y * 255 / h, (x + y) * 127 / (h + w)], axis=-1)
-    return np.clip(img + rng.normal(0, 12, img.shape), 0, 255).astype(np.uint8)
-
-
 def _quantized(image: np.ndarray, k: int, **kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -34,15 +27,15 @@ def _open(data: bytes) -> Image.Image:
 
 
 @pytest.mark.parametrize("k", [2, 16, 256, 1000])
-def test_rgb_round_trip_is_exact(k):
-    result = _quantized(_photo(), k)
+def test_rgb_round_trip_is_exact(photo, k):
+    result = _quantized(photo(48, 64), k)
     im = _open(to_webp_bytes(result.labels, result.palette))
     assert im.mode == "RGB"
     np.testing.assert_array_equal(np.asarray(im), result.image)
 
 
-def test_rgba_round_trip_keeps_alpha_and_hidden_colours():
-    image = np.dstack([_photo(), np.full((48, 64), 255, np.uint8)])
+def test_rgba_round_trip_keeps_alpha_and_hidden_colours(photo):
+    image = np.dstack([photo(48, 64), np.full((48, 64), 255, np.uint8)])
     image[:12, :12] = (9, 200, 9, 0)
     image[30:, 40:, 3] = 128
     result = _quantized(image, 8)
@@ -59,14 +52,14 @@ def test_opaque_rgba_palette_is_stored_as_rgb():
     np.testing.assert_array_equal(np.asarray(im), palette[labels][..., :3])
 
 
-def test_grey_palette_is_stored_as_grey_colours():
-    result = _quantized(_photo()[..., 1], 6, channel_axis=None)
+def test_grey_palette_is_stored_as_grey_colours(photo):
+    result = _quantized(photo(48, 64)[..., 1], 6, channel_axis=None)
     im = _open(to_webp_bytes(result.labels, result.palette))
     np.testing.assert_array_equal(np.asarray(im.convert("L")), result.image)
 
 
-def test_uint16_palette_follows_the_8_bit_rule():
-    result = _quantized(_photo().astype(np.uint16) * 257, 16)
+def test_uint16_palette_follows_the_8_bit_rule(photo):
+    result = _quantized(photo(48, 64).astype(np.uint16) * 257, 16)
     im = _open(to_webp_bytes(result.labels, result.palette))
     np.testing.assert_array_equal(
         np.asarray(im), np.rint(result.image / 257.0).astype(np.uint8)
@@ -103,8 +96,8 @@ def test_leading_singleton_axes_are_dropped():
     assert im.size == (5, 3)
 
 
-def test_write_is_atomic(tmp_path, monkeypatch):
-    result = _quantized(_photo(), 16)
+def test_write_is_atomic(photo, tmp_path, monkeypatch):
+    result = _quantized(photo(48, 64), 16)
     out = write_webp(tmp_path / "q.webp", result.labels, result.palette)
     before = Path(out).read_bytes()
     assert before == to_webp_bytes(result.labels, result.palette)

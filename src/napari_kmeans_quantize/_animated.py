@@ -125,12 +125,13 @@ def write_apng(
 
     Examples
     --------
-    >>> import tempfile, pathlib
-    >>> frames = np.zeros((4, 3, 5), dtype=np.uint8)
+    >>> import tempfile
+    >>> from PIL import Image
+    >>> frames = np.arange(4, dtype=np.uint8).repeat(15).reshape(4, 3, 5) % 2
     >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     out = write_apng(pathlib.Path(tmp) / "q.png", frames, [[1, 2, 3]])
-    ...     print(pathlib.Path(out).name)
-    q.png
+    ...     out = write_apng(f"{tmp}/q.png", frames, [[0, 0, 0], [9, 9, 9]])
+    ...     Image.open(out).n_frames
+    4
     """
     checked = _frames(labels, palette, "APNG", duration, loop)
     return atomic_write(path, lambda f: _save_apng(f, *checked, optimize))
@@ -202,12 +203,13 @@ def write_animated_gif(
 
     Examples
     --------
-    >>> import tempfile, pathlib
-    >>> frames = np.zeros((2, 3, 5), dtype=np.uint8)
+    >>> import os, tempfile
     >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     out = write_animated_gif(pathlib.Path(tmp) / "q.gif", frames, [[1, 2, 3]])
-    ...     print(pathlib.Path(out).name)
-    q.gif
+    ...     target = os.path.join(tmp, "blink.gif")
+    ...     blink = np.array([[[0]], [[1]]], dtype=np.uint8)
+    ...     _ = write_animated_gif(target, blink, [[0, 0, 0], [255, 255, 255]], loop=3)
+    ...     os.listdir(tmp)
+    ['blink.gif']
     """
     checked = _frames(labels, palette, "GIF", duration, loop)
     return atomic_write(path, lambda f: _save_gif(f, *checked))

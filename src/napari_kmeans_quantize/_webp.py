@@ -92,12 +92,13 @@ def write_webp(
 
     Examples
     --------
-    >>> import tempfile, pathlib
-    >>> labels = np.zeros((2, 3), dtype=np.uint8)
+    >>> import tempfile
+    >>> from PIL import Image
+    >>> palette = [[1, 2, 3], [4, 5, 6]]
     >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     out = write_webp(pathlib.Path(tmp) / "q.webp", labels, [[1, 2, 3]])
-    ...     print(pathlib.Path(out).name)
-    q.webp
+    ...     out = write_webp(f"{tmp}/e.webp", np.eye(3, dtype=int), palette)
+    ...     Image.open(out).getpixel((1, 1))
+    (4, 5, 6)
     """
     lab, pal = _checked(labels, palette, method)
     return atomic_write(path, lambda f: _save_webp(f, lab, pal, method=method))
