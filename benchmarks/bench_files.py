@@ -16,7 +16,11 @@ the photos of our bytes over the peer's bytes, per format, and the PSNR differen
 ``--orders`` also measures palette orders for size: the PNG-8 bytes of the same
 labels with the palette in frequency order (what ``quantize`` returns), in lightness
 order and in a greedy order that puts colours which touch in the image next to each
-other; the pixels are the same in all three.
+other; the pixels are the same in all three. For each order it gives the file as
+written (rows unfiltered, libdeflate level 9) and, since an order can only matter to
+a filter that does arithmetic on the indices, the same rows with PNG's Sub filter.
+It also gives the encoder's headroom: unfiltered rows at libdeflate level 12, with
+the smallest bit depth and with 8 bits per index.
 
 pngquant is a Debian package: ``apt-get install -y pngquant`` (or ``brew install
 pngquant``, or https://pngquant.org).
@@ -101,10 +105,24 @@ def neighbour_order(labels: np.ndarray, k: int) -> np.ndarray:
     return np.array(order)
 
 
-def reordered_png_bytes(labels: np.ndarray, palette: np.ndarray, order) -> int:
-    """PNG-8 bytes with palette entry ``order[i]`` stored at index i."""
-    inverse = np.argsort(order)
-    return len(palette_io.to_png_bytes(inverse[labels], palette[order]))
+def reordered(labels: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """The labels with palette entry ``order[i]`` moved to index i."""
+    return np.argsort(order).astype(labels.dtype)[labels]
+
+
+def idat_bytes(labels: np.ndarray, *, bits: int, level: int, sub: bool) -> int:
+    """Compressed PNG image data: unfiltered rows, or all rows with the Sub filter."""
+    import deflate
+
+    from napari_kmeans_quantize.palette_io import _png_rows
+
+    if not sub:
+        return len(deflate.zlib_compress(_png_rows(labels, bits), level))
+    lab = labels.astype(np.uint8)
+    rows = np.ones((lab.shape[0], lab.shape[1] + 1), dtype=np.uint8)  # filter 1
+    rows[:, 1] = lab[:, 0]
+    rows[:, 2:] = lab[:, 1:] - lab[:, :-1]  # modulo 256, as PNG's Sub
+    return len(deflate.zlib_compress(rows.tobytes(), level))
 
 
 def _mean(values) -> float:
@@ -179,12 +197,18 @@ def main(argv: list[str] | None = None) -> None:
                     "pil_psnr": psnr(image, pil_rgb),
                 }
                 if args.orders:
-                    row["order_lightness"] = reordered_png_bytes(
-                        labels, palette, lightness_order(palette)
-                    )
-                    row["order_neighbour"] = reordered_png_bytes(
-                        labels, palette, neighbour_order(labels, len(palette))
-                    )
+                    bits = palette_io.png_bit_depth(len(palette))
+                    for name, order in (
+                        ("frequency", np.arange(len(palette))),
+                        ("lightness", lightness_order(palette)),
+                        ("neighbour", neighbour_order(labels, len(palette))),
+                    ):
+                        lab = reordered(labels, order)
+                        row[name] = len(palette_io.to_png_bytes(lab, palette[order]))
+                        row[name + "_sub"] = idat_bytes(lab, bits=8, level=9, sub=True)
+                    row["idat9"] = idat_bytes(labels, bits=bits, level=9, sub=False)
+                    row["idat12"] = idat_bytes(labels, bits=bits, level=12, sub=False)
+                    row["idat12_8"] = idat_bytes(labels, bits=8, level=12, sub=False)
                 rows[k].append(row)
                 if args.per_image:
                     print(
@@ -234,24 +258,39 @@ def main(argv: list[str] | None = None) -> None:
         )
     if args.orders:
         print()
-        print("Palette order for size: mean PNG-8 bytes (same pixels), change vs "
-              "frequency order")  # fmt: skip
+        print("Palette order for size: mean PNG-8 file bytes of the same pixels, "
+              "change against frequency order; Sub filter columns: image data bytes "
+              "against the unfiltered image data")  # fmt: skip
         print()
-        print("| k | frequency B | lightness B | change | neighbour B | change "
-              "| photos where an order changed the size |")  # fmt: skip
+        print("| k | frequency B | lightness | neighbour | frequency, Sub filter "
+              "| lightness, Sub | neighbour, Sub |")  # fmt: skip
         print("|---:|---:|---:|---:|---:|---:|---:|")
         for k, rs in rows.items():
-            base = _mean(r["png"] for r in rs)
-            light = _mean(r["order_lightness"] for r in rs)
-            neigh = _mean(r["order_neighbour"] for r in rs)
-            changed = sum(
-                r["order_lightness"] != r["png"] or r["order_neighbour"] != r["png"]
-                for r in rs
-            )
+            base = _mean(r["frequency"] for r in rs)
+            base_sub = _mean(r["frequency_sub"] for r in rs)
+            data = _mean(r["idat9"] for r in rs)  # Sub columns: image data only
+
+            def change(key: str, ref: float, rs=rs) -> str:
+                return f"{100 * (_mean(r[key] for r in rs) / ref - 1):+.2f} %"
+
             print(
-                f"| {k} | {base:,.1f} | {light:,.1f} | {100 * (light / base - 1):+.3f} % "
-                f"| {neigh:,.1f} | {100 * (neigh / base - 1):+.3f} % "
-                f"| {changed} of {len(rs)} |"
+                f"| {k} | {base:,.0f} | {change('lightness', base)} "
+                f"| {change('neighbour', base)} | {base_sub:,.0f} "
+                f"({change('frequency_sub', data)}) "
+                f"| {change('lightness_sub', data)} | {change('neighbour_sub', data)} |"
+            )
+        print()
+        print("Encoder headroom (image data bytes, frequency order): change against "
+              "the written rows (level 9, smallest bit depth)")  # fmt: skip
+        print()
+        print("| k | level 9 B | level 12 | level 12, 8 bits per index |")
+        print("|---:|---:|---:|---:|")
+        for k, rs in rows.items():
+            base = _mean(r["idat9"] for r in rs)
+            print(
+                f"| {k} | {base:,.0f} "
+                f"| {100 * (_mean(r['idat12'] for r in rs) / base - 1):+.2f} % "
+                f"| {100 * (_mean(r['idat12_8'] for r in rs) / base - 1):+.2f} % |"
             )
 
 
