@@ -174,14 +174,10 @@ def main(argv: list[str] | None = None) -> None:
                     warnings.simplefilter("ignore", UserWarning)
                     result = quantize(image, k)
                 labels, palette = result.labels, result.palette
-                sizes = palette_io.file_sizes(labels, palette).sizes
+                sizes = palette_io.file_sizes(
+                    labels, palette, webp_method=args.webp_method
+                ).sizes
                 png, webp = sizes["png"], sizes["webp"]
-                if args.webp_method != 4:  # file_sizes uses the default effort
-                    webp = len(
-                        palette_io.to_webp_bytes(
-                            labels, palette, method=args.webp_method
-                        )
-                    )
                 smallest = min(png, webp)
                 pq_bytes, pq_rgb = pngquant(path, k, Path(tmp))
                 pil_bytes, pil_rgb = pillow(image, k)

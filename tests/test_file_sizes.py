@@ -92,3 +92,13 @@ def test_a_uint16_palette_has_no_exact_8_bit_file(photo):
 def test_bad_input_is_an_error_not_a_refusal(labels, palette, error):
     with pytest.raises(error):
         file_sizes(labels, palette)
+
+
+def test_webp_effort_is_passed_on(photo):
+    result = _quantized(photo(48, 64), 16)
+    fast = file_sizes(result.labels, result.palette, webp_method=0)
+    assert fast.sizes["webp"] == len(
+        to_webp_bytes(result.labels, result.palette, method=0)
+    )
+    with pytest.raises(ValueError, match=r"0\.\.6"):
+        file_sizes(result.labels, result.palette, webp_method=9)

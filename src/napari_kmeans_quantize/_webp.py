@@ -104,13 +104,18 @@ def write_webp(
     return atomic_write(path, lambda f: _save_webp(f, lab, pal, method=method))
 
 
+def check_method(method: int) -> None:
+    """Refuse a libwebp effort outside 0..6 (a ValueError naming the value)."""
+    if not isinstance(method, int | np.integer) or not 0 <= method <= 6:
+        raise ValueError(f"method must be an integer 0..6, got {method!r}.")
+
+
 def _checked(
     labels: np.ndarray, palette: np.ndarray, method: int
 ) -> tuple[np.ndarray, np.ndarray]:
     from .palette_io import MAX_TIFF_COLORS, _prepare
 
-    if not isinstance(method, int | np.integer) or not 0 <= method <= 6:
-        raise ValueError(f"method must be an integer 0..6, got {method!r}.")
+    check_method(method)
     if sum(n > 1 for n in np.shape(labels)[:-2]):
         raise ValueError(
             f"WebP holds one 2-D image, got labels of shape {np.shape(labels)}. "

@@ -39,6 +39,12 @@ target's folder and renames it onto the target (``os.replace``) only after the w
 succeeded, so a failed or interrupted write never leaves a half-written file at the
 target path (an existing file there is kept unchanged).
 
+**More formats, same rules** (defined in private modules, public here): animated PNG
+and animated GIF of a ``(frames, H, W)`` stack with one palette
+(:func:`write_apng`, :func:`write_animated_gif`), lossless WebP of the colours
+(:func:`write_webp`), and :func:`file_sizes`, the real bytes of every exact format
+that holds a result and the smallest.
+
 This module needs only numpy, Pillow, tifffile and deflate (libdeflate); it never
 imports napari or Qt.
 """
