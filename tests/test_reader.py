@@ -198,3 +198,19 @@ def test_other_files_are_left_to_napari(photo, make_napari_viewer, tmp_path):
     np.testing.assert_array_equal(layer.data, photo())
     with pytest.raises(ValueError, match="refused"):
         viewer.open(rgb, plugin=PLUGIN)
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".png"])
+def test_binary_transparency_round_trip(photo, make_napari_viewer, tmp_path, suffix):
+    viewer = make_napari_viewer()
+    image = np.concatenate([_series(photo), np.full((4, 40, 56, 1), 255, np.uint8)], -1)
+    image[:, :10, :10] = 0  # one fully transparent colour, the others opaque
+    saved = _quantize_in_viewer(viewer, image, 8)
+    assert (saved.metadata["palette"][:, 3] == 0).sum() == 1
+    path = str(tmp_path / f"t{suffix}")
+    assert napari.save_layers(path, [saved], plugin=PLUGIN) == [path]
+    image_layer, opened = viewer.open(path, plugin=PLUGIN)
+    _assert_same_labels(opened, saved)
+    np.testing.assert_array_equal(
+        image_layer.data[..., 3], saved.metadata["palette"][np.asarray(saved.data), 3]
+    )

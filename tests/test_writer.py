@@ -214,6 +214,9 @@ def test_save_webp(make_napari_viewer, tmp_path):
     with Image.open(path) as im:
         assert im.format == "WEBP"
         np.testing.assert_array_equal(np.asarray(im.convert("RGBA")), result.image)
+    # napari's own reader opens it (WebP holds colours, so not ours).
+    [layer] = viewer.open(str(path), plugin="napari")
+    np.testing.assert_array_equal(np.asarray(layer.data), result.image)
 
 
 def test_gif_refuses_partial_transparency(tmp_path):
