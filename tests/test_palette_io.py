@@ -426,3 +426,12 @@ def test_png_rows_that_do_not_fill_their_last_byte_round_trip(k):
         im = Image.open(io.BytesIO(to_png_bytes(labels, palette)))
         np.testing.assert_array_equal(np.asarray(im), labels)
         np.testing.assert_array_equal(np.asarray(im.convert("RGBA")), palette[labels])
+
+
+def test_new_formats_are_public_in_palette_io():
+    from napari_kmeans_quantize import _animated, _webp
+
+    for module in (_animated, _webp):
+        for name in module.__all__:
+            assert name in palette_io.__all__
+            assert getattr(palette_io, name) is getattr(module, name)

@@ -39,6 +39,12 @@ target's folder and renames it onto the target (``os.replace``) only after the w
 succeeded, so a failed or interrupted write never leaves a half-written file at the
 target path (an existing file there is kept unchanged).
 
+**More formats, same rules** (defined in private modules, public here): animated PNG
+and animated GIF of a ``(frames, H, W)`` stack with one palette
+(:func:`write_apng`, :func:`write_animated_gif`), lossless WebP of the colours
+(:func:`write_webp`), and :func:`file_sizes`, the real bytes of every exact format
+that holds a result and the smallest.
+
 This module needs only numpy, Pillow, tifffile and deflate (libdeflate); it never
 imports napari or Qt.
 """
@@ -54,19 +60,36 @@ from typing import IO
 import deflate
 import numpy as np
 
+from ._animated import (
+    to_animated_gif_bytes,
+    to_apng_bytes,
+    write_animated_gif,
+    write_apng,
+)
 from ._atomic import atomic_write
+from ._file_sizes import FileSizes, file_sizes
+from ._webp import MAX_WEBP_SIDE, to_webp_bytes, write_webp
 
 __all__ = [
     "MAX_PNG_COLORS",
     "MAX_TIFF_COLORS",
+    "MAX_WEBP_SIDE",
+    "FileSizes",
+    "file_sizes",
     "palette_to_uint8",
     "png_bit_depth",
+    "to_animated_gif_bytes",
+    "to_apng_bytes",
     "to_gif_bytes",
     "to_png_bytes",
     "to_tiff_bytes",
+    "to_webp_bytes",
+    "write_animated_gif",
+    "write_apng",
     "write_indexed_gif",
     "write_indexed_png",
     "write_palette_tiff",
+    "write_webp",
 ]
 
 #: Largest palette an indexed PNG or GIF can hold.
