@@ -34,10 +34,13 @@ _BELOW_BACK = 3 / 16  # to the pixel below and one step back
 _BELOW = 5 / 16  # to the pixel straight below
 _BELOW_AHEAD = 1 / 16  # to the pixel below and one step ahead
 
-# Cells of the grid: 2**(bits of k + _CELL_BITS_PER_ENTRY), within these bounds.
-_CELL_BITS_PER_ENTRY = 8
-_MIN_CELL_BITS = 12
-_MAX_CELL_BITS = 20
+# The top grid has 2**(bits of k + _TOP_BITS_PER_ENTRY) cells, within these bounds;
+# a top cell whose list is longer than _MAX_LIST is cut into 2**_SUB_BITS sub-cells.
+_TOP_BITS_PER_ENTRY = 8
+_MIN_TOP_BITS = 10
+_MAX_TOP_BITS = 18
+_MAX_LIST = 4
+_SUB_BITS = 3
 # Rounding allowance of the candidate test, relative to the box's size.
 _SLACK = 1e-9
 
@@ -45,9 +48,13 @@ _SLACK = 1e-9
 class PaletteGrid(NamedTuple):
     """Exact nearest-colour lookup for points inside the palette's bounding box.
 
-    A point ``v`` (clamped to ``[lo, hi]``) lies in the cell
-    ``sum(int((v - lo) * scale) * strides)``, whose candidates are
-    ``members[offsets[cell]:offsets[cell + 1]]``, rows of `palette`.
+    A point ``v`` (clamped to ``[lo, hi]``) has grid coordinates
+    ``u = (v - lo) * scale`` and lies in top cell ``sum(int(u) * strides)``. A
+    table entry ``e >= 0`` is the answer; ``e < 0`` points to ``lists[~e]``:
+    a count ``n > 0`` followed by the ``n`` candidates to compare, or ``~base``
+    for a sub-grid whose cell ``sum((int(u * factors) - int(u) * factors) *
+    sub_strides)`` is ``table[base + cell]``, read the same way (factors are
+    powers of two, so ``u * factors`` is exact and stays in the top cell).
     """
 
     palette: np.ndarray  # (k, C) float64, distinct rows
@@ -55,60 +62,157 @@ class PaletteGrid(NamedTuple):
     hi: np.ndarray  # (C,) float64
     scale: np.ndarray  # (C,) float64, 0 where the palette does not vary
     strides: np.ndarray  # (C,) int64
-    offsets: np.ndarray  # (n_cells + 1,) int64
-    members: np.ndarray  # int64
+    factors: np.ndarray  # (C,) int64, sub-cells per top cell along each axis
+    sub_strides: np.ndarray  # (C,) int64
+    table: np.ndarray  # int32
+    lists: np.ndarray  # int32
 
 
 def build_grid(palette: np.ndarray) -> PaletteGrid:
     """Grid over `palette`, a (k, C) float64 array of distinct, finite rows, k >= 2."""
-    k, n_channels = palette.shape
+    k = len(palette)
     lo = palette.min(axis=0)
     hi = palette.max(axis=0)
     extent = hi - lo
-    varying = extent > 0
-    # Split the longest side of the cell each time: roughly cubic cells, and the
-    # order of the splits is the order in which the lists are refined.
-    total = (k - 1).bit_length() + _CELL_BITS_PER_ENTRY
-    total = min(max(total, _MIN_CELL_BITS), _MAX_CELL_BITS)
-    bits = np.zeros(n_channels, dtype=np.int64)
-    side = np.where(varying, extent, -1.0)
-    schedule = np.empty(total, dtype=np.int64)
-    for step in range(total):
-        axis = int(np.argmax(side))
-        schedule[step] = axis
-        bits[axis] += 1
-        side[axis] /= 2
-    n_cells = np.where(varying, 1 << bits, 1)
+    top_bits = (k - 1).bit_length() + _TOP_BITS_PER_ENTRY
+    top_bits = min(max(top_bits, _MIN_TOP_BITS), _MAX_TOP_BITS)
+    bits, schedule = _split_plan(extent, top_bits)
+    n_cells = 1 << bits
     # Shrinking the scale by a hair keeps (hi - lo) * scale below n_cells, so the
     # clamped point hi still floors into the last cell.
+    varying = extent > 0
     scale = np.where(varying, n_cells / np.where(varying, extent, 1.0), 0.0)
     scale *= 1 - 1e-9
+    cell_side = np.where(varying, 1 / np.where(varying, scale, 1.0), 0.0)
+    sub_bits, sub_schedule = _split_plan(cell_side, _SUB_BITS)
     size = float(np.sqrt(extent @ extent))
     magnitude = float(np.abs(palette).max())
     slack = _SLACK * size * (size + magnitude)
-    strides = np.ones(n_channels, dtype=np.int64)
-    for c in range(n_channels - 2, -1, -1):
-        strides[c] = strides[c + 1] * n_cells[c + 1]
-    offsets, members = _build_lists(palette, lo, scale, bits, schedule, strides, slack)
-    return PaletteGrid(palette, lo, hi, scale, strides, offsets, members)
+    strides = _c_strides(n_cells)
+    sub_strides = _c_strides(1 << sub_bits)
+    table, lists = _build_tables(
+        palette,
+        lo,
+        cell_side,
+        (bits, schedule, strides),
+        (sub_bits, sub_schedule, sub_strides),
+        slack,
+    )
+    factors = 1 << sub_bits
+    return PaletteGrid(
+        palette, lo, hi, scale, strides, factors, sub_strides, table, lists
+    )
+
+
+def _split_plan(sides: np.ndarray, total: int) -> tuple[np.ndarray, np.ndarray]:
+    """Halve the longest side `total` times: bits per axis and the axis of each cut.
+
+    Axes of zero length are never cut (all the palette agrees there).
+    """
+    sides = np.where(sides > 0, sides, -1.0)
+    bits = np.zeros(len(sides), dtype=np.int64)
+    schedule = np.empty(total if (sides > 0).any() else 0, dtype=np.int64)
+    for step in range(len(schedule)):
+        axis = int(np.argmax(sides))
+        schedule[step] = axis
+        bits[axis] += 1
+        sides[axis] /= 2
+    return bits, schedule
+
+
+def _c_strides(shape: np.ndarray) -> np.ndarray:
+    """Row-major (C order) strides, in elements, of an array of `shape`."""
+    strides = np.ones(len(shape), dtype=np.int64)
+    for c in range(len(shape) - 2, -1, -1):
+        strides[c] = strides[c + 1] * shape[c + 1]
+    return strides
 
 
 @njit(nogil=True, cache=True)
-def _build_lists(palette, lo, scale, bits, schedule, strides, slack):
-    """Candidate lists of every cell of the grid, in table order (see module doc)."""
+def _build_tables(palette, lo, cell_side, top, sub, slack):
+    """The table and lists of a :class:`PaletteGrid` (see there for the layout).
+
+    `top` and `sub` are each (bits per axis, axis of each cut, strides) of the
+    top grid and of a sub-grid.
+    """
     k, n_channels = palette.shape
+    bits, _, strides = top
+    n_cells = 1 << bits
+    offsets, members = _grid_lists(
+        palette, np.arange(k), lo, cell_side * n_cells, top, slack
+    )
+    n_top = len(offsets) - 1
+    n_sub = 1 << sub[0].sum()
+    long_list = (offsets[1:] - offsets[:-1]) > _MAX_LIST
+    n_split = long_list.sum() if n_sub > 1 else 0
+    table = np.empty(n_top + n_split * n_sub, dtype=np.int32)
+    lists = np.empty(2 * len(members) + n_split, dtype=np.int32)
+    origin = np.empty(n_channels)
+    end = 0  # of `lists`
+    base = n_top  # of the next sub-grid in `table`
+    for cell in range(n_top):
+        candidates = members[offsets[cell] : offsets[cell + 1]]
+        if n_sub == 1 or not long_list[cell]:
+            table[cell], lists, end = _entry(candidates, lists, end)
+            continue
+        table[cell] = ~end
+        lists, end = _append(lists, end, np.array([~base]))
+        for c in range(n_channels):
+            origin[c] = lo[c] + (cell // strides[c] % n_cells[c]) * cell_side[c]
+        sub_offsets, sub_members = _grid_lists(
+            palette, candidates, origin, cell_side, sub, slack
+        )
+        for i in range(n_sub):
+            table[base + i], lists, end = _entry(
+                sub_members[sub_offsets[i] : sub_offsets[i + 1]], lists, end
+            )
+        base += n_sub
+    return table, lists[:end].copy()
+
+
+@njit(nogil=True, cache=True)
+def _entry(candidates, lists, end):
+    """The table entry for a cell with `candidates`, appending a list if needed."""
+    if len(candidates) == 1:
+        return candidates[0], lists, end
+    entry = ~end
+    lists, end = _append(lists, end, np.array([len(candidates)]))
+    lists, end = _append(lists, end, candidates)
+    return entry, lists, end
+
+
+@njit(nogil=True, cache=True)
+def _append(buffer, end, values):
+    """Write `values` at ``buffer[end:]``, growing the buffer if needed."""
+    if end + len(values) > len(buffer):
+        grown = np.empty(2 * (end + len(values)), dtype=buffer.dtype)
+        grown[:end] = buffer[:end]
+        buffer = grown
+    buffer[end : end + len(values)] = values
+    return buffer, end + len(values)
+
+
+@njit(nogil=True, cache=True)
+def _grid_lists(palette, candidates, origin, box, plan, slack):
+    """Candidate lists of the cells of a grid over a box, in table order.
+
+    The box starts at `origin` with sides `box`; `plan` is (bits per axis, axis of
+    each cut, strides of the final grid). Returns offsets and members: the list of
+    cell ``i`` is ``members[offsets[i]:offsets[i + 1]]``, ascending.
+    """
+    _, schedule, strides = plan
+    n_channels = palette.shape[1]
     coords = np.zeros((1, n_channels), dtype=np.int64)
-    offsets = np.array([0, k], dtype=np.int64)
-    members = np.arange(k, dtype=np.int64)
+    offsets = np.array([0, len(candidates)], dtype=np.int64)
+    members = candidates.astype(np.int64)
     done = np.zeros(n_channels, dtype=np.int64)
     sides = np.zeros(n_channels)
     centre = np.empty(n_channels)
-    gaps = np.empty(k)
+    gaps = np.empty(len(candidates))
     for axis in schedule:
         done[axis] += 1
         for c in range(n_channels):
-            if scale[c] > 0:
-                sides[c] = 2.0 ** (bits[c] - done[c]) / scale[c]
+            sides[c] = box[c] / 2.0 ** done[c]
         n = coords.shape[0]
         child_coords = np.empty((2 * n, n_channels), dtype=np.int64)
         child_offsets = np.empty(2 * n + 1, dtype=np.int64)
@@ -120,7 +224,7 @@ def _build_lists(palette, lo, scale, bits, schedule, strides, slack):
                 child_coords[child] = coords[cell]
                 child_coords[child, axis] = 2 * coords[cell, axis] + half
                 for c in range(n_channels):
-                    centre[c] = lo[c] + (child_coords[child, c] + 0.5) * sides[c]
+                    centre[c] = origin[c] + (child_coords[child, c] + 0.5) * sides[c]
                 child_offsets[child] = m
                 m = _filter_cell(
                     palette,
@@ -189,29 +293,44 @@ def _filter_cell(palette, candidates, centre, sides, slack, gaps, out, m):
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _nearest(grid, point):
-    """Index of the palette row nearest to `point` (lowest on a tie)."""
+def _nearest(grid, point, u):
+    """Index of the palette row nearest to `point` (lowest on a tie).
+
+    `u` is scratch for the point's grid coordinates.
+    """
     cell = 0
     for c in range(len(point)):
-        cell += int((point[c] - grid.lo[c]) * grid.scale[c]) * grid.strides[c]
-    start, stop = grid.offsets[cell], grid.offsets[cell + 1]
-    best_j = grid.members[start]
-    if stop - start > 1:
-        palette = grid.palette
-        best = np.inf
-        for m in range(start, stop):
-            j = grid.members[m]
-            d = 0.0
-            for c in range(len(point)):
-                t = point[c] - palette[j, c]
-                d += t * t
-            if d < best:  # strict: the lowest index wins a tie
-                best, best_j = d, j
+        u[c] = (point[c] - grid.lo[c]) * grid.scale[c]
+        cell += int(u[c]) * grid.strides[c]
+    entry = grid.table[cell]
+    if entry >= 0:
+        return entry
+    lists = grid.lists
+    count = lists[~entry]
+    if count < 0:
+        cell = ~count
+        for c in range(len(point)):
+            f = grid.factors[c]
+            cell += (int(u[c] * f) - int(u[c]) * f) * grid.sub_strides[c]
+        entry = grid.table[cell]
+        if entry >= 0:
+            return entry
+        count = lists[~entry]
+    palette = grid.palette
+    best, best_j = np.inf, 0
+    for m in range(~entry + 1, ~entry + 1 + count):
+        j = lists[m]
+        d = 0.0
+        for c in range(len(point)):
+            t = point[c] - palette[j, c]
+            d += t * t
+        if d < best:  # strict: the lowest index wins a tie
+            best, best_j = d, j
     return best_j
 
 
 @njit(nogil=True, cache=True)
-def diffuse_rows(rows, first_row, below, errors, grid, index, labels):
+def diffuse_rows(rows, first_row, below, errors, grid, index, labels, channels):
     """Dither `rows`, rows ``first_row, first_row + 1, ...`` of one plane.
 
     rows : (n, W, C) float64, the plane's colours.
@@ -220,11 +339,15 @@ def diffuse_rows(rows, first_row, below, errors, grid, index, labels):
     errors : (W, C) float64 scratch.
     index : (k,) map from grid palette rows to the labels written.
     labels : (n, W) output.
+    channels : a tuple of C zeros: its length is part of its type, so the
+        channel loops are compiled for exactly C (and unrolled).
     """
-    n, width, n_channels = rows.shape
+    n_channels = len(channels)
+    n, width = rows.shape[:2]
     palette, lo, hi = grid.palette, grid.lo, grid.hi
     point = np.empty(n_channels)
     carry = np.empty(n_channels)
+    u = np.empty(n_channels)
     for r in range(n):
         backwards = (first_row + r) % 2 == 1
         carry[:] = 0.0
@@ -237,7 +360,7 @@ def diffuse_rows(rows, first_row, below, errors, grid, index, labels):
                 elif v > hi[c]:
                     v = hi[c]
                 point[c] = v
-            j = _nearest(grid, point)
+            j = _nearest(grid, point, u)
             labels[r, x] = index[j]
             for c in range(n_channels):
                 e = point[c] - palette[j, c]

@@ -210,7 +210,14 @@ def _diffuse_iter(
             block = image[plane][y : y + rows]
             block = np.ascontiguousarray(block, dtype=np.float64)
             diffuse_rows(
-                block, y, below, errors, grid, index, labels[plane][y : y + rows]
+                block,
+                y,
+                below,
+                errors,
+                grid,
+                index,
+                labels[plane][y : y + rows],
+                (0,) * n_channels,
             )
             seconds = time.perf_counter() - started
             y += len(block)
