@@ -292,43 +292,6 @@ def _filter_cell(palette, candidates, centre, sides, slack, gaps, out, m):
     return m
 
 
-@njit(nogil=True, cache=True, inline="always")
-def _nearest(grid, point, u):
-    """Index of the palette row nearest to `point` (lowest on a tie).
-
-    `u` is scratch for the point's grid coordinates.
-    """
-    cell = 0
-    for c in range(len(point)):
-        u[c] = (point[c] - grid.lo[c]) * grid.scale[c]
-        cell += int(u[c]) * grid.strides[c]
-    entry = grid.table[cell]
-    if entry >= 0:
-        return entry
-    lists = grid.lists
-    count = lists[~entry]
-    if count < 0:
-        cell = ~count
-        for c in range(len(point)):
-            f = grid.factors[c]
-            cell += (int(u[c] * f) - int(u[c]) * f) * grid.sub_strides[c]
-        entry = grid.table[cell]
-        if entry >= 0:
-            return entry
-        count = lists[~entry]
-    palette = grid.palette
-    best, best_j = np.inf, 0
-    for m in range(~entry + 1, ~entry + 1 + count):
-        j = lists[m]
-        d = 0.0
-        for c in range(len(point)):
-            t = point[c] - palette[j, c]
-            d += t * t
-        if d < best:  # strict: the lowest index wins a tie
-            best, best_j = d, j
-    return best_j
-
-
 @njit(nogil=True, cache=True)
 def diffuse_rows(rows, first_row, below, errors, grid, index, labels, channels):
     """Dither `rows`, rows ``first_row, first_row + 1, ...`` of one plane.
@@ -337,22 +300,29 @@ def diffuse_rows(rows, first_row, below, errors, grid, index, labels, channels):
     below : (W, C) float64, the error sent down by the previous row (zeros above
         the first row); updated in place for the row after the block.
     errors : (W, C) float64 scratch.
+    grid : the :class:`PaletteGrid` of the palette.
     index : (k,) map from grid palette rows to the labels written.
     labels : (n, W) output.
     channels : a tuple of C zeros: its length is part of its type, so the
         channel loops are compiled for exactly C (and unrolled).
+
+    The grid lookup is written out here rather than called: the per-pixel loop
+    runs about a third faster with the grid's arrays in locals.
     """
     n_channels = len(channels)
     n, width = rows.shape[:2]
-    palette, lo, hi = grid.palette, grid.lo, grid.hi
+    palette, lo, hi, scale = grid.palette, grid.lo, grid.hi, grid.scale
+    strides, factors, sub_strides = grid.strides, grid.factors, grid.sub_strides
+    table, lists = grid.table, grid.lists
     point = np.empty(n_channels)
     carry = np.empty(n_channels)
-    u = np.empty(n_channels)
+    u = np.empty(n_channels)  # grid coordinates of the point
     for r in range(n):
         backwards = (first_row + r) % 2 == 1
         carry[:] = 0.0
         for i in range(width):
             x = width - 1 - i if backwards else i
+            cell = 0
             for c in range(n_channels):
                 v = (rows[r, x, c] + below[x, c]) + carry[c]
                 if v < lo[c]:
@@ -360,7 +330,28 @@ def diffuse_rows(rows, first_row, below, errors, grid, index, labels, channels):
                 elif v > hi[c]:
                     v = hi[c]
                 point[c] = v
-            j = _nearest(grid, point, u)
+                u[c] = (v - lo[c]) * scale[c]
+                cell += int(u[c]) * strides[c]
+            j = table[cell]
+            if j < 0:
+                count = lists[~j]
+                if count < 0:  # a sub-grid
+                    cell = ~count
+                    for c in range(n_channels):
+                        f = factors[c]
+                        cell += (int(u[c] * f) - int(u[c]) * f) * sub_strides[c]
+                    j = table[cell]
+                    count = lists[~j] if j < 0 else 0
+                if count > 0:
+                    best = np.inf
+                    for m in range(~j + 1, ~j + 1 + count):
+                        q = lists[m]
+                        d = 0.0
+                        for c in range(n_channels):
+                            t = point[c] - palette[q, c]
+                            d += t * t
+                        if d < best:  # strict: the lowest index wins a tie
+                            best, j = d, q
             labels[r, x] = index[j]
             for c in range(n_channels):
                 e = point[c] - palette[j, c]
