@@ -181,8 +181,8 @@ def test_input_is_not_modified():
 
 def test_iter_reports_rising_progress_and_returns_the_labels(monkeypatch):
     # One row per block: the error carried between blocks must not change a label.
-    monkeypatch.setattr(dither, "_FIRST_BLOCK_PIXELS", 1)
-    monkeypatch.setattr(dither, "_BLOCK_SECONDS", 0.0)
+    monkeypatch.setattr(dither, "_BLOCK_PIXELS", 1)
+    monkeypatch.setattr(dither, "_YIELD_SECONDS", 0.0)
     rng = np.random.default_rng(8)
     stack = rng.uniform(0, 1, (2, 11, 7, 3))
     palette = rng.uniform(0, 1, (10, 3))
@@ -196,8 +196,8 @@ def test_iter_reports_rising_progress_and_returns_the_labels(monkeypatch):
 
 
 def test_closing_the_iterator_stops_the_work(monkeypatch):
-    monkeypatch.setattr(dither, "_FIRST_BLOCK_PIXELS", 1)
-    monkeypatch.setattr(dither, "_BLOCK_SECONDS", 0.0)
+    monkeypatch.setattr(dither, "_BLOCK_PIXELS", 1)
+    monkeypatch.setattr(dither, "_YIELD_SECONDS", 0.0)
     calls = []
     kernel = dither.diffuse_rows
 

@@ -8,9 +8,9 @@ and the work stopped, between blocks; the nearest palette colour at every step c
 from an exact lookup grid over the palette's bounding box (the same answer as a full
 search, not an approximation).
 
-Memory stays bounded: a block is converted to float64 only when the image is not
-float64 already, the error carried between rows is one row, and the labels take
-the smallest unsigned integer type that holds the palette's indices.
+Memory stays bounded: a block of rows is converted to float64 only when the image
+is not float64 already, the error carried between rows is one row, and the labels
+take the smallest unsigned integer type that holds the palette's indices.
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ from ._dither_kernel import build_grid, diffuse_rows
 
 __all__ = ["error_diffusion", "error_diffusion_iter"]
 
-# The first block of a plane holds about this many pixels; later blocks are sized
-# from the measured speed to take about _BLOCK_SECONDS each (progress steps).
-_FIRST_BLOCK_PIXELS = 1 << 15
-_BLOCK_SECONDS = 0.05
+# The kernel runs on blocks of about this many pixels (whole rows), so that a block
+# converted to float64 stays small; progress is reported once at least
+# _YIELD_SECONDS have passed since the last report, and at the end.
+_BLOCK_PIXELS = 1 << 16
+_YIELD_SECONDS = 0.05
 
 
 def error_diffusion(image: np.ndarray, palette: np.ndarray) -> np.ndarray:
@@ -116,8 +117,8 @@ def error_diffusion_iter(
     Yields
     ------
     fraction : float
-        The share of the pixels done, rising to 1.0, after every block of rows
-        (about every 0.05 s of work). Closing the generator stops the work there.
+        The share of the pixels done, rising to 1.0: about every 0.05 s of
+        work, and at the end. Closing the generator stops the work there.
 
     Returns
     -------
@@ -199,16 +200,14 @@ def _diffuse_iter(
     planes = list(np.ndindex(image.shape[:-3]))
     total = len(planes) * height
     done = 0
-    rows = max(1, _FIRST_BLOCK_PIXELS // width)
+    rows = max(1, _BLOCK_PIXELS // width)
     below = np.empty((width, n_channels))
     errors = np.empty((width, n_channels))
+    reported = time.perf_counter()
     for plane in planes:
         below[:] = 0.0
-        y = 0
-        while y < height:
-            started = time.perf_counter()
-            block = image[plane][y : y + rows]
-            block = np.ascontiguousarray(block, dtype=np.float64)
+        for y in range(0, height, rows):
+            block = np.ascontiguousarray(image[plane][y : y + rows], dtype=np.float64)
             diffuse_rows(
                 block,
                 y,
@@ -219,16 +218,8 @@ def _diffuse_iter(
                 labels[plane][y : y + rows],
                 (0,) * n_channels,
             )
-            seconds = time.perf_counter() - started
-            y += len(block)
             done += len(block)
-            yield done / total
-            rows = _next_block_rows(rows, len(block), seconds)
+            if done == total or time.perf_counter() - reported >= _YIELD_SECONDS:
+                yield done / total
+                reported = time.perf_counter()
     return labels
-
-
-def _next_block_rows(rows: int, last_rows: int, seconds: float) -> int:
-    """Rows for the next block: about _BLOCK_SECONDS of work, growing at most 4x."""
-    if seconds <= 0:
-        return rows * 4
-    return int(min(max(1, last_rows * _BLOCK_SECONDS / seconds), rows * 4))
