@@ -1,14 +1,15 @@
 """Compiled parts of error diffusion: an exact nearest-colour grid and the row kernel.
 
 Nearest colour
-    The palette's bounding box is cut into a regular grid of cells (about
-    ``2**12`` to ``2**20`` of them, more for larger palettes, roughly cubic). Every
-    cell lists, in ascending order, the palette entries that can be nearest to
-    some point of the cell; a point is then compared with its cell's list only, by
-    the same squared distance and strict ``<`` a full search would use, so the
-    answer is exactly the full search's (the nearest entry, the lowest index on a
-    tie). The lists are made by halving cells one axis at a time from the whole box
-    down, each child keeping the part of its parent's list that passes the test of
+    The palette's bounding box is cut into a regular grid of roughly cubic cells
+    (``2**10`` to ``2**18`` of them, more for larger palettes), and a cell with
+    more than four candidates into sub-cells again. Every cell lists, in
+    ascending order, the palette entries that can be nearest to some point of the
+    cell; a point is then compared with its cell's list only, by the same squared
+    distance and strict ``<`` a full search would use, so the answer is exactly
+    the full search's (the nearest entry, the lowest index on a tie). The lists
+    are made by halving cells one axis at a time from the whole box down, each
+    child keeping the part of its parent's list that passes the test of
     :func:`_filter_cell`; the work therefore follows the list lengths, not cells
     times palette size.
 
