@@ -23,16 +23,24 @@ from typing import Any
 
 import numpy as np
 
+from ._input import DEFAULT_PIXEL_LIMIT, PIXEL_LIMIT_FLAG, PixelLimitError, read_image
+
 __all__ = ["main"]
 
 SAMPLES = ("astronaut", "coffee", "chelsea")
 DEFAULT_KS = (2, 4, 8, 16, 32, 64, 128, 256)
 _COLOR_SPACES = ("rgb", "lab", "oklab")
+PROG = "napari-kmeans-quantize"
 _WRITERS = {".png": "PNG", ".gif": "GIF", ".tif": "TIFF", ".tiff": "TIFF"}
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit status (0 on success)."""
+    """Run the command line; returns the exit status (0 on success).
+
+    Every failure is one line on stderr naming the file concerned (a traceback
+    only with ``--debug``): exit status 2 for bad arguments and inputs over the
+    pixel limit, 1 for other errors.
+    """
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -48,9 +56,25 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 1
-    except (OSError, ValueError, TypeError) as err:
-        print(f"napari-kmeans-quantize {args.command}: error: {err}", file=sys.stderr)
-        return 1
+    except Exception as err:
+        if args.debug:
+            raise
+        print(f"{PROG} {args.command}: error: {_describe(err)}", file=sys.stderr)
+        return 2 if isinstance(err, PixelLimitError) else 1
+
+
+def _describe(err: BaseException) -> str:
+    """One line for an error: the file it concerns first, then what went wrong."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    if isinstance(err, MemoryError):
+        return (
+            f"not enough memory ({text}); try a smaller image, or --max-pixels N to "
+            "fit the palette on fewer pixels."
+        )
+    if isinstance(err, OSError) and err.filename is not None:
+        reason = err.strerror or text
+        return f"{err.filename}: {reason}"
+    return text
 
 
 def _note(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
@@ -64,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     from . import __version__
 
     parser = argparse.ArgumentParser(
-        prog="napari-kmeans-quantize",
+        prog=PROG,
         description=(
             "Compress images by k-means colour quantisation: k palette colours, one "
             "palette index per pixel, written as real indexed (palette) files. No "
@@ -108,6 +132,7 @@ def _parser() -> argparse.ArgumentParser:
         "(default: ./%(default)s)",
     )
     _add_sweep_options(demo)
+    _add_common_options(demo)
     demo.set_defaults(run=_run_demo)
 
     quant = sub.add_parser(
@@ -122,7 +147,7 @@ def _parser() -> argparse.ArgumentParser:
             "mean CIEDE2000."
         ),
     )
-    quant.add_argument("image", type=Path, metavar="IMAGE", help="input image file")
+    _add_input_options(quant)
     quant.add_argument(
         "-k",
         "--n-colors",
@@ -153,6 +178,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="also save the quantised image as an ordinary (24-bit) image file",
     )
+    _add_common_options(quant)
     quant.set_defaults(run=_run_quantize)
 
     sw = sub.add_parser(
@@ -166,7 +192,7 @@ def _parser() -> argparse.ArgumentParser:
             "print the smallest k meeting the target."
         ),
     )
-    sw.add_argument("image", type=Path, metavar="IMAGE", help="input image file")
+    _add_input_options(sw)
     sw.add_argument(
         "--out",
         type=Path,
@@ -189,6 +215,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DB",
         help="target: smallest acceptable PSNR in dB",
     )
+    _add_common_options(sw)
     sw.set_defaults(run=_run_sweep)
     return parser
 
@@ -238,6 +265,26 @@ def _add_sweep_options(p: argparse.ArgumentParser) -> None:
         type=_positive_int,
         metavar="N",
         help="k values quantised at once in threads (default: CPUs, at most 4)",
+    )
+
+
+def _add_common_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the full traceback of an error instead of its one-line message",
+    )
+
+
+def _add_input_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("image", type=Path, metavar="IMAGE", help="input image file")
+    p.add_argument(
+        PIXEL_LIMIT_FLAG,
+        type=_positive_int,
+        default=DEFAULT_PIXEL_LIMIT,
+        metavar="N",
+        help="refuse an input whose header declares more than N pixels (height x "
+        "width x frames), before decoding it (default: %(default)s, 16384 x 16384)",
     )
 
 
@@ -299,7 +346,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 
 def _run_sweep(args: argparse.Namespace) -> int:
-    image, channel_axis = _read_image(args.image)
+    image, channel_axis = read_image(args.image, pixel_limit=args.pixel_limit)
     code = _sweep_and_report(
         image,
         channel_axis=channel_axis,
@@ -334,7 +381,7 @@ def _run_quantize(args: argparse.Namespace) -> int:
             f"{fmt} holds at most {palette_io.MAX_PNG_COLORS} colours, k = {args.k}; "
             "write a palette TIFF (--out FILE.tif) for more."
         )
-    image, channel_axis = _read_image(args.image)
+    image, channel_axis = read_image(args.image, pixel_limit=args.pixel_limit)
     result = quantize(
         image,
         args.k,
@@ -588,43 +635,6 @@ def _warn_if_dark(palette: np.ndarray, fmt: str) -> None:
             "looks dark; --out FILE.tif keeps the 16-bit values exactly.",
             file=sys.stderr,
         )
-
-
-def _read_image(path: Path) -> tuple[np.ndarray, int | None]:
-    """Read an image file; returns the array and its channel axis (None for grey)."""
-    if not path.is_file():
-        raise FileNotFoundError(f"no such image file: {str(path)!r}")
-    if path.suffix.lower() in (".tif", ".tiff"):
-        import tifffile
-
-        with tifffile.TiffFile(path) as tif:
-            series = tif.series[0]
-            image, axes = series.asarray(), series.axes
-        # RGB(A) samples: tifffile names their axis S, last for interleaved
-        # files and first for planar ones, (3, H, W).
-        if "S" in axes and image.shape[axes.index("S")] in (3, 4):
-            return image, axes.index("S")
-        if image.ndim >= 3 and image.shape[-1] in (3, 4):
-            return image, -1
-        if image.ndim >= 2:
-            return image, None
-    from PIL import Image
-
-    with Image.open(path) as pil:
-        mode = pil.mode
-        if mode == "P":
-            has_alpha = "transparency" in pil.info or pil.palette.mode == "RGBA"
-            pil = pil.convert("RGBA" if has_alpha else "RGB")
-        elif mode in ("LA", "PA", "La", "RGBa"):
-            pil = pil.convert("RGBA")
-        elif mode in ("1", "CMYK", "YCbCr", "LAB", "HSV"):
-            pil = pil.convert("L" if mode == "1" else "RGB")
-        image = np.asarray(pil)
-    if image.dtype == bool:
-        image = image.astype(np.uint8) * 255
-    if image.ndim == 2:
-        return image, None
-    return image, -1
 
 
 def _display_uint8(arr: np.ndarray, channel_axis: int | None) -> np.ndarray:
