@@ -281,7 +281,7 @@ def test_quantize_12_bit_png_says_it_looks_dark(tmp_path, capsys):
     argv = ["quantize", str(tmp_path / "c12.tif"), "-k", "8", "--out"]
     assert main([*argv, str(tmp_path / "c12.png")]) == 0
     assert "looks dark" in capsys.readouterr().err
-    assert main([*argv, str(tmp_path / "c12.tif")]) == 0
+    assert main([*argv, str(tmp_path / "c12-k8.tif")]) == 0
     assert "looks dark" not in capsys.readouterr().err
 
 
@@ -406,3 +406,156 @@ def test_bad_data_range_exits_2(photo_file, capsys, bad):
             main([command[0], str(photo_file), *command[1:], "--data-range", bad])
         assert exit_info.value.code == 2
         assert "--data-range" in capsys.readouterr().err
+
+
+# --- targets: nothing a user has is lost --------------------------------------------
+
+
+def _error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert "Traceback" not in err[0]
+    return err[0]
+
+
+def test_quantize_refuses_to_write_over_its_input(photo_file, capsys):
+    before = photo_file.read_bytes()
+    argv = ["quantize", str(photo_file), "-k", "2", "--out", str(photo_file)]
+    assert main(argv) == 1
+    line = _error_line(capsys)
+    assert f"{photo_file} is the input image" in line and "--force" in line
+    assert photo_file.read_bytes() == before
+    assert main([*argv, "--force"]) == 0
+    with Image.open(photo_file) as im:
+        assert im.mode == "P"
+
+
+def test_rgb_out_onto_the_input_or_onto_out_is_refused(photo_file, tmp_path, capsys):
+    before = photo_file.read_bytes()
+    argv = ["quantize", str(photo_file), "-k", "2", "--out", str(tmp_path / "q.png")]
+    assert main([*argv, "--rgb-out", str(photo_file)]) == 1
+    assert "is the input image" in _error_line(capsys)
+    assert main([*argv, "--rgb-out", str(tmp_path / "q.png")]) == 1
+    assert "named twice" in _error_line(capsys)
+    assert photo_file.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.png"]
+
+
+def test_replacing_keeps_the_mode_and_refuses_read_only(photo_file, tmp_path, capsys):
+    private, locked = tmp_path / "private.png", tmp_path / "locked.png"
+    for path, mode in ((private, 0o600), (locked, 0o444)):
+        path.write_bytes(b"old")
+        path.chmod(mode)
+    argv = ["quantize", str(photo_file), "-k", "2", "--out"]
+    assert main([*argv, str(private)]) == 0
+    assert private.stat().st_mode & 0o777 == 0o600
+    capsys.readouterr()
+    assert main([*argv, str(locked)]) == 1
+    line = _error_line(capsys)
+    assert line.endswith(
+        f"{locked}: read-only file; add --force to replace it (it stays read-only)"
+    )
+    assert locked.read_bytes() == b"old"
+    assert main([*argv, str(locked), "--force"]) == 0
+    assert locked.stat().st_mode & 0o777 == 0o444 and locked.read_bytes() != b"old"
+
+
+@pytest.mark.parametrize(
+    ("rgb_out", "message"),
+    [
+        ("rgb.xyz", "cannot tell an image format to write from the extension"),
+        ("missing/rgb.png", "folder does not exist"),
+        ("rgb.jpg", "JPEG cannot hold this RGBA image"),
+    ],
+)
+def test_rgb_out_is_checked_before_any_work(tmp_path, capsys, rgb_out, message):
+    rgba = np.dstack([_photo(), np.full(_photo().shape[:2], 200, np.uint8)])
+    Image.fromarray(rgba).save(tmp_path / "rgba.png")
+    out = tmp_path / "q.png"
+    argv = ["quantize", str(tmp_path / "rgba.png"), "-k", "4", "--out", str(out)]
+    assert main([*argv, "--rgb-out", str(tmp_path / rgb_out)]) == 1
+    assert message in _error_line(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rgba.png"]
+
+
+def test_gif_wider_than_65535_is_refused_before_any_work(tmp_path, capsys):
+    Image.fromarray(np.tile(_photo()[:1], (1, 1200, 1))).save(tmp_path / "wide.png")
+    argv = ["quantize", str(tmp_path / "wide.png"), "-k", "4", "--out"]
+    assert main([*argv, str(tmp_path / "w.gif")]) == 1
+    line = _error_line(capsys)
+    assert "GIF stores at most 65,535 pixels a side, the image is 67,200 x 1" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["wide.png"]
+
+
+def test_a_250_character_target_name_works(photo_file, capsys):
+    out = photo_file.with_name("n" * 246 + ".png")
+    assert main(["quantize", str(photo_file), "-k", "2", "--out", str(out)]) == 0
+    assert sorted(p.name for p in photo_file.parent.iterdir()) == [
+        out.name,
+        "photo.png",
+    ]
+    too_long = photo_file.with_name("n" * 300 + ".png")
+    assert main(["quantize", str(photo_file), "-k", "2", "--out", str(too_long)]) == 1
+    assert "file name too long" in _error_line(capsys)
+
+
+def test_sweep_folder_with_a_read_only_file_is_refused_before_any_work(
+    photo_file, tmp_path, capsys
+):
+    out = tmp_path / "s"
+    out.mkdir()
+    (out / "table.md").write_text("mine")
+    (out / "table.md").chmod(0o444)
+    argv = ["sweep", str(photo_file), "--ks", "2", "--out", str(out)]
+    assert main(argv) == 1
+    assert _error_line(capsys).endswith(
+        f"{out / 'table.md'}: read-only file; add --force to replace it (it stays "
+        "read-only)"
+    )
+    assert [p.name for p in out.iterdir()] == ["table.md"]
+    assert main([*argv, "--force"]) == 0
+    assert (out / "table.md").read_text() != "mine"
+
+
+def test_sweep_refuses_to_write_over_its_input_in_the_folder(tmp_path, capsys):
+    Image.fromarray(_photo()).save(tmp_path / "original.png")
+    before = (tmp_path / "original.png").read_bytes()
+    argv = [
+        "sweep",
+        str(tmp_path / "original.png"),
+        "--ks",
+        "2",
+        "--out",
+        str(tmp_path),
+    ]
+    assert main(argv) == 1
+    assert "is the input image" in _error_line(capsys)
+    assert (tmp_path / "original.png").read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["original.png"]
+
+
+def test_demo_writes_every_file_through_the_atomic_writer(tmp_path, monkeypatch):
+    from napari_kmeans_quantize import _atomic
+
+    written = []
+    real = _atomic.atomic_write
+
+    def spy(path, write, **kwargs):
+        written.append(os.path.basename(path))
+        return real(path, write, **kwargs)
+
+    # Every writer module reaches the one function through its own import.
+    import napari_kmeans_quantize.__main__ as cli
+    from napari_kmeans_quantize import _targets, palette_io
+
+    for module in (cli, _targets, palette_io):
+        monkeypatch.setattr(module, "atomic_write", spy)
+    out = tmp_path / "demo"
+    assert main(["demo", "--sample", "chelsea", "--ks", "2", "--out", str(out)]) == 0
+    assert sorted(written) == sorted(p.name for p in out.iterdir())
+    assert len(written) == 7
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        main(["quantize", str(tmp_path / "nope.png"), "-k", "2", "--debug"])

@@ -14,8 +14,11 @@ Three subcommands, none of which needs a display or imports napari or Qt:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -23,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from . import _targets
+from ._atomic import atomic_write, remove_partial_files, replacing_read_only
 from ._input import DEFAULT_PIXEL_LIMIT, PIXEL_LIMIT_FLAG, PixelLimitError, read_image
 
 __all__ = ["main"]
@@ -31,7 +36,6 @@ SAMPLES = ("astronaut", "coffee", "chelsea")
 DEFAULT_KS = (2, 4, 8, 16, 32, 64, 128, 256)
 _COLOR_SPACES = ("rgb", "lab", "oklab")
 PROG = "napari-kmeans-quantize"
-_WRITERS = {".png": "PNG", ".gif": "GIF", ".tif": "TIFF", ".tiff": "TIFF"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,7 +51,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        with warnings.catch_warnings():
+        with (
+            _clean_exit_on_signals(args.command),
+            warnings.catch_warnings(),
+            replacing_read_only(args.force),
+        ):
             # Warnings (e.g. "only 5 distinct colours") become one-line notes.
             warnings.showwarning = _note
             return args.run(args)
@@ -75,6 +83,40 @@ def _describe(err: BaseException) -> str:
         reason = err.strerror or text
         return f"{err.filename}: {reason}"
     return text
+
+
+@contextlib.contextmanager
+def _clean_exit_on_signals(command: str):
+    """Ctrl-C (SIGINT) and SIGTERM end the run at once and cleanly.
+
+    Raising KeyboardInterrupt into compiled code and worker threads (numba
+    kernels, cKDTree queries) crashed runs (SIGSEGV, SystemError); instead the
+    handler removes the temporary files of writes in progress, says so in one
+    line and exits with 128 + the signal number (130 for Ctrl-C). Files already
+    renamed into place are whole; no other file was touched.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        remove_partial_files()
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+        what = "interrupted" if signum == signal.SIGINT else "terminated"
+        line = f"{PROG} {command}: {what}; no partial file was left.\n"
+        with contextlib.suppress(OSError):
+            os.write(sys.stderr.fileno(), line.encode())
+        os._exit(128 + signum)
+
+    saved = {
+        sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield
+    finally:
+        for sig, previous in saved.items():
+            signal.signal(sig, previous)
 
 
 def _note(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
@@ -270,6 +312,12 @@ def _add_sweep_options(p: argparse.ArgumentParser) -> None:
 
 def _add_common_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
+        "--force",
+        action="store_true",
+        help="write over the input image or over read-only files (which stay "
+        "read-only); by default both are refused",
+    )
+    p.add_argument(
         "--debug",
         action="store_true",
         help="show the full traceback of an error instead of its one-line message",
@@ -324,28 +372,9 @@ def _positive_int(text: str) -> int:
 # --- commands ------------------------------------------------------------------------
 
 
-def _run_demo(args: argparse.Namespace) -> int:
-    from skimage import data
-
-    image = getattr(data, args.sample)()
-    print(
-        f"Quantising scikit-image's {args.sample!r} photo "
-        f"({image.shape[0]} x {image.shape[1]}, height x width) at k = "
-        f"{', '.join(map(str, sorted(set(args.ks))))} ..."
-    )
-    return _sweep_and_report(
-        image,
-        channel_axis=-1,
-        name=f"scikit-image data.{args.sample}()",
-        source_bytes=None,
-        out=args.out,
-        ks=args.ks,
-        color_space=args.color_space,
-        workers=args.workers,
-    )
-
-
 def _run_sweep(args: argparse.Namespace) -> int:
+    if args.out is not None:
+        _check_sweep_folder(args.out, args.ks, inputs=(args.image,), force=args.force)
     image, channel_axis = read_image(args.image, pixel_limit=args.pixel_limit)
     code = _sweep_and_report(
         image,
@@ -363,25 +392,26 @@ def _run_sweep(args: argparse.Namespace) -> int:
 
 
 def _run_quantize(args: argparse.Namespace) -> int:
-    from . import palette_io
     from .metrics import size_report
     from .quantize import quantize
 
     out = args.out
     if out is None:
         out = args.image.with_name(f"{args.image.stem}-k{args.k}.png")
-    fmt = _WRITERS.get(out.suffix.lower())
-    if fmt is None:
-        raise ValueError(
-            f"cannot tell the format of {str(out)!r}: use a .png, .gif, .tif or "
-            ".tiff file name for --out."
-        )
-    if fmt != "TIFF" and args.k > palette_io.MAX_PNG_COLORS:
-        raise ValueError(
-            f"{fmt} holds at most {palette_io.MAX_PNG_COLORS} colours, k = {args.k}; "
-            "write a palette TIFF (--out FILE.tif) for more."
-        )
+    # Every target is checked before the image is read or quantised.
+    fmt = _targets.indexed_format(out, args.k)
+    outputs = [out]
+    rgb_fmt = None
+    if args.rgb_out is not None:
+        rgb_fmt = _targets.rgb_format(args.rgb_out)
+        outputs.append(args.rgb_out)
+        _targets.check_distinct(*outputs)
+    for path in outputs:
+        _targets.check_output(path, inputs=(args.image,), force=args.force)
     image, channel_axis = read_image(args.image, pixel_limit=args.pixel_limit)
+    _targets.check_indexed_fits(out, fmt, image, channel_axis)
+    if rgb_fmt is not None:
+        _targets.check_rgb_fits(args.rgb_out, rgb_fmt, image, channel_axis)
     result = quantize(
         image,
         args.k,
@@ -391,29 +421,85 @@ def _run_quantize(args: argparse.Namespace) -> int:
         random_state=args.seed,
         max_pixels=args.max_pixels,
     )
-    writer = {
-        "PNG": palette_io.write_indexed_png,
-        "GIF": palette_io.write_indexed_gif,
-        "TIFF": palette_io.write_palette_tiff,
-    }[fmt]
-    written = writer(out, result.labels, result.palette)
-    _warn_if_dark(result.palette, fmt)
+    written = _targets.write_indexed(out, fmt, result.labels, result.palette, image)
+    _warn_if_dark(result.palette, fmt.name)
     report = size_report(
         result,
         image,
         source_bytes=args.image.stat().st_size,
         data_range=args.data_range,
     )
-    print(f"{args.image} -> {written} ({fmt}, {os.path.getsize(written):,} bytes)")
+    print(f"{args.image} -> {written} ({fmt.name}, {os.path.getsize(written):,} bytes)")
     print(report.to_text())
     print(f"time       {result.seconds:.2f} s ({result.color_space})")
     if args.rgb_out is not None:
-        rgb_written = _save_rgb(args.rgb_out, result.image, channel_axis)
+        rgb_written = _targets.save_rgb(args.rgb_out, result.image, channel_axis)
         print(f"quantised image as an ordinary file: {rgb_written}")
     return 0
 
 
 # --- the sweep and its files ---------------------------------------------------------
+
+_SWEEP_FILES = (
+    "original.png",
+    "table.md",
+    "table.csv",
+    "plot.png",
+    "contact_sheet.png",
+)
+
+
+def _sweep_file_names(ks: list[int]) -> list[str]:
+    """Every name the sweep's files may take (an indexed file is a PNG up to 256
+    colours, else a palette TIFF)."""
+    from . import palette_io
+
+    names = list(_SWEEP_FILES)
+    for k in sorted(set(ks)):
+        names.append(f"k{k:03d}_quantized.png")
+        names.append(f"k{k:03d}_indexed.png")
+        if k > palette_io.MAX_PNG_COLORS:
+            names.append(f"k{k:03d}_indexed.tif")
+    return names
+
+
+def _check_sweep_folder(
+    out: Path, ks: list[int], *, inputs: tuple[Path, ...] = (), force: bool
+) -> None:
+    """Refuse, before any work, an output folder whose files cannot be written."""
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(
+            20, "exists and is not a folder; give a folder for --out", str(out)
+        )
+    if not out.exists():
+        parent = next(p for p in out.absolute().parents if p.exists())
+        if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+            raise PermissionError(13, "cannot create the folder here", str(out))
+        return
+    for name in _sweep_file_names(ks):
+        _targets.check_output(out / name, inputs=inputs, force=force)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from skimage import data
+
+    _check_sweep_folder(args.out, args.ks, force=args.force)
+    image = getattr(data, args.sample)()
+    print(
+        f"Quantising scikit-image's {args.sample!r} photo "
+        f"({image.shape[0]} x {image.shape[1]}, height x width) at k = "
+        f"{', '.join(map(str, sorted(set(args.ks))))} ..."
+    )
+    return _sweep_and_report(
+        image,
+        channel_axis=-1,
+        name=f"scikit-image data.{args.sample}()",
+        source_bytes=None,
+        out=args.out,
+        ks=args.ks,
+        color_space=args.color_space,
+        workers=args.workers,
+    )
 
 
 def _sweep_and_report(
@@ -510,21 +596,22 @@ def _write_files(
     def indexed(row: Any, result: Any) -> str:
         stem = f"k{row.k:03d}_indexed"
         if result.n_colors <= palette_io.MAX_PNG_COLORS and result.labels.ndim == 2:
-            return palette_io.write_indexed_png(
-                out / f"{stem}.png", result.labels, result.palette
-            )
-        return palette_io.write_palette_tiff(
-            out / f"{stem}.tif", result.labels, result.palette
-        )
+            path = out / f"{stem}.png"
+        else:
+            path = out / f"{stem}.tif"
+        fmt = _targets.INDEXED_FORMATS[path.suffix]
+        return _targets.write_indexed(path, fmt, result.labels, result.palette, image)
 
     # The encoders (zlib) release the GIL: write the files in parallel threads.
     n_threads = workers or min(4, os.cpu_count() or 1)
     pairs = list(zip(table.rows, table.results, strict=True))
     with ThreadPoolExecutor(max_workers=n_threads) as pool:
-        original_job = pool.submit(_save_rgb, out / "original.png", image, channel_axis)
+        original_job = pool.submit(
+            _targets.save_rgb, out / "original.png", image, channel_axis
+        )
         rgb_jobs = {
             row.k: pool.submit(
-                _save_rgb,
+                _targets.save_rgb,
                 out / f"k{row.k:03d}_quantized.png",
                 result.image,
                 channel_axis,
@@ -568,8 +655,8 @@ def _write_files(
             f"{row.png_bytes / rgb_sizes[row.k]:.1%} | "
             f"{row.png_bytes / original_bytes:.1%} |"
         )
-    (out / "table.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    (out / "table.csv").write_text(table.to_csv(), encoding="utf-8")
+    _targets.write_text(out / "table.md", "\n".join(lines) + "\n")
+    _targets.write_text(out / "table.csv", table.to_csv())
 
 
 def _save_plot(path: Path, table: Any) -> None:
@@ -579,7 +666,7 @@ def _save_plot(path: Path, table: Any) -> None:
     from .sweep import plot_sweep
 
     ax = plot_sweep(table)
-    ax.figure.savefig(path, dpi=120)
+    atomic_write(path, lambda f: ax.figure.savefig(f, format="png", dpi=120))
 
 
 def _save_contact_sheet(
@@ -589,7 +676,7 @@ def _save_contact_sheet(
     from PIL import Image, ImageDraw, ImageFont
 
     def to_pil(arr: np.ndarray) -> Image.Image:
-        pil = Image.fromarray(_display_uint8(arr, channel_axis))
+        pil = Image.fromarray(_targets.display_uint8(arr, channel_axis))
         if max(pil.size) > tile:
             scale = tile / max(pil.size)
             size = (max(1, round(pil.width * scale)), max(1, round(pil.height * scale)))
@@ -617,7 +704,7 @@ def _save_contact_sheet(
         y = pad + (i // cols) * (th + caption + pad)
         sheet.paste(pil, (x, y), pil)
         draw.text((x + 2, y + th + 4), text, fill="black", font=font)
-    sheet.save(path)
+    atomic_write(path, lambda f: sheet.save(f, format="PNG"))
 
 
 # --- image files ---------------------------------------------------------------------
@@ -635,43 +722,6 @@ def _warn_if_dark(palette: np.ndarray, fmt: str) -> None:
             "looks dark; --out FILE.tif keeps the 16-bit values exactly.",
             file=sys.stderr,
         )
-
-
-def _display_uint8(arr: np.ndarray, channel_axis: int | None) -> np.ndarray:
-    """An 8-bit (H, W[, C]) array for writing or showing: first plane of stacks."""
-    a = np.asarray(arr)
-    if channel_axis is not None:
-        a = np.moveaxis(a, channel_axis, -1)
-        while a.ndim > 3:
-            a = a[0]
-    else:
-        while a.ndim > 2:
-            a = a[0]
-    if a.dtype != np.uint8:
-        if a.dtype.kind == "u":
-            a = np.rint(a / np.iinfo(a.dtype).max * 255)
-        elif a.dtype.kind == "f":
-            lo, hi = float(a.min()), float(a.max())
-            if lo < 0 or hi > 1:
-                a = (a - lo) / max(hi - lo, 1e-12)
-            a = np.rint(np.clip(a, 0, 1) * 255)
-        else:
-            a = np.clip(a, 0, 255)
-        a = a.astype(np.uint8)
-    return a
-
-
-def _save_rgb(path: Path, arr: np.ndarray, channel_axis: int | None) -> str:
-    """Save an image as an ordinary (8-bit per channel) file, atomically."""
-    from PIL import Image
-
-    from ._atomic import atomic_write
-
-    pil = Image.fromarray(_display_uint8(arr, channel_axis))
-    fmt = Image.registered_extensions().get(Path(path).suffix.lower())
-    if fmt is None:
-        raise ValueError(f"cannot tell the image format of {str(path)!r}.")
-    return atomic_write(path, lambda f: pil.save(f, format=fmt, optimize=True))
 
 
 if __name__ == "__main__":

@@ -461,6 +461,11 @@ def _save_gif(
     fp: IO[bytes], labels: np.ndarray, palette: np.ndarray, *, optimize: bool
 ) -> None:
     lab, pal = _prepare(labels, palette, fmt="GIF", max_colors=MAX_PNG_COLORS)
+    if max(lab.shape) > 65535:
+        raise ValueError(
+            f"GIF stores at most 65535 pixels a side, the labels are {lab.shape[1]} "
+            f"x {lab.shape[0]} (width x height); write a PNG or TIFF instead."
+        )
     transparent = _check_gif_alpha(pal)
     rgb, _ = _split_alpha(pal)
     im = _p_image(lab, rgb)
@@ -479,6 +484,17 @@ def _save_tiff(
 ) -> None:
     import tifffile
 
+    try:
+        # A 1-pixel trial: a codec missing here (LZW needs imagecodecs) is a
+        # KeyError deep in tifffile once the real data is being written.
+        tifffile.imwrite(
+            io.BytesIO(), np.zeros((1, 1), np.uint8), compression=compression
+        )
+    except (KeyError, ValueError, TypeError, ImportError) as err:
+        raise ValueError(
+            f"TIFF compression {compression!r} cannot be written here ({err}); use "
+            "'zlib' (the default) or None."
+        ) from None
     lab, pal = _prepare(
         labels, palette, fmt="TIFF", max_colors=MAX_TIFF_COLORS, planes=True
     )
