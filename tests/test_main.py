@@ -559,3 +559,182 @@ def test_demo_writes_every_file_through_the_atomic_writer(tmp_path, monkeypatch)
 def test_debug_shows_the_traceback(tmp_path):
     with pytest.raises(FileNotFoundError):
         main(["quantize", str(tmp_path / "nope.png"), "-k", "2", "--debug"])
+
+
+# --- inputs read as they are ---------------------------------------------------------
+
+
+def _png16(path: Path, image: np.ndarray) -> Path:
+    """A 16-bit PNG (grey+alpha, RGB or RGBA) using every row filter in turn."""
+    import struct
+    import zlib
+
+    h, w, c = image.shape
+    ctype = {2: 4, 3: 2, 4: 6}[c]
+    raw = image.astype(">u2").view(np.uint8).reshape(h, -1).astype(np.int32)
+    bpp = 2 * c
+    rows = []
+    for y in range(h):
+        x = raw[y]
+        up = raw[y - 1] if y else np.zeros_like(x)
+        left = np.concatenate([np.zeros(bpp, np.int32), x[:-bpp]])
+        upleft = np.concatenate([np.zeros(bpp, np.int32), up[:-bpp]])
+        kind = y % 5
+        if kind == 0:
+            pred = np.zeros_like(x)
+        elif kind == 1:
+            pred = left
+        elif kind == 2:
+            pred = up
+        elif kind == 3:
+            pred = (left + up) // 2
+        else:
+            p = left + up - upleft
+            pa, pb, pc = abs(p - left), abs(p - up), abs(p - upleft)
+            pred = np.where(
+                (pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, upleft)
+            )
+        rows.append(bytes([kind]) + ((x - pred) % 256).astype(np.uint8).tobytes())
+
+    def chunk(tag, data):
+        return (
+            struct.pack(">I", len(data))
+            + tag
+            + data
+            + struct.pack(">I", zlib.crc32(tag + data))
+        )
+
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, ctype, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"".join(rows)))
+        + chunk(b"IEND", b"")
+    )
+    return path
+
+
+@pytest.mark.parametrize("channels", [2, 3, 4])
+def test_16_bit_png_is_read_with_its_16_bits(tmp_path, channels):
+    from napari_kmeans_quantize._input import read_image
+
+    rng = np.random.default_rng(channels)
+    image = rng.integers(0, 65536, (9, 13, channels)).astype(np.uint16)
+    image[..., 0] = np.arange(13) * 4000  # smooth rows exercise the predictors
+    back, back_axis = read_image(_png16(tmp_path / "p16.png", image))
+    assert back.dtype == np.uint16 and back_axis == -1
+    if channels == 2:  # grey + alpha reads as RGBA
+        expected = np.concatenate(
+            [np.repeat(image[..., :1], 3, -1), image[..., 1:]], -1
+        )
+    else:
+        expected = image
+    np.testing.assert_array_equal(back, expected)
+
+
+def test_quantize_12_bit_rgb_png_keeps_its_bits(tmp_path, capsys):
+    image = _photo().astype(np.uint16) * 16  # 12-bit data
+    path = _png16(tmp_path / "c12.png", image)
+    argv = ["quantize", str(path), "-k", "8", "--out", str(tmp_path / "q.tif")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "x 48 bits" in out
+    import tifffile
+
+    with tifffile.TiffFile(tmp_path / "q.tif") as tif:
+        colormap = tif.pages[0].colormap
+    # The 16-bit colour map holds the 12-bit values, not 8-bit ones scaled up.
+    assert 0 < colormap[:, :8].max() <= 4080
+
+
+def test_truncated_16_bit_png_is_one_line(tmp_path, capsys):
+    path = _png16(tmp_path / "p16.png", _photo().astype(np.uint16))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    assert (
+        main(["quantize", str(path), "-k", "4", "--out", str(tmp_path / "q.tif")]) == 1
+    )
+    line = _error_line(capsys)
+    assert str(path) in line and "truncated" in line
+
+
+def test_every_frame_of_an_animated_gif_is_read(tmp_path, capsys):
+    import tifffile
+
+    frames = [_photo() // (i + 1) for i in range(3)]
+    pil = [Image.fromarray(f) for f in frames]
+    gif = tmp_path / "anim.gif"
+    pil[0].save(gif, save_all=True, append_images=pil[1:], loop=0, duration=40)
+    argv = ["quantize", str(gif), "-k", "8", "--out"]
+    assert main([*argv, str(tmp_path / "q.tif")]) == 0
+    labels = tifffile.imread(tmp_path / "q.tif")
+    assert labels.shape == (3, 40, 56)
+    capsys.readouterr()
+    assert main([*argv, str(tmp_path / "q.png")]) == 1
+    line = _error_line(capsys)
+    assert "stack of 3 planes" in line and "q.tif" in line
+    assert not (tmp_path / "q.png").exists()
+
+
+def test_tiff_series_of_one_shape_are_one_stack_others_a_note(tmp_path, capsys):
+    import tifffile
+
+    same, mixed = tmp_path / "same.tif", tmp_path / "mixed.tif"
+    with tifffile.TiffWriter(same) as tw:
+        tw.write(_photo())
+        tw.write(_photo() // 2)
+    with tifffile.TiffWriter(mixed) as tw:
+        tw.write(_photo())
+        tw.write(_photo()[:10, :10])
+    out = tmp_path / "q.tif"
+    assert main(["quantize", str(same), "-k", "4", "--out", str(out)]) == 0
+    assert "2 image series of shape (40, 56, 3); read them as one stack" in (
+        capsys.readouterr().err
+    )
+    assert tifffile.imread(out).shape == (2, 40, 56)
+    assert main(["quantize", str(mixed), "-k", "4", "--out", str(out)]) == 0
+    assert (
+        "2 image series of different shapes ((40, 56, 3), (10, 10, 3)); read only"
+        in (capsys.readouterr().err)
+    )
+    assert tifffile.imread(out).shape == (40, 56)
+
+
+def test_five_channel_tiff_is_a_clear_refusal(tmp_path, capsys):
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "c5.tif", np.zeros((32, 32, 5), np.uint8))
+    argv = [
+        "quantize",
+        str(tmp_path / "c5.tif"),
+        "-k",
+        "4",
+        "--out",
+        str(tmp_path / "q.tif"),
+    ]
+    assert main(argv) == 1
+    line = _error_line(capsys)
+    assert "has 5 channels per pixel (shape (32, 32, 5))" in line
+    assert "1, 3 or 4 channels" in line
+    assert not (tmp_path / "q.tif").exists()
+
+
+@pytest.mark.parametrize("suffix", [".png", ".gif", ".tif"])
+def test_float_tiff_with_values_0_to_255_is_written(tmp_path, capsys, suffix):
+    import tifffile
+
+    image = _photo().astype(np.float64)
+    tifffile.imwrite(tmp_path / "f.tif", image, photometric="rgb")
+    out = tmp_path / f"q{suffix}"
+    rgb = tmp_path / "rgb.png"
+    argv = ["quantize", str(tmp_path / "f.tif"), "-k", "8", "--out", str(out)]
+    assert main([*argv, "--rgb-out", str(rgb)]) == 0
+    assert (
+        "floats in [0, 255], not [0, 1]: its colours are written as 8-bit values"
+        in (capsys.readouterr().err)
+    )
+    from napari_kmeans_quantize import quantize
+
+    expected = np.rint(quantize(image, 8).image).astype(np.uint8)
+    with Image.open(out) as im, Image.open(rgb) as shown:
+        np.testing.assert_array_equal(np.asarray(im.convert("RGB")), expected)
+        np.testing.assert_array_equal(np.asarray(shown), expected)
