@@ -180,3 +180,268 @@ def test_budget_counts_every_frame(tmp_path, capsys):
     assert main([*argv, str(tmp_path / "a.tif"), "--pixel-limit", "5000"]) == 2
     line = _one_error_line(capsys.readouterr().err)
     assert "3 frames of 56 x 40 = 6,720 pixels" in line
+
+
+# --- signals ---------------------------------------------------------------------------
+
+
+def _start_cli(argv: list[str], cwd: Path, prelude: str = "") -> subprocess.Popen:
+    """The CLI in a fresh interpreter that says "ready" on stdout just before main."""
+    code = textwrap.dedent(
+        f"""
+        import sys
+        from napari_kmeans_quantize.__main__ import main
+        {prelude}
+        print("ready", flush=True)
+        sys.exit(main({argv!r}))
+        """
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert proc.stdout.readline() == "ready\n"
+    return proc
+
+
+def _big_photo(path: Path, h: int = 900, w: int = 1200) -> Path:
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:h, 0:w]
+    img = np.stack([x % 256, y % 256, (x * y) % 256], -1) + rng.integers(
+        0, 40, (h, w, 3)
+    )
+    Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(path)
+    return path
+
+
+def _assert_clean_stop(proc: subprocess.Popen, code: int) -> str:
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err
+    for crash in ("Traceback", "SystemError", "Segmentation", "Fatal Python error"):
+        assert crash not in err, err
+    return err
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.rglob("*") if p.name.endswith(".tmp"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("delay", [0.05, 0.5, 1.0, 2.0])
+@pytest.mark.parametrize("command", ["quantize", "sweep"])
+def test_ctrl_c_mid_run_is_a_clean_exit(tmp_path, command, delay):
+    import signal
+    import time
+
+    photo = _big_photo(tmp_path / "big.png")
+    old = b"the user's previous file"
+    if command == "quantize":
+        (tmp_path / "q.png").write_bytes(old)
+        argv = ["quantize", "big.png", "-k", "256", "--dither", "--out", "q.png"]
+        argv += ["--rgb-out", "rgb.png"]
+    else:
+        (tmp_path / "s").mkdir()
+        (tmp_path / "s" / "k016_indexed.png").write_bytes(old)
+        argv = ["sweep", "big.png", "--ks", "16", "64", "256", "--out", "s"]
+    proc = _start_cli(argv, tmp_path)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    err = _assert_clean_stop(proc, 130)
+    assert err.strip().endswith(f"{command}: interrupted; no partial file was left.")
+    assert _leftovers(tmp_path) == []
+    assert photo.stat().st_size > 0
+    # The file there is the old one or a whole new one, never a part.
+    kept = tmp_path / ("q.png" if command == "quantize" else "s/k016_indexed.png")
+    if kept.read_bytes() != old:
+        with Image.open(kept) as im:
+            im.load()
+
+
+@pytest.mark.parametrize(("signame", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_signal_during_a_write_keeps_the_old_file(tmp_path, signame, code, suffix):
+    import signal
+
+    Image.fromarray(_photo()).save(tmp_path / "photo.png")
+    target = tmp_path / f"q{suffix}"
+    target.write_bytes(b"old")
+    # The write stops half-way until the signal comes: deterministic "mid-write".
+    prelude = textwrap.dedent(
+        """
+        import time
+        from napari_kmeans_quantize import _atomic
+        real = _atomic.atomic_write
+        def slow(path, write, **kw):
+            def half(f):
+                f.write(b"half a file")
+                f.flush()
+                print("writing", flush=True)
+                time.sleep(60)
+            return real(path, half, **kw)
+        import napari_kmeans_quantize.palette_io as pio
+        pio.atomic_write = slow
+        """
+    ).replace("\n", "\n        ")
+    proc = _start_cli(
+        ["quantize", "photo.png", "-k", "4", "--out", target.name], tmp_path, prelude
+    )
+    assert proc.stdout.readline() == "writing\n"
+    assert len(_leftovers(tmp_path)) == 1  # the temporary file exists now
+    proc.send_signal(getattr(signal, signame))
+    _assert_clean_stop(proc, code)
+    assert target.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.png", target.name]
+
+
+# --- truncated and fake files ------------------------------------------------------------
+
+
+def _noisy(h: int = 60, w: int = 80) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (h, w, 3)).astype(np.uint8)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".gif", ".webp", ".bmp", ".tif"])
+def test_truncated_files_are_one_line(tmp_path, capsys, suffix):
+    path = tmp_path / f"cut{suffix}"
+    if suffix == ".tif":
+        import tifffile
+
+        tifffile.imwrite(path, _noisy(), compression="zlib")
+    else:
+        Image.fromarray(_noisy()).save(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 2 // 3])
+    old = tmp_path / "q.tif"
+    old.write_bytes(b"old")
+    assert main(["quantize", str(path), "-k", "4", "--out", str(old)]) == 1
+    line = _one_error_line(capsys.readouterr().err)
+    assert f"error: {path}: cannot read this image file (" in line
+    assert old.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, "q.tif"])
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("text.png", b"not an image at all\n", "not an image file that can be read"),
+        ("empty.jpg", b"", "not an image file that can be read"),
+        ("noise.gif", bytes(range(256)) * 4, "not an image file that can be read"),
+        ("fake.tif", b"II*\x00" + bytes(60), "the TIFF holds no image"),
+        ("bad.tif", b"MM\x00*\xff\xff\xff\xff" + bytes(8), "the TIFF holds no image"),
+    ],
+)
+def test_fake_files_are_one_line(tmp_path, capsys, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    assert (
+        main(["quantize", str(path), "-k", "4", "--out", str(tmp_path / "q.png")]) == 1
+    )
+    line = _one_error_line(capsys.readouterr().err)
+    assert f"error: {path}: {message}" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+def test_misnamed_files_are_read_by_their_content(tmp_path, capsys):
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "tiff.png", _noisy())
+    Image.fromarray(_noisy()).save(tmp_path / "png.tif", format="PNG")
+    for name in ("tiff.png", "png.tif"):
+        out = tmp_path / f"q-{name}.png"
+        assert (
+            main(["quantize", str(tmp_path / name), "-k", "4", "--out", str(out)]) == 0
+        )
+        with Image.open(out) as im:
+            assert im.size == (80, 60)
+
+
+# --- full disk, read-only file system ----------------------------------------------------
+
+
+def _mount_tmpfs(folder: Path, size: str) -> bool:
+    if os.geteuid() != 0:
+        return False
+    cmd = ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)]
+    return subprocess.run(cmd, capture_output=True).returncode == 0
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 96 KiB tmpfs where the machine allows mounting one (root), else None."""
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    mounted = _mount_tmpfs(folder, "96k")
+    try:
+        yield folder if mounted else None
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.fixture(params=["tmpfs", "injected ENOSPC"])
+def full_disk(request, tmp_path, monkeypatch):
+    """A folder on a nearly full disk: a 96 KiB tmpfs (where it can be mounted;
+    else as the other case), or one whose writes fail with ENOSPC at fsync."""
+    if request.param == "tmpfs":
+        folder = request.getfixturevalue("small_disk")
+        if folder is not None:
+            return folder
+    import errno
+
+    from napari_kmeans_quantize import _atomic
+
+    def no_space(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(_atomic.os, "fsync", no_space)
+    folder = tmp_path / "full"
+    folder.mkdir()
+    return folder
+
+
+def test_full_disk_quantize_keeps_the_old_file(tmp_path, capsys, full_disk):
+    Image.fromarray(_noisy(300, 400)).save(tmp_path / "noise.png")
+    disk = full_disk
+    old = disk / "q.png"
+    old.write_bytes(b"old" * 100)
+    argv = ["quantize", str(tmp_path / "noise.png"), "-k", "256", "--out", str(old)]
+    assert main(argv) == 1
+    line = _one_error_line(capsys.readouterr().err)
+    assert line.endswith(f"error: {old}: No space left on device"), line
+    assert old.read_bytes() == b"old" * 100
+    assert [p.name for p in disk.iterdir()] == ["q.png"]
+
+
+def test_full_disk_demo_leaves_no_empty_or_partial_file(capsys, full_disk):
+    out = full_disk / "demo"
+    assert (
+        main(["demo", "--sample", "chelsea", "--ks", "2", "4", "--out", str(out)]) == 1
+    )
+    line = _one_error_line(capsys.readouterr().err, "demo")
+    assert f"error: {out}/" in line and "No space left on device" in line
+    assert ".tmp" not in line
+    left = list(out.iterdir())
+    assert all(p.stat().st_size > 0 and not p.name.endswith(".tmp") for p in left)
+    for p in left:  # whatever was written is whole
+        if p.suffix == ".png":
+            with Image.open(p) as im:
+                im.load()
+
+
+def test_read_only_file_system_is_one_line(tmp_path, capsys, small_disk):
+    if small_disk is None:
+        pytest.skip("mounting a file system needs root here")
+    Image.fromarray(_noisy()).save(tmp_path / "noise.png")
+    old = small_disk / "q.png"
+    old.write_bytes(b"old")
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    argv = ["quantize", str(tmp_path / "noise.png"), "-k", "4", "--out", str(old)]
+    assert main(argv) == 1
+    line = _one_error_line(capsys.readouterr().err)
+    assert line.endswith(f"error: {old}: Read-only file system"), line
+    assert old.read_bytes() == b"old"
+    assert [p.name for p in small_disk.iterdir()] == ["q.png"]

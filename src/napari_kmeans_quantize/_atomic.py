@@ -119,6 +119,12 @@ def check_target(
             f"system allows {_name_max(folder)})",
             str(target),
         )
+    if hasattr(os, "statvfs") and os.statvfs(folder).f_flag & os.ST_RDONLY:
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(target))
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(
+            errno.EACCES, "no permission to write into its folder", str(target)
+        )
     try:
         old = os.stat(target)
     except FileNotFoundError:

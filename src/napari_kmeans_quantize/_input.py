@@ -13,6 +13,7 @@ becomes one stack, and what cannot be read as it is gets a note or a clear refus
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import struct
 import warnings
@@ -30,7 +31,16 @@ _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Decoding errors of truncated or damaged files take many types across Pillow,
 # tifffile, zlib and struct; each becomes one ImageFileError naming the file.
-_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, KeyError)
+_DECODE_ERRORS = (
+    OSError,
+    ValueError,
+    SyntaxError,
+    EOFError,
+    IndexError,
+    KeyError,
+    struct.error,
+    zlib.error,
+)
 
 
 class ImageFileError(ValueError):
@@ -96,6 +106,33 @@ def _size_text(width: int, height: int, frames: int = 1) -> str:
 
 
 def _read_tiff(path: Path, limit: int) -> tuple[np.ndarray, int | None]:
+    # tifffile logs what it finds wrong (no pages, a tile that fails to decode)
+    # through logging, which would print stray lines: after a good read each
+    # becomes one note; after a failure the error says it all.
+    logger = logging.getLogger("tifffile")
+    handler = _Collect()
+    logger.addHandler(handler)
+    propagate, logger.propagate = logger.propagate, False
+    try:
+        result = _read_tiff_series(path, limit)
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+    for message in handler.messages:
+        warnings.warn(f"{path}: {message}", stacklevel=3)
+    return result
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(" ".join(record.getMessage().split()))
+
+
+def _read_tiff_series(path: Path, limit: int) -> tuple[np.ndarray, int | None]:
     import tifffile
 
     try:
