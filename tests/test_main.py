@@ -738,3 +738,17 @@ def test_float_tiff_with_values_0_to_255_is_written(tmp_path, capsys, suffix):
     with Image.open(out) as im, Image.open(rgb) as shown:
         np.testing.assert_array_equal(np.asarray(im.convert("RGB")), expected)
         np.testing.assert_array_equal(np.asarray(shown), expected)
+
+
+def test_sweep_out_that_is_a_file_is_refused_before_any_work(
+    photo_file, tmp_path, capsys
+):
+    (tmp_path / "taken").write_text("mine")
+    argv = ["sweep", str(photo_file), "--ks", "2", "--out"]
+    assert main([*argv, str(tmp_path / "taken")]) == 1
+    assert _error_line(capsys).endswith(
+        "exists and is not a folder; give a folder for --out"
+    )
+    assert main([*argv, str(tmp_path / "taken" / "sub")]) == 1
+    assert _error_line(capsys).endswith(f"{tmp_path / 'taken'}: is not a folder")
+    assert (tmp_path / "taken").read_text() == "mine"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
 import signal
 import sys
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             replacing_read_only(args.force),
         ):
             # Warnings (e.g. "only 5 distinct colours") become one-line notes.
-            warnings.showwarning = _note
+            warnings.showwarning = _Notes()
             return args.run(args)
     except BrokenPipeError:
         # Output piped into e.g. `head`, which closed early: stop quietly.
@@ -119,8 +120,21 @@ def _clean_exit_on_signals(command: str):
             signal.signal(sig, previous)
 
 
-def _note(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
-    print(f"note: {message}", file=sys.stderr)
+class _Notes:
+    """Warnings as one-line notes, each said once (the k values of a sweep
+    write their files in threads and would repeat the same note)."""
+
+    def __init__(self) -> None:
+        self._said: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+        text = f"note: {message}"
+        with self._lock:
+            if text in self._said:
+                return
+            self._said.add(text)
+        print(text, file=sys.stderr)
 
 
 # --- arguments -----------------------------------------------------------------------
@@ -450,16 +464,12 @@ _SWEEP_FILES = (
 
 
 def _sweep_file_names(ks: list[int]) -> list[str]:
-    """Every name the sweep's files may take (an indexed file is a PNG up to 256
-    colours, else a palette TIFF)."""
-    from . import palette_io
-
+    """Every name the sweep's files may take (an indexed file is a PNG for one
+    plane of up to 256 colours, else a palette TIFF)."""
     names = list(_SWEEP_FILES)
     for k in sorted(set(ks)):
-        names.append(f"k{k:03d}_quantized.png")
-        names.append(f"k{k:03d}_indexed.png")
-        if k > palette_io.MAX_PNG_COLORS:
-            names.append(f"k{k:03d}_indexed.tif")
+        names += [f"k{k:03d}_quantized.png", f"k{k:03d}_indexed.png"]
+        names.append(f"k{k:03d}_indexed.tif")
     return names
 
 
@@ -467,15 +477,23 @@ def _check_sweep_folder(
     out: Path, ks: list[int], *, inputs: tuple[Path, ...] = (), force: bool
 ) -> None:
     """Refuse, before any work, an output folder whose files cannot be written."""
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(
-            20, "exists and is not a folder; give a folder for --out", str(out)
-        )
     if not out.exists():
+        # Created when the files are written; its nearest existing folder must
+        # take it.
         parent = next(p for p in out.absolute().parents if p.exists())
-        if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-            raise PermissionError(13, "cannot create the folder here", str(out))
+        if not parent.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "is not a folder", str(parent))
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise PermissionError(
+                errno.EACCES, "no permission to create a folder in it", str(parent)
+            )
         return
+    if not out.is_dir():
+        raise NotADirectoryError(
+            errno.ENOTDIR,
+            "exists and is not a folder; give a folder for --out",
+            str(out),
+        )
     for name in _sweep_file_names(ks):
         _targets.check_output(out / name, inputs=inputs, force=force)
 
