@@ -301,6 +301,12 @@ def test_quantize_errors_are_one_line(photo_file, capsys, extra, message):
 def test_quantize_missing_file(tmp_path, capsys):
     assert main(["quantize", str(tmp_path / "nope.png"), "-k", "4"]) == 1
     assert "no such image file" in capsys.readouterr().err
+    assert main(["quantize", str(tmp_path), "-k", "4"]) == 1
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .endswith(f"{tmp_path}: is a folder, not an image file")
+    )
 
 
 def test_bad_arguments_exit_2(photo_file):

@@ -36,7 +36,7 @@ __all__ = ["main"]
 SAMPLES = ("astronaut", "coffee", "chelsea")
 DEFAULT_KS = (2, 4, 8, 16, 32, 64, 128, 256)
 _COLOR_SPACES = ("rgb", "lab", "oklab")
-PROG = "napari-kmeans-quantize"
+_PROG = "napari-kmeans-quantize"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:
         if args.debug:
             raise
-        print(f"{PROG} {args.command}: error: {_describe(err)}", file=sys.stderr)
+        print(f"{_PROG} {args.command}: error: {_describe(err)}", file=sys.stderr)
         return 2 if isinstance(err, PixelLimitError) else 1
 
 
@@ -76,10 +76,7 @@ def _describe(err: BaseException) -> str:
     """One line for an error: the file it concerns first, then what went wrong."""
     text = " ".join(str(err).split()) or type(err).__name__
     if isinstance(err, MemoryError):
-        return (
-            f"not enough memory ({text}); try a smaller image, or --max-pixels N to "
-            "fit the palette on fewer pixels."
-        )
+        return f"not enough memory for this image ({text})."
     if isinstance(err, OSError) and err.filename is not None:
         reason = err.strerror or text
         return f"{err.filename}: {reason}"
@@ -105,7 +102,7 @@ def _clean_exit_on_signals(command: str):
         with contextlib.suppress(Exception):
             sys.stdout.flush()
         what = "interrupted" if signum == signal.SIGINT else "terminated"
-        line = f"{PROG} {command}: {what}; no partial file was left.\n"
+        line = f"{_PROG} {command}: {what}; no partial file was left.\n"
         with contextlib.suppress(OSError):
             os.write(sys.stderr.fileno(), line.encode())
         os._exit(128 + signum)
@@ -144,7 +141,7 @@ def _parser() -> argparse.ArgumentParser:
     from . import __version__
 
     parser = argparse.ArgumentParser(
-        prog=PROG,
+        prog=_PROG,
         description=(
             "Compress images by k-means colour quantisation: k palette colours, one "
             "palette index per pixel, written as real indexed (palette) files. No "

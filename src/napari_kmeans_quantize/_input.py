@@ -12,6 +12,7 @@ becomes one stack, and what cannot be read as it is gets a note or a clear refus
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import math
@@ -67,6 +68,10 @@ def read_image(
         cannot be quantised (e.g. 5 channels).
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(
+            errno.EISDIR, "is a folder, not an image file", str(path)
+        )
     if not path.is_file():
         raise FileNotFoundError(f"no such image file: {str(path)!r}")
     with open(path, "rb") as f:
