@@ -37,7 +37,8 @@ stored as grey RGB entries.
 **Atomic writes.** Every ``write_*`` function writes to a temporary file in the
 target's folder and renames it onto the target (``os.replace``) only after the write
 succeeded, so a failed or interrupted write never leaves a half-written file at the
-target path (an existing file there is kept unchanged).
+target path (an existing file there is kept unchanged). A replaced file keeps its
+permission bits; a read-only file is refused with a PermissionError.
 
 This module needs only numpy, Pillow, tifffile and deflate (libdeflate); it never
 imports napari or Qt.
