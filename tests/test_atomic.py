@@ -91,9 +91,10 @@ def test_errors_name_the_target_not_the_temporary_file(tmp_path):
 
 
 def test_missing_folder_and_folder_target(tmp_path):
-    with pytest.raises(FileNotFoundError, match="folder does not exist") as info:
+    with pytest.raises(FileNotFoundError, match="does not exist") as info:
         atomic_write(tmp_path / "nope" / "a.bin", _write(b"x"))
-    assert info.value.filename == str(tmp_path / "nope")
+    assert info.value.filename == str(tmp_path / "nope" / "a.bin")
+    assert str(tmp_path / "nope") in info.value.strerror
     (tmp_path / "d.bin").mkdir()
     with pytest.raises(IsADirectoryError):
         atomic_write(tmp_path / "d.bin", _write(b"x"))

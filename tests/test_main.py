@@ -470,7 +470,7 @@ def test_replacing_keeps_the_mode_and_refuses_read_only(photo_file, tmp_path, ca
     ("rgb_out", "message"),
     [
         ("rgb.xyz", "cannot tell an image format to write from the extension"),
-        ("missing/rgb.png", "folder does not exist"),
+        ("missing/rgb.png", "rgb.png: its folder '"),
         ("rgb.jpg", "JPEG cannot hold this RGBA image"),
     ],
 )
@@ -677,7 +677,8 @@ def test_every_frame_of_an_animated_gif_is_read(tmp_path, capsys):
     capsys.readouterr()
     assert main([*argv, str(tmp_path / "q.png")]) == 1
     line = _error_line(capsys)
-    assert "stack of 3 planes" in line and "q.tif" in line
+    assert "q.png: PNG holds one image, and the input is a stack of 3 planes" in line
+    assert "(q.tif)" in line
     assert not (tmp_path / "q.png").exists()
 
 

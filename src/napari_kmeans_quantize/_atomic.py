@@ -111,7 +111,9 @@ def check_target(
     target = Path(os.fspath(path))
     folder = target.parent
     if not folder.is_dir():
-        raise FileNotFoundError(errno.ENOENT, "folder does not exist", str(folder))
+        raise FileNotFoundError(
+            errno.ENOENT, f"its folder {str(folder)!r} does not exist", str(target)
+        )
     if len(os.fsencode(target.name)) > _name_max(folder):
         raise OSError(
             errno.ENAMETOOLONG,

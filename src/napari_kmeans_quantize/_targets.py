@@ -123,9 +123,9 @@ def check_indexed_fits(
     shape = _plane_shape(image, channel_axis)
     if not fmt.stacks and math.prod(shape[:-2]) > 1:
         raise ValueError(
-            f"the image is a stack of {math.prod(shape[:-2])} planes (shape "
-            f"{image.shape}) and {fmt.name} holds one: write a multi-page palette "
-            f"TIFF ({path.with_suffix('.tif').name}) instead of {path.name}."
+            f"{path}: {fmt.name} holds one image, and the input is a stack of "
+            f"{math.prod(shape[:-2])} planes (shape {image.shape}); write a "
+            f"multi-page palette TIFF ({path.with_suffix('.tif').name}) instead."
         )
     _check_sides(path, fmt.name, shape, fmt.max_side)
 
