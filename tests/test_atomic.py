@@ -127,3 +127,16 @@ def test_remove_partial_files_removes_writes_in_progress(tmp_path):
     # The rename finds no temporary file: the target never appears.
     assert errors and not (tmp_path / "a.bin").exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_replaced_file_keeps_its_owner_where_the_user_may_give_files_away(tmp_path):
+    target = tmp_path / "a.bin"
+    target.write_bytes(b"old")
+    if os.geteuid() == 0:  # root replacing another user's file keeps it theirs
+        os.chown(target, 12345, 12345)
+        expected = (12345, 12345)
+    else:  # anyone else writes a file of their own, as with any other file
+        expected = (os.getuid(), os.getgid())
+    atomic_write(target, _write(b"new"))
+    st = target.stat()
+    assert (st.st_uid, st.st_gid) == expected

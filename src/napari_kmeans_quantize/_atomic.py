@@ -208,7 +208,7 @@ def _create_temp(target: Path) -> Path:
 
 
 def _copy_owner_and_mode(tmp: Path, old: os.stat_result) -> None:
-    if (old.st_uid, old.st_gid) != (os.getuid(), os.getgid()):
+    if hasattr(os, "chown") and (old.st_uid, old.st_gid) != (os.getuid(), os.getgid()):
         # Only root (or a member of the group) may give a file away; otherwise the
         # new file is the user's own, as any file they write.
         with contextlib.suppress(OSError):
