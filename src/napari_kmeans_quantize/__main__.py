@@ -214,8 +214,8 @@ def _parser() -> argparse.ArgumentParser:
         "--out",
         type=Path,
         metavar="FILE",
-        help="output file; .png, .gif, .tif or .tiff (default: IMAGE-kK.png next "
-        "to the input)",
+        help=f"output file; {', '.join(_targets.INDEXED_FORMATS)} (default: "
+        "IMAGE-kK.png next to the input)",
     )
     _add_quantize_options(quant)
     quant.add_argument(
