@@ -140,3 +140,26 @@ def test_replaced_file_keeps_its_owner_where_the_user_may_give_files_away(tmp_pa
     atomic_write(target, _write(b"new"))
     st = target.stat()
     assert (st.st_uid, st.st_gid) == expected
+
+
+def test_leftovers_of_a_killed_writer_are_removed_on_the_next_write(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead_pid = int(dead.stdout)
+    stale = tmp_path / f".a.bin.{dead_pid:x}-0123abcd.tmp"
+    live = tmp_path / f".a.bin.{os.getpid():x}-4567cdef.tmp"  # a write in progress
+    other = tmp_path / f".b.bin.{dead_pid:x}-0123abcd.tmp"  # another target's
+    mine = tmp_path / ".a.bin.notes.tmp"  # not a name the writer makes
+    for path in (stale, live, other, mine):
+        path.write_bytes(b"part")
+    atomic_write(tmp_path / "a.bin", _write(b"new"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["a.bin", live.name, other.name, mine.name]
+    )

@@ -261,40 +261,66 @@ def test_ctrl_c_mid_run_is_a_clean_exit(tmp_path, command, delay):
             im.load()
 
 
+# The write stops half-way until a signal comes: a deterministic "mid-write".
+_STOP_MID_WRITE = textwrap.dedent(
+    """
+    import time
+    from napari_kmeans_quantize import _atomic
+    real = _atomic.atomic_write
+    def slow(path, write, **kw):
+        def half(f):
+            f.write(b"half a file")
+            f.flush()
+            print("writing", flush=True)
+            time.sleep(60)
+        return real(path, half, **kw)
+    import napari_kmeans_quantize.palette_io as pio
+    pio.atomic_write = slow
+    """
+).replace("\n", "\n        ")
+
+
+def _stopped_mid_write(tmp_path: Path, target: Path) -> subprocess.Popen:
+    Image.fromarray(_photo()).save(tmp_path / "photo.png")
+    argv = ["quantize", "photo.png", "-k", "4", "--out", target.name]
+    proc = _start_cli(argv, tmp_path, _STOP_MID_WRITE)
+    assert proc.stdout.readline() == "writing\n"
+    assert len(_leftovers(tmp_path)) == 1  # the temporary file exists now
+    return proc
+
+
 @pytest.mark.parametrize(("signame", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
 @pytest.mark.parametrize("suffix", [".png", ".tif"])
 def test_signal_during_a_write_keeps_the_old_file(tmp_path, signame, code, suffix):
     import signal
 
-    Image.fromarray(_photo()).save(tmp_path / "photo.png")
     target = tmp_path / f"q{suffix}"
     target.write_bytes(b"old")
-    # The write stops half-way until the signal comes: deterministic "mid-write".
-    prelude = textwrap.dedent(
-        """
-        import time
-        from napari_kmeans_quantize import _atomic
-        real = _atomic.atomic_write
-        def slow(path, write, **kw):
-            def half(f):
-                f.write(b"half a file")
-                f.flush()
-                print("writing", flush=True)
-                time.sleep(60)
-            return real(path, half, **kw)
-        import napari_kmeans_quantize.palette_io as pio
-        pio.atomic_write = slow
-        """
-    ).replace("\n", "\n        ")
-    proc = _start_cli(
-        ["quantize", "photo.png", "-k", "4", "--out", target.name], tmp_path, prelude
-    )
-    assert proc.stdout.readline() == "writing\n"
-    assert len(_leftovers(tmp_path)) == 1  # the temporary file exists now
+    proc = _stopped_mid_write(tmp_path, target)
     proc.send_signal(getattr(signal, signame))
     _assert_clean_stop(proc, code)
     assert target.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.png", target.name]
+
+
+def test_sigkill_leftover_is_removed_by_the_next_write(tmp_path, capsys):
+    import signal
+
+    target = tmp_path / "q.png"
+    target.write_bytes(b"old")
+    proc = _stopped_mid_write(tmp_path, target)
+    # SIGKILL cannot be caught: the temporary file stays, the old file is whole.
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert target.read_bytes() == b"old" and len(_leftovers(tmp_path)) == 1
+    assert (
+        main(["quantize", str(tmp_path / "photo.png"), "-k", "4", "--out", str(target)])
+        == 0
+    )
+    assert _leftovers(tmp_path) == []
+    with Image.open(target) as im:
+        assert im.mode == "P"
 
 
 # --- truncated and fake files ------------------------------------------------------------

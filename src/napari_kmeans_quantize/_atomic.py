@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import secrets
 import stat
 from collections.abc import Callable, Iterator
@@ -24,6 +25,8 @@ from typing import IO
 _partial: set[Path] = set()
 _replace_read_only = False
 _NAME_MAX = 255
+# The part after ".NAME." of a temporary file: the writer's pid, a random token.
+_TEMP_NAME = re.compile(r"([0-9a-f]{1,16})-[0-9a-f]{8}\.tmp")
 
 
 def atomic_write(
@@ -187,15 +190,22 @@ def _name_max(folder: Path) -> int:
 
 
 def _create_temp(target: Path) -> Path:
-    """An empty new file beside `target` whose name fits where the target's does."""
+    """An empty new file beside `target` whose name fits where the target's does.
+
+    The name holds the writer's process id, ``.NAME.PID-TOKEN.tmp``, so that the
+    leftovers of a writer killed outright (SIGKILL, a power cut) can be told
+    from the files of writes in progress, and are removed here.
+    """
     folder = target.parent
     # The target's name, cut so that the temporary name is no longer than a
     # legal file name (a 250-character target must work).
-    room = max(0, _name_max(folder) - 14)
+    tag = f"{os.getpid():x}"
+    room = max(0, _name_max(folder) - 15 - len(tag))
     stem = os.fsencode(target.name)[:room].decode(errors="ignore")
+    _remove_stale_temps(folder, stem)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     while True:
-        tmp = folder / f".{stem}.{secrets.token_hex(4)}.tmp"
+        tmp = folder / f".{stem}.{tag}-{secrets.token_hex(4)}.tmp"
         try:
             fd = os.open(tmp, flags, 0o666)
         except FileExistsError:  # pragma: no cover - astronomically unlikely
@@ -205,6 +215,33 @@ def _create_temp(target: Path) -> Path:
         _partial.add(tmp)
         os.close(fd)
         return tmp
+
+
+def _remove_stale_temps(folder: Path, stem: str) -> None:
+    """Remove the temporary files of this target left by processes that died."""
+    prefix = f".{stem}."
+    try:
+        entries = [e.name for e in os.scandir(folder) if e.name.startswith(prefix)]
+    except OSError:
+        return
+    for name in entries:
+        match = _TEMP_NAME.fullmatch(name[len(prefix) :])
+        if match is None or _process_alive(int(match.group(1), 16)):
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(folder / name)
+
+
+def _process_alive(pid: int) -> bool:
+    if not hasattr(os, "kill") or os.name == "nt":  # pragma: no cover - POSIX only
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # alive, someone else's
+        return True
+    return True
 
 
 def _copy_owner_and_mode(tmp: Path, old: os.stat_result) -> None:
