@@ -29,7 +29,6 @@ DEFAULT_PIXEL_LIMIT = 16384 * 16384
 PIXEL_LIMIT_FLAG = "--pixel-limit"
 
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Decoding errors of truncated or damaged files take many types across Pillow,
 # tifffile, zlib and struct; each becomes one ImageFileError naming the file.
 _DECODE_ERRORS = (
@@ -250,16 +249,23 @@ def _read_pillow(path: Path, limit: int) -> tuple[np.ndarray, int | None]:
                 n_frames * width * height,
                 limit,
             )
-            rawmode = pil.tile[0].args if pil.format == "PNG" and pil.tile else None
-            if isinstance(rawmode, tuple):  # pragma: no cover - older Pillow
-                rawmode = rawmode[0]
-            if rawmode in ("RGB;16B", "RGBA;16B", "LA;16B"):
+            if _png_rawmode(pil) in ("RGB;16B", "RGBA;16B", "LA;16B"):
                 return _read_png16(path, pil, n_frames)
             if n_frames == 1:
                 return _pil_array(pil)
             return _pil_frames(path, pil, n_frames)
     finally:
         Image.MAX_IMAGE_PIXELS = saved
+
+
+def _png_rawmode(pil) -> str | None:
+    """How Pillow unpacks a PNG's pixels ("RGB;16B" for 16-bit RGB), else None."""
+    if pil.format != "PNG" or not pil.tile:
+        return None
+    # Pillow >= 11 gives a named tuple; older ones a plain (codec, box, offset,
+    # args) tuple.
+    args = pil.tile[0][3]
+    return args[0] if isinstance(args, tuple) else args
 
 
 def _pil_array(pil) -> tuple[np.ndarray, int | None]:
