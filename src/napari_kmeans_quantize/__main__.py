@@ -643,11 +643,16 @@ def _write_files(
                 channel_axis,
             )
         )
-        _save_plot(out / "plot.png", table)
-        for job in jobs:
-            job.result()
-        original_bytes = os.path.getsize(original_job.result())
-        rgb_sizes = {k: os.path.getsize(job.result()) for k, job in rgb_jobs.items()}
+        try:
+            _save_plot(out / "plot.png", table)
+            for job in jobs:
+                job.result()
+            original_bytes = os.path.getsize(original_job.result())
+            rgb_sizes = {k: os.path.getsize(j.result()) for k, j in rgb_jobs.items()}
+        except BaseException:
+            # One failed write (a full disk) stops the files not yet started.
+            pool.shutdown(cancel_futures=True)
+            raise
 
     lines = ["# K-means colour quantisation over k", "", *preface, ""]
     lines.append(
