@@ -196,6 +196,8 @@ def _start_cli(argv: list[str], cwd: Path, prelude: str = "") -> subprocess.Pope
         sys.exit(main({argv!r}))
         """
     )
+    import signal
+
     proc = subprocess.Popen(
         [sys.executable, "-c", code],
         stdout=subprocess.PIPE,
@@ -203,6 +205,9 @@ def _start_cli(argv: list[str], cwd: Path, prelude: str = "") -> subprocess.Pope
         text=True,
         cwd=cwd,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        # As in a terminal's foreground, whatever started the tests (a background
+        # job ignores SIGINT, and the CLI keeps an ignored signal ignored).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert proc.stdout.readline() == "ready\n"
     return proc
@@ -471,3 +476,25 @@ def test_read_only_file_system_is_one_line(tmp_path, capsys, small_disk):
     assert line.endswith(f"error: {old}: Read-only file system"), line
     assert old.read_bytes() == b"old"
     assert [p.name for p in small_disk.iterdir()] == ["q.png"]
+
+
+def test_an_ignored_sigint_stays_ignored(tmp_path):
+    import signal
+    import time
+
+    # A background job (cmd &) starts with SIGINT ignored: Ctrl-C at the terminal
+    # is not meant for it, and the run goes on.
+    Image.fromarray(_photo()).save(tmp_path / "photo.png")
+    prelude = (
+        "import signal\n        signal.signal(signal.SIGINT, signal.SIG_IGN)\n        "
+        + (_STOP_MID_WRITE.replace("time.sleep(60)", "time.sleep(1.5)"))
+    )
+    argv = ["quantize", "photo.png", "-k", "4", "--out", "q.png"]
+    proc = _start_cli(argv, tmp_path, prelude)
+    assert proc.stdout.readline() == "writing\n"
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _assert_clean_stop(proc, 0)
+    assert (tmp_path / "q.png").read_bytes().startswith(b"half a file")
+    assert _leftovers(tmp_path) == []

@@ -107,8 +107,12 @@ def _clean_exit_on_signals(command: str):
             os.write(sys.stderr.fileno(), line.encode())
         os._exit(128 + signum)
 
+    # A signal ignored from the start stays ignored: shells start background
+    # jobs with SIGINT ignored so that Ctrl-C reaches only the foreground.
     saved = {
-        sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)
+        sig: signal.signal(sig, handler)
+        for sig in (signal.SIGINT, signal.SIGTERM)
+        if signal.getsignal(sig) is not signal.SIG_IGN
     }
     try:
         yield
