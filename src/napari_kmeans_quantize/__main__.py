@@ -444,6 +444,7 @@ def _run_quantize(args: argparse.Namespace) -> int:
         image,
         source_bytes=args.image.stat().st_size,
         data_range=args.data_range,
+        file_formats=True,
     )
     print(f"{args.image} -> {written} ({fmt.name}, {os.path.getsize(written):,} bytes)")
     print(report.to_text())
