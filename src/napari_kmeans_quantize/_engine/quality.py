@@ -117,6 +117,11 @@ class SizeReport:
     psnr_peak : float or None
         The peak value the PSNR used: the ``data_range`` given, or the automatic
         one (see :func:`psnr`); None without the original.
+    file_bytes : dict of str to int or None
+        With ``size_report(..., file_formats=True)``: the real bytes of every exact
+        file format that holds the result (:func:`palette_io.file_sizes`: PNG-8 and
+        lossless WebP for one image; APNG, GIF and palette TIFF for a stack),
+        smallest first. None when not asked for, or for lazy labels.
     """
 
     shape: tuple[int, ...]
@@ -137,6 +142,12 @@ class SizeReport:
     ciede2000: float | None
     seconds: float
     psnr_peak: float | None = None
+    file_bytes: dict[str, int] | None = None
+
+    @property
+    def smallest_format(self) -> str | None:
+        """The format of the smallest exact file (needs ``file_bytes``)."""
+        return next(iter(self.file_bytes), None) if self.file_bytes else None
 
     @property
     def original_bytes(self) -> float:
@@ -194,6 +205,9 @@ class SizeReport:
             if self.source_ratio is not None:
                 line += f", {self.source_ratio:.2f} : 1 against the source file"
             lines.append(line)
+        if self.file_bytes:
+            sizes = ", ".join(f"{f} {n:,}" for f, n in self.file_bytes.items())
+            lines.append(f"files      smallest {self.smallest_format} ({sizes} bytes)")
         if self.psnr is not None:
             ciede = "n/a" if self.ciede2000 is None else f"{self.ciede2000:.2f}"
             lines.append(f"quality    PSNR {self.psnr:.2f} dB, mean CIEDE2000 {ciede}")
@@ -385,7 +399,11 @@ def _png_bytes(labels: np.ndarray, palette: np.ndarray) -> int | None:
 
 
 def build_size_report(
-    result: QuantizeResult, ref: Reference | None, source_bytes: int | None
+    result: QuantizeResult,
+    ref: Reference | None,
+    source_bytes: int | None,
+    *,
+    file_formats: bool = False,
 ) -> SizeReport:
     palette = np.asarray(result.palette)
     n_channels = palette.shape[1] if palette.ndim == 2 else 1
@@ -397,7 +415,9 @@ def build_size_report(
     bits_per_pixel = n_channels * palette.dtype.itemsize * 8
     orig = original_bits(n_pixels, bits_per_pixel)
     formula = formula_bits(n_pixels, k, bits_per_pixel)
-    if lazy:
+    # Image files hold colours: channels that are none have no PNG or other file.
+    colors = n_channels in (1, 3) or has_alpha(n_channels, result.alpha)
+    if lazy or not colors:
         png = None
         quality_psnr, ciede = (None, None) if ref is None else ref.quality(result)
     else:
@@ -407,6 +427,11 @@ def build_size_report(
             png_job = pool.submit(_png_bytes, labels, palette)
             quality_psnr, ciede = (None, None) if ref is None else ref.quality(result)
             png = png_job.result()
+    files = None
+    if file_formats and not lazy and colors:
+        from ..palette_io import file_sizes
+
+        files = file_sizes(labels, palette).sizes
     return SizeReport(
         shape=tuple(int(n) for n in labels.shape),
         n_pixels=n_pixels,
@@ -428,6 +453,7 @@ def build_size_report(
         psnr_peak=None
         if quality_psnr is None or ref.data_range is None
         else float(ref.data_range),
+        file_bytes=files,
     )
 
 
