@@ -57,7 +57,7 @@ def main() -> None:
     widget._n_colors.value = 8
     widget.run()
     _wait(widget)
-    viewer.layers.selection.active = viewer.layers["astronaut (k=8) labels"]
+    viewer.layers.selection.active = viewer.layers["astronaut k=8 labels"]
     viewer.reset_view()
     _save(viewer, "widget.png")
 

@@ -45,11 +45,29 @@ def _rendered(labels: Layer) -> np.ndarray:
     return np.asarray(labels.colormap.map(data.ravel())).reshape((*data.shape, 4))
 
 
+def test_names_carry_every_option_that_changes_the_result():
+    names = {
+        layer_names("a", 16)[0],
+        layer_names("a", 16, color_space="lab")[0],
+        layer_names("a", 16, dither=True)[0],
+        layer_names("a", 16, color_space="lab", dither=True)[0],
+        layer_names("a", 16, max_pixels=1000, random_state=0)[0],
+        layer_names("a", 16, max_pixels=1000, random_state=1)[0],
+        layer_names("a", 32)[0],
+    }
+    assert len(names) == 7
+    assert (
+        layer_names("a", 16, color_space="lab", dither=True)[0] == "a k=16 lab dither"
+    )
+    # the seed alone changes nothing when every pixel is fitted
+    assert layer_names("a", 16, random_state=9) == layer_names("a", 16)
+
+
 def test_layer_names():
     assert layer_names("astronaut", 8) == (
-        "astronaut (k=8)",
-        "astronaut (k=8) labels",
-        "astronaut (k=8) palette",
+        "astronaut k=8",
+        "astronaut k=8 labels",
+        "astronaut k=8 palette",
     )
 
 
@@ -59,9 +77,9 @@ def test_tuples_for_astronaut(astronaut):
     tuples = layer_data_tuples(result, source, params={"random_state": 3})
     assert [t[2] for t in tuples] == ["image", "labels", "image"]
     (img, img_meta, _), (lab, lab_meta, _), (strip, strip_meta, _) = tuples
-    assert img_meta["name"] == "astronaut (k=8)"
-    assert lab_meta["name"] == "astronaut (k=8) labels"
-    assert strip_meta["name"] == "astronaut (k=8) palette"
+    assert img_meta["name"] == "astronaut k=8"
+    assert lab_meta["name"] == "astronaut k=8 labels"
+    assert strip_meta["name"] == "astronaut k=8 palette"
     np.testing.assert_array_equal(img, result.palette[lab])
     assert img.dtype == astronaut.dtype and img.shape == astronaut.shape
     assert img_meta["rgb"] is True
@@ -369,19 +387,25 @@ def test_quantize_layer_adds_and_updates_in_place(make_napari_viewer, astronaut)
     first = quantize_layer(source, n_colors=8, viewer=viewer)
     assert [lay.name for lay in viewer.layers] == [
         "astro",
-        "astro (k=8)",
-        "astro (k=8) labels",
-        "astro (k=8) palette",
+        "astro k=8",
+        "astro k=8 labels",
+        "astro k=8 palette",
     ]
     assert viewer.layers.selection.active is first[1]
-    again = quantize_layer(source, n_colors=8, viewer=viewer, color_space="oklab")
-    assert len(viewer.layers) == 4
+    again = quantize_layer(source, n_colors=8, viewer=viewer, random_state=5)
+    assert len(viewer.layers) == 4  # the seed changes nothing without a sample
     assert all(a is b for a, b in zip(first, again, strict=True))
-    assert again[1].metadata["color_space"] == "oklab"
+    assert again[1].metadata["random_state"] == 5
+    oklab = quantize_layer(source, n_colors=8, viewer=viewer, color_space="oklab")
+    assert [lay.name for lay in oklab] == list(
+        layer_names("astro", 8, color_space="oklab")
+    )
+    assert first[1] in viewer.layers and first[1].metadata["color_space"] == "rgb"
+    assert oklab[1].metadata["color_space"] == "oklab"
     quantize_layer(source, n_colors=3, viewer=viewer)
-    assert len(viewer.layers) == 7
-    assert len(viewer.layers["astro (k=3) labels"].features) == 3
-    assert len(viewer.layers["astro (k=8) labels"].features) == 8
+    assert len(viewer.layers) == 10
+    assert len(viewer.layers["astro k=3 labels"].features) == 3
+    assert len(viewer.layers["astro k=8 labels"].features) == 8
 
 
 def test_only_the_newest_palette_strip_of_a_source_is_shown(
@@ -404,9 +428,9 @@ def test_only_the_newest_palette_strip_of_a_source_is_shown(
     # ... and its layers move to the top, in order, so k=8 is what is seen
     assert list(viewer.layers)[-3:] == again
     assert [lay.name for lay in viewer.layers][-3:] == [
-        "astro (k=8)",
-        "astro (k=8) labels",
-        "astro (k=8) palette",
+        "astro k=8",
+        "astro k=8 labels",
+        "astro k=8 palette",
     ]
     assert other_strip.visible
     # the result images and labels are not hidden

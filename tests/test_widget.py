@@ -12,7 +12,7 @@ from napari_kmeans_quantize._widget import QuantizeWidget
 from napari_kmeans_quantize.metrics import size_report
 from napari_kmeans_quantize.sweep import sweep
 
-RESULT_SUFFIXES = ("(k={k})", "(k={k}) labels", "(k={k}) palette")
+RESULT_SUFFIXES = ("k={k}", "k={k} labels", "k={k} palette")
 
 
 def _result_names(source: str, k: int) -> list[str]:
@@ -178,11 +178,37 @@ def test_rerun_updates_in_place_other_k_side_by_side(
     widget._seed.value = 7
     _run(widget, qtbot, wait_idle)
     assert list(viewer.layers) == first  # same objects, no duplicates
-    assert viewer.layers["img (k=5) labels"].metadata["random_state"] == 7
+    assert viewer.layers["img k=5 labels"].metadata["random_state"] == 7
     widget._n_colors.value = 3
     _run(widget, qtbot, wait_idle)
     assert len(viewer.layers) == 7
-    assert len(viewer.layers["img (k=3) labels"].features) == 3
+    assert len(viewer.layers["img k=3 labels"].features) == 3
+
+
+def test_variants_at_one_k_coexist_and_identical_settings_say_updated(
+    make_widget, qtbot, wait_idle, small_rgb
+):
+    viewer, widget = make_widget()
+    viewer.add_image(small_rgb, name="img", rgb=True)
+    widget._n_colors.value = 6
+    _run(widget, qtbot, wait_idle)
+    widget._color_space.value = "lab"
+    _run(widget, qtbot, wait_idle)
+    widget._dither.value = True
+    _run(widget, qtbot, wait_idle)
+    labels = {lay.name: lay for lay in viewer.layers if isinstance(lay, Labels)}
+    assert set(labels) == {
+        "img k=6 labels",
+        "img k=6 lab labels",
+        "img k=6 lab dither labels",
+    }
+    assert labels["img k=6 labels"].metadata["color_space"] == "rgb"
+    assert labels["img k=6 lab dither labels"].metadata["dither"] is True
+    assert "Updated" not in widget._status.value
+    before = list(viewer.layers)
+    _run(widget, qtbot, wait_idle)
+    assert set(viewer.layers) == set(before)
+    assert "Updated 'img k=6 lab dither' in place" in widget._status.value
 
 
 def test_palette_strips_of_earlier_runs_do_not_show(
@@ -194,12 +220,12 @@ def test_palette_strips_of_earlier_runs_do_not_show(
     _run(widget, qtbot, wait_idle)
     widget._n_colors.value = 64
     _run(widget, qtbot, wait_idle)
-    k8, k64 = viewer.layers["img (k=8) palette"], viewer.layers["img (k=64) palette"]
+    k8, k64 = viewer.layers["img k=8 palette"], viewer.layers["img k=64 palette"]
     # one strip in view, the newest; the older one is hidden, and would be
     # covered exactly anyway (same place and size whatever k)
     assert k64.visible and not k8.visible
     np.testing.assert_allclose(_strip_corners(k8), _strip_corners(k64))
-    for name in ("img (k=8)", "img (k=64)"):
+    for name in ("img k=8", "img k=64"):
         assert viewer.layers[name].visible
 
 
@@ -225,7 +251,7 @@ def test_engine_warnings_become_notifications(
     flat[:20] = 200
     viewer.add_image(flat, name="two", rgb=True)
     _run(widget, qtbot, wait_idle)
-    assert len(viewer.layers["two (k=16) labels"].features) == 2
+    assert len(viewer.layers["two k=16 labels"].features) == 2
     assert any("distinct colours" in m for m, severity in notifications)
 
 
@@ -532,7 +558,7 @@ def test_clicking_a_table_row_runs_that_k(
         "astro",
         *_result_names("astro", 4),
     ]
-    labels = viewer.layers["astro (k=4) labels"]
+    labels = viewer.layers["astro k=4 labels"]
     # the run reproduces its table row
     row = widget.sweep_table.row(4)
     assert labels.metadata["size_report"]["psnr"] == pytest.approx(row.psnr)
@@ -543,7 +569,7 @@ def test_clicking_a_table_row_runs_that_k(
     _click_row(qtbot, widget, 3)
     wait_idle(widget)
     assert len(viewer.layers) == 7
-    assert "astro (k=16) labels" in viewer.layers
+    assert "astro k=16 labels" in viewer.layers
 
 
 @pytest.mark.parametrize(
@@ -567,7 +593,7 @@ def test_auto_k_picks_the_smallest_k_meeting_the_target(
     widget._auto_button.native.click()
     assert widget._auto_button.text == "Cancel"
     qtbot.waitUntil(
-        lambda: f"astro (k={expected}) labels" in viewer.layers, timeout=60_000
+        lambda: f"astro k={expected} labels" in viewer.layers, timeout=60_000
     )
     wait_idle(widget)
     assert widget._n_colors.value == expected
@@ -592,7 +618,7 @@ def test_auto_k_unreachable_target_uses_256(
     widget._target.value = "psnr"
     widget._target_value.value = 99.0
     widget.auto()
-    qtbot.waitUntil(lambda: "astro (k=256) labels" in viewer.layers, timeout=60_000)
+    qtbot.waitUntil(lambda: "astro k=256 labels" in viewer.layers, timeout=60_000)
     wait_idle(widget)
     assert widget._n_colors.value == 256
     warnings = [m for m, severity in notifications if severity == "warning"]
@@ -749,7 +775,7 @@ def test_psnr_peak_12bit_run(make_widget, qtbot, wait_idle, coins12):
 
     result = quantize(coins12, 8, channel_axis=None)
     want = size_report(result, coins12, data_range=4095).psnr
-    labels = viewer.layers["coins12 (k=8) labels"]
+    labels = viewer.layers["coins12 k=8 labels"]
     assert labels.metadata["size_report"]["psnr"] == pytest.approx(want)
     assert labels.metadata["data_range"] == 4095.0
     row = _psnr_row(widget)
@@ -839,7 +865,7 @@ def test_auto_k_psnr_target_uses_the_psnr_peak(
 
     widget._auto_button.native.click()
     qtbot.waitUntil(
-        lambda: f"coins12 (k={expected}) labels" in viewer.layers, timeout=60_000
+        lambda: f"coins12 k={expected} labels" in viewer.layers, timeout=60_000
     )
     wait_idle(widget)
     assert widget._n_colors.value == expected
@@ -848,7 +874,7 @@ def test_auto_k_psnr_target_uses_the_psnr_peak(
     worker = widget.auto()
     assert worker is not None and widget._job == "auto"
     qtbot.waitUntil(
-        lambda: f"coins12 (k={naive}) labels" in viewer.layers, timeout=60_000
+        lambda: f"coins12 k={naive} labels" in viewer.layers, timeout=60_000
     )
     wait_idle(widget)
     assert widget._n_colors.value == naive

@@ -8,10 +8,10 @@ A run on a source layer called ``"astronaut"`` with ``n_colors=8`` makes three
 layers, all with the source's scale, translate, rotate, shear, affine, units and
 axis labels so that they overlay it exactly:
 
-``"astronaut (k=8)"``
+``"astronaut k=8"``
     Image: the quantised image, same shape, dtype, rgb flag, contrast limits, gamma
     and (for single-channel data) colormap as the source.
-``"astronaut (k=8) labels"``
+``"astronaut k=8 labels"``
     Labels: the palette index of every pixel (uint8 for k <= 256). Its
     ``DirectLabelColormap`` maps each index to the colour napari draws for that
     palette entry, *including label 0* (background_value 0 is listed in the
@@ -20,15 +20,16 @@ axis labels so that they overlay it exactly:
     per palette colour (``index, hex, R, G, B, [A], count, share %``; a ``value``
     column instead of R, G, B for single-channel data), so hovering a pixel shows
     which palette colour it is.
-``"astronaut (k=8) palette"``
+``"astronaut k=8 palette"``
     Image: the palette as a vertical strip of swatches to the right of the source
     (in its last two spatial axes), **ordered by share: the most frequent colour on
     top**. The strip has the same size whatever k, and adding or updating one hides
     the other palette strips of the same source, so only the newest run's palette
     is shown there.
 
-Re-running with the same source name and k updates these layers in place; another
-k gets its own three layers. The parameters (k, seed, colour space, ...) and the
+The names carry k and every option that changes the result (``"astronaut k=16 lab
+dither"``, see :func:`layer_names`): re-running with identical settings updates
+these layers in place; another k or any other option gets its own layers. The parameters (k, seed, colour space, ...) and the
 palette are recorded in each layer's ``metadata``.
 """
 
@@ -62,6 +63,7 @@ __all__ = [
     "layer_names",
     "quantize_layer",
     "quantize_source_iter",
+    "result_tags",
     "source_info",
     "sweep_source_iter",
 ]
@@ -80,15 +82,53 @@ STRIP_ASPECT = 8
 STRIP_ROLE = "palette strip"
 
 
-def layer_names(source_name: str, n_colors: int) -> tuple[str, str, str]:
+def result_tags(
+    n_colors: int,
+    *,
+    color_space: str = "rgb",
+    dither: bool = False,
+    max_pixels: int | None = None,
+    random_state: int | None = 0,
+) -> tuple[str, ...]:
+    """The words that tell one result of a source from another.
+
+    k and every option that changes the pixels, defaults left out: the seed only
+    changes the result when the palette is fitted on a pixel sample.
+
+    Examples
+    --------
+    >>> result_tags(16, color_space="lab", dither=True)
+    ('k=16', 'lab', 'dither')
+    >>> result_tags(8, max_pixels=20_000, random_state=3)
+    ('k=8', 'sample 20000', 'seed 3')
+    """
+    tags = [f"k={int(n_colors)}"]
+    if color_space != "rgb":
+        tags.append(str(color_space))
+    if dither:
+        tags.append("dither")
+    if max_pixels is not None:
+        tags += [f"sample {int(max_pixels)}", f"seed {random_state}"]
+    return tuple(tags)
+
+
+def layer_names(
+    source_name: str, n_colors: int, **options: Any
+) -> tuple[str, str, str]:
     """Names of the image, labels and palette layers made from `source_name`.
+
+    `options` are the run's ``color_space``, ``dither``, ``max_pixels`` and
+    ``random_state`` (see :func:`result_tags`): results that differ in any of
+    them get different names, so they sit side by side.
 
     Examples
     --------
     >>> layer_names("astronaut", 8)
-    ('astronaut (k=8)', 'astronaut (k=8) labels', 'astronaut (k=8) palette')
+    ('astronaut k=8', 'astronaut k=8 labels', 'astronaut k=8 palette')
+    >>> layer_names("astronaut", 16, color_space="lab", dither=True)[0]
+    'astronaut k=16 lab dither'
     """
-    base = f"{source_name} (k={int(n_colors)})"
+    base = " ".join((source_name, *result_tags(n_colors, **options)))
     return base, f"{base} labels", f"{base} palette"
 
 
@@ -512,7 +552,9 @@ def layer_data_tuples(
         outcome = QuantizeOutcome(outcome, run, None, None, [])
     result = outcome.result
     k_req = int(outcome.params.get("n_colors", result.n_colors_requested))
-    image_name, labels_name, palette_name = layer_names(source.name, k_req)
+    image_name, labels_name, palette_name = layer_names(
+        source.name, k_req, **_name_options(outcome.params, result)
+    )
 
     display = _display_colors(result.palette, source)  # (k, 4) floats in [0, 1]
     hexes = [_hex(c) for c in display]
@@ -603,6 +645,16 @@ def layer_data_tuples(
         (labels_data, labels_meta, "labels"),
         (strip, strip_meta, "image"),
     ]
+
+
+def _name_options(params: dict, result: QuantizeResult) -> dict[str, Any]:
+    """The options of a run that :func:`layer_names` puts into the names."""
+    return {
+        "color_space": params.get("color_space", result.color_space),
+        "dither": bool(params.get("dither", result.dither)),
+        "max_pixels": params.get("max_pixels"),
+        "random_state": params.get("random_state", 0),
+    }
 
 
 def _placement(source: SourceInfo) -> dict[str, Any]:
@@ -824,8 +876,9 @@ def quantize_layer(
     """Quantise an Image layer and add the image, labels and palette layers.
 
     Runs synchronously (the widget does the same work in a thread). The source
-    layer is never modified. Layers named like an earlier run on the same source
-    with the same k are updated in place instead of duplicated.
+    layer is never modified. Layers of an earlier run on the same source with the
+    same settings (the same names, see :func:`layer_names`) are updated in place
+    instead of duplicated; other settings get layers of their own.
 
     Parameters
     ----------

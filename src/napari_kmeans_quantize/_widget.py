@@ -626,6 +626,10 @@ class QuantizeWidget(Container):
             f"Done in {result.seconds:.2f} s: {result.n_colors} colours "
             f"({result.n_distinct:,} distinct in the source)."
         )
+        if layers[0].name in existing:
+            self._status.value += (
+                f" Updated {layers[0].name!r} in place: same settings as before."
+            )
 
     def _on_swept(self, table: SweepTable) -> None:
         source = self._run_source
