@@ -285,6 +285,27 @@ def test_layer_choice_follows_the_active_image_layer(make_widget, small_rgb):
     assert widget._image.value is a
 
 
+def test_source_box_never_offers_or_follows_onto_outputs(
+    make_widget, qtbot, wait_idle, small_rgb
+):
+    viewer, widget = make_widget()
+    source = viewer.add_image(small_rgb, name="img", rgb=True)
+    widget._n_colors.value = 8
+    _run(widget, qtbot, wait_idle)
+    outputs = [lay for lay in viewer.layers if lay is not source]
+    assert len(outputs) == 3
+    assert all(lay.metadata["plugin"] == "napari-kmeans-quantize" for lay in outputs)
+    assert list(widget._image.choices) == [source]
+    for output in outputs:
+        viewer.layers.selection.active = output
+        assert widget._image.value is source
+    # a second run goes on the source, not on the first run's output
+    widget._n_colors.value = 4
+    _run(widget, qtbot, wait_idle)
+    names = sorted(lay.name for lay in viewer.layers)
+    assert names == sorted(["img", *_result_names("img", 8), *_result_names("img", 4)])
+
+
 def test_widget_defaults(make_widget):
     _, widget = make_widget()
     assert widget._n_colors.value == 16

@@ -59,6 +59,7 @@ if TYPE_CHECKING:
 __all__ = [
     "QuantizeOutcome",
     "SourceInfo",
+    "is_output",
     "layer_data_tuples",
     "layer_names",
     "quantize_layer",
@@ -78,7 +79,12 @@ ORDER_NOTE = "by share: most frequent colour first (top of the strip)"
 #: The palette strip is the source's height tall and 1 / STRIP_ASPECT of it wide,
 #: whatever k.
 STRIP_ASPECT = 8
-#: ``metadata["role"]`` of a palette-strip layer (how older strips are found).
+#: ``metadata["plugin"]`` of every layer this plugin makes (how outputs are told
+#: from sources).
+PLUGIN = "napari-kmeans-quantize"
+#: ``metadata["role"]`` of the output layers.
+IMAGE_ROLE = "quantised image"
+LABELS_ROLE = "labels"
 STRIP_ROLE = "palette strip"
 
 
@@ -559,7 +565,7 @@ def layer_data_tuples(
     display = _display_colors(result.palette, source)  # (k, 4) floats in [0, 1]
     hexes = [_hex(c) for c in display]
     metadata = {
-        "plugin": "napari-kmeans-quantize",
+        "plugin": PLUGIN,
         "source": source.name,
         "n_colors": result.n_colors,
         "n_colors_requested": k_req,
@@ -593,7 +599,7 @@ def layer_data_tuples(
         "multiscale": outcome.levels is not None,
         "contrast_limits": list(source.contrast_limits),
         "gamma": source.gamma,
-        "metadata": dict(metadata),
+        "metadata": {**metadata, "role": IMAGE_ROLE},
         **placement,
     }
     if not source.rgb:
@@ -624,7 +630,7 @@ def layer_data_tuples(
         "colormap": DirectLabelColormap(color_dict=color_dict),
         "opacity": 1.0,
         "features": features,
-        "metadata": dict(metadata),
+        "metadata": {**metadata, "role": LABELS_ROLE},
         **placement,
     }
 
@@ -813,12 +819,18 @@ def add_or_update_layers(
     return layers
 
 
-def _is_strip(layer: Layer) -> bool:
+def is_output(layer: Any) -> bool:
+    """Whether `layer` is one of this plugin's outputs (never a source to quantise).
+
+    Outputs carry ``metadata["plugin"] == PLUGIN``; a copy of one made by napari
+    (Duplicate Layer) keeps its metadata and so stays an output too.
+    """
     metadata = getattr(layer, "metadata", None) or {}
-    return (
-        metadata.get("plugin") == "napari-kmeans-quantize"
-        and metadata.get("role") == STRIP_ROLE
-    )
+    return metadata.get("plugin") == PLUGIN
+
+
+def _is_strip(layer: Layer) -> bool:
+    return is_output(layer) and layer.metadata.get("role") == STRIP_ROLE
 
 
 def _show_only_strip(viewer: napari.Viewer, strip: Layer) -> None:

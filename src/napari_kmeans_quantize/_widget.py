@@ -30,6 +30,7 @@ from ._layers import (
     QuantizeOutcome,
     SourceInfo,
     add_or_update_layers,
+    is_output,
     layer_data_tuples,
     quantize_source_iter,
     source_info,
@@ -123,7 +124,10 @@ class QuantizeWidget(Container):
         self._image = ComboBox(
             label="image layer",
             choices=self._image_choices,
-            tooltip="The Image layer to quantise (follows the selected layer).",
+            tooltip=(
+                "The Image layer to quantise (follows the selected layer). The "
+                "plugin's own results are not offered: they are not sources."
+            ),
         )
         self._n_colors = SpinBox(
             label="colours (k)",
@@ -857,10 +861,11 @@ class QuantizeWidget(Container):
     def _image_choices(self, _widget: Any = None) -> list[tuple[str, Image]]:
         from napari.layers import Image
 
+        # the plugin's own outputs are results, never sources
         return [
             (layer.name, layer)
             for layer in self._viewer.layers
-            if isinstance(layer, Image)
+            if isinstance(layer, Image) and not is_output(layer)
         ]
 
     def _on_layers_changed(self, _event: Any = None) -> None:
@@ -871,7 +876,7 @@ class QuantizeWidget(Container):
         from napari.layers import Image
 
         layer = getattr(event, "value", None)
-        if self._state["closed"] or not isinstance(layer, Image):
+        if self._state["closed"] or not isinstance(layer, Image) or is_output(layer):
             return
         if layer in self._image.choices:
             self._image.value = layer
