@@ -926,3 +926,117 @@ def test_int32_rgb_ciede_needs_a_peak(
     widget._psnr_peak.value = "255"
     _run(widget, qtbot, wait_idle)
     assert "CIEDE2000" in widget._figures.value and "n/a" not in widget._figures.value
+
+
+# --- save ---------------------------------------------------------------------------
+
+
+def test_save_writes_an_indexed_png_equal_to_the_quantised_image(
+    make_widget, qtbot, wait_idle, small_rgb, tmp_path
+):
+    from PIL import Image as PILImage
+
+    viewer, widget = make_widget()
+    viewer.add_image(small_rgb, name="img", rgb=True)
+    assert not widget._save_button.enabled  # nothing to save yet
+    with pytest.raises(ValueError, match="Nothing to save"):
+        widget.save(tmp_path / "x.png")
+    widget._n_colors.value = 6
+    _run(widget, qtbot, wait_idle)
+    assert widget._save_button.enabled
+    assert "indexed PNG" in widget._figures.value
+    with pytest.raises(ValueError, match=r"\.png, \.gif, \.tif"):
+        widget.save(tmp_path / "x.jpg")
+    widget.save(tmp_path / "x.png")
+    wait_idle(widget)
+    with PILImage.open(tmp_path / "x.png") as im:
+        assert im.mode == "P"
+        back = np.asarray(im.convert("RGB"))
+    np.testing.assert_array_equal(back, viewer.layers["img k=6"].data)
+    assert "Saved" in widget._status.value and "indexed PNG" in widget._status.value
+
+
+def test_save_button_asks_for_a_file_and_writes_in_a_worker(
+    make_widget, qtbot, wait_idle, small_rgb, tmp_path, monkeypatch
+):
+    from PIL import Image as PILImage
+
+    from napari_kmeans_quantize._qt import save as save_module
+
+    viewer, widget = make_widget()
+    viewer.add_image(small_rgb, name="img", rgb=True)
+    widget._n_colors.value = 4
+    _run(widget, qtbot, wait_idle)
+    asked = []
+
+    def ask(parent, suggested, default_format):
+        asked.append((suggested, default_format))
+        return str(tmp_path / "chosen.gif")
+
+    monkeypatch.setattr(save_module, "ask_save_path", ask)
+    widget._save_button.native.click()
+    assert widget.is_running  # the write runs in a worker
+    wait_idle(widget)
+    assert asked == [("img k=4.png", "indexed PNG")]
+    assert "palette GIF" in widget._status.value
+    with PILImage.open(tmp_path / "chosen.gif") as im:
+        np.testing.assert_array_equal(
+            np.asarray(im.convert("RGB")), viewer.layers["img k=4"].data
+        )
+
+
+def test_stack_readout_names_the_multipage_tiff_and_its_real_size(
+    make_widget, qtbot, wait_idle, small_rgb, tmp_path, notifications
+):
+    import tifffile
+
+    viewer, widget = make_widget()
+    stack = np.stack([small_rgb, small_rgb[::-1], small_rgb[:, ::-1]])
+    viewer.add_image(stack, name="zstack", rgb=True)
+    widget._n_colors.value = 8
+    _run(widget, qtbot, wait_idle)
+    file = widget._current[0].file
+    assert file.format == "palette TIFF" and file.extension == ".tif"
+    assert "palette TIFF" in widget._figures.value
+    assert f"{file.n_bytes:,} bytes" in widget._figures.value
+    widget.save(tmp_path / "z.tif")
+    wait_idle(widget)
+    assert (tmp_path / "z.tif").stat().st_size == file.n_bytes
+    labels = viewer.layers["zstack k=8 labels"].data
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "z.tif"), labels)
+    # the PNG writer refuses a stack, and says to write a TIFF
+    widget.save(tmp_path / "z.png")
+    wait_idle(widget)
+    assert not (tmp_path / "z.png").exists()
+    assert any("TIFF" in m for m, sev in notifications if sev == "error")
+
+
+def test_napari_save_path_with_the_plugin_writer(
+    make_napari_viewer, small_rgb, tmp_path
+):
+    import napari
+    from PIL import Image as PILImage
+
+    from napari_kmeans_quantize import quantize_layer
+
+    viewer = make_napari_viewer()
+    source = viewer.add_image(small_rgb, name="img", rgb=True)
+    image, labels, _ = quantize_layer(source, n_colors=8, viewer=viewer)
+    # the entry README tells the user to pick in File > Save Selected Layers
+    from napari.plugins._npe2 import file_extensions_string_for_layers
+
+    entries = file_extensions_string_for_layers([labels])[0].split(";;")
+    assert "K-means Colour Quantiser indexed PNG (palette) (*.png)" in entries
+    assert "K-means Colour Quantiser palette TIFF (*.tif *.tiff)" in entries
+    viewer.layers.selection = {labels}
+    written = viewer.layers.save(
+        str(tmp_path / "a.png"), selected=True, plugin="napari-kmeans-quantize"
+    )
+    assert written == [str(tmp_path / "a.png")]
+    written = napari.save_layers(
+        str(tmp_path / "b.png"), [labels], plugin="napari-kmeans-quantize"
+    )
+    for name in ("a.png", "b.png"):
+        with PILImage.open(tmp_path / name) as im:
+            assert im.mode == "P"
+            np.testing.assert_array_equal(np.asarray(im.convert("RGB")), image.data)

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._qt.save import ResultFile, result_file
 from .metrics import (
     SizeReport,
     _checked_data_range,
@@ -257,6 +258,9 @@ class QuantizeOutcome:
         PSNR and mean CIEDE2000, from :func:`~napari_kmeans_quantize.metrics.size_report`.
     notes : list of str
         Plain-language notes on what was done (dask computed, multiscale, ...).
+    file : ResultFile or None
+        The file type that holds the result (indexed PNG for one plane, the
+        multi-page palette TIFF for a stack) and its real size.
     """
 
     result: QuantizeResult
@@ -264,6 +268,7 @@ class QuantizeOutcome:
     levels: list[tuple[np.ndarray, np.ndarray]] | None
     report: SizeReport | None
     notes: list[str]
+    file: ResultFile | None = None
 
 
 def quantize_source_iter(
@@ -277,6 +282,10 @@ def quantize_source_iter(
     data_range: float | None = None,
 ) -> Generator[float, None, QuantizeOutcome]:
     """Quantise a source snapshot, yielding progress fractions from 0 to 1.
+
+    The outcome names the file type that holds the result and its real size
+    (:attr:`QuantizeOutcome.file`; a stack's multi-page TIFF is encoded here to be
+    measured).
 
     The result is the generator's return value. Stop iterating to cancel: no layer
     is touched here, so nothing is left half-done. `data_range` is the peak of the
@@ -297,6 +306,31 @@ def quantize_source_iter(
       Counts, shares and figures refer to the finest level (to the fitted level
       for lazy data).
     """
+    outcome = yield from _quantize_source(
+        source,
+        n_colors,
+        color_space=color_space,
+        random_state=random_state,
+        dither=dither,
+        max_pixels=max_pixels,
+        data_range=data_range,
+    )
+    result = outcome.result
+    png_bytes = None if outcome.report is None else outcome.report.png_bytes
+    file = result_file(result.labels, result.palette, png_bytes, source.is_lazy)
+    return replace(outcome, file=file)
+
+
+def _quantize_source(
+    source: SourceInfo,
+    n_colors: int,
+    *,
+    color_space: str,
+    random_state: int | None,
+    dither: bool,
+    max_pixels: int | None,
+    data_range: float | None,
+) -> Generator[float, None, QuantizeOutcome]:
     params = {
         "n_colors": int(n_colors),
         "color_space": color_space,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import math
+import os
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     import napari
     from napari.layers import Image
 
+    from ._qt.save import ResultFile
     from .metrics import SizeReport
     from .sweep import SweepTable
 
@@ -70,7 +72,12 @@ TARGETS = [
     ("PSNR at least (dB)", "psnr"),
 ]
 TARGET_DEFAULTS = {"ciede2000": 2.3, "psnr": 30.0}
-BUTTON_TEXT = {"quantize": "Run", "sweep": "Compare k", "auto": "Auto k"}
+BUTTON_TEXT = {
+    "quantize": "Run",
+    "sweep": "Compare k",
+    "auto": "Auto k",
+    "save": "Save...",
+}
 # The first run after installing (or upgrading) compiles the engine's kernels,
 # which took about 16 s (13 s for quantize, 3 s for the size report's figures) on
 # our 2-core machine; later sessions load them from numba's on-disk cache (a first
@@ -119,6 +126,8 @@ class QuantizeWidget(Container):
         # shared with the destroyed-callback, which must not hold a reference to self
         self._state: dict[str, Any] = {"worker": None, "closed": False}
         self._run_source: SourceInfo | None = None
+        # the result in the readout: what Save writes
+        self._current: tuple[QuantizeOutcome, SourceInfo, str] | None = None
 
         self._hint = Label(value=EMPTY_HINT)
         self._image = ComboBox(
@@ -181,6 +190,14 @@ class QuantizeWidget(Container):
             tooltip=PSNR_PEAK_TOOLTIP,
         )
         self._run_button = PushButton(text="Run")
+        self._save_button = PushButton(
+            text=BUTTON_TEXT["save"],
+            enabled=False,
+            tooltip=(
+                "Save the shown result as an indexed PNG (the default), a palette "
+                "GIF or a palette TIFF (multi-page for a stack)."
+            ),
+        )
         self._progress = ProgressBar(min=0, max=100, value=0, visible=False)
         self._status = Label(value="")
         self._palette_title = Label(value="")
@@ -287,7 +304,11 @@ class QuantizeWidget(Container):
             [
                 self._hint,
                 self._inputs,
-                self._run_button,
+                Container(
+                    widgets=[self._run_button, self._save_button],
+                    layout="horizontal",
+                    labels=False,
+                ),
                 self._sweep_inputs,
                 self._sweep_buttons,
                 self._progress,
@@ -304,6 +325,7 @@ class QuantizeWidget(Container):
         self._setup_native()
 
         self._run_button.changed.connect(self._on_button)
+        self._save_button.changed.connect(self._on_save_button)
         self._compare_button.changed.connect(self._on_compare_button)
         self._auto_button.changed.connect(self._on_auto_button)
         self._target.changed.connect(self._on_target_changed)
@@ -430,6 +452,39 @@ class QuantizeWidget(Container):
             return self._pick_auto_k(table, ks)
         return self._start_sweep(source, ks, "auto", ks)
 
+    def save(self, path: str | os.PathLike):
+        """Save the shown result to `path` in a thread; return the worker.
+
+        The file type follows the extension: ``.png`` an indexed PNG (one 2-D
+        plane, at most 256 colours), ``.gif`` a palette GIF, ``.tif``/``.tiff`` a
+        palette TIFF (multi-page for a stack). The labels and palette are those of
+        the readout's result; the file is written atomically, so a failed save
+        leaves no half-written file.
+
+        Raises
+        ------
+        ValueError
+            If there is no result yet, the extension is none of these, or a job
+            is running.
+        """
+        from ._qt.save import save_iter, writer_for
+
+        if self._current is None:
+            raise ValueError("Nothing to save yet: run a quantisation first.")
+        if self.is_running:
+            raise ValueError("A job is running; wait for it or cancel it first.")
+        writer_for(path)  # a bad extension is refused before any work
+        outcome, source, name = self._current
+        labels = outcome.result.labels
+        return self._start(
+            "save",
+            save_iter,
+            (os.fspath(path), labels, outcome.result.palette),
+            {},
+            f"Saving {name!r} to {os.fspath(path)!r}...",
+            source=source,
+        )
+
     def cancel(self) -> None:
         """Ask the running worker to stop; no layers are added."""
         worker = self._state["worker"]
@@ -525,12 +580,20 @@ class QuantizeWidget(Container):
         self._auto_ks = auto_ks
         return self._start(job, sweep_source_iter, (source, ks), kwargs, message)
 
-    def _start(self, job: str, func, args: tuple, kwargs: dict, message: str):
+    def _start(
+        self,
+        job: str,
+        func,
+        args: tuple,
+        kwargs: dict,
+        message: str,
+        source: SourceInfo | None = None,
+    ):
         """Run ``func(*args, **kwargs)`` (a progress generator) in a thread worker."""
         from napari.qt.threading import create_worker
         from superqt.utils import GeneratorWorker
 
-        self._run_source = args[0]
+        self._run_source = args[0] if source is None else source
         self._job = job
         self._then = None
         # superqt's GeneratorWorker (not napari's subclass) so that errors and
@@ -595,6 +658,8 @@ class QuantizeWidget(Container):
         _engine_warm = True
         if self._job == "quantize":
             self._on_quantized(value)
+        elif self._job == "save":
+            self._on_saved(value)
         else:
             self._on_swept(value)
 
@@ -624,6 +689,7 @@ class QuantizeWidget(Container):
             self._image.value = layer
         for note in outcome.notes:
             show_info(f"{source.name}: {note}")
+        self._current = (outcome, source, layers[0].name)
         self._show_readout(outcome, layers[0].name, list(layers[1].features["hex"]))
         result = outcome.result
         self._status.value = (
@@ -634,6 +700,32 @@ class QuantizeWidget(Container):
             self._status.value += (
                 f" Updated {layers[0].name!r} in place: same settings as before."
             )
+
+    def _on_saved(self, saved: tuple[str, str, int]) -> None:
+        path, format_name, n_bytes = saved
+        if not self._state["closed"]:
+            self._status.value = f"Saved {path!r}: {format_name}, {n_bytes:,} bytes."
+
+    def _on_save_button(self, _value: Any = None) -> None:
+        from napari.utils.notifications import show_error
+
+        from ._qt.save import ask_save_path
+
+        if self.is_running:
+            self.cancel()
+            return
+        if self._current is None:
+            return
+        outcome, _source, name = self._current
+        ext = outcome.file.extension if outcome.file is not None else ".png"
+        fmt = outcome.file.format if outcome.file is not None else "indexed PNG"
+        path = ask_save_path(self.native, name + ext, fmt)
+        if path is None:
+            return
+        try:
+            self.save(path)
+        except ValueError as exc:
+            show_error(str(exc))
 
     def _on_swept(self, table: SweepTable) -> None:
         source = self._run_source
@@ -660,7 +752,9 @@ class QuantizeWidget(Container):
         from napari.utils.notifications import show_error
 
         name = self._run_source.name if self._run_source is not None else "the layer"
-        what = "K-means quantisation" if self._job == "quantize" else "Comparing k"
+        what = {"quantize": "K-means quantisation", "save": "Saving"}.get(
+            self._job, "Comparing k"
+        )
         show_error(f"{what} of {name!r} failed: {exc}")
         if not self._state["closed"]:
             self._status.value = f"Failed: {exc}"
@@ -676,6 +770,8 @@ class QuantizeWidget(Container):
         if not self._state["closed"]:
             if self._job == "quantize":
                 self._status.value = "Cancelled: no layers were added."
+            elif self._job == "save":
+                self._status.value = "Cancelled: nothing was saved."
             else:
                 self._status.value = "Cancelled: the comparison of k was discarded."
 
@@ -854,7 +950,13 @@ class QuantizeWidget(Container):
         self._target_value.value = TARGET_DEFAULTS[value]
 
     def _buttons(self) -> list[PushButton]:
-        return [self._run_button, self._compare_button, self._auto_button]
+        """The job buttons, in the order of BUTTON_TEXT."""
+        return [
+            self._run_button,
+            self._compare_button,
+            self._auto_button,
+            self._save_button,
+        ]
 
     # --- UI state -----------------------------------------------------------------
 
@@ -906,6 +1008,7 @@ class QuantizeWidget(Container):
         if not self.is_running:
             for button in self._buttons():
                 button.enabled = has_images and layer is not None
+            self._save_button.enabled = self._current is not None
             self._run_button.tooltip = (
                 "Quantise the selected image layer."
                 if has_images
@@ -936,9 +1039,7 @@ class QuantizeWidget(Container):
             widget.enabled = not running
         self._color_space.enabled = not running
         self._sweep_table.native.setEnabled(not running)
-        active = {"quantize": self._run_button, "sweep": self._compare_button}.get(
-            self._job, self._auto_button
-        )
+        active = dict(zip(BUTTON_TEXT, self._buttons(), strict=True))[self._job]
         for job, button in zip(BUTTON_TEXT, self._buttons(), strict=True):
             button.text = "Cancel" if running and button is active else BUTTON_TEXT[job]
             button.enabled = button is active or not running
@@ -985,6 +1086,7 @@ class QuantizeWidget(Container):
             outcome.report,
             self._run_source,
             peak_given=outcome.params.get("data_range") is not None,
+            file=outcome.file,
         )
         self._readout.visible = True
 
@@ -1061,6 +1163,7 @@ def _figures_html(
     source: SourceInfo | None = None,
     *,
     peak_given: bool = False,
+    file: ResultFile | None = None,
 ) -> str:
     """The size report (:func:`~.metrics.size_report`) as a small HTML table.
 
@@ -1091,7 +1194,19 @@ def _figures_html(
         f"<small>{n:,} px &times; {report.index_bits} bit (ceil log<sub>2</sub> "
         f"{k}) + {k} &times; {report.bits_per_color} bit palette</small>"
     )
-    if report.png_bytes is None and lazy:
+    png_row = "indexed PNG"
+    if file is not None and file.format != "indexed PNG":
+        png_row = file.format
+        if file.n_bytes is None:
+            png = f"n/a <small>({html.escape(file.why)})</small>"
+        else:
+            ratio = report.original_bytes / max(file.n_bytes, 1)
+            png = f"{file.n_bytes:,} bytes, <b>{ratio:.2f} : 1</b>"
+            png += (
+                f"<br><small>real file size ({html.escape(file.why)}), against "
+                "the raw original</small>"
+            )
+    elif report.png_bytes is None and lazy:
         png = not_lazy
     elif report.png_bytes is None:
         png = (
@@ -1134,7 +1249,7 @@ def _figures_html(
     rows = [
         ("original", original),
         ("formula", formula),
-        ("indexed PNG", png),
+        (png_row, png),
         ("PSNR", psnr_text),
         ("mean CIEDE2000", ciede_text),
     ]
