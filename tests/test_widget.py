@@ -475,8 +475,9 @@ def small_astronaut(astronaut):
 def slow_sweep(monkeypatch):
     """Slow the widget's sweep down; ``calls["yields"]`` counts computed steps."""
     from conftest import slow_down
+    from napari_kmeans_quantize._qt import sweep_panel
 
-    return slow_down(monkeypatch, "sweep_source_iter", 0.2)
+    return slow_down(monkeypatch, "sweep_source_iter", 0.2, sweep_panel)
 
 
 def _compare(widget, wait_idle, ks=SWEEP_KS):
@@ -491,7 +492,7 @@ def _compare(widget, wait_idle, ks=SWEEP_KS):
 def _click_row(qtbot, widget, row: int) -> None:
     from qtpy.QtCore import Qt
 
-    qtable = widget._sweep_table.native
+    qtable = widget._panel.table_widget.native
     rect = qtable.visualItemRect(qtable.item(row, 0))
     qtbot.mouseClick(qtable.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
 
@@ -502,22 +503,23 @@ def test_compare_k_fills_table_and_plot(make_widget, qtbot, wait_idle, small_ast
     widget._n_colors.value = 8
     _compare(widget, wait_idle)
 
-    assert [layer.name for layer in viewer.layers] == ["astro"]  # nothing added
+    # no result added: only the k browser's preview, at the chosen k
+    assert [layer.name for layer in viewer.layers] == ["astro", "astro compare k=8"]
     assert widget._compare_button.text == "Compare k"
     assert widget._run_button.enabled
     expected = sweep(small_astronaut, SWEEP_KS)
     table = widget.sweep_table
     assert table.ks == SWEEP_KS
     # one row per k: k, PSNR, CIEDE2000, PNG bytes, ratio, as in the engine's sweep
-    assert widget._sweep_table.shape == (len(SWEEP_KS), 5)
-    assert widget._sweep_table.column_headers == (
+    assert widget._panel.table_widget.shape == (len(SWEEP_KS), 5)
+    assert widget._panel.table_widget.column_headers == (
         "k",
         "PSNR dB",
         "ΔE00",
         "PNG bytes",
         "ratio",
     )
-    qtable = widget._sweep_table.native
+    qtable = widget._panel.table_widget.native
     for i, row in enumerate(expected):
         cells = [qtable.item(i, j).text() for j in range(5)]
         assert cells == [
@@ -527,9 +529,9 @@ def test_compare_k_fills_table_and_plot(make_widget, qtbot, wait_idle, small_ast
             f"{row.png_bytes:,}",
             f"{row.ratio:.2f} : 1",
         ]
-    assert not widget._sweep_box.native.isHidden()
+    assert not widget._panel.native.isHidden()
     # the plot: quality against PNG size, labelled axes with units, k marked
-    axes = widget._figure.axes
+    axes = widget._panel._figure.axes
     assert len(axes) == 2
     psnr_ax, ciede_ax = axes
     assert "KiB" in psnr_ax.get_xlabel()
@@ -541,8 +543,8 @@ def test_compare_k_fills_table_and_plot(make_widget, qtbot, wait_idle, small_ast
     assert "chosen k = 8" in legend
     # every k label is readable: inside the axes (not across an axis line), clear
     # of the chosen-k circle, and drawn over the lines on a background box
-    widget._canvas.draw()
-    renderer = widget._figure.canvas.get_renderer()
+    widget._panel._canvas.draw()
+    renderer = widget._panel._figure.canvas.get_renderer()
     frame = psnr_ax.get_window_extent(renderer)
     circle = psnr_ax.get_lines()[-1]
     assert circle.get_label() == "chosen k = 8"
@@ -560,37 +562,88 @@ def test_compare_k_fills_table_and_plot(make_widget, qtbot, wait_idle, small_ast
     # a 12-bit layer's plot, seen in a screenshot) and stays within the figure
     assert psnr_ax.get_title().count("\n") == 1
     title = psnr_ax.title.get_window_extent(renderer)
-    assert title.x0 >= 0 and title.x1 <= widget._figure.bbox.width
+    assert title.x0 >= 0 and title.x1 <= widget._panel._figure.bbox.width
     # the selected row is the chosen k
     assert [i.row() for i in qtable.selectionModel().selectedRows()] == [2]
 
 
-def test_clicking_a_table_row_runs_that_k(
-    make_widget, qtbot, wait_idle, small_astronaut
+def _forbid_recomputing(monkeypatch):
+    """Make every quantisation entry point of the widget fail."""
+    from napari_kmeans_quantize._qt import sweep_panel
+
+    def fail(*_args, **_kwargs):
+        raise AssertionError("recomputed")
+
+    monkeypatch.setattr(_widget_module(), "quantize_source_iter", fail)
+    monkeypatch.setattr(sweep_panel, "sweep_source_iter", fail)
+
+
+def _widget_module():
+    from napari_kmeans_quantize import _widget
+
+    return _widget
+
+
+def test_k_browser_swaps_without_recomputing_and_keep_adds_layers(
+    make_widget, qtbot, wait_idle, small_astronaut, monkeypatch
 ):
     viewer, widget = make_widget(show=True)
     viewer.add_image(small_astronaut, name="astro", rgb=True)
+    widget._n_colors.value = 8
     _compare(widget, wait_idle)
-    _click_row(qtbot, widget, 1)  # k = 4
-    assert widget.is_running
-    wait_idle(widget)
-    assert widget._n_colors.value == 4
-    assert [layer.name for layer in viewer.layers] == [
-        "astro",
-        *_result_names("astro", 4),
+    preview = viewer.layers["astro compare k=8"]
+    assert preview.metadata["role"] == "k browser"
+    _forbid_recomputing(monkeypatch)
+    _click_row(qtbot, widget, 1)  # k = 4: shown at once, no worker
+    assert not widget.is_running
+    assert preview.name == "astro compare k=4"
+    np.testing.assert_array_equal(preview.data, quantize(small_astronaut, 4).image)
+    widget._panel.k_slider.value = 3  # k = 16
+    assert preview.name == "astro compare k=16"
+    np.testing.assert_array_equal(preview.data, quantize(small_astronaut, 16).image)
+    legend = [
+        t.get_text() for t in widget._panel._figure.axes[0].get_legend().get_texts()
     ]
-    labels = viewer.layers["astro k=4 labels"]
-    # the run reproduces its table row
-    row = widget.sweep_table.row(4)
+    assert "chosen k = 16" in legend
+    # keep this k: its layers, from the kept labels and palette
+    widget._panel.keep_button.native.click()
+    wait_idle(widget)
+    labels = viewer.layers["astro k=16 labels"]
+    np.testing.assert_array_equal(labels.data, quantize(small_astronaut, 16).labels)
+    row = widget.sweep_table.row(16)
     assert labels.metadata["size_report"]["psnr"] == pytest.approx(row.psnr)
     assert labels.metadata["size_report"]["png_bytes"] == row.png_bytes
-    legend = [t.get_text() for t in widget._figure.axes[0].get_legend().get_texts()]
-    assert "chosen k = 4" in legend
-    # another row adds another k side by side
-    _click_row(qtbot, widget, 3)
+    assert "astro k=16 palette" in viewer.layers and "astro k=16" in viewer.layers
+
+
+def test_the_panel_belongs_to_its_source(
+    make_widget, qtbot, wait_idle, small_astronaut, small_rgb
+):
+    viewer, widget = make_widget(show=True)
+    astro = viewer.add_image(small_astronaut, name="astro", rgb=True)
+    _compare(widget, wait_idle, ks=(2, 4))
+    other = viewer.add_image(small_rgb, name="other", rgb=True)
+    viewer.layers.selection.active = other
+    assert widget._image.value is other
+    assert "Compare k on 'astro'" in widget._panel.title.value
+    _click_row(qtbot, widget, 1)
+    widget._panel.keep_button.native.click()
     wait_idle(widget)
-    assert len(viewer.layers) == 7
-    assert "astro k=16 labels" in viewer.layers
+    # the row ran on the panel's source, not the selected layer
+    assert "astro k=4 labels" in viewer.layers
+    assert not any(lay.name.startswith("other k=") for lay in viewer.layers)
+    # the source's data changes: stale, nothing acts on it any more
+    astro.data = small_astronaut[::-1].copy()
+    assert "Stale" in widget._panel.title.value
+    assert not widget._panel.keep_button.enabled
+    assert not any("compare" in lay.name for lay in viewer.layers)
+    # the source goes: the panel is cleared
+    widget._image.value = other
+    _compare(widget, wait_idle, ks=(2, 4))
+    assert widget._panel.comparison.source.layer is other
+    viewer.layers.remove(other)
+    assert widget.sweep_table is None and widget._panel.native.isHidden()
+    assert not any("compare" in lay.name for lay in viewer.layers)
 
 
 @pytest.mark.parametrize(
@@ -622,7 +675,7 @@ def test_auto_k_picks_the_smallest_k_meeting_the_target(
     assert any(f"k = {expected} is the smallest" in m for m, _ in notifications)
     assert [layer.name for layer in viewer.layers][1:] == _result_names(
         "astro", expected
-    )
+    )  # the chosen k's layers, and no preview
     assert widget._auto_button.text == "Auto k"
     # a second auto k with the same inputs reuses the sweep: it runs k at once
     worker = widget.auto()
@@ -675,7 +728,7 @@ def test_cancel_compare_k_leaves_the_widget_usable(
     wait_idle(widget)
     assert "Cancelled" in widget._status.value
     assert widget.sweep_table is None
-    assert widget._sweep_box.native.isHidden()
+    assert widget._panel.native.isHidden()
     assert [layer.name for layer in viewer.layers] == ["astro"]
     steps = slow_sweep["yields"]
     qtbot.wait(500)
@@ -690,7 +743,10 @@ def test_cancel_compare_k_leaves_the_widget_usable(
     assert widget.sweep_table.ks == (2, 4)
     widget._n_colors.value = 4
     _run(widget, qtbot, wait_idle)
-    assert [layer.name for layer in viewer.layers][1:] == _result_names("astro", 4)
+    assert [layer.name for layer in viewer.layers][1:] == [
+        "astro compare k=2",
+        *_result_names("astro", 4),
+    ]
 
 
 def test_quick_first_run_of_a_session_does_not_say_it_compiles(
@@ -863,11 +919,11 @@ def test_psnr_peak_compare_k(make_widget, wait_idle, coins12):
     assert [r.psnr for r in widget.sweep_table] == pytest.approx(
         [r.psnr for r in expected]
     )
-    assert "peak 4095, set in 'PSNR peak'" in widget._sweep_title.value
-    assert "ratio = raw 16-bit size" in widget._sweep_title.value  # grey uint16
+    assert "peak 4095, set in 'PSNR peak'" in widget._panel.title.value
+    assert "ratio = raw 16-bit size" in widget._panel.title.value  # grey uint16
     widget._psnr_peak.value = ""
     _compare(widget, wait_idle, ks=(2, 8))
-    assert "peak 65535, the uint16 range" in widget._sweep_title.value
+    assert "peak 65535, the uint16 range" in widget._panel.title.value
 
 
 def test_auto_k_psnr_target_uses_the_psnr_peak(

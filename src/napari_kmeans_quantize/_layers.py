@@ -60,6 +60,7 @@ if TYPE_CHECKING:
 __all__ = [
     "QuantizeOutcome",
     "SourceInfo",
+    "image_layer_meta",
     "is_output",
     "layer_data_tuples",
     "layer_names",
@@ -518,6 +519,7 @@ def sweep_source_iter(
     random_state: int | None = 0,
     dither: bool = False,
     data_range: float | None = None,
+    keep_results: bool = False,
 ) -> Generator[float, None, SweepTable]:
     """Sweep k on a source snapshot (:func:`~napari_kmeans_quantize.sweep.sweep_iter`).
 
@@ -525,7 +527,8 @@ def sweep_source_iter(
     is the return value. Lazy data is computed into memory first; for a multiscale
     source the sweep runs on the level a quantisation fits its palette on (the
     finest with at most ``MULTISCALE_FIT_PIXELS`` pixels). `data_range` is the
-    PSNR peak (None: automatic), as in :func:`~napari_kmeans_quantize.sweep.sweep`.
+    PSNR peak (None: automatic), as in :func:`~napari_kmeans_quantize.sweep.sweep`;
+    `keep_results` keeps every k's result in the table (``table.results``).
     """
     from .sweep import sweep_iter
 
@@ -551,6 +554,7 @@ def sweep_source_iter(
             dither=dither,
             source_bytes=source.source_bytes if index == 0 else None,
             data_range=data_range,
+            keep_results=keep_results,
         ),
         0.02,
         1.0,
@@ -627,17 +631,12 @@ def layer_data_tuples(
         labels_data: Any = [lab for _, lab in outcome.levels]
     else:
         image_data, labels_data = result.image, result.labels
-    image_meta = {
-        "name": image_name,
-        "rgb": source.rgb,
-        "multiscale": outcome.levels is not None,
-        "contrast_limits": list(source.contrast_limits),
-        "gamma": source.gamma,
-        "metadata": {**metadata, "role": IMAGE_ROLE},
-        **placement,
-    }
-    if not source.rgb:
-        image_meta["colormap"] = source.colormap
+    image_meta = image_layer_meta(
+        source,
+        image_name,
+        {**metadata, "role": IMAGE_ROLE},
+        multiscale=outcome.levels is not None,
+    )
 
     # 2. the labels, drawn in the palette colours (label 0 included)
     from napari.utils.colormaps import DirectLabelColormap
@@ -685,6 +684,28 @@ def layer_data_tuples(
         (labels_data, labels_meta, "labels"),
         (strip, strip_meta, "image"),
     ]
+
+
+def image_layer_meta(
+    source: SourceInfo, name: str, metadata: dict, *, multiscale: bool = False
+) -> dict[str, Any]:
+    """Layer metadata of an Image output that overlays `source` and looks like it.
+
+    Placement (scale, translate, ...), the rgb flag, contrast limits, gamma and,
+    for single-channel data, the colormap are the source's.
+    """
+    meta = {
+        "name": name,
+        "rgb": source.rgb,
+        "multiscale": multiscale,
+        "contrast_limits": list(source.contrast_limits),
+        "gamma": source.gamma,
+        "metadata": metadata,
+        **_placement(source),
+    }
+    if not source.rgb:
+        meta["colormap"] = source.colormap
+    return meta
 
 
 def _name_options(params: dict, result: QuantizeResult) -> dict[str, Any]:

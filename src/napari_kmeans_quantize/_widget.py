@@ -35,8 +35,8 @@ from ._layers import (
     layer_data_tuples,
     quantize_source_iter,
     source_info,
-    sweep_source_iter,
 )
+from ._qt.sweep_panel import Comparison, SweepPanel, compare_iter, keep_iter
 from .metrics import _has_ciede
 
 if TYPE_CHECKING:
@@ -62,8 +62,6 @@ FIT_PIXELS = [
     ("20,000 sampled pixels", 20_000),
 ]
 SWATCH_COLUMNS = ("colour", "hex", "pixels", "share")
-# short headers: the dock is narrow (the title above the table spells them out)
-SWEEP_COLUMNS = ("k", "PSNR dB", "ΔE00", "PNG bytes", "ratio")
 DEFAULT_SWEEP_KS = "2, 4, 8, 16, 32, 64, 128, 256"
 #: auto k: the largest palette size tried, and the one used when none reaches the target
 AUTO_K_MAX = 256
@@ -246,11 +244,7 @@ class QuantizeWidget(Container):
                 "target, and run it."
             ),
         )
-        self._sweep_title = Label(value="")
-        self._sweep_table = Table(value={"data": [], "columns": list(SWEEP_COLUMNS)})
-        self._figure = None  # matplotlib Figure of the sweep plot, made on demand
-        self._canvas = None
-        self._table: SweepTable | None = None
+        self._panel = SweepPanel(self._viewer, self._keep)
         self._table_key: tuple | None = None
         self._job = "quantize"
         self._then: Any = None  # what to do once the running worker has finished
@@ -285,15 +279,11 @@ class QuantizeWidget(Container):
             layout="horizontal",
             labels=False,
         )
-        self._sweep_box = Container(
-            widgets=[self._sweep_title], labels=False, visible=False
-        )
         for box in (
             self._inputs,
             self._readout,
             self._sweep_inputs,
             self._sweep_buttons,
-            self._sweep_box,
         ):
             box.margins = (0, 0, 0, 0)
         self._fit_pixels.visible = False
@@ -318,9 +308,7 @@ class QuantizeWidget(Container):
         # The results (sweep plot and table, palette, figures) scroll on their own:
         # they can be taller than the screen, and a dock widget taller than the
         # window would stretch the window. The inputs stay in view above them.
-        self._results = Container(
-            widgets=[self._sweep_box, self._readout], labels=False
-        )
+        self._results = Container(widgets=[self._panel, self._readout], labels=False)
         self._results.margins = (0, 0, 0, 0)
         self._setup_native()
 
@@ -329,7 +317,6 @@ class QuantizeWidget(Container):
         self._compare_button.changed.connect(self._on_compare_button)
         self._auto_button.changed.connect(self._on_auto_button)
         self._target.changed.connect(self._on_target_changed)
-        self._sweep_table.native.cellClicked.connect(self._on_sweep_row_clicked)
         self._show_advanced.changed.connect(self._on_show_advanced)
         # (the native signal: magicgui emits no `changed` for the None choice)
         self._fit_pixels.native.currentIndexChanged.connect(self._update_enabled)
@@ -366,7 +353,7 @@ class QuantizeWidget(Container):
     @property
     def sweep_table(self) -> SweepTable | None:
         """The table of the last Compare k (or auto k) sweep, or None."""
-        return self._table
+        return self._panel.table
 
     def run(self):
         """Start quantising the selected layer in a thread; return the worker.
@@ -396,7 +383,9 @@ class QuantizeWidget(Container):
             Palette sizes; default: the ones typed in the "compare k" field.
 
         When it finishes the plot and the table show quality against indexed-PNG
-        size for every k; clicking a row of the table runs that k.
+        size for every k, and every k's labels and palette are kept: the k control
+        (or a click on a row) shows that k without recomputing, and "Keep this k"
+        adds its layers.
         """
         ks = self._parse_ks() if ks is None else tuple(sorted({int(k) for k in ks}))
         if ks is None:
@@ -443,13 +432,14 @@ class QuantizeWidget(Container):
                 "target."
             )
             return None
-        table = self._table
+        table = self._panel.table
         if (
             table is not None
+            and self._panel.belongs_to(source)
             and self._table_key == self._sweep_key(source)
             and set(ks) <= set(table.ks)
         ):
-            return self._pick_auto_k(table, ks)
+            return self._pick_auto_k(self._panel.comparison, ks)
         return self._start_sweep(source, ks, "auto", ks)
 
     def save(self, path: str | os.PathLike):
@@ -578,7 +568,7 @@ class QuantizeWidget(Container):
         self._pending_key = self._sweep_key(source)
         self._pending_peak = kwargs["data_range"]
         self._auto_ks = auto_ks
-        return self._start(job, sweep_source_iter, (source, ks), kwargs, message)
+        return self._start(job, compare_iter, (source, ks), kwargs, message)
 
     def _start(
         self,
@@ -727,26 +717,29 @@ class QuantizeWidget(Container):
         except ValueError as exc:
             show_error(str(exc))
 
-    def _on_swept(self, table: SweepTable) -> None:
+    def _on_swept(self, comparison: Comparison) -> None:
         source = self._run_source
         if self._state["closed"] or source is None:
             return
-        self._table = table
+        if source.layer is None or source.layer not in self._viewer.layers:
+            self._status.value = f"{source.name!r} was removed: comparison discarded."
+            return
+        table = comparison.table
         self._table_key = self._pending_key
         k = int(self._n_colors.value)
-        self._show_sweep(
-            table,
-            source.name,
+        self._panel.show(
+            comparison,
             k if k in table.ks else None,
             _peak_note(source.dtype, table.psnr_peak, self._pending_peak is not None),
+            preview=self._job == "sweep",
         )
         self._status.value = (
-            f"Compared {len(table)} values of k in {table.seconds:.1f} s; click a "
-            "row of the table to run that k."
+            f"Compared {len(table)} values of k in {table.seconds:.1f} s; slide the "
+            "k control or click a row to look at that k."
         )
         if self._job == "auto":
             ks = self._auto_ks
-            self._then = lambda: self._pick_auto_k(table, ks)
+            self._then = lambda: self._pick_auto_k(comparison, ks)
 
     def _on_errored(self, exc: Exception) -> None:
         from napari.utils.notifications import show_error
@@ -798,10 +791,11 @@ class QuantizeWidget(Container):
             return f"PSNR >= {value:g} dB"
         return f"mean CIEDE2000 <= {value:g}"
 
-    def _pick_auto_k(self, table: SweepTable, ks: tuple[int, ...]):
-        """Set k to the smallest of `ks` in `table` reaching the target; run it."""
+    def _pick_auto_k(self, comparison: Comparison, ks: tuple[int, ...]):
+        """Set k to the smallest of `ks` reaching the target; keep its result."""
         from napari.utils.notifications import show_info, show_warning
 
+        table = comparison.table
         target = self._target_kwargs()
         row = next(
             (r for r in table if r.k in ks and r.meets(**target)),
@@ -822,117 +816,34 @@ class QuantizeWidget(Container):
                 f"Auto k: k = {k} is the smallest of {', '.join(map(str, ks))} "
                 f"reaching {self._target_text()}."
             )
-        self._choose_k(k)
-        return self.run()
-
-    def _choose_k(self, k: int) -> None:
-        """Set k, mark it on the plot and select its table row."""
         self._n_colors.value = int(k)
-        table = self._table
-        if table is None:
-            return
-        self._draw_plot(table, k if k in table.ks else None)
-        if k in table.ks:
-            self._sweep_table.native.selectRow(table.ks.index(k))
+        self._panel.browse(k, preview=False)
+        return self._keep(comparison, k)
 
-    def _on_sweep_row_clicked(self, row: int, _column: int = 0) -> None:
+    def _keep(self, comparison: Comparison, k: int):
+        """Add the layers of `k` from `comparison`, on the source it was run on.
+
+        The kept labels and palette are used (no recomputing), except for
+        multiscale or lazy sources, whose sweep ran on one level: those run k on
+        the full source. Returns the worker.
+        """
         from napari.utils.notifications import show_warning
 
-        table = self._table
-        if table is None or not 0 <= row < len(table):
-            return
+        source = comparison.source
         if self.is_running:
             show_warning("Wait for the running job to finish (or cancel it) first.")
-            return
-        self._choose_k(table.rows[row].k)
-        self.run()
-
-    def _show_sweep(
-        self, table: SweepTable, name: str, mark_k: int | None, peak_note: str = ""
-    ) -> None:
-        from qtpy.QtCore import Qt
-        from qtpy.QtWidgets import (
-            QAbstractItemView,
-            QHeaderView,
-            QStyledItemDelegate,
+            return None
+        if source.layer is None or source.layer not in self._viewer.layers:
+            show_warning(f"{source.name!r} is gone; run Compare k again.")
+            return None
+        message = f"Adding {source.name!r} at k = {k}..."
+        if source.multiscale or source.is_lazy:
+            kwargs = {**comparison.params, "max_pixels": None}
+            args = (source, int(k))
+            return self._start("quantize", quantize_source_iter, args, kwargs, message)
+        return self._start(
+            "quantize", keep_iter, (comparison, int(k)), {}, message, source=source
         )
-
-        align = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
-        rows = [
-            [
-                str(r.k),
-                "inf" if r.psnr == float("inf") else f"{r.psnr:.2f}",
-                "n/a" if r.ciede2000 is None else f"{r.ciede2000:.2f}",
-                "n/a" if r.png_bytes is None else f"{r.png_bytes:,}",
-                "n/a" if r.ratio is None else f"{r.ratio:.2f} : 1",
-            ]
-            for r in table
-        ]
-        self._sweep_title.value = (
-            f"<b>Compare k on {html.escape(repr(name))}</b>: quality (PSNR, mean "
-            "CIEDE2000 ΔE00) against the real indexed-PNG size; ratio = raw "
-            f"{table.bits_per_pixel}-bit size / PNG bytes. Click a row to run that k."
-        )
-        if peak_note:
-            self._sweep_title.value += (
-                f"<br><small>PSNR: {html.escape(peak_note, quote=False)}.</small>"
-            )
-        self._sweep_table.value = {
-            "data": rows,
-            "index": [""] * len(rows),
-            "columns": list(SWEEP_COLUMNS),
-        }
-        qtable = self._sweep_table.native
-        # the plain delegate shows our text (magicgui's re-formats numbers)
-        qtable.setItemDelegate(QStyledItemDelegate(qtable))
-        for i, cells in enumerate(rows):
-            for j, text in enumerate(cells):
-                item = qtable.item(i, j)
-                if item is not None:  # exactly our text, not a re-formatted number
-                    item.setText(text)
-                    item.setTextAlignment(int(align))
-        qtable.verticalHeader().setVisible(False)
-        qtable.verticalHeader().setDefaultSectionSize(22)
-        header = qtable.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setStretchLastSection(True)
-        qtable.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        qtable.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        qtable.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        height = qtable.horizontalHeader().sizeHint().height() + 2 * qtable.frameWidth()
-        height += min(len(rows), 9) * qtable.verticalHeader().defaultSectionSize()
-        qtable.setFixedHeight(height + 4)
-        self._draw_plot(table, mark_k)
-        if mark_k is not None:
-            qtable.selectRow(table.ks.index(mark_k))
-        self._sweep_box.visible = True
-
-    def _draw_plot(self, table: SweepTable, mark_k: int | None) -> None:
-        import matplotlib as mpl
-
-        from .sweep import plot_sweep
-
-        self._ensure_canvas()
-        fig = self._figure
-        fig.clear()
-        with mpl.rc_context({"font.size": 8, "axes.titlesize": 8}):
-            ax = fig.add_subplot()
-            plot_sweep(table, ax, mark_k=mark_k)
-            _fit_to_dock(ax)
-        self._canvas.draw_idle()
-
-    def _ensure_canvas(self) -> None:
-        if self._canvas is not None:
-            return
-        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-        from matplotlib.figure import Figure
-
-        self._figure = Figure(figsize=(4.4, 3.7), dpi=100, layout="constrained")
-        self._canvas = FigureCanvasQTAgg(self._figure)
-        self._canvas.setMinimumHeight(370)
-        layout = self._sweep_box.native.layout()
-        layout.addWidget(self._canvas)
-        layout.addWidget(self._sweep_table.native)
 
     def _on_compare_button(self, _value: Any = None) -> None:
         if self.is_running:
@@ -1038,7 +949,7 @@ class QuantizeWidget(Container):
         ):
             widget.enabled = not running
         self._color_space.enabled = not running
-        self._sweep_table.native.setEnabled(not running)
+        self._panel.set_running(running)
         active = dict(zip(BUTTON_TEXT, self._buttons(), strict=True))[self._job]
         for job, button in zip(BUTTON_TEXT, self._buttons(), strict=True):
             button.text = "Cancel" if running and button is active else BUTTON_TEXT[job]
@@ -1099,13 +1010,12 @@ class QuantizeWidget(Container):
             self._status,
             self._palette_title,
             self._figures,
-            self._sweep_title,
         ):
             label.native.setWordWrap(True)
             label.native.setSizePolicy(
                 QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Minimum
             )
-        for label in (self._palette_title, self._figures, self._sweep_title):
+        for label in (self._palette_title, self._figures):
             label.native.setTextFormat(Qt.TextFormat.RichText)
         self._hint.native.setStyleSheet("color: #e0a030;")
         table = self._swatches.native
@@ -1275,33 +1185,6 @@ def _engine_cached() -> bool:
         return all(bool(k._cache._cache_file._load_index()) for k in kernels)
     except Exception:  # a hint only: never break a run over it
         return False
-
-
-def _fit_to_dock(ax) -> None:
-    """Make :func:`~.sweep.plot_sweep`'s figure fit a narrow dock widget.
-
-    The title breaks before its parenthesis (on one line it ran past the dock's
-    right edge), and the legend moves below the axes, in two columns, where it
-    hides no point or k label.
-    """
-    title = ax.title
-    title.set_text(title.get_text().replace(" (", "\n(", 1))
-    legend = ax.get_legend()
-    if legend is not None:
-        handles = legend.legend_handles
-        labels = [text.get_text() for text in legend.get_texts()]
-        legend.remove()
-        ax.legend(
-            handles,
-            labels,
-            loc="upper center",
-            bbox_to_anchor=(0.5, -0.16),
-            ncol=2,
-            fontsize=7,
-            frameon=False,
-            handlelength=1.5,
-            columnspacing=1.0,
-        )
 
 
 def _on_destroyed(state: dict, *_: Any) -> None:
