@@ -11,7 +11,10 @@ data changes, and cleared when the source is removed.
 
 from __future__ import annotations
 
+import csv
 import html
+import io
+import os
 import weakref
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field, replace
@@ -140,18 +143,30 @@ class SweepPanel(Container):
             text="Keep this k",
             tooltip="Add the shown k's layers (image, labels, palette); no recomputing.",
         )
+        self.copy_button = PushButton(
+            text="Copy table", tooltip="Copy every row, with headers (tab-separated)."
+        )
+        self.csv_button = PushButton(
+            text="Save CSV...", tooltip="Save the table as CSV."
+        )
         browse = Container(
-            widgets=[self.k_label, self.k_slider, self.keep_button],
+            widgets=[self.k_label, self.k_slider], layout="horizontal", labels=False
+        )
+        actions = Container(
+            widgets=[self.keep_button, self.copy_button, self.csv_button],
             layout="horizontal",
             labels=False,
         )
-        browse.margins = (0, 0, 0, 0)
+        for box in (browse, actions):
+            box.margins = (0, 0, 0, 0)
         self.table_widget = Table(value={"data": [], "columns": list(SWEEP_COLUMNS)})
-        self.extend([self.title, browse])
+        self.extend([self.title, browse, actions])
         self._figure = None  # matplotlib Figure of the plot, made on demand
         self._canvas = None
         self.k_slider.changed.connect(self._on_slider)
         self.keep_button.changed.connect(self._on_keep_button)
+        self.copy_button.changed.connect(self.copy_table)
+        self.csv_button.changed.connect(self._on_csv_button)
         self.table_widget.native.cellClicked.connect(self._on_row_clicked)
         viewer.layers.events.removed.connect(self._on_layer_removed)
         self._setup_native()
@@ -237,11 +252,47 @@ class SweepPanel(Container):
         self._set_title()
         self.keep_button.enabled = False
         self.k_slider.enabled = False
+        self.keep_button.tooltip = f"Stale: {reason}. Run Compare k again."
 
     def set_running(self, running: bool) -> None:
         self.table_widget.native.setEnabled(not running)
         self.keep_button.enabled = not running and not self.stale
         self.k_slider.enabled = not running and not self.stale
+
+    def copy_table(self, _value: Any = None) -> str:
+        """Put every row, with headers, on the clipboard (tab-separated); return it."""
+        from qtpy.QtWidgets import QApplication
+
+        text = table_tsv(self.table) if self.table is not None else ""
+        QApplication.clipboard().setText(text)
+        return text
+
+    def save_csv(self, path: str | os.PathLike) -> str:
+        """Write the table as CSV (full precision, atomically); return the path."""
+        from .._atomic import atomic_write
+
+        data = self.table.to_csv().encode()
+        return atomic_write(path, lambda f: f.write(data))
+
+    def _on_csv_button(self, _value: Any = None) -> None:
+        from napari.utils.notifications import show_error, show_info
+        from qtpy.QtWidgets import QFileDialog
+
+        c = self.comparison
+        if c is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(
+            self.native,
+            "Save the table",
+            f"{c.source.name} compare k.csv",
+            "CSV (*.csv)",
+        )
+        if not path:
+            return
+        try:
+            show_info(f"Saved {self.save_csv(path)!r}.")
+        except OSError as exc:
+            show_error(f"Could not save the table: {exc}")
 
     # --- the preview layer --------------------------------------------------------
 
@@ -433,6 +484,12 @@ class SweepPanel(Container):
             QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Minimum
         )
         self._peak_note = ""
+
+
+def table_tsv(table: SweepTable) -> str:
+    """The whole table, headers first, tab-separated (pastes into a spreadsheet)."""
+    rows = csv.reader(io.StringIO(table.to_csv()))
+    return "".join("\t".join(row) + "\n" for row in rows)
 
 
 def table_rows(table: SweepTable) -> list[list[str]]:
