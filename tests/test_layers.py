@@ -533,3 +533,15 @@ def test_quantize_layer_keeps_lazy_data_lazy(astronaut):
     assert labels.metadata["size_report"]["png_bytes"] is None
     eager = quantize(astronaut[::4, ::4], 4)
     np.testing.assert_array_equal(np.asarray(labels.data), eager.labels)
+
+
+def test_channel_note_only_for_a_likely_channel_axis():
+    from napari_kmeans_quantize._layers import channel_note
+
+    assert channel_note(source_info(Image(np.zeros((8, 8))))) == ""
+    assert channel_note(source_info(Image(np.zeros((30, 8, 8))))) == ""  # a z stack
+    assert "Axis 0 (length 3)" in channel_note(source_info(Image(np.zeros((3, 8, 8)))))
+    labelled = Image(np.zeros((30, 8, 8)), axis_labels=("c", "y", "x"))
+    assert "Axis 0 (length 30)" in channel_note(source_info(labelled))
+    rgb = Image(np.zeros((3, 8, 8, 3), np.uint8), rgb=True)
+    assert channel_note(source_info(rgb)) == ""

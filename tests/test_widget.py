@@ -136,6 +136,25 @@ def test_cancel_mid_run_leaves_no_partial_layers(
     assert [layer.name for layer in viewer.layers][1:] == _result_names("img", 16)
 
 
+def test_right_after_cancel_the_message_says_stopping_not_already_running(
+    make_widget, qtbot, wait_idle, small_rgb, slow_engine, notifications
+):
+    viewer, widget = make_widget()
+    viewer.add_image(small_rgb, name="img", rgb=True)
+    slow_engine["delay"] = 0.5
+    widget.run()
+    qtbot.waitUntil(lambda: slow_engine["yields"] >= 1, timeout=10_000)
+    widget.cancel()
+    assert widget.is_running  # still stopping, at its next step
+    assert widget.run() is None
+    warnings = [m for m, sev in notifications if sev == "warning"]
+    assert any("still stopping" in m for m in warnings)
+    assert not any("already running" in m for m in warnings)
+    assert "already running" not in widget._status.value
+    wait_idle(widget)
+    assert "Cancelled" in widget._status.value
+
+
 def test_removing_the_source_mid_run_does_not_crash(
     make_widget, qtbot, wait_idle, small_rgb, slow_engine, notifications
 ):
@@ -1096,3 +1115,81 @@ def test_napari_save_path_with_the_plugin_writer(
         with PILImage.open(tmp_path / name) as im:
             assert im.mode == "P"
             np.testing.assert_array_equal(np.asarray(im.convert("RGB")), image.data)
+
+
+# --- single-channel and microscopy data ------------------------------------------
+
+
+def test_auto_k_on_a_grey_layer_works_with_the_defaults(
+    make_widget, qtbot, wait_idle, notifications
+):
+    from skimage import data
+
+    viewer, widget = make_widget()
+    viewer.add_image(data.astronaut()[::4, ::4], name="rgb", rgb=True)
+    assert widget._target.value == "ciede2000"
+    grey = data.camera()[::4, ::4]
+    viewer.add_image(grey, name="grey")
+    assert widget._target.value == "psnr"  # follows the data
+    assert widget._target_value.value == pytest.approx(30.0)
+    widget._sweep_ks.value = "2, 4, 8, 16"
+    widget.auto()
+    qtbot.waitUntil(
+        lambda: widget._job == "quantize" and not widget.is_running, timeout=60_000
+    )
+    wait_idle(widget)
+    assert not [m for m, sev in notifications if sev == "error"]
+    expected = sweep(grey, (2, 4, 8, 16, 256), channel_axis=None).smallest_k(
+        min_psnr=30
+    )
+    assert f"grey k={expected.k} labels" in viewer.layers
+    # a target the user picks stays, whatever the layer
+    widget._target.value = "ciede2000"
+    viewer.layers.selection.active = viewer.layers["rgb"]
+    viewer.layers.selection.active = viewer.layers["grey"]
+    assert widget._target.value == "ciede2000"
+
+
+def test_results_take_the_sources_display_settings(
+    make_widget, qtbot, wait_idle, small_rgb
+):
+    viewer, widget = make_widget()
+    nuclei = small_rgb[..., 0]
+    membrane = small_rgb[..., 1]
+    viewer.add_image(membrane, name="membrane", colormap="magenta", blending="additive")
+    source = viewer.add_image(
+        nuclei,
+        name="nuclei",
+        colormap="green",
+        blending="additive",
+        contrast_limits=(10, 200),
+        opacity=0.8,
+    )
+    widget._image.value = source
+    widget._n_colors.value = 4
+    _run(widget, qtbot, wait_idle)
+    image = viewer.layers["nuclei k=4"]
+    labels = viewer.layers["nuclei k=4 labels"]
+    strip = viewer.layers["nuclei k=4 palette"]
+    for layer in (image, labels, strip):
+        assert layer.blending == "additive", layer.name
+    assert image.colormap.name == "green"
+    assert tuple(image.contrast_limits) == (10, 200)
+    assert image.opacity == pytest.approx(0.8)
+    assert strip.interpolation2d == "nearest" and strip.interpolation3d == "nearest"
+    # additive: the membrane channel still shows through the result
+    viewer.dims.ndisplay = 2
+    assert viewer.layers["membrane"].visible
+
+
+def test_a_channel_axis_inside_a_layer_is_explained(
+    make_widget, qtbot, wait_idle, small_rgb, notifications
+):
+    viewer, widget = make_widget()
+    zcyx = np.stack([small_rgb[..., :2].transpose(2, 0, 1)] * 3)  # (3, 2, 48, 64)
+    viewer.add_image(zcyx, name="zcyx")
+    widget._n_colors.value = 4
+    _run(widget, qtbot, wait_idle)
+    infos = [m for m, sev in notifications if sev == "info"]
+    assert any("Axis 1 (length 2) may be channels" in m for m in infos)
+    assert "zcyx k=4 labels" in viewer.layers

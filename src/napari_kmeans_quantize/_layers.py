@@ -60,6 +60,7 @@ if TYPE_CHECKING:
 __all__ = [
     "QuantizeOutcome",
     "SourceInfo",
+    "channel_note",
     "image_layer_meta",
     "is_output",
     "layer_data_tuples",
@@ -168,6 +169,9 @@ class SourceInfo:
     contrast_limits: tuple[float, float]
     gamma: float
     colormap: Any  # napari Colormap (used for single-channel data)
+    blending: str = "translucent"
+    opacity: float = 1.0
+    rendering: str = "mip"
     layer_ref: Any = field(default=None, repr=False)
     source_bytes: int | None = None  # size of the file the layer was read from
 
@@ -219,6 +223,9 @@ def source_info(layer: Image) -> SourceInfo:
         contrast_limits=tuple(float(c) for c in layer.contrast_limits),
         gamma=float(layer.gamma),
         colormap=layer.colormap,
+        blending=str(layer.blending),
+        opacity=float(layer.opacity),
+        rendering=str(layer.rendering),
         layer_ref=weakref.ref(layer),
         source_bytes=_source_file_bytes(layer),
     )
@@ -319,7 +326,53 @@ def quantize_source_iter(
     result = outcome.result
     png_bytes = None if outcome.report is None else outcome.report.png_bytes
     file = result_file(result.labels, result.palette, png_bytes, source.is_lazy)
-    return replace(outcome, file=file)
+    note = channel_note(source)
+    notes = [*outcome.notes, note] if note else outcome.notes
+    return replace(outcome, file=file, notes=notes)
+
+
+#: Axes this short (not the last two) may well be channels.
+MAX_CHANNELS = 4
+_CHANNEL_LABELS = {"c", "ch", "channel", "channels"}
+
+
+def channel_note(source: SourceInfo) -> str:
+    """How a single-channel layer with a likely channel axis inside it is treated.
+
+    A (z, c, y, x) layer that napari shows as one layer is quantised as intensity,
+    one palette over every axis; say so when an axis is labelled as channels or
+    is short (at most ``MAX_CHANNELS``), and how to quantise each channel alone.
+    Returns "" when there is nothing to say.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from napari.layers import Image
+    >>> note = channel_note(source_info(Image(np.zeros((5, 2, 8, 8)))))
+    >>> note.startswith("Axis 1 (length 2) may be channels")
+    True
+    """
+    if source.rgb or source.ndim < 3:
+        return ""
+    shape = source.levels[0].shape
+    leading = range(source.ndim - 2)
+    labels = [str(label).lower() for label in source.axis_labels[: len(leading)]]
+    named = [
+        axis
+        for axis, label in zip(leading, labels, strict=True)
+        if label in _CHANNEL_LABELS
+    ]
+    short = sorted((shape[a], a) for a in leading if shape[a] <= MAX_CHANNELS)
+    if not named and not short:
+        return ""
+    # a labelled axis, else the shortest one
+    axis = named[0] if named else short[0][1]
+    return (
+        f"Axis {axis} (length {shape[axis]}) may be channels: the layer is "
+        "quantised as intensity, with one palette over all its axes. To give "
+        "each channel its own palette, split it first (right-click the "
+        "layer > Split Stack) and quantise each channel layer."
+    )
 
 
 def _quantize_source(
@@ -661,7 +714,8 @@ def layer_data_tuples(
         "name": labels_name,
         "multiscale": outcome.levels is not None,
         "colormap": DirectLabelColormap(color_dict=color_dict),
-        "opacity": 1.0,
+        "opacity": source.opacity,
+        "blending": source.blending,
         "features": features,
         "metadata": {**metadata, "role": LABELS_ROLE},
         **placement,
@@ -691,8 +745,10 @@ def image_layer_meta(
 ) -> dict[str, Any]:
     """Layer metadata of an Image output that overlays `source` and looks like it.
 
-    Placement (scale, translate, ...), the rgb flag, contrast limits, gamma and,
-    for single-channel data, the colormap are the source's.
+    Placement (scale, translate, ...), the rgb flag, contrast limits, gamma,
+    blending, opacity, 3D rendering and, for single-channel data, the colormap
+    are the source's: an additive channel's result adds like its source and
+    hides no other channel.
     """
     meta = {
         "name": name,
@@ -700,6 +756,9 @@ def image_layer_meta(
         "multiscale": multiscale,
         "contrast_limits": list(source.contrast_limits),
         "gamma": source.gamma,
+        "blending": source.blending,
+        "opacity": source.opacity,
+        "rendering": source.rendering,
         "metadata": metadata,
         **_placement(source),
     }
@@ -775,6 +834,8 @@ def _palette_strip(
         "units": source.units[-2:],
         "axis_labels": source.axis_labels[-2:],
         "interpolation2d": "nearest",
+        "interpolation3d": "nearest",
+        "blending": source.blending,
     }
     if not source.rgb:
         meta["colormap"] = source.colormap

@@ -122,7 +122,11 @@ class QuantizeWidget(Container):
         super().__init__(labels=False)
         self._viewer = napari_viewer
         # shared with the destroyed-callback, which must not hold a reference to self
-        self._state: dict[str, Any] = {"worker": None, "closed": False}
+        self._state: dict[str, Any] = {
+            "worker": None,
+            "closed": False,
+            "cancelling": False,
+        }
         self._run_source: SourceInfo | None = None
         # the result in the readout: what Save writes
         self._current: tuple[QuantizeOutcome, SourceInfo, str] | None = None
@@ -245,6 +249,8 @@ class QuantizeWidget(Container):
             ),
         )
         self._panel = SweepPanel(self._viewer, self._keep)
+        self._target_chosen = False  # set once the user picks an auto-k target
+        self._setting_target = False
         self._table_key: tuple | None = None
         self._job = "quantize"
         self._then: Any = None  # what to do once the running worker has finished
@@ -333,6 +339,7 @@ class QuantizeWidget(Container):
         active = self._viewer.layers.selection.active
         if active is not None and active in self._image.choices:
             self._image.value = active
+        self._follow_target(self._image.value)
         self._update_enabled()
 
     # --- public API ---------------------------------------------------------------
@@ -481,6 +488,7 @@ class QuantizeWidget(Container):
         if worker is not None:
             worker.quit()
             self._then = None
+            self._state["cancelling"] = True
             self._status.value = "Cancelling..."
             for button in self._buttons():
                 button.enabled = False
@@ -491,6 +499,12 @@ class QuantizeWidget(Container):
         """The selected layer's snapshot, or None (with a notification)."""
         from napari.utils.notifications import show_error, show_warning
 
+        if self._state["cancelling"]:
+            show_warning(
+                "The cancelled job is still stopping (at its next step); start "
+                "again in a moment."
+            )
+            return None
         if self.is_running:
             show_warning(
                 "K-means quantisation is already running; wait for it or press "
@@ -770,6 +784,7 @@ class QuantizeWidget(Container):
 
     def _on_finished(self) -> None:
         self._state["worker"] = None
+        self._state["cancelling"] = False
         if self._state["closed"]:
             return
         self._set_running(False)
@@ -859,6 +874,23 @@ class QuantizeWidget(Container):
 
     def _on_target_changed(self, value: str) -> None:
         self._target_value.value = TARGET_DEFAULTS[value]
+        if not self._setting_target:
+            self._target_chosen = True  # the user's choice: no longer follows data
+
+    def _follow_target(self, layer: Any) -> None:
+        """Auto k's default target follows the data: PSNR for one channel.
+
+        Mean CIEDE2000 needs colours; once the user picks a target it stays.
+        """
+        if layer is None or self._target_chosen:
+            return
+        target = "ciede2000" if bool(getattr(layer, "rgb", True)) else "psnr"
+        if self._target.value != target:
+            self._setting_target = True
+            try:
+                self._target.value = target
+            finally:
+                self._setting_target = False
 
     def _buttons(self) -> list[PushButton]:
         """The job buttons, in the order of BUTTON_TEXT."""
@@ -895,6 +927,7 @@ class QuantizeWidget(Container):
             self._image.value = layer
 
     def _on_image_changed(self, _value: Any = None) -> None:
+        self._follow_target(self._image.value)
         self._update_enabled()
 
     def _on_show_advanced(self, value: bool) -> None:
