@@ -433,8 +433,10 @@ def test_only_the_newest_palette_strip_of_a_source_is_shown(
         "astro k=8 palette",
     ]
     assert other_strip.visible
-    # the result images and labels are not hidden
-    assert all(lay.visible for lay in viewer.layers if "palette" not in lay.name)
+    # the result images are not hidden; the labels, which look just like them, are
+    for lay in viewer.layers:
+        if "palette" not in lay.name:
+            assert lay.visible == (not isinstance(lay, Labels)), lay.name
 
 
 def test_too_big_for_memory_says_what_to_do(astronaut, monkeypatch):
@@ -545,3 +547,35 @@ def test_channel_note_only_for_a_likely_channel_axis():
     assert "Axis 0 (length 30)" in channel_note(source_info(labelled))
     rgb = Image(np.zeros((3, 8, 8, 3), np.uint8), rgb=True)
     assert channel_note(source_info(rgb)) == ""
+
+
+@pytest.mark.parametrize(
+    ("outputs", "kinds", "labels_shown"),
+    [
+        ("image+strip", ["image", "labels", "palette"], False),
+        ("image", ["image", "labels"], False),
+        ("labels+strip", ["labels", "palette"], True),
+        ("all", ["image", "labels", "palette"], True),
+    ],
+)
+def test_outputs_choose_what_goes_on_the_canvas(
+    make_napari_viewer, astronaut, outputs, kinds, labels_shown
+):
+    viewer = make_napari_viewer()
+    source = viewer.add_image(astronaut[::8, ::8], name="astro", rgb=True)
+    layers = quantize_layer(source, n_colors=4, viewer=viewer, outputs=outputs)
+    roles = {"quantised image": "image", "labels": "labels", "palette strip": "palette"}
+    assert [roles[lay.metadata["role"]] for lay in layers] == kinds
+    labels = viewer.layers["astro k=4 labels"]
+    assert labels.visible == labels_shown
+    assert viewer.layers.selection.active is labels  # hover and saving
+    # the canvas shows each result once by default: one visible copy of the image
+    visible = [
+        lay for lay in layers if lay.visible and lay.metadata["role"] != "palette strip"
+    ]
+    assert len(visible) == (2 if outputs == "all" else 1)
+
+
+def test_bad_outputs_are_refused_before_any_work(astronaut):
+    with pytest.raises(ValueError, match="outputs must be one of"):
+        quantize_layer(Image(astronaut[::8, ::8], rgb=True), 4, outputs="everything")

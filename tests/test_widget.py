@@ -1193,3 +1193,65 @@ def test_a_channel_axis_inside_a_layer_is_explained(
     infos = [m for m, sev in notifications if sev == "info"]
     assert any("Axis 1 (length 2) may be channels" in m for m in infos)
     assert "zcyx k=4 labels" in viewer.layers
+
+
+# --- less clutter, better reading -------------------------------------------------
+
+
+def test_remove_results_clears_one_sources_outputs(
+    make_widget, qtbot, wait_idle, small_rgb
+):
+    viewer, widget = make_widget()
+    other = viewer.add_image(small_rgb[::-1], name="other", rgb=True)
+    img = viewer.add_image(small_rgb, name="img", rgb=True)
+    widget._image.value = other
+    widget._n_colors.value = 4
+    _run(widget, qtbot, wait_idle)
+    widget._image.value = img
+    _run(widget, qtbot, wait_idle)
+    widget.compare((2, 4))
+    wait_idle(widget)
+    assert len(viewer.layers) == 2 + 3 + 3 + 1
+    widget._image.value = img
+    widget._remove_button.native.click()
+    assert [lay.name for lay in viewer.layers] == [
+        "other",
+        "img",
+        *_result_names("other", 4),
+    ]
+    assert "Removed 4 result layers of 'img'" in widget._status.value
+
+
+def test_status_time_is_what_the_user_waited(
+    make_widget, qtbot, wait_idle, small_rgb, slow_engine
+):
+    import re
+    import time
+
+    viewer, widget = make_widget()
+    viewer.add_image(small_rgb, name="img", rgb=True)
+    slow_engine["delay"] = 0.1
+    start = time.perf_counter()
+    _run(widget, qtbot, wait_idle)
+    waited = time.perf_counter() - start
+    seconds = float(re.search(r"Done in ([0-9.]+) s", widget._status.value).group(1))
+    engine = viewer.layers["img k=16 labels"].metadata["size_report"]["seconds"]
+    assert seconds > engine  # the pauses between steps count: the user waited them
+    assert seconds <= waited
+
+
+def test_newest_readout_is_scrolled_into_view(
+    make_widget, qtbot, wait_idle, small_astronaut
+):
+    viewer, widget = make_widget(show=True)
+    viewer.add_image(small_astronaut, name="astro", rgb=True)
+    widget.compare((2, 4, 8))
+    wait_idle(widget)
+    widget._n_colors.value = 4
+    _run(widget, qtbot, wait_idle)
+    qtbot.wait(50)
+    bar = widget._scroll.verticalScrollBar()
+    top = widget._readout.native.y()
+    assert bar.value() == min(top, bar.maximum()) and bar.value() > 0
+    viewport = widget._scroll.viewport().rect()
+    assert widget._readout.native.y() - bar.value() < viewport.height()

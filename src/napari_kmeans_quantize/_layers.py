@@ -68,6 +68,7 @@ __all__ = [
     "quantize_layer",
     "quantize_source_iter",
     "result_tags",
+    "select_outputs",
     "source_info",
     "sweep_source_iter",
 ]
@@ -767,6 +768,45 @@ def image_layer_meta(
     return meta
 
 
+#: Which outputs go on the canvas: (add the image, add the palette strip, show the
+#: labels). The labels layer is always added (hover shows each pixel's palette
+#: colour, and it is what saves as an indexed file); shown or not, it looks exactly
+#: like the quantised image, so by default it is hidden and each result is seen once.
+OUTPUTS = {
+    "image+strip": (True, True, False),
+    "image": (True, False, False),
+    "labels+strip": (False, True, True),
+    "all": (True, True, True),
+}
+
+
+def select_outputs(
+    tuples: Sequence[tuple[Any, dict, str]], outputs: str = "image+strip"
+) -> list[tuple[Any, dict, str]]:
+    """The layer data tuples to add for an `outputs` choice (see ``OUTPUTS``).
+
+    Keeps the order image, labels, strip (leaving out what is not added) and sets
+    the labels' visibility. The labels tuple is always kept.
+
+    Raises
+    ------
+    ValueError
+        If `outputs` is not a key of ``OUTPUTS``.
+    """
+    if outputs not in OUTPUTS:
+        raise ValueError(
+            f"outputs must be one of {', '.join(map(repr, OUTPUTS))}; got {outputs!r}."
+        )
+    image, strip, show_labels = OUTPUTS[outputs]
+    image_t, (labels_data, labels_meta, kind), strip_t = tuples
+    labels_t = (labels_data, {**labels_meta, "visible": show_labels}, kind)
+    chosen = [image_t] if image else []
+    chosen.append(labels_t)
+    if strip:
+        chosen.append(strip_t)
+    return chosen
+
+
 def _name_options(params: dict, result: QuantizeResult) -> dict[str, Any]:
     """The options of a run that :func:`layer_names` puts into the names."""
     return {
@@ -1000,6 +1040,7 @@ def quantize_layer(
     dither: bool = False,
     max_pixels: int | None = None,
     data_range: float | None = None,
+    outputs: str = "image+strip",
 ) -> list[Layer]:
     """Quantise an Image layer and add the image, labels and palette layers.
 
@@ -1052,17 +1093,25 @@ def quantize_layer(
         :func:`~napari_kmeans_quantize.metrics.psnr`). Give 4095 for 12-bit
         camera data stored as uint16. It changes the figures only, never the
         palette.
+    outputs : {'image+strip', 'image', 'labels+strip', 'all'}, optional
+        Which layers go on the canvas. The default adds the quantised image, the
+        palette strip, and the labels layer hidden (it looks exactly like the
+        image; selected, it shows each pixel's palette colour on hover, and it is
+        what *File > Save Selected Layers* writes as an indexed PNG). 'image'
+        leaves the strip out, 'labels+strip' the image (labels shown), 'all'
+        shows all three.
 
     Returns
     -------
     list of napari.layers.Layer
-        The quantised Image, the Labels and the palette-strip Image, in that order.
+        The quantised Image, the Labels and the palette-strip Image, in that order
+        (those of them that `outputs` adds).
 
     Raises
     ------
     ValueError
-        If `data_range` is not None or a finite number above 0 (checked before
-        any work is done).
+        If `data_range` is not None or a finite number above 0, or `outputs` is
+        not one of the choices (checked before any work is done).
 
     Examples
     --------
@@ -1075,6 +1124,7 @@ def quantize_layer(
 
         quantize_layer(viewer.layers["cells"], n_colors=8, data_range=4095)
     """
+    select_outputs([(None, {}, "")] * 3, outputs)  # checked before any work
     source = source_info(layer)
     gen = quantize_source_iter(
         source,
@@ -1100,7 +1150,9 @@ def quantize_layer(
 
         for note in outcome.notes:
             show_info(f"{source.name}: {note}")
-    layers = add_or_update_layers(viewer, layer_data_tuples(outcome, source))
+    tuples = select_outputs(layer_data_tuples(outcome, source), outputs)
+    layers = add_or_update_layers(viewer, tuples)
+    labels = next(lay for lay in layers if lay.metadata.get("role") == LABELS_ROLE)
     if viewer is not None:
-        viewer.layers.selection.active = layers[1]
+        viewer.layers.selection.active = labels
     return layers

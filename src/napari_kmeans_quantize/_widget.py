@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import math
 import os
+import time
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -28,12 +29,15 @@ from magicgui.widgets import (
 )
 
 from ._layers import (
+    LABELS_ROLE,
+    STRIP_ROLE,
     QuantizeOutcome,
     SourceInfo,
     add_or_update_layers,
     is_output,
     layer_data_tuples,
     quantize_source_iter,
+    select_outputs,
     source_info,
 )
 from ._qt.sweep_panel import Comparison, SweepPanel, compare_iter, keep_iter
@@ -70,6 +74,12 @@ TARGETS = [
     ("PSNR at least (dB)", "psnr"),
 ]
 TARGET_DEFAULTS = {"ciede2000": 2.3, "psnr": 30.0}
+OUTPUT_CHOICES = [
+    ("image + palette strip (labels hidden)", "image+strip"),
+    ("image only (labels hidden)", "image"),
+    ("labels + palette strip", "labels+strip"),
+    ("image, labels and strip, all shown", "all"),
+]
 BUTTON_TEXT = {
     "quantize": "Run",
     "sweep": "Compare k",
@@ -186,6 +196,21 @@ class QuantizeWidget(Container):
             label="",
             tooltip="Spread the colour error to neighbouring pixels; same palette.",
         )
+        self._outputs = ComboBox(
+            label="add layers",
+            choices=OUTPUT_CHOICES,
+            value="image+strip",
+            tooltip=(
+                "Which result layers go on the canvas. The labels layer is always "
+                "added (it looks exactly like the quantised image; selected, it "
+                "shows each pixel's palette colour on hover, and it is what saves "
+                "as an indexed PNG), hidden unless chosen here."
+            ),
+        )
+        self._remove_button = PushButton(
+            text="Remove results",
+            tooltip="Remove every result layer made from the layer in 'image layer'.",
+        )
         self._psnr_peak = LineEdit(
             label="PSNR peak",
             value="",
@@ -249,6 +274,7 @@ class QuantizeWidget(Container):
             ),
         )
         self._panel = SweepPanel(self._viewer, self._keep)
+        self._started = time.perf_counter()  # when the running job was started
         self._target_chosen = False  # set once the user picks an auto-k target
         self._setting_target = False
         self._table_key: tuple | None = None
@@ -267,6 +293,7 @@ class QuantizeWidget(Container):
                 self._fit_pixels,
                 self._seed,
                 self._dither,
+                self._outputs,
                 self._psnr_peak,
             ],
             labels=True,
@@ -295,13 +322,14 @@ class QuantizeWidget(Container):
         self._fit_pixels.visible = False
         self._seed.visible = False
         self._dither.visible = False
+        self._outputs.visible = False
         self._psnr_peak.visible = False
         self.extend(
             [
                 self._hint,
                 self._inputs,
                 Container(
-                    widgets=[self._run_button, self._save_button],
+                    widgets=[self._run_button, self._save_button, self._remove_button],
                     layout="horizontal",
                     labels=False,
                 ),
@@ -320,6 +348,7 @@ class QuantizeWidget(Container):
 
         self._run_button.changed.connect(self._on_button)
         self._save_button.changed.connect(self._on_save_button)
+        self._remove_button.changed.connect(lambda _=None: self.remove_results())
         self._compare_button.changed.connect(self._on_compare_button)
         self._auto_button.changed.connect(self._on_auto_button)
         self._target.changed.connect(self._on_target_changed)
@@ -618,6 +647,7 @@ class QuantizeWidget(Container):
             },
         )
         self._state["worker"] = worker
+        self._started = time.perf_counter()
         self._set_running(True, message)
         if not _engine_warm:
             self._start_hint_timer(worker, message)
@@ -681,29 +711,80 @@ class QuantizeWidget(Container):
             )
             self._status.value = f"{source.name!r} was removed: result discarded."
             return
-        tuples = layer_data_tuples(outcome, source)
+        tuples = select_outputs(layer_data_tuples(outcome, source), self._outputs.value)
         existing = {lay.name for lay in self._viewer.layers}
         layers = add_or_update_layers(self._viewer, tuples)
-        if layers[2].name not in existing:
+        labels = next(lay for lay in layers if lay.metadata["role"] == LABELS_ROLE)
+        if any(
+            _is_strip_meta(meta) and meta["name"] not in existing
+            for _, meta, _ in tuples
+        ):
             # a new palette strip sits beside the image: bring it into view
             self._viewer.reset_view()
-        # the Labels layer shows the palette colour under the cursor
-        self._viewer.layers.selection.active = layers[1]
+        # the Labels layer shows the palette colour under the cursor (even hidden)
+        self._viewer.layers.selection.active = labels
         if self._image.value is not layer and layer in self._image.choices:
             self._image.value = layer
         for note in outcome.notes:
             show_info(f"{source.name}: {note}")
-        self._current = (outcome, source, layers[0].name)
-        self._show_readout(outcome, layers[0].name, list(layers[1].features["hex"]))
+        name = labels.name.removesuffix(" labels")
+        self._current = (outcome, source, name)
+        self._show_readout(outcome, name, list(labels.features["hex"]))
         result = outcome.result
-        self._status.value = (
-            f"Done in {result.seconds:.2f} s: {result.n_colors} colours "
-            f"({result.n_distinct:,} distinct in the source)."
+        distinct = (
+            f" ({result.n_distinct:,} distinct in the source)"
+            if result.n_distinct > 0
+            else ""
         )
-        if layers[0].name in existing:
+        self._status.value = (
+            f"Done in {self._waited():.2f} s: {result.n_colors} colours{distinct}."
+        )
+        if labels.name in existing:
             self._status.value += (
-                f" Updated {layers[0].name!r} in place: same settings as before."
+                f" Updated {name!r} in place: same settings as before."
             )
+        self._scroll_to(self._readout)
+
+    def _waited(self) -> float:
+        """Seconds since the running job was started: what the user waited."""
+        return time.perf_counter() - self._started
+
+    def _scroll_to(self, box: Container) -> None:
+        """Bring the top of `box` (the newest readout) into view."""
+        from qtpy.QtCore import QTimer
+
+        # after the layout has placed the new content
+        QTimer.singleShot(0, lambda: self._ensure_visible(box))
+
+    def _ensure_visible(self, box: Container) -> None:
+        if not self._state["closed"]:
+            bar = self._scroll.verticalScrollBar()
+            bar.setValue(min(box.native.y(), bar.maximum()))
+
+    def remove_results(self, source_name: str | None = None) -> int:
+        """Remove every layer the plugin made from one source; return how many.
+
+        `source_name` defaults to the layer in the image-layer box. The source
+        itself is never touched.
+        """
+        if source_name is None:
+            layer = self._image.value
+            if layer is None:
+                return 0
+            source_name = layer.name
+        doomed = [
+            lay
+            for lay in self._viewer.layers
+            if is_output(lay) and lay.metadata.get("source") == source_name
+        ]
+        for lay in doomed:
+            self._viewer.layers.remove(lay)
+        if self._current is not None and self._current[1].name == source_name:
+            self._current = None
+            self._readout.visible = False
+        self._status.value = f"Removed {len(doomed)} result layers of {source_name!r}."
+        self._update_enabled()
+        return len(doomed)
 
     def _on_saved(self, saved: tuple[str, str, int]) -> None:
         path, format_name, n_bytes = saved
@@ -748,9 +829,10 @@ class QuantizeWidget(Container):
             preview=self._job == "sweep",
         )
         self._status.value = (
-            f"Compared {len(table)} values of k in {table.seconds:.1f} s; slide the "
+            f"Compared {len(table)} values of k in {self._waited():.1f} s; slide the "
             "k control or click a row to look at that k."
         )
+        self._scroll_to(self._panel)
         if self._job == "auto":
             ks = self._auto_ks
             self._then = lambda: self._pick_auto_k(comparison, ks)
@@ -934,6 +1016,7 @@ class QuantizeWidget(Container):
         self._fit_pixels.visible = bool(value)
         self._seed.visible = bool(value)
         self._dither.visible = bool(value)
+        self._outputs.visible = bool(value)
         self._psnr_peak.visible = bool(value)
 
     def _on_button(self, _value: Any = None) -> None:
@@ -976,6 +1059,8 @@ class QuantizeWidget(Container):
             self._fit_pixels,
             self._dither,
             self._psnr_peak,
+            self._outputs,
+            self._remove_button,
             self._sweep_ks,
             self._target,
             self._target_value,
@@ -1071,6 +1156,7 @@ class QuantizeWidget(Container):
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(self._results.native)
+        self._scroll = scroll
         scroll.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.native.layout().addWidget(scroll)
         # room for the swatch table and the figures without cramped wrapping
@@ -1218,6 +1304,10 @@ def _engine_cached() -> bool:
         return all(bool(k._cache._cache_file._load_index()) for k in kernels)
     except Exception:  # a hint only: never break a run over it
         return False
+
+
+def _is_strip_meta(meta: dict) -> bool:
+    return meta.get("metadata", {}).get("role") == STRIP_ROLE
 
 
 def _on_destroyed(state: dict, *_: Any) -> None:
