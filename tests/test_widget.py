@@ -336,7 +336,7 @@ def test_widget_defaults(make_widget):
     assert widget._fit_pixels.native.isHidden()
     # the seed only drives the sample of "fit palette on": it sits beside it
     assert widget._seed.native.isHidden()
-    inputs = list(widget._inputs)
+    inputs = list(widget._in.run_box)
     assert inputs.index(widget._seed) == inputs.index(widget._fit_pixels) + 1
     assert "fit palette on" in widget._seed.tooltip
     widget._show_advanced.value = True
@@ -771,7 +771,7 @@ def test_cancel_compare_k_leaves_the_widget_usable(
 def test_quick_first_run_of_a_session_does_not_say_it_compiles(
     make_widget, qtbot, wait_idle, small_rgb, monkeypatch
 ):
-    from napari_kmeans_quantize import _widget
+    from napari_kmeans_quantize._qt import jobs as _widget
 
     monkeypatch.setattr(_widget, "_engine_warm", False)
     monkeypatch.setattr(_widget, "FIRST_RUN_HINT_DELAY_MS", 300)
@@ -790,7 +790,7 @@ def test_quick_first_run_of_a_session_does_not_say_it_compiles(
 def test_slow_first_run_says_it_compiles_only_without_a_cache(
     cached, make_widget, qtbot, wait_idle, small_rgb, slow_engine, monkeypatch
 ):
-    from napari_kmeans_quantize import _widget
+    from napari_kmeans_quantize._qt import jobs as _widget
 
     monkeypatch.setattr(_widget, "_engine_warm", False)
     monkeypatch.setattr(_widget, "FIRST_RUN_HINT_DELAY_MS", 300)
@@ -816,7 +816,8 @@ def test_slow_first_run_says_it_compiles_only_without_a_cache(
 
 
 def test_engine_cache_check_runs():
-    from napari_kmeans_quantize import _widget, quantize
+    from napari_kmeans_quantize import quantize
+    from napari_kmeans_quantize._qt import jobs as _widget
 
     # Enough colours that the k-means kernels run (one colour returns early).
     colours = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
@@ -850,7 +851,7 @@ def test_psnr_peak_option_defaults(make_widget):
     peak = widget._psnr_peak
     assert peak.value == ""
     assert peak.native.isHidden()
-    inputs = list(widget._inputs)
+    inputs = list(widget._in.run_box)
     assert inputs.index(peak) > inputs.index(widget._seed)
     for words in ("65535", "4095", "12-bit", "automatic", "CIEDE2000"):
         assert words in peak.tooltip
