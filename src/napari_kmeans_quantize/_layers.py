@@ -711,10 +711,19 @@ def layer_data_tuples(
         features["value"] = result.palette[:, 0]
     features["count"] = result.counts
     features["share %"] = np.round(100.0 * result.counts / total, 2)
+    # A table already (napari makes one of a dict): built wherever this runs (the
+    # widget's worker), not on the main thread when the layer is made.
+    import pandas as pd
+
+    features = pd.DataFrame(features)
+    labels_colormap = DirectLabelColormap(color_dict=color_dict)
+    # napari compiles (numba) and caches its lookup on the first map: done here,
+    # in the widget's worker, not on the main thread at the first draw
+    labels_colormap.map(np.zeros(1, dtype=result.labels.dtype))
     labels_meta = {
         "name": labels_name,
         "multiscale": outcome.levels is not None,
-        "colormap": DirectLabelColormap(color_dict=color_dict),
+        "colormap": labels_colormap,
         "opacity": source.opacity,
         "blending": source.blending,
         "features": features,
