@@ -74,6 +74,15 @@ def slow_engine(monkeypatch):
     return slow_down(monkeypatch, "quantize_source_iter", 0.15)
 
 
+def drain(gen):
+    """Run a progress generator to its end; return its return value."""
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
+
+
 def slow_down(monkeypatch, name: str, delay: float, module=_widget) -> dict:
     """Make ``module.name`` (a progress generator) pause after every step.
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from napari.layers import Image, Labels, Layer
 
+from conftest import drain
 from napari_kmeans_quantize import apply_palette, quantize
 from napari_kmeans_quantize._layers import (
     layer_data_tuples,
@@ -21,11 +22,7 @@ from napari_kmeans_quantize.sweep import sweep
 
 
 def _drain(gen):
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
+    return drain(gen)
 
 
 def _layers_from(layer: Image, n_colors: int = 8, **kwargs) -> list[Layer]:

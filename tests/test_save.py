@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import drain
 from napari_kmeans_quantize._qt.save import (
     file_filter,
     format_for,
@@ -15,14 +16,6 @@ from napari_kmeans_quantize._qt.save import (
 )
 
 PALETTE = np.array([[0, 0, 0], [255, 128, 0], [10, 200, 30]], dtype=np.uint8)
-
-
-def _drain(gen):
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
 
 
 def test_one_plane_is_a_png_a_stack_a_tiff():
@@ -58,7 +51,7 @@ def test_unknown_extension_is_refused_with_the_known_ones():
 
 def test_save_iter_writes_and_reports_the_size(tmp_path):
     labels = np.array([[0, 1], [2, 1]], dtype=np.uint8)
-    path, name, n_bytes = _drain(save_iter(str(tmp_path / "q.png"), labels, PALETTE))
+    path, name, n_bytes = drain(save_iter(str(tmp_path / "q.png"), labels, PALETTE))
     assert path == str(tmp_path / "q.png")
     assert name == "indexed PNG" and n_bytes == (tmp_path / "q.png").stat().st_size
 

@@ -5,16 +5,9 @@ from __future__ import annotations
 import numpy as np
 from napari.layers import Image
 
+from conftest import drain
 from napari_kmeans_quantize._layers import source_info
 from napari_kmeans_quantize._qt.sweep_panel import compare_iter, table_tsv
-
-
-def _drain(gen):
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
 
 
 def _compare(widget, wait_idle, ks):
@@ -47,7 +40,7 @@ def test_copy_puts_every_row_with_headers_on_the_clipboard(
 def test_comparison_keeps_labels_not_images_and_rebuilds_them(small_rgb):
     from napari_kmeans_quantize import quantize
 
-    comparison = _drain(compare_iter(source_info(Image(small_rgb, rgb=True)), (2, 8)))
+    comparison = drain(compare_iter(source_info(Image(small_rgb, rgb=True)), (2, 8)))
     assert all(r.image is None for r in comparison.kept.values())
     n_pixels = small_rgb.shape[0] * small_rgb.shape[1]
     assert comparison.kept_bytes <= 2 * n_pixels + 2 * 8 * 3
