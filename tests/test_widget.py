@@ -1256,3 +1256,21 @@ def test_newest_readout_is_scrolled_into_view(
     assert bar.value() == min(top, bar.maximum()) and bar.value() > 0
     viewport = widget._scroll.viewport().rect()
     assert widget._readout.native.y() - bar.value() < viewport.height()
+
+
+def test_closing_the_viewer_stops_the_worker_within_a_second(
+    make_widget, qtbot, small_rgb, slow_engine
+):
+    viewer, widget = make_widget()
+    viewer.add_image(small_rgb, name="img", rgb=True)
+    slow_engine["delay"] = 0.2
+    worker = widget.run()
+    qtbot.waitUntil(lambda: slow_engine["yields"] >= 1, timeout=10_000)
+    finished = []
+    worker.finished.connect(lambda: finished.append(True))
+    viewer.close()
+    # the engine stops at its next step (one pause of 0.2 s away)
+    qtbot.waitUntil(lambda: bool(finished) or worker.abort_requested, timeout=1_000)
+    steps = slow_engine["yields"]
+    qtbot.wait(700)
+    assert slow_engine["yields"] <= steps + 1
