@@ -121,7 +121,8 @@ class SizeReport:
         With ``size_report(..., file_formats=True)``: the real bytes of every exact
         file format that holds the result (:func:`palette_io.file_sizes`: PNG-8 and
         lossless WebP for one image; APNG, GIF and palette TIFF for a stack),
-        smallest first. None when not asked for, or for lazy labels.
+        smallest first; empty when no format stores the palette's colours exactly
+        (e.g. floats). None when not asked for, or for lazy labels.
     """
 
     shape: tuple[int, ...]
@@ -208,6 +209,11 @@ class SizeReport:
         if self.file_bytes:
             sizes = ", ".join(f"{f} {n:,}" for f, n in self.file_bytes.items())
             lines.append(f"files      smallest {self.smallest_format} ({sizes} bytes)")
+        elif self.file_bytes is not None:
+            lines.append(
+                "files      no exact file: the palette's colours are not 8-bit "
+                "(or 16-bit for TIFF) values"
+            )
         if self.psnr is not None:
             ciede = "n/a" if self.ciede2000 is None else f"{self.ciede2000:.2f}"
             lines.append(f"quality    PSNR {self.psnr:.2f} dB, mean CIEDE2000 {ciede}")
@@ -431,7 +437,11 @@ def build_size_report(
     if file_formats and not lazy and colors:
         from ..palette_io import file_sizes
 
-        files = file_sizes(labels, palette).sizes
+        try:
+            files = file_sizes(labels, palette).sizes
+        except ValueError:
+            # colours no file stores exactly (floats outside [0, 1])
+            files = {}
     return SizeReport(
         shape=tuple(int(n) for n in labels.shape),
         n_pixels=n_pixels,
