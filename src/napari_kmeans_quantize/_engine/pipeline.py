@@ -436,6 +436,9 @@ def quantize_histogram_iter(
     ``seconds`` is left for the caller to set.
     """
     fit = yield from scaled(fit_palette(inputs, options), 0.0, 0.85)
+    # The points and pyramid are not needed for the assignment: where the caller
+    # keeps no reference (quantize), they are freed before its outputs are made.
+    del inputs
     yield 0.9
     result = yield from scaled(
         assign(
@@ -471,16 +474,20 @@ def memory_quantize_iter(
     check_one_entry(arr, options.n_colors)
     yield 0.0
     hist, _ = pixel_histogram(arr)
-    inputs = FitInputs(
-        hist.colors,
-        hist.counts,
-        sample_weights(hist, options.max_pixels, options.random_state),
-        arr.dtype,
-        options.color_space,
-    )
+    weights = sample_weights(hist, options.max_pixels, options.random_state)
     yield 0.1
     result = yield from scaled(
-        quantize_histogram_iter(arr, axis, hist, inputs, options), 0.1, 1.0
+        quantize_histogram_iter(
+            arr,
+            axis,
+            hist,
+            FitInputs(
+                hist.colors, hist.counts, weights, arr.dtype, options.color_space
+            ),
+            options,
+        ),
+        0.1,
+        1.0,
     )
     result = replace_result(result, seconds=time.perf_counter() - start)
     yield 1.0
