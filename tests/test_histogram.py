@@ -131,3 +131,16 @@ def test_dense_path_reads_the_keys_off_the_pixels(monkeypatch, dtype):
     np.testing.assert_array_equal(hist.inverse, inverse.ravel())
     halves = (np.arange(hist.n_colors) / 2).astype(np.float16)
     np.testing.assert_array_equal(hist.expand(halves), halves[inverse.ravel()])
+
+
+def test_colour_entries_of_per_pixel_labels(coffee):
+    _, hist = coffee
+    values = (np.arange(hist.n_colors) % 5).astype(np.uint8)
+    entries, consistent = hist.colour_entries(values[hist.inverse])
+    assert consistent
+    np.testing.assert_array_equal(entries, values)
+    # One pixel of a colour with another label than the colour's first pixel.
+    labels = values[hist.inverse].copy()
+    first, second = np.flatnonzero(hist.inverse == hist.inverse[0])[:2]
+    labels[second] = labels[first] + 1
+    assert not hist.colour_entries(labels)[1]

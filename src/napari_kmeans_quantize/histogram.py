@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
+from numba import njit
 
 from . import gather
 from ._engine import dense
@@ -158,6 +159,39 @@ class ColorHistogram:
             lut.dtype,
         )
 
+    def colour_entries(self, labels: np.ndarray) -> tuple[np.ndarray, bool]:
+        """The label of every distinct colour, from per-pixel `labels`.
+
+        Parameters
+        ----------
+        labels : (N,) ndarray of int
+            A label for every pixel.
+
+        Returns
+        -------
+        entries : (n,) ndarray of intp
+            The label of one pixel of every colour (of its first pixel).
+        consistent : bool
+            Whether every pixel has its colour's label (as without dithering);
+            when False, `entries` is incomplete.
+
+        Examples
+        --------
+        >>> px = np.array([[0, 0, 0], [255, 0, 0], [0, 0, 0]], dtype=np.uint8)
+        >>> entries, same = color_histogram(px).colour_entries(np.array([4, 2, 4]))
+        >>> entries.tolist(), same
+        ([4, 2], True)
+        """
+        labels = np.ascontiguousarray(labels).ravel()
+        if self._pixels is None:
+            return _first_labels(self.inverse, labels, self.n_colors)
+        # No per-pixel index is made: rows come from the keys' bitmap.
+        words, rank = dense.key_bitmap(self._distinct, self._n_keys)
+        pixels, bits, flip = dense.key_args(self._pixels, self._spec())
+        return dense.colour_entries(
+            pixels, bits, flip, words, rank, labels, self.n_colors
+        )
+
     def _spec(self) -> KeySpec:
         return KeySpec(self._pixels.dtype, self._pixels.shape[1])
 
@@ -225,3 +259,15 @@ def _histogram(pixels: np.ndarray) -> ColorHistogram:
         )
     colors = spec.colors(distinct)
     return ColorHistogram(colors, counts.astype(np.int64), inverse.ravel())
+
+
+@njit(nogil=True, cache=True)
+def _first_labels(inverse, labels, n_colors):  # pragma: no cover
+    lut = np.full(n_colors, -1, dtype=np.intp)
+    for i in range(len(inverse)):
+        c = inverse[i]
+        if lut[c] < 0:
+            lut[c] = labels[i]
+        elif lut[c] != labels[i]:
+            return lut, False
+    return lut, True

@@ -69,3 +69,35 @@ def lookup_pair(
         values[i] = v
         for j in range(table.shape[1]):
             rows[i, j] = table[v, j]
+
+
+@njit(nogil=True, cache=True)
+def key_bitmap(distinct, n_keys):  # pragma: no cover
+    """The bitmap of the distinct keys and the set bits before each of its words:
+    with them a key's row among the distinct keys is a population count."""
+    words = np.zeros((n_keys + 63) >> 6, dtype=np.uint64)
+    one = np.uint64(1)
+    for key in distinct:
+        k = np.uint64(key)
+        words[k >> np.uint64(6)] |= one << (k & np.uint64(63))
+    rank, _ = bitmap_rank(words, distinct[:0])
+    return words, rank
+
+
+@njit(nogil=True, cache=True)
+def colour_entries(
+    pixels, bits, flip, words, rank, labels, n_colors
+):  # pragma: no cover
+    """The label of every distinct colour, and whether all its pixels have that one
+    label (False as soon as one does not: a dithered result)."""
+    one = np.uint64(1)
+    lut = np.full(n_colors, -1, dtype=np.intp)
+    for i in range(pixels.shape[0]):
+        key = np.uint64(_key(pixels, i, bits, flip))
+        w = key >> np.uint64(6)
+        c = rank[w] + _popcount(words[w] & ((one << (key & np.uint64(63))) - one))
+        if lut[c] < 0:
+            lut[c] = labels[i]
+        elif lut[c] != labels[i]:
+            return lut, False
+    return lut, True
