@@ -112,3 +112,17 @@ def notifications(monkeypatch):
 
     monkeypatch.setattr(notification_manager, "dispatch", dispatch)
     return seen
+
+
+def _noisy_photo(h: int = 40, w: int = 56, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    img = np.stack([x * 255 / w, y * 255 / h, (x + y) * 127 / (h + w)], axis=-1)
+    return np.clip(img + rng.normal(0, 10, img.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def photo():
+    """Factory ``photo(h=40, w=56, seed=0)``: a photo-like uint8 RGB image (colour
+    ramps plus noise, so many distinct colours)."""
+    return _noisy_photo
