@@ -5,10 +5,16 @@ gigapixels) in a temporary folder, chunk by chunk in a child process (never the
 whole array in memory): scikit-image's astronaut, tiled 4 x 4 and upscaled
 bilinearly, plus Gaussian noise. Then, in this process, it quantises the array at
 k = 64 through ``quantize_iter`` (the dask path: exact histogram chunk by chunk,
-weighted k-means, lazy labels), writes the labels and the quantised image back to
-zarr in one ``dask.array.store``, and prints the time, the throughput in megapixels
-per second and the peak memory (resident set size of this process: the kernel's
+weighted k-means, lazy labels), writes the labels to a uint8 zarr with
+``dask.array.store``, and prints the time, the throughput in megapixels per second
+and the peak memory (resident set size of this process: the kernel's
 ``ru_maxrss`` and a 10 ms psutil sampler per phase).
+
+In the same run it times the floor: the I/O that a histogram-then-map method
+cannot avoid, with no quantisation (a dask pass reading every chunk, and one
+reading every chunk again and writing a uint8 zarr of the labels' shape), and
+prints ours / floor. ``--workers 1,2`` runs the same call and floor again on a
+``dask.distributed.LocalCluster`` of that many single-threaded worker processes.
 
 The result is checked bit for bit against the in-memory path: a full in-memory fit
 of a gigapixel is not feasible, so a crop (straddling chunk borders) is read into
@@ -20,6 +26,7 @@ counts, labels, image).
 Usage::
 
     python benchmarks/bench_gigapixel.py --size 4096          # quick try
+    python benchmarks/bench_gigapixel.py --size 12288 --chunk 2048 --workers 1,2
     python benchmarks/bench_gigapixel.py --md benchmarks/GIGAPIXEL.md
     python benchmarks/bench_gigapixel.py --methods auto,sparse  # compare histograms
 
@@ -611,17 +618,18 @@ labels equal: **{labels_ok}**, image equal: **{image_ok}**.
     text += """
 ## What runs
 
-1. Histogram: every 4096 x 4096 chunk is packed to 24-bit keys and sorted into
-   distinct colours and counts (numpy's SIMD sort: as fast as a bincount over
-   2**24 counters and half the memory per running task); batches of 4 chunks are
-   computed with `dask.compute` (one progress step each) and added into one fixed
-   2**24-entry int64 count array (128 MiB) on the caller's side
+1. Histogram: the pixels of every chunk are counted through a bitmap over the
+   2**24 keys of 8-bit RGB (4 MiB of bits and ranks per running task), each
+   pixel's key made as it is counted: no array of keys; batches of chunks are
+   computed with `dask.compute` (one progress step each) and added into one
+   fixed 2**24-entry int64 count array (128 MiB) on the caller's side
    (`histogram_method="auto"`, i.e. "dense" for 8-bit RGB). The histogram is
    exact.
 2. Fit: the in-memory weighted k-means on the distinct colours, in the in-memory
    histogram's order, hence the identical palette.
 3. Map: a 2**24-entry uint8 lookup table (16 MiB, one node of the dask graph)
-   gives each chunk's labels by one gather; the image is `palette[labels]`.
+   gives each chunk's labels, indexed by each pixel's key made on the fly; the
+   image is `palette[labels]`.
 
 Memory is bounded by the chunk size (a few chunks in flight), the fixed count
 array and, in the fit, about 250 bytes per distinct colour: a noisier image with
