@@ -12,9 +12,9 @@ memory, but the image is only ever touched one chunk at a time:
    whole first) is reduced to its distinct colours and their pixel counts, as packed
    integer keys. For 8-bit RGB and other small key spaces (at most 2**24 keys:
    8-bit RGB, 8- and 16-bit grey) a chunk with at least a sixteenth as many pixels
-   as possible colours (2**20 for 8-bit RGB) is counted through a bitmap over the key space, each pixel's key made as it is counted (no
-   array of keys), a smaller one by sorting. The chunk
-   results are computed in batches of a few chunks (one dask graph per batch, so
+   as possible colours (2**20 for 8-bit RGB) is counted through a bitmap over the
+   key space, each pixel's key made as it is counted (no array of keys), a smaller
+   one by sorting. The chunk results are computed in batches of a few chunks (one dask graph per batch, so
    the progress bar moves and the work can be cancelled between batches); inside a
    batch they are merged by a dask task, and the batch results are added into a
    fixed 2**24-entry count array (small key spaces) or merged into a sorted list of
