@@ -19,6 +19,7 @@ from functools import partial
 from typing import Any
 
 import numpy as np
+from numba import njit
 
 from ..histogram import color_histogram
 from . import dense
@@ -366,7 +367,7 @@ def _histogram_pass(
             )
         for keys, counts, _, samp, value_range in parts:
             if dense:
-                acc[keys] += counts  # keys are distinct within a part
+                _add_counts(acc, keys, counts)
             else:
                 run_keys, run_counts = _merge_sorted(
                     [run_keys, keys], [run_counts, counts]
@@ -383,6 +384,14 @@ def _histogram_pass(
     samp_all = None if sample is None else np.concatenate(sampled)
     value_range = _union_range(ranges)
     return _Histogram(spec, run_keys, run_counts, samp_all), value_range
+
+
+@njit(nogil=True, cache=True)
+def _add_counts(acc, keys, counts):  # pragma: no cover
+    # One pass: numpy's acc[keys] += counts gathers, adds and scatters in three,
+    # on the caller's thread while the workers wait for the next batch.
+    for i in range(len(keys)):
+        acc[keys[i]] += counts[i]
 
 
 def _union_range(ranges: Sequence[tuple | None]) -> tuple | None:
