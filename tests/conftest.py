@@ -74,8 +74,17 @@ def slow_engine(monkeypatch):
     return slow_down(monkeypatch, "quantize_source_iter", 0.15)
 
 
-def slow_down(monkeypatch, name: str, delay: float) -> dict:
-    """Make the widget's ``name`` (a progress generator) pause after every step.
+def drain(gen):
+    """Run a progress generator to its end; return its return value."""
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
+
+
+def slow_down(monkeypatch, name: str, delay: float, module=_widget) -> dict:
+    """Make ``module.name`` (a progress generator) pause after every step.
 
     Returns the counters: ``"yields"`` (steps computed) and ``"delay"`` (seconds,
     may be changed while the generator runs).
@@ -94,7 +103,7 @@ def slow_down(monkeypatch, name: str, delay: float) -> dict:
             time.sleep(calls["delay"])
             yield fraction
 
-    monkeypatch.setattr(_widget, name, slow_iter)
+    monkeypatch.setattr(module, name, slow_iter)
     return calls
 
 

@@ -365,10 +365,10 @@ def _add_data_range_option(p: argparse.ArgumentParser) -> None:
 
 
 def _data_range(text: str) -> float:
-    from .metrics import _checked_data_range
+    from .metrics import check_data_range
 
     try:
-        return _checked_data_range(float(text))
+        return check_data_range(float(text))
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"must be a finite number greater than 0, got {text!r}"
@@ -444,6 +444,7 @@ def _run_quantize(args: argparse.Namespace) -> int:
         image,
         source_bytes=args.image.stat().st_size,
         data_range=args.data_range,
+        file_formats=True,
     )
     print(f"{args.image} -> {written} ({fmt.name}, {os.path.getsize(written):,} bytes)")
     print(report.to_text())

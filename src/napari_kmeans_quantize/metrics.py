@@ -334,6 +334,7 @@ def size_report(
     source_bytes: int | None = None,
     *,
     data_range: float | None = None,
+    file_formats: bool = False,
 ) -> SizeReport:
     """Sizes and quality of a quantisation result, in one place.
 
@@ -367,6 +368,10 @@ def size_report(
         The peak value for PSNR and, for integer RGB(A) images, the value of full
         intensity for CIEDE2000 (finite, > 0); like scikit-image's
         ``peak_signal_noise_ratio``. Default: see above.
+    file_formats : bool, optional
+        Also encode the result in every exact file format that holds it and give
+        their bytes (``file_bytes``, ``smallest_format``); a lossless WebP of a
+        768 x 512 photo adds about 0.1 s. Default False.
 
     Returns
     -------
@@ -391,10 +396,13 @@ def size_report(
     (True, 1048960)
     >>> report.png_bytes < report.original_bytes / 4 and report.psnr > 20
     True
+    >>> files = size_report(quantize(image, 16), file_formats=True).file_bytes
+    >>> sorted(files)
+    ['png', 'webp']
     """
     data_range = checked_data_range(data_range)
     source_bytes = checked_source_bytes(source_bytes)
     ref = None
     if original is not None:
         ref = Reference(original, result.channel_axis, data_range=data_range)
-    return build_size_report(result, ref, source_bytes)
+    return build_size_report(result, ref, source_bytes, file_formats=file_formats)
