@@ -16,9 +16,11 @@ side only; it is printed too.
 
 Usage::
 
-    python benchmarks/bench_sweep.py [FOLDER] [--limit N] [--repeat R]
+    python benchmarks/bench_sweep.py [FOLDER] [--limit N] [--repeat R] [--large]
 
-FOLDER defaults to ``../shared/data/cq100`` beside the repository.
+FOLDER defaults to ``../shared/data/cq100`` beside the repository. ``--large``
+adds bench_peers.py's 12-megapixel photo (the astronaut upscaled to 4000 x 3000
+with noise) as the last row.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -64,10 +67,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--repeat", type=int, default=2, help="best of R timings (default 2)"
     )
+    parser.add_argument(
+        "--large", action="store_true", help="add the 12-megapixel photo"
+    )
+    parser.add_argument(
+        "--only-large", action="store_true", help="the 12-megapixel photo alone"
+    )
     args = parser.parse_args(argv)
-    paths = sorted(
-        p for p in args.folder.iterdir() if p.suffix.lower() in {".png", ".jpg"}
-    )[: args.limit]
+    paths = (
+        []
+        if args.only_large
+        else sorted(
+            p for p in args.folder.iterdir() if p.suffix.lower() in {".png", ".jpg"}
+        )[: args.limit]
+    )
+    tmp = None
+    if args.large or args.only_large:
+        from bench_peers import make_large_photo
+
+        tmp = tempfile.TemporaryDirectory()
+        large = Path(tmp.name) / "astronaut-12MP.npy"
+        make_large_photo(str(large))
+        paths.append(large)
     if not paths:
         raise SystemExit(f"no .png or .jpg images in {args.folder}")
 
@@ -78,7 +99,10 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---:|---:|---:|---:|---:|")
     ratios, ratios_report = [], []
     for path in paths:
-        image = np.asarray(Image.open(path).convert("RGB"))
+        if path.suffix == ".npy":
+            image = np.load(path)
+        else:
+            image = np.asarray(Image.open(path).convert("RGB"))
         t_q = _best_of(lambda image=image: quantize(image, 256), args.repeat)
         t_qr = _best_of(
             lambda image=image: size_report(quantize(image, 256), image), args.repeat
@@ -92,6 +116,8 @@ def main(argv: list[str] | None = None) -> None:
           f"{statistics.median(ratios_report):.2f} (like for like; target < 2); "
           f"sweep / quantize alone: {statistics.median(ratios):.2f}")  # fmt: skip
     print(f"load average after: {os.getloadavg()}")
+    if tmp is not None:
+        tmp.cleanup()
 
 
 if __name__ == "__main__":

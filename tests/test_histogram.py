@@ -112,3 +112,35 @@ def test_expand_pair_rejects_bad_values():
         hist.expand_pair(np.zeros(3, dtype=np.intp), np.zeros((1, 3)))
     with pytest.raises(IndexError, match=r"\[0, 1\)"):
         hist.expand_pair(np.array([0, 1]), np.zeros((1, 3)))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16])
+def test_dense_path_reads_the_keys_off_the_pixels(monkeypatch, dtype):
+    # Grey keys of every small dtype (signed ones offset to sort like values),
+    # counted and looked up with no key array.
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(info.min, info.max, (5000, 1), endpoint=True).astype(dtype)
+    monkeypatch.setattr(histogram, "_DENSE_MIN_PIXELS", 1)
+    hist = color_histogram(pixels)
+    colors, inverse, counts = np.unique(
+        pixels, axis=0, return_inverse=True, return_counts=True
+    )
+    np.testing.assert_array_equal(hist.colors, colors)
+    np.testing.assert_array_equal(hist.counts, counts)
+    np.testing.assert_array_equal(hist.inverse, inverse.ravel())
+    halves = (np.arange(hist.n_colors) / 2).astype(np.float16)
+    np.testing.assert_array_equal(hist.expand(halves), halves[inverse.ravel()])
+
+
+def test_colour_entries_of_per_pixel_labels(coffee):
+    _, hist = coffee
+    values = (np.arange(hist.n_colors) % 5).astype(np.uint8)
+    entries, consistent = hist.colour_entries(values[hist.inverse])
+    assert consistent
+    np.testing.assert_array_equal(entries, values)
+    # One pixel of a colour with another label than the colour's first pixel.
+    labels = values[hist.inverse].copy()
+    first, second = np.flatnonzero(hist.inverse == hist.inverse[0])[:2]
+    labels[second] = labels[first] + 1
+    assert not hist.colour_entries(labels)[1]

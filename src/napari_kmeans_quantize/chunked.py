@@ -11,9 +11,10 @@ memory, but the image is only ever touched one chunk at a time:
 1. **Exact colour histogram, chunk by chunk.** Every chunk (the channel axis is made
    whole first) is reduced to its distinct colours and their pixel counts, as packed
    integer keys. For 8-bit RGB and other small key spaces (at most 2**24 keys:
-   8-bit RGB, 8- and 16-bit grey) a chunk of 2**21 pixels or more is counted with
-   one ``np.bincount`` over the key space, a smaller one by sorting. The chunk
-   results are computed in batches of a few chunks (one dask graph per batch, so
+   8-bit RGB, 8- and 16-bit grey) a chunk with at least a sixteenth as many pixels
+   as possible colours (2**20 for 8-bit RGB) is counted through a bitmap over the
+   key space, each pixel's key made as it is counted (no array of keys), a smaller
+   one by sorting. The chunk results are computed in batches of a few chunks (one dask graph per batch, so
    the progress bar moves and the work can be cancelled between batches); inside a
    batch they are merged by a dask task, and the batch results are added into a
    fixed 2**24-entry count array (small key spaces) or merged into a sorted list of
@@ -29,7 +30,8 @@ memory, but the image is only ever touched one chunk at a time:
 3. **Lazy mapping.** Every distinct colour gets its label once (nearest palette
    colour, with the in-memory tie-break). Labels are then mapped block by block with
    ``map_blocks``: a gather from a lookup table over the key space (small key
-   spaces) or a ``searchsorted`` into the sorted distinct keys (others). The table is
+   spaces, indexed by each pixel's key made on the fly) or a ``searchsorted`` into
+   the sorted distinct keys (others). The table is
    one node of the graph (a ``dask.delayed`` value), so it is built once, shipped
    once per worker, and computing the labels never runs the histogram again. The
    quantised image is ``palette[labels]``, also lazy. Counts per palette entry come

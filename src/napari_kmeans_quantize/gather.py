@@ -19,7 +19,15 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from numba import njit
 
-__all__ = ["check_range", "each_slice", "one_core", "take", "take_pair", "workers"]
+__all__ = [
+    "check_range",
+    "each_slice",
+    "one_core",
+    "take",
+    "take_pair",
+    "take_pair_with",
+    "workers",
+]
 
 # Below this many lookups a thread costs more than it saves.
 _PARALLEL_MIN = 1 << 20
@@ -166,17 +174,63 @@ def take_pair(
         # The kernel does not check bounds: these two checks stand for it.
         check_range("lut values", lut, len(table))
         check_range("index values", index, len(lut))
+    return take_pair_with(
+        table,
+        len(index),
+        lambda rows_of, values, rows, lo, hi: _take_pair_kernel(
+            lut, rows_of, index, values, rows, lo, hi
+        ),
+        lut.dtype,
+    )
+
+
+def take_pair_with(
+    table: np.ndarray,
+    n: int,
+    fill: Callable[[np.ndarray, np.ndarray, np.ndarray, int, int], None],
+    values_dtype: np.dtype,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The outputs of a pair lookup of `n` rows, filled slice by slice on every core.
+
+    ``fill(table, values, rows, lo, hi)`` must set ``values[lo:hi]`` and the
+    rows of `table` they pick, ``rows[lo:hi]``, and release the GIL (a ``nogil``
+    numba kernel). It is given `table` as a bitwise copy when numba cannot take
+    its dtype (float16).
+
+    Parameters
+    ----------
+    table : (t, c) ndarray
+        The rows that the values pick.
+    n : int
+        Output rows.
+    fill : callable
+        Fills one slice of the outputs, as above.
+    values_dtype : numpy dtype
+        The dtype of the values.
+
+    Returns
+    -------
+    values : (n,) ndarray
+    rows : (n, c) ndarray
+        In `table`'s dtype.
+
+    Examples
+    --------
+    >>> def fill(table, values, rows, lo, hi):
+    ...     values[lo:hi] = 1
+    ...     rows[lo:hi] = table[1]
+    >>> v, rows = take_pair_with(np.array([[5, 6], [7, 8]]), 2, fill, np.uint8)
+    >>> v.tolist(), rows.tolist()
+    ([1, 1], [[7, 8], [7, 8]])
+    """
+    table = np.ascontiguousarray(table)
     dtype = table.dtype
     if dtype == np.float16:
         # numba has no float16; a bitwise copy of the rows is the same thing.
         table = table.view(np.uint16)
-    values = np.empty(len(index), dtype=lut.dtype)
-    rows = np.empty((len(index), table.shape[1]), dtype=table.dtype)
-    each_slice(
-        len(index),
-        lambda lo, hi: _take_pair_kernel(lut, table, index, values, rows, lo, hi),
-        _PARALLEL_MIN,
-    )
+    values = np.empty(n, dtype=values_dtype)
+    rows = np.empty((n, table.shape[1]), dtype=table.dtype)
+    each_slice(n, lambda lo, hi: fill(table, values, rows, lo, hi), _PARALLEL_MIN)
     return values, rows.view(dtype)
 
 
@@ -201,12 +255,15 @@ def _take_pair_kernel(lut, table, index, values, rows, lo, hi):  # pragma: no co
             rows[i, j] = table[v, j]
 
 
-def each_slice(n: int, work: Callable[[int, int], None], min_len: int) -> None:
+def each_slice(
+    n: int, work: Callable[[int, int], None], min_len: int | None = None
+) -> None:
     """Call ``work(lo, hi)`` on consecutive slices of ``range(n)``, one per core.
 
     `work` must release the GIL (a numpy call or a ``nogil`` numba kernel) and
     write only to its own slice; with fewer than `min_len` items it runs once, in
-    the calling thread. The first error raised by any slice is re-raised.
+    the calling thread (default: the size below which a lookup stays on one
+    core). The first error raised by any slice is re-raised.
 
     Examples
     --------
@@ -218,7 +275,7 @@ def each_slice(n: int, work: Callable[[int, int], None], min_len: int) -> None:
     [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
     """
     n_workers = _workers()
-    if n < min_len or n_workers == 1:
+    if n < (_PARALLEL_MIN if min_len is None else min_len) or n_workers == 1:
         work(0, n)
         return
     bounds = np.linspace(0, n, n_workers + 1).astype(np.intp)

@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
+from numba import njit
 
 from . import gather
+from ._engine import dense
 from ._engine.keys import KeySpec, bitmap_unique
 
 __all__ = ["ColorHistogram", "color_histogram"]
@@ -41,10 +43,11 @@ class ColorHistogram:
     colors: np.ndarray
     counts: np.ndarray
     _inverse: np.ndarray | None = field(default=None, repr=False)
-    # Big images with a small key space (8-bit RGB): the packed key of every pixel
-    # and of every distinct colour. Per-pixel lookups then go through a table over
-    # the key space, which stays in cache far better than an intp row index.
-    _keys: np.ndarray | None = field(default=None, repr=False)
+    # Big images with a small key space (8-bit RGB): the pixels themselves (never
+    # written) and the packed key of every distinct colour. Per-pixel lookups go
+    # through a table over the key space, indexed by each pixel's key made on the
+    # fly: no per-pixel index is kept (an intp one would be 8 bytes a pixel).
+    _pixels: np.ndarray | None = field(default=None, repr=False)
     _distinct: np.ndarray | None = field(default=None, repr=False)
     _n_keys: int = 0
 
@@ -84,7 +87,23 @@ class ColorHistogram:
                 f"values must have one row per distinct colour ({self.n_colors}), "
                 f"got {len(values)}."
             )
-        return gather.take(*self._lookup(values))
+        if self._pixels is None:
+            return gather.take(values, self.inverse)
+        table = self._table(values)
+        if (
+            table.ndim > 1
+            or table.dtype.kind not in "buif"
+            or table.dtype == np.float16
+        ):
+            # Rows, or a dtype numba lacks: through the keys (made here, dropped).
+            return gather.take(table, self._spec().keys(self._pixels))
+        pixels, bits, flip = dense.key_args(self._pixels, self._spec())
+        out = np.empty(len(pixels), dtype=table.dtype)
+        gather.each_slice(
+            len(out),
+            lambda lo, hi: dense.lookup(pixels, bits, flip, table, out, lo, hi),
+        )
+        return out
 
     def expand_pair(
         self, values: np.ndarray, table: np.ndarray
@@ -127,16 +146,60 @@ class ColorHistogram:
             )
         # The histogram's own index is in range: only the values need a check.
         gather.check_range("values", values, len(table))
-        lut, index = self._lookup(values)
-        return gather.take_pair(lut, table, index, check=False)
+        if self._pixels is None:
+            return gather.take_pair(values, table, self.inverse, check=False)
+        lut = self._table(np.ascontiguousarray(values))
+        pixels, bits, flip = dense.key_args(self._pixels, self._spec())
+        return gather.take_pair_with(
+            table,
+            len(pixels),
+            lambda rows_of, values_out, rows_out, lo, hi: dense.lookup_pair(
+                pixels, bits, flip, lut, rows_of, values_out, rows_out, lo, hi
+            ),
+            lut.dtype,
+        )
 
-    def _lookup(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """A table and an index into it whose lookup is ``values[inverse]``."""
-        if self._keys is None:
-            return values, self.inverse
+    def colour_entries(self, labels: np.ndarray) -> tuple[np.ndarray, bool]:
+        """The label of every distinct colour, from per-pixel `labels`.
+
+        Parameters
+        ----------
+        labels : (N,) ndarray of int
+            A label for every pixel.
+
+        Returns
+        -------
+        entries : (n,) ndarray of intp
+            The label of one pixel of every colour (of its first pixel).
+        consistent : bool
+            Whether every pixel has its colour's label (as without dithering);
+            when False, `entries` is incomplete.
+
+        Examples
+        --------
+        >>> px = np.array([[0, 0, 0], [255, 0, 0], [0, 0, 0]], dtype=np.uint8)
+        >>> entries, same = color_histogram(px).colour_entries(np.array([4, 2, 4]))
+        >>> entries.tolist(), same
+        ([4, 2], True)
+        """
+        labels = np.ascontiguousarray(labels).ravel()
+        if self._pixels is None:
+            return _first_labels(self.inverse, labels, self.n_colors)
+        # No per-pixel index is made: rows come from the keys' bitmap.
+        words, rank = dense.key_bitmap(self._distinct, self._n_keys)
+        pixels, bits, flip = dense.key_args(self._pixels, self._spec())
+        return dense.colour_entries(
+            pixels, bits, flip, words, rank, labels, self.n_colors
+        )
+
+    def _spec(self) -> KeySpec:
+        return KeySpec(self._pixels.dtype, self._pixels.shape[1])
+
+    def _table(self, values: np.ndarray) -> np.ndarray:
+        """`values` spread over the key space: the value of every key."""
         table = np.zeros((self._n_keys, *values.shape[1:]), dtype=values.dtype)
         table[self._distinct] = values
-        return table, self._keys
+        return table
 
 
 def color_histogram(pixels: np.ndarray) -> ColorHistogram:
@@ -175,13 +238,19 @@ def _histogram(pixels: np.ndarray) -> ColorHistogram:
     # One key per pixel (see KeySpec): packed integers that sort like the
     # colours, or for floats and wide integers the raw bytes (-0.0 made 0.0).
     spec = KeySpec(pixels.dtype, pixels.shape[1])
-    keys = spec.keys(pixels)
-    if spec.dense and len(keys) >= _DENSE_MIN_PIXELS:
-        distinct, _, counts = bitmap_unique(keys, spec.n_keys, False)
-        colors = spec.colors(distinct.astype(spec.key_dtype))
-        return ColorHistogram(
-            colors, counts, _keys=keys, _distinct=distinct, _n_keys=spec.n_keys
+    if spec.dense and len(pixels) >= _DENSE_MIN_PIXELS:
+        unsigned, bits, flip = dense.key_args(pixels, spec)
+        distinct, counts = dense.count_keys(
+            unsigned, bits, flip, spec.n_keys, np.empty(0, spec.key_dtype)
         )
+        return ColorHistogram(
+            spec.colors(distinct),
+            counts,
+            _pixels=pixels,
+            _distinct=distinct,
+            _n_keys=spec.n_keys,
+        )
+    keys = spec.keys(pixels)
     if spec.dense:
         distinct, inverse, counts = bitmap_unique(keys, spec.n_keys, True)
     else:
@@ -190,3 +259,15 @@ def _histogram(pixels: np.ndarray) -> ColorHistogram:
         )
     colors = spec.colors(distinct)
     return ColorHistogram(colors, counts.astype(np.int64), inverse.ravel())
+
+
+@njit(nogil=True, cache=True)
+def _first_labels(inverse, labels, n_colors):  # pragma: no cover
+    lut = np.full(n_colors, -1, dtype=np.intp)
+    for i in range(len(inverse)):
+        c = inverse[i]
+        if lut[c] < 0:
+            lut[c] = labels[i]
+        elif lut[c] != labels[i]:
+            return lut, False
+    return lut, True

@@ -19,8 +19,10 @@ from functools import partial
 from typing import Any
 
 import numpy as np
+from numba import njit
 
 from ..histogram import color_histogram
+from . import dense
 from .image import (
     as_channels_last,
     check_fit_space_range,
@@ -44,11 +46,10 @@ from .pipeline import (
 from .progress import scaled
 from .result import QuantizeResult
 
-# A chunk with at least this many pixels per possible colour is counted with a
-# bincount over the key space; others are sorted. Measured on 8-bit RGB pixels of
-# a noisy photo (2**24 keys): bincount 29 / 40 / 106 ms against sorting 44 / 210 /
-# 536 ms for 1 / 4 / 12 megapixels, even at 0.5 megapixels (25 against 23 ms).
-# The price is 128 MiB of counters per running task.
+# A chunk of a small key space with at least this many pixels per possible colour
+# is counted over the whole key space (a bitmap: 4 MiB of bits and ranks per
+# running task for 8-bit RGB); others are sorted. The threshold is that of the
+# bincount the bitmap replaced, which beat sorting down to 0.5 megapixels.
 _BINCOUNT_MIN_FILL = 1 / 16
 
 
@@ -217,16 +218,21 @@ def _block_histogram(
         empty = np.empty(0, dtype=spec.key_dtype)
         return empty, np.empty(0, dtype=np.int64), [bad], empty, None
     value_range = (pixels.min(), pixels.max()) if want_range else None
+    if spec.dense and spec.n_keys * _BINCOUNT_MIN_FILL <= len(pixels):
+        # A small key space (never RGBA, so no alpha to merge) counted through a
+        # bitmap, each key made as it is counted: no per-pixel key array.
+        distinct, counts = dense.count_keys(
+            *dense.key_args(pixels, spec), spec.n_keys, np.empty(0, spec.key_dtype)
+        )
+        sampled = (
+            spec.keys(pixels[sample])
+            if sample is not None
+            else np.empty(0, spec.key_dtype)
+        )
+        return distinct, counts, [0], sampled, value_range
     keys = spec.keys(merge_transparent(pixels, spec.alpha))
-    if spec.n_keys is not None and spec.n_keys * _BINCOUNT_MIN_FILL <= len(keys):
-        counts = np.bincount(keys, minlength=spec.n_keys)
-        # flatnonzero on a bool mask is several times faster than on int64 counts.
-        distinct = np.flatnonzero(counts != 0)
-        counts = counts[distinct].astype(np.int64)
-        distinct = distinct.astype(spec.key_dtype)
-    else:
-        distinct, counts = np.unique(keys, return_counts=True)
-        counts = counts.astype(np.int64)
+    distinct, counts = np.unique(keys, return_counts=True)
+    counts = counts.astype(np.int64)
     # (Not keys[:0]: an empty view would keep the whole keys array alive.)
     sampled = keys[sample] if sample is not None else np.empty(0, spec.key_dtype)
     return distinct, counts, [0], sampled, value_range
@@ -367,7 +373,7 @@ def _histogram_pass(
             )
         for keys, counts, _, samp, value_range in parts:
             if dense:
-                acc[keys] += counts  # keys are distinct within a part
+                _add_counts(acc, keys, counts)
             else:
                 run_keys, run_counts = _merge_sorted(
                     [run_keys, keys], [run_counts, counts]
@@ -384,6 +390,14 @@ def _histogram_pass(
     samp_all = None if sample is None else np.concatenate(sampled)
     value_range = _union_range(ranges)
     return _Histogram(spec, run_keys, run_counts, samp_all), value_range
+
+
+@njit(nogil=True, cache=True)
+def _add_counts(acc, keys, counts):  # pragma: no cover
+    # One pass: numpy's acc[keys] += counts gathers, adds and scatters in three,
+    # on the caller's thread while the workers wait for the next batch.
+    for i in range(len(keys)):
+        acc[keys[i]] += counts[i]
 
 
 def _union_range(ranges: Sequence[tuple | None]) -> tuple | None:
@@ -444,8 +458,12 @@ def _fit(hist: _Histogram, options: QuantizeOptions) -> Generator[float, None, _
 
 
 def _map_block_dense(block: np.ndarray, spec: KeySpec, table: np.ndarray) -> np.ndarray:
-    pixels = merge_transparent(_block_pixels(block), spec.alpha)
-    return table[spec.keys(pixels)].reshape(block.shape[:-1])
+    # Key and lookup in one pass per pixel, no per-pixel key array (a dense key
+    # space is never RGBA: no alpha to merge).
+    pixels, bits, flip = dense.key_args(_block_pixels(block), spec)
+    out = np.empty(len(pixels), dtype=table.dtype)
+    dense.lookup(pixels, bits, flip, table, out, 0, len(out))
+    return out.reshape(block.shape[:-1])
 
 
 def _map_block_sparse(

@@ -27,20 +27,8 @@ def bitmap_unique(keys, n_keys, with_inverse):  # pragma: no cover
     for i in range(len(keys)):
         key = np.uint64(keys[i])
         words[key >> np.uint64(6)] |= one << (key & np.uint64(63))
-    rank = np.empty(n_words, dtype=np.int64)
-    total = 0
-    for w in range(n_words):
-        rank[w] = total
-        total += _popcount(words[w])
-    distinct = np.empty(total, dtype=keys.dtype)
-    j = 0
-    for w in range(n_words):
-        b = words[w]
-        while b:
-            low = b & (~b + one)
-            distinct[j] = (w << 6) | _popcount(low - one)
-            j += 1
-            b ^= low
+    rank, distinct = bitmap_rank(words, keys[:0])
+    total = len(distinct)
     inverse = np.empty(len(keys) if with_inverse else 0, dtype=np.intp)
     counts = np.zeros(total, dtype=np.int64)
     for i in range(len(keys)):
@@ -52,6 +40,28 @@ def bitmap_unique(keys, n_keys, with_inverse):  # pragma: no cover
             inverse[i] = r
         counts[r] += 1
     return distinct, inverse, counts
+
+
+@njit(nogil=True, cache=True)
+def bitmap_rank(words, like):  # pragma: no cover
+    """The set bits before every 64-bit word of a bitmap, and the set keys in
+    ascending order (in the dtype of the array `like`)."""
+    one = np.uint64(1)
+    rank = np.empty(len(words), dtype=np.int64)
+    total = 0
+    for w in range(len(words)):
+        rank[w] = total
+        total += _popcount(words[w])
+    distinct = np.empty(total, dtype=like.dtype)
+    j = 0
+    for w in range(len(words)):
+        b = words[w]
+        while b:
+            low = b & (~b + one)
+            distinct[j] = (w << 6) | _popcount(low - one)
+            j += 1
+            b ^= low
+    return rank, distinct
 
 
 @njit(nogil=True, cache=True)

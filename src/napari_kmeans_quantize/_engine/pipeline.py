@@ -504,6 +504,10 @@ def quantize_histogram_iter(
     # Error diffusion is the longest step of a dithered run: give it the bar.
     split = 0.3 if options.dither else 0.9
     fit = yield from scaled(fit_palette(inputs, options), 0.0, split - 0.05)
+    # The points and pyramid are not needed for the assignment: where the caller
+    # keeps no reference (quantize), they are freed before its outputs are made.
+    scale, alpha = inputs.scale, inputs.alpha
+    del inputs
     yield split
     result = yield from scaled(
         assign(
@@ -515,7 +519,7 @@ def quantize_histogram_iter(
             options.n_colors,
             axis,
             guess=fit.guess,
-            scale=inputs.scale,
+            scale=scale,
         ),
         split,
         1.0,
@@ -525,8 +529,8 @@ def quantize_histogram_iter(
         inertia=fit.inertia,
         n_iter=fit.n_iter,
         converged=fit.converged,
-        channel_scale=inputs.scale,
-        alpha=inputs.alpha,
+        channel_scale=scale,
+        alpha=alpha,
     )
 
 
@@ -545,18 +549,26 @@ def memory_quantize_iter(
     check_one_entry(arr, options.n_colors, options.alpha)
     yield 0.0
     hist, _ = pixel_histogram(arr, options.alpha)
-    inputs = FitInputs(
-        hist.colors,
-        hist.counts,
-        sample_weights(hist, options.max_pixels, options.random_state),
-        arr.dtype,
-        options.color_space,
-        alpha=options.alpha,
-        standardize=options.standardize,
-    )
+    weights = sample_weights(hist, options.max_pixels, options.random_state)
     yield 0.1
     result = yield from scaled(
-        quantize_histogram_iter(arr, axis, hist, inputs, options), 0.1, 1.0
+        quantize_histogram_iter(
+            arr,
+            axis,
+            hist,
+            FitInputs(
+                hist.colors,
+                hist.counts,
+                weights,
+                arr.dtype,
+                options.color_space,
+                alpha=options.alpha,
+                standardize=options.standardize,
+            ),
+            options,
+        ),
+        0.1,
+        1.0,
     )
     result = replace_result(result, seconds=time.perf_counter() - start)
     yield 1.0

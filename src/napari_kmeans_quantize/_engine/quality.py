@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from numba import njit
 
 from .ciede2000 import _ciede2000_sum
 from .image import as_native, has_alpha
@@ -323,7 +322,7 @@ class Reference:
             )
         palette = np.asarray(result.palette).reshape(len(result.palette), -1)
         k = len(palette)
-        lut, one_entry = _colour_entries(hist.inverse, labels, hist.n_colors)
+        lut, one_entry = hist.colour_entries(labels)
         if one_entry:
             # Nearest-colour mapping: every distinct colour went to one entry.
             rows, entries, weights = None, lut, self.weights
@@ -360,20 +359,6 @@ class Reference:
 def _kernel_dtype(colors: np.ndarray) -> np.ndarray:
     """`colors` in a dtype the numba kernels take: numba has no float16."""
     return colors.astype(np.float32) if colors.dtype == np.float16 else colors
-
-
-@njit(nogil=True, cache=True)
-def _colour_entries(inverse, labels, n_colors):  # pragma: no cover
-    """The entry of every distinct colour, and whether all of a colour's pixels
-    have that one entry (False for a dithered result), in one pass."""
-    lut = np.full(n_colors, -1, dtype=np.intp)
-    for i in range(len(inverse)):
-        c = inverse[i]
-        if lut[c] < 0:
-            lut[c] = labels[i]
-        elif lut[c] != labels[i]:
-            return lut, False
-    return lut, True
 
 
 def to_lab(colors: np.ndarray, unit: float) -> np.ndarray:

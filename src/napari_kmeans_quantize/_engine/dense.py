@@ -1,0 +1,113 @@
+"""Passes over the pixels of a small key space that make each pixel's key as they go.
+
+For 8-bit RGB and 8- or 16-bit grey (``KeySpec.dense``: at most 2**24 keys) a
+pixel's key is a few shifts of its channels, cheaper to make again than to keep:
+an array of keys would be 4 bytes a pixel (48 MB for a 12-megapixel photo, more
+than the photo itself). So the counting and the per-pixel lookups read the pixels
+themselves. A dense key space never has an alpha channel to merge (RGBA needs 32
+bits).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .keys import KeySpec, _popcount, bitmap_rank
+
+
+def key_args(pixels: np.ndarray, spec: KeySpec) -> tuple[np.ndarray, int, int]:
+    """The (N, C) pixels as unsigned integers, the bits per channel and the bit
+    that makes signed values sort like their keys (as ``KeySpec.keys`` does)."""
+    unsigned = pixels.view(f"u{spec.dtype.itemsize}")
+    flip = 1 << (spec.bits - 1) if spec.dtype.kind == "i" else 0
+    return unsigned, spec.bits, flip
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _key(pixels, i, bits, flip):  # pragma: no cover
+    # RGB and grey written out: a loop of unknown length per pixel made the
+    # count 1.5x slower.
+    if pixels.shape[1] == 3:
+        return (
+            ((np.int64(pixels[i, 0]) ^ flip) << (2 * bits))
+            | ((np.int64(pixels[i, 1]) ^ flip) << bits)
+            | (np.int64(pixels[i, 2]) ^ flip)
+        )
+    if pixels.shape[1] == 1:
+        return np.int64(pixels[i, 0]) ^ flip
+    key = 0
+    for c in range(pixels.shape[1]):
+        key = (key << bits) | (np.int64(pixels[i, c]) ^ flip)
+    return key
+
+
+@njit(nogil=True, cache=True)
+def count_keys(pixels, bits, flip, n_keys, like):  # pragma: no cover
+    """The distinct keys of the pixels (ascending, in the dtype of `like`) and the
+    pixels of each: ``keys.bitmap_unique`` without a key array."""
+    words = np.zeros((n_keys + 63) >> 6, dtype=np.uint64)
+    one = np.uint64(1)
+    for i in range(pixels.shape[0]):
+        key = np.uint64(_key(pixels, i, bits, flip))
+        words[key >> np.uint64(6)] |= one << (key & np.uint64(63))
+    rank, distinct = bitmap_rank(words, like)
+    counts = np.zeros(len(distinct), dtype=np.int64)
+    for i in range(pixels.shape[0]):
+        key = np.uint64(_key(pixels, i, bits, flip))
+        w = key >> np.uint64(6)
+        counts[
+            rank[w] + _popcount(words[w] & ((one << (key & np.uint64(63))) - one))
+        ] += 1
+    return distinct, counts
+
+
+@njit(nogil=True, cache=True)
+def lookup(pixels, bits, flip, table, out, lo, hi):  # pragma: no cover
+    """``out[i] = table[key of pixel i]`` for i in [lo, hi)."""
+    for i in range(lo, hi):
+        out[i] = table[_key(pixels, i, bits, flip)]
+
+
+@njit(nogil=True, cache=True)
+def lookup_pair(
+    pixels, bits, flip, lut, table, values, rows, lo, hi
+):  # pragma: no cover
+    """``values[i] = lut[key]`` and ``rows[i] = table[values[i]]`` for i in [lo, hi)."""
+    for i in range(lo, hi):
+        v = lut[_key(pixels, i, bits, flip)]
+        values[i] = v
+        for j in range(table.shape[1]):
+            rows[i, j] = table[v, j]
+
+
+@njit(nogil=True, cache=True)
+def key_bitmap(distinct, n_keys):  # pragma: no cover
+    """The bitmap of the distinct keys and the set bits before each of its words:
+    with them a key's row among the distinct keys is a population count."""
+    words = np.zeros((n_keys + 63) >> 6, dtype=np.uint64)
+    one = np.uint64(1)
+    for key in distinct:
+        k = np.uint64(key)
+        words[k >> np.uint64(6)] |= one << (k & np.uint64(63))
+    rank, _ = bitmap_rank(words, distinct[:0])
+    return words, rank
+
+
+@njit(nogil=True, cache=True)
+def colour_entries(
+    pixels, bits, flip, words, rank, labels, n_colors
+):  # pragma: no cover
+    """The label of every distinct colour, and whether all its pixels have that one
+    label (False as soon as one does not: a dithered result)."""
+    one = np.uint64(1)
+    lut = np.full(n_colors, -1, dtype=np.intp)
+    for i in range(pixels.shape[0]):
+        key = np.uint64(_key(pixels, i, bits, flip))
+        w = key >> np.uint64(6)
+        c = rank[w] + _popcount(words[w] & ((one << (key & np.uint64(63))) - one))
+        if lut[c] < 0:
+            lut[c] = labels[i]
+        elif lut[c] != labels[i]:
+            return lut, False
+    return lut, True
