@@ -58,6 +58,7 @@ def quantize(
     max_pixels: int | None = None,
     max_iter: int = DEFAULT_MAX_ITER,
     tol: float = DEFAULT_TOL,
+    weights: np.ndarray | None = None,
 ) -> QuantizeResult:
     """Reduce an image to `n_colors` colours by k-means clustering of its pixels.
 
@@ -98,6 +99,12 @@ def quantize(
     tol : float, optional
         Stop when an iteration lowers the error by less than this fraction
         (finite, >= 0).
+    weights : ndarray or dask array, optional
+        An importance map: one finite weight >= 0 per pixel (the image's shape
+        without the channel axis). The fit minimises the weighted squared error
+        (each colour counts with the summed weight of its pixels); weight 0
+        leaves a pixel out of the fit, yet every pixel is mapped. A weight of 2
+        counts a pixel as if it were there twice. None: every pixel weighs 1.
 
     Returns
     -------
@@ -113,8 +120,10 @@ def quantize(
     ValueError
         If the image is empty, has an unsupported number of channels, holds NaN or
         infinity; if `n_colors`, `color_space`, `max_pixels`, `max_iter`, `tol` or
-        `random_state` are out of range; or if ``n_colors=1`` is asked of an RGBA
-        image with both fully transparent and visible pixels.
+        `random_state` are out of range; if ``n_colors=1`` is asked of an RGBA
+        image with both fully transparent and visible pixels; or if `weights`
+        do not have the image's spatial shape, hold NaN, infinity or negative
+        values, or are all zero (a TypeError if they are not numbers).
 
     See Also
     --------
@@ -145,6 +154,7 @@ def quantize_iter(
     max_pixels: int | None = None,
     max_iter: int = DEFAULT_MAX_ITER,
     tol: float = DEFAULT_TOL,
+    weights: np.ndarray | None = None,
 ) -> Generator[float, None, QuantizeResult]:
     """Generator form of :func:`quantize` for progress bars and cancellation.
 

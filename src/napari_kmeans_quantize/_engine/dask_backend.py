@@ -43,6 +43,7 @@ from .pipeline import (
 )
 from .progress import scaled
 from .result import QuantizeResult
+from .weights import checked_weights, dask_colour_weights
 
 # A chunk with at least this many pixels per possible colour is counted with a
 # bincount over the key space; others are sorted. Measured on 8-bit RGB pixels of
@@ -68,6 +69,13 @@ DITHER_MESSAGE = (
     "pixel's error to the pixels right of and below it, so every chunk would depend "
     "on all the chunks before it and the labels could be neither lazy nor parallel. "
     "Quantise without dithering, or pass np.asarray(image) if it fits in memory."
+)
+
+
+WEIGHTS_SAMPLE_MESSAGE = (
+    "weights cannot be combined with max_pixels for a dask image; the weights "
+    "already say which pixels the fit should count. Drop max_pixels, or set the "
+    "weights of the pixels to leave out to 0."
 )
 
 
@@ -101,6 +109,11 @@ def dask_quantize_iter(
     sample = None
     if options.max_pixels is not None and options.max_pixels < n_pixels:
         sample = pixel_sample(n_pixels, options.max_pixels, options.random_state)
+    weights = None
+    if options.weights is not None:
+        weights = checked_weights(options.weights, arr.shape[:-1])
+        if sample is not None:
+            raise ValueError(WEIGHTS_SAMPLE_MESSAGE)
     yield 0.0
 
     hist, value_range = yield from scaled(
@@ -120,6 +133,10 @@ def dask_quantize_iter(
         check_value_range(lo, hi, dtype)
         check_fit_space_range(
             np.array([[lo] * n_channels, [hi] * n_channels], dtype=dtype), color_space
+        )
+    if weights is not None:
+        hist.set_weights(
+            (yield from dask_colour_weights(arr, weights, spec, hist.keys))
         )
     fit = yield from scaled(_fit(hist, options), _HIST_END, _FIT_END)
     labels, image_out = _lazy_outputs(arr, axis, hist, fit, spec)
@@ -281,6 +298,11 @@ class _Histogram:
         if sampled is not None:
             rows = self.to_canon[np.searchsorted(keys, sampled)]
             self.weights = np.bincount(rows, minlength=len(keys)).astype(np.float64)
+
+    def set_weights(self, key_weights: np.ndarray) -> None:
+        """Fit weights given per key (ascending), e.g. summed pixel weights."""
+        self.weights = np.empty(len(self.keys), dtype=np.float64)
+        self.weights[self.to_canon] = key_weights
 
 
 def _parallelism() -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -48,6 +48,8 @@ class QuantizeOptions:
     max_pixels: int | None = None
     max_iter: int = DEFAULT_MAX_ITER
     tol: float = DEFAULT_TOL
+    # Arrays: checked against the image where it is known (weights.py).
+    weights: Any = field(default=None, compare=False)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> QuantizeOptions:

@@ -39,6 +39,7 @@ from .kmeans import KMeansFit, Pyramid, fit_iter
 from .options import QuantizeOptions, check_bool, check_option, label_dtype
 from .progress import scaled
 from .result import FewColorsWarning, QuantizeResult
+from .weights import checked_weights, colour_weights
 
 # Nearest-entry searches for more points than this use every core.
 _PARALLEL_QUERY = 1 << 14
@@ -97,16 +98,23 @@ def transparent_slot(colors: np.ndarray, k: int) -> int | None:
 
 
 def sample_weights(
-    hist: ColorHistogram, max_pixels: int | None, random_state: object
+    hist: ColorHistogram,
+    max_pixels: int | None,
+    random_state: object,
+    pixel_weights: np.ndarray | None = None,
 ) -> np.ndarray:
     """The fit weight of every distinct colour: its pixel count, or with
-    `max_pixels` its count among that many randomly chosen pixels."""
+    `max_pixels` its count among that many randomly chosen pixels; with
+    `pixel_weights` (checked, one per pixel) the sum of its pixels' weights."""
     weights = hist.counts.astype(np.float64)
     n_pixels = int(hist.counts.sum())
+    sample = None
     if max_pixels is not None and max_pixels < n_pixels:
         sample = pixel_sample(n_pixels, max_pixels, random_state)
         weights = np.bincount(hist.inverse[sample], minlength=hist.n_colors)
         weights = weights.astype(np.float64)
+    if pixel_weights is not None:
+        weights = colour_weights(hist.inverse, hist.n_colors, pixel_weights, sample)
     return weights
 
 
@@ -469,12 +477,15 @@ def memory_quantize_iter(
     start = time.perf_counter()
     arr, axis = checked_image(image, channel_axis, options.color_space)
     check_one_entry(arr, options.n_colors)
+    pixel_weights = None
+    if options.weights is not None:
+        pixel_weights = checked_weights(options.weights, arr.shape[:-1])
     yield 0.0
     hist, _ = pixel_histogram(arr)
     inputs = FitInputs(
         hist.colors,
         hist.counts,
-        sample_weights(hist, options.max_pixels, options.random_state),
+        sample_weights(hist, options.max_pixels, options.random_state, pixel_weights),
         arr.dtype,
         options.color_space,
     )
