@@ -59,6 +59,7 @@ def quantize(
     max_iter: int = DEFAULT_MAX_ITER,
     tol: float = DEFAULT_TOL,
     weights: np.ndarray | None = None,
+    fixed_colors: np.ndarray | None = None,
 ) -> QuantizeResult:
     """Reduce an image to `n_colors` colours by k-means clustering of its pixels.
 
@@ -105,6 +106,12 @@ def quantize(
         (each colour counts with the summed weight of its pixels); weight 0
         leaves a pixel out of the fit, yet every pixel is mapped. A weight of 2
         counts a pixel as if it were there twice. None: every pixel weighs 1.
+    fixed_colors : (m, C) array_like, optional
+        Locked colours, m <= `n_colors`, in the image's dtype and range (whole
+        numbers for integer images): the palette holds them bit for bit, even
+        if no pixel takes them. The fit moves only the other ``n_colors - m``
+        entries (weighted Lloyd with the locked ones pinned). With m equal to
+        `n_colors` the result is that of :func:`apply_palette`.
 
     Returns
     -------
@@ -123,7 +130,9 @@ def quantize(
         `random_state` are out of range; if ``n_colors=1`` is asked of an RGBA
         image with both fully transparent and visible pixels; or if `weights`
         do not have the image's spatial shape, hold NaN, infinity or negative
-        values, or are all zero (a TypeError if they are not numbers).
+        values, or are all zero (a TypeError if they are not numbers); or if
+        `fixed_colors` has the wrong shape, colours the image's dtype cannot
+        hold, duplicates or more than `n_colors` colours.
 
     See Also
     --------
@@ -155,6 +164,7 @@ def quantize_iter(
     max_iter: int = DEFAULT_MAX_ITER,
     tol: float = DEFAULT_TOL,
     weights: np.ndarray | None = None,
+    fixed_colors: np.ndarray | None = None,
 ) -> Generator[float, None, QuantizeResult]:
     """Generator form of :func:`quantize` for progress bars and cancellation.
 

@@ -34,6 +34,7 @@ from .keys import DENSE_MAX_KEYS, KeySpec
 from .options import QuantizeOptions, check_option, label_dtype
 from .pipeline import (
     FitInputs,
+    checked_arrays,
     color_labels,
     fit_palette,
     fit_points,
@@ -43,7 +44,7 @@ from .pipeline import (
 )
 from .progress import scaled
 from .result import QuantizeResult
-from .weights import checked_weights, dask_colour_weights
+from .weights import dask_colour_weights
 
 # A chunk with at least this many pixels per possible colour is counted with a
 # bincount over the key space; others are sorted. Measured on 8-bit RGB pixels of
@@ -109,11 +110,10 @@ def dask_quantize_iter(
     sample = None
     if options.max_pixels is not None and options.max_pixels < n_pixels:
         sample = pixel_sample(n_pixels, options.max_pixels, options.random_state)
-    weights = None
-    if options.weights is not None:
-        weights = checked_weights(options.weights, arr.shape[:-1])
-        if sample is not None:
-            raise ValueError(WEIGHTS_SAMPLE_MESSAGE)
+    options = checked_arrays(options, dtype, arr.shape)
+    weights = options.weights
+    if weights is not None and sample is not None:
+        raise ValueError(WEIGHTS_SAMPLE_MESSAGE)
     yield 0.0
 
     hist, value_range = yield from scaled(
@@ -433,7 +433,7 @@ def _fit(hist: _Histogram, options: QuantizeOptions) -> Generator[float, None, _
     nearest, counts = color_labels(
         hist.colors, hist.counts, dtype, fit.palette, options.color_space, fit.guess
     )
-    order, remap = order_by_share(counts)
+    order, remap = order_by_share(counts, fit.keep)
     colour_label = remap[nearest].astype(label_dtype(len(order)))[hist.to_canon]
     return _Fit(
         fit.palette[order],

@@ -50,6 +50,7 @@ class QuantizeOptions:
     tol: float = DEFAULT_TOL
     # Arrays: checked against the image where it is known (weights.py).
     weights: Any = field(default=None, compare=False)
+    fixed_colors: Any = field(default=None, compare=False)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> QuantizeOptions:

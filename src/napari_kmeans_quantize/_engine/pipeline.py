@@ -28,6 +28,7 @@ from scipy.spatial import cKDTree
 from .. import gather
 from ..colorspace import COLOR_SPACES, from_fit_space, to_fit_space
 from ..histogram import ColorHistogram, color_histogram
+from .fixed import checked_fixed_colors, pinned_lloyd
 from .image import (
     check_one_entry,
     checked_image,
@@ -188,13 +189,15 @@ class FitInputs:
 @dataclass(frozen=True, eq=False)
 class PaletteFit:
     """A fitted palette (in the input's dtype, not yet ordered) and how the fit
-    went; `guess` is what :func:`color_labels` may skip searching."""
+    went; `guess` is what :func:`color_labels` may skip searching, `keep` the
+    entries to keep even if no pixel takes them (locked colours)."""
 
     palette: np.ndarray
     guess: tuple[np.ndarray, np.ndarray] | None
     inertia: float = 0.0
     n_iter: int = 0
     converged: bool = True
+    keep: np.ndarray | None = None
 
 
 def fit_palette(
@@ -210,7 +213,9 @@ def fit_palette(
     transparent = transparent_slot(colors, k)
     fit_rows = inputs.rows(transparent)
     k_fit = k - (transparent is not None)
-    if len(fit_rows) <= k_fit or k_fit == 0:
+    if options.fixed_colors is not None:
+        out = yield from fit_fixed(inputs, options, transparent, k_fit)
+    elif len(fit_rows) <= k_fit or k_fit == 0:
         out = PaletteFit(colors[fit_rows], None)
         if inputs.n_colors < k:
             warnings.warn(
@@ -232,9 +237,58 @@ def fit_palette(
         out = PaletteFit(palette, guess, fit.inertia, fit.n_iter, fit.converged)
     if transparent is not None:
         palette = np.concatenate([out.palette, colors[transparent][None]])
-        out = PaletteFit(palette, None, out.inertia, out.n_iter, out.converged)
+        keep = None if out.keep is None else np.append(out.keep, False)
+        out = PaletteFit(palette, None, out.inertia, out.n_iter, out.converged, keep)
     yield 1.0
     return out
+
+
+def fit_fixed(
+    inputs: FitInputs, options: QuantizeOptions, transparent: int | None, k_fit: int
+) -> Generator[float, None, PaletteFit]:
+    """The palette with ``options.fixed_colors`` (checked) locked: they are kept
+    bit for bit and pinned in the Lloyd iterations that move the other entries.
+
+    The free centres start from the plain fit of ``k_fit - m`` entries.
+    """
+    fixed = options.fixed_colors
+    dtype, color_space = inputs.dtype, inputs.color_space
+    n_free = k_fit - len(fixed)
+    rows = inputs.rows(transparent)
+    others = rows[~_rows_in(inputs.colors[rows], fixed)]
+    inertia, n_iter, converged = 0.0, 0, True
+    if len(others) <= n_free or n_free == 0:
+        free = inputs.colors[others[:n_free]]
+    else:
+        pyramid = inputs.pyramid(transparent)
+        start = yield from scaled(
+            fit_iter(pyramid, n_free, max_iter=options.max_iter, tol=options.tol),
+            0.0,
+            0.5,
+        )
+        pinned = pinned_lloyd(
+            pyramid.points,
+            pyramid.weights,
+            fit_points(fixed, dtype, color_space),
+            start.centers,
+            max_iter=options.max_iter,
+            tol=options.tol,
+        )
+        free = from_unit(from_fit_space(pinned.free, color_space), dtype, color_space)
+        free = np.unique(free, axis=0)
+        free = free[~_rows_in(free, fixed)]
+        inertia, n_iter, converged = pinned.inertia, pinned.n_iter, pinned.converged
+    palette = np.concatenate([fixed, free])
+    keep = np.arange(len(palette)) < len(fixed)
+    return PaletteFit(palette, None, inertia, n_iter, converged, keep)
+
+
+def _rows_in(rows: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Which of `rows` equal a row of `table`."""
+    hit = np.zeros(len(rows), dtype=bool)
+    for row in table:
+        hit |= (rows == row).all(axis=1)
+    return hit
 
 
 def palette_of_fit(
@@ -350,11 +404,15 @@ def color_labels(
     return labels, np.rint(entry_counts).astype(np.int64)
 
 
-def order_by_share(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def order_by_share(
+    counts: np.ndarray, keep: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The palette order most frequent first (ties by index), unused entries
-    dropped, and the map from old to new entry (``remap[order] = arange``)."""
+    dropped unless `keep` says so, and the map from old to new entry
+    (``remap[order] = arange``)."""
     order = np.lexsort((np.arange(len(counts)), -counts))
-    order = order[counts[order] > 0]
+    used = counts[order] > 0
+    order = order[used if keep is None else used | keep[order]]
     remap = np.zeros(len(counts), dtype=np.intp)
     remap[order] = np.arange(len(order))
     return order, remap
@@ -371,11 +429,12 @@ def assign(
     *,
     keep_order: bool = False,
     guess: tuple[np.ndarray, np.ndarray] | None = None,
+    keep: np.ndarray | None = None,
 ) -> Generator[float, None, QuantizeResult]:
     """Map the pixels of a channels-last image to palette entries; the result.
 
     Yields 0.5 half-way. Without `keep_order` the palette comes out most
-    frequent first, unused entries dropped.
+    frequent first, unused entries dropped (except those in `keep`).
     """
     dtype = arr.dtype
     if dither:
@@ -395,7 +454,7 @@ def assign(
         )
     yield 0.5
     if not keep_order:
-        order, remap = order_by_share(counts)
+        order, remap = order_by_share(counts, keep)
         palette, counts, labels = palette[order], counts[order], remap[labels]
     labels = labels.astype(label_dtype(len(palette)))
     if dither:
@@ -455,6 +514,7 @@ def quantize_histogram_iter(
             options.n_colors,
             axis,
             guess=fit.guess,
+            keep=fit.keep,
         ),
         0.9,
         1.0,
@@ -462,6 +522,23 @@ def quantize_histogram_iter(
     return replace_result(
         result, inertia=fit.inertia, n_iter=fit.n_iter, converged=fit.converged
     )
+
+
+def checked_arrays(
+    options: QuantizeOptions, dtype: np.dtype, shape: tuple[int, ...]
+) -> QuantizeOptions:
+    """`options` with its arrays (weights, fixed colours) checked against a
+    channels-last image of `dtype` and `shape`."""
+    from dataclasses import replace
+
+    changes: dict[str, object] = {}
+    if options.weights is not None:
+        changes["weights"] = checked_weights(options.weights, shape[:-1])
+    if options.fixed_colors is not None:
+        changes["fixed_colors"] = checked_fixed_colors(
+            options.fixed_colors, dtype, shape[-1], options.n_colors
+        )
+    return replace(options, **changes) if changes else options
 
 
 def replace_result(result: QuantizeResult, **changes: object) -> QuantizeResult:
@@ -477,15 +554,13 @@ def memory_quantize_iter(
     start = time.perf_counter()
     arr, axis = checked_image(image, channel_axis, options.color_space)
     check_one_entry(arr, options.n_colors)
-    pixel_weights = None
-    if options.weights is not None:
-        pixel_weights = checked_weights(options.weights, arr.shape[:-1])
+    options = checked_arrays(options, arr.dtype, arr.shape)
     yield 0.0
     hist, _ = pixel_histogram(arr)
     inputs = FitInputs(
         hist.colors,
         hist.counts,
-        sample_weights(hist, options.max_pixels, options.random_state, pixel_weights),
+        sample_weights(hist, options.max_pixels, options.random_state, options.weights),
         arr.dtype,
         options.color_space,
     )
