@@ -70,10 +70,41 @@ def multiscale_iter(
     fitted = yield from scaled(
         fit_step(arrays[fit_level], options, channel_axis=channel_axis), 0.0, 0.5
     )
+    results = yield from scaled(
+        map_onto(
+            fitted,
+            arrays,
+            prepared,
+            options,
+            channel_axis=channel_axis,
+            lazy=lazy,
+            fitted_index=fit_level,
+        ),
+        0.5,
+        1.0,
+    )
+    yield 1.0
+    return results
+
+
+def map_onto(
+    fitted: QuantizeResult,
+    arrays: Sequence[Any],
+    prepared: Sequence[tuple[Any, int | None]],
+    options: QuantizeOptions,
+    *,
+    channel_axis: int | None,
+    lazy: bool,
+    fitted_index: int | None = None,
+) -> Generator[float, None, list[QuantizeResult]]:
+    """One result per array, mapped onto ``fitted.palette`` in its order (the
+    array at `fitted_index`, if any, is `fitted` itself); each holds its own
+    assignment and counts and the shared fit's details. `prepared` are the
+    arrays channels last with their axes; lazy: dask arrays, lazy results."""
     results = []
-    span = 0.5 / len(arrays)
+    span = 1.0 / len(arrays)
     for i, level in enumerate(arrays):
-        if i == fit_level:
+        if i == fitted_index:
             results.append(fitted)
         elif lazy:
             arr, axis = prepared[i]
@@ -81,7 +112,14 @@ def multiscale_iter(
                 arr, axis, fitted.palette, options.color_space
             )
             results.append(
-                replace(fitted, image=image, labels=labels, counts=counts, n_distinct=0)
+                replace(
+                    fitted,
+                    image=image,
+                    labels=labels,
+                    counts=counts,
+                    n_distinct=0,
+                    channel_axis=axis,
+                )
             )
         else:
             mapped = yield from scaled(
@@ -92,8 +130,8 @@ def multiscale_iter(
                     color_space=options.color_space,
                     dither=options.dither,
                 ),
-                0.5 + i * span,
-                0.5 + (i + 1) * span,
+                i * span,
+                (i + 1) * span,
             )
             # The shared fit's details, the level's own assignment and counts.
             results.append(
