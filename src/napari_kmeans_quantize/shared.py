@@ -14,6 +14,7 @@ import numpy as np
 
 from ._engine.options import (
     DEFAULT_COLOR_SPACE,
+    DEFAULT_INIT,
     DEFAULT_MAX_ITER,
     DEFAULT_RANDOM_STATE,
     DEFAULT_TOL,
@@ -39,6 +40,8 @@ def quantize_shared(
     tol: float = DEFAULT_TOL,
     weights: Sequence[Any] | None = None,
     fixed_colors: np.ndarray | None = None,
+    init: str = DEFAULT_INIT,
+    n_init: int = 1,
 ) -> list[QuantizeResult]:
     """Quantise several images with one palette fitted to all of them.
 
@@ -64,6 +67,8 @@ def quantize_shared(
         for weights of 1), as ``weights`` of ``quantize``.
     fixed_colors : (m, C) array_like, optional
         Locked colours, as for ``quantize``.
+    init, n_init
+        The seeding and its restarts, as for ``quantize``.
 
     Returns
     -------
@@ -105,6 +110,8 @@ def quantize_shared_iter(
     tol: float = DEFAULT_TOL,
     weights: Sequence[Any] | None = None,
     fixed_colors: np.ndarray | None = None,
+    init: str = DEFAULT_INIT,
+    n_init: int = 1,
 ) -> Generator[float, None, list[QuantizeResult]]:
     """Generator form of :func:`quantize_shared`, yielding progress fractions."""
     options = QuantizeOptions.from_params(locals())

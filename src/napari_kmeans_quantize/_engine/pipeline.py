@@ -36,9 +36,10 @@ from .image import (
     merge_transparent,
     one_entry_rgba,
 )
-from .kmeans import KMeansFit, Pyramid, fit_iter
+from .kmeans import KMeansFit, Pyramid
 from .options import QuantizeOptions, check_bool, check_option, label_dtype
 from .progress import scaled
+from .restarts import seeded_fit_iter
 from .result import FewColorsWarning, QuantizeResult
 from .weights import checked_weights, colour_weights
 
@@ -226,9 +227,7 @@ def fit_palette(
             )
     else:
         pyramid = inputs.pyramid(transparent)
-        fit = yield from fit_iter(
-            pyramid, k_fit, max_iter=options.max_iter, tol=options.tol
-        )
+        fit = yield from seeded_fit_iter(pyramid, k_fit, options)
         palette, guess = palette_of_fit(
             fit, pyramid.points, fit_rows, inputs.n_colors, dtype, color_space
         )
@@ -261,11 +260,7 @@ def fit_fixed(
         free = inputs.colors[others[:n_free]]
     else:
         pyramid = inputs.pyramid(transparent)
-        start = yield from scaled(
-            fit_iter(pyramid, n_free, max_iter=options.max_iter, tol=options.tol),
-            0.0,
-            0.5,
-        )
+        start = yield from scaled(seeded_fit_iter(pyramid, n_free, options), 0.0, 0.5)
         pinned = pinned_lloyd(
             pyramid.points,
             pyramid.weights,
