@@ -112,3 +112,17 @@ def test_dask_weights_with_max_pixels_are_refused(photo):
     image = da.from_array(photo, chunks=(64, 64, 3))
     with pytest.raises(ValueError, match="max_pixels"):
         quantize(image, 4, weights=np.ones(photo.shape[:2]), max_pixels=100)
+
+
+def test_size_report_gives_the_psnr_inside_the_mask(photo):
+    from napari_kmeans_quantize import psnr
+    from napari_kmeans_quantize.metrics import size_report
+
+    mask = np.zeros(photo.shape[:2], dtype=bool)
+    mask[30:90, 40:100] = True
+    result = quantize(photo, 16, weights=mask)
+    report = size_report(result, photo, weights=mask)
+    inside = psnr(photo[mask][:, None], result.image[mask][:, None])
+    assert report.psnr_weighted == pytest.approx(inside, rel=1e-12)
+    assert report.psnr == pytest.approx(psnr(photo, result.image), rel=1e-12)
+    assert size_report(result, photo).psnr_weighted is None

@@ -121,3 +121,36 @@ def dask_colour_weights(
         float(sum(p[0].sum() for p in parts)),
     )
     return np.sum([p[0] for p in parts], axis=0)
+
+
+def weighted_psnr(
+    original: Any,
+    quantized: Any,
+    weights: Any,
+    channel_axis: int | None,
+    peak: float,
+) -> float:
+    """PSNR of the weighted mean squared error: the quality inside the region
+    the weights mark (for a 0/1 mask, the PSNR of the masked pixels alone).
+
+    As for the plain PSNR, RGBA counts only the colour channels of the pixels
+    visible in the original; inf where no weighted pixel differs (or none is
+    visible).
+    """
+    orig = np.asarray(original)
+    quant = np.asarray(quantized)
+    if channel_axis is None:
+        orig, quant = orig[..., None], quant[..., None]
+    else:
+        orig = np.moveaxis(orig, channel_axis, -1)
+        quant = np.moveaxis(quant, channel_axis, -1)
+    w = checked_weights(weights, orig.shape[:-1])
+    w = np.asarray(w, dtype=np.float64)
+    if orig.shape[-1] == 4:
+        w = w * (orig[..., 3] != 0)
+        orig, quant = orig[..., :3], quant[..., :3]
+    diff = orig.astype(np.float64) - quant.astype(np.float64)
+    err = (diff * diff).mean(axis=-1)
+    total = float(w.sum())
+    mse = float((w * err).sum()) / total if total > 0 else 0.0
+    return np.inf if mse == 0 else float(10 * np.log10(peak * peak / mse))
