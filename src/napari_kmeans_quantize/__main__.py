@@ -6,7 +6,9 @@ Three subcommands, none of which needs a display or imports napari or Qt:
   quantise at k = 2, 4, ..., 256 and write the images, the indexed PNG files, the
   table (Markdown and CSV), a quality-vs-size plot and a contact sheet.
 * ``quantize IMAGE -k K``: quantise your own image and save the indexed file
-  (PNG, GIF or palette TIFF by the extension of ``--out``), with its size report.
+  (PNG, GIF or palette TIFF by the extension of ``--out``), with its size report;
+  ``--fixed-colors``, ``--weights`` and (for several images) ``--shared`` control
+  the palette.
 * ``sweep IMAGE``: the table for your own image (and, with ``--out``, every file
   ``demo`` writes).
 """
@@ -122,7 +124,13 @@ def _parser() -> argparse.ArgumentParser:
             "mean CIEDE2000."
         ),
     )
-    quant.add_argument("image", type=Path, metavar="IMAGE", help="input image file")
+    quant.add_argument(
+        "images",
+        type=Path,
+        nargs="+",
+        metavar="IMAGE",
+        help="input image file (several with --shared)",
+    )
     quant.add_argument(
         "-k",
         "--n-colors",
@@ -137,9 +145,30 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="FILE",
         help="output file; .png, .gif, .tif or .tiff (default: IMAGE-kK.png next "
-        "to the input)",
+        "to the input; not with several inputs, which always get that name)",
     )
     _add_quantize_options(quant)
+    quant.add_argument(
+        "--fixed-colors",
+        metavar="COLOURS",
+        help="colours the palette must hold exactly, as hex values separated by "
+        "commas, e.g. '#ffffff,#000000' (scaled for 16-bit and float images)",
+    )
+    quant.add_argument(
+        "--weights",
+        type=Path,
+        action="append",
+        metavar="FILE",
+        help="importance map: an image file of the input's size whose grey value "
+        "is each pixel's weight in the fit (0 = ignored in the fit, still mapped); "
+        "with --shared give one per input, in order",
+    )
+    quant.add_argument(
+        "--shared",
+        action="store_true",
+        help="quantise all IMAGEs with one palette fitted to all of them, writing "
+        "one output per input",
+    )
     quant.add_argument(
         "--dither",
         action="store_true",
@@ -317,16 +346,33 @@ def _run_sweep(args: argparse.Namespace) -> int:
 
 def _run_quantize(args: argparse.Namespace) -> int:
     from . import palette_io
+    from ._palette_control import colors_for_image, parse_hex_colors, weight_map
     from .metrics import size_report
     from .quantize import quantize
+    from .shared import quantize_shared
 
-    out = args.out
-    if out is None:
-        out = args.image.with_name(f"{args.image.stem}-k{args.k}.png")
-    fmt = _WRITERS.get(out.suffix.lower())
+    paths = args.images
+    if len(paths) > 1 and not args.shared:
+        raise ValueError(
+            f"{len(paths)} input images given; pass --shared to quantise them with "
+            "one palette, or run the command once per image."
+        )
+    if len(paths) > 1 and args.out is not None:
+        raise ValueError(
+            "--out names one file; with several inputs every output is named "
+            "IMAGE-kK.png next to its input."
+        )
+    n_weights = len(args.weights or ())
+    if n_weights not in (0, len(paths)):
+        raise ValueError(
+            f"--weights given {n_weights} time(s) for {len(paths)} input(s); give "
+            "one importance map per input, in order."
+        )
+    outs = [args.out or p.with_name(f"{p.stem}-k{args.k}.png") for p in paths]
+    fmt = _WRITERS.get(outs[0].suffix.lower())
     if fmt is None:
         raise ValueError(
-            f"cannot tell the format of {str(out)!r}: use a .png, .gif, .tif or "
+            f"cannot tell the format of {str(outs[0])!r}: use a .png, .gif, .tif or "
             ".tiff file name for --out."
         )
     if fmt != "TIFF" and args.k > palette_io.MAX_PNG_COLORS:
@@ -334,34 +380,65 @@ def _run_quantize(args: argparse.Namespace) -> int:
             f"{fmt} holds at most {palette_io.MAX_PNG_COLORS} colours, k = {args.k}; "
             "write a palette TIFF (--out FILE.tif) for more."
         )
-    image, channel_axis = _read_image(args.image)
-    result = quantize(
-        image,
-        args.k,
+    read = [_read_image(p) for p in paths]
+    images = [image for image, _ in read]
+    channel_axis = read[0][1]
+    if any(axis != channel_axis for _, axis in read):
+        raise ValueError(
+            "--shared needs images of one kind: all colour or all grey (convert "
+            "them to the same mode first)."
+        )
+    weights = [weight_map(*_read_image(w)) for w in args.weights or ()]
+    fixed = None
+    if args.fixed_colors is not None:
+        n_channels = 1 if channel_axis is None else images[0].shape[channel_axis]
+        fixed = colors_for_image(
+            parse_hex_colors(args.fixed_colors), images[0].dtype, n_channels
+        )
+    options = dict(
         channel_axis=channel_axis,
         color_space=args.color_space,
         dither=args.dither,
         random_state=args.seed,
         max_pixels=args.max_pixels,
+        fixed_colors=fixed,
     )
+    if args.shared:
+        results = quantize_shared(images, args.k, weights=weights or None, **options)
+    else:
+        results = [
+            quantize(
+                images[0], args.k, weights=weights[0] if weights else None, **options
+            )
+        ]
     writer = {
         "PNG": palette_io.write_indexed_png,
         "GIF": palette_io.write_indexed_gif,
         "TIFF": palette_io.write_palette_tiff,
     }[fmt]
-    written = writer(out, result.labels, result.palette)
-    _warn_if_dark(result.palette, fmt)
-    report = size_report(
-        result,
-        image,
-        source_bytes=args.image.stat().st_size,
-        data_range=args.data_range,
-    )
-    print(f"{args.image} -> {written} ({fmt}, {os.path.getsize(written):,} bytes)")
-    print(report.to_text())
-    print(f"time       {result.seconds:.2f} s ({result.color_space})")
+    for i, (path, out, image, result) in enumerate(
+        zip(paths, outs, images, results, strict=True)
+    ):
+        written = writer(out, result.labels, result.palette)
+        _warn_if_dark(result.palette, fmt)
+        report = size_report(
+            result,
+            image,
+            source_bytes=path.stat().st_size,
+            data_range=args.data_range,
+            weights=weights[i] if weights else None,
+        )
+        print(f"{path} -> {written} ({fmt}, {os.path.getsize(written):,} bytes)")
+        print(report.to_text())
+        if report.psnr_weighted is not None:
+            print(f"PSNR where the weights are: {report.psnr_weighted:.2f} dB")
+        print(f"time       {result.seconds:.2f} s ({result.color_space})")
+    if args.shared:
+        print(
+            f"one palette of {len(results[0].palette)} colours for {len(paths)} images"
+        )
     if args.rgb_out is not None:
-        rgb_written = _save_rgb(args.rgb_out, result.image, channel_axis)
+        rgb_written = _save_rgb(args.rgb_out, results[0].image, channel_axis)
         print(f"quantised image as an ordinary file: {rgb_written}")
     return 0
 

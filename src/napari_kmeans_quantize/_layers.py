@@ -229,6 +229,8 @@ def quantize_source_iter(
     dither: bool = False,
     max_pixels: int | None = None,
     data_range: float | None = None,
+    fixed_colors: np.ndarray | None = None,
+    weights: Any = None,
 ) -> Generator[float, None, QuantizeOutcome]:
     """Quantise a source snapshot, yielding progress fractions from 0 to 1.
 
@@ -250,7 +252,21 @@ def quantize_source_iter(
       then every level is mapped onto it, so the outputs are multiscale too.
       Counts, shares and figures refer to the finest level (to the fitted level
       for lazy data).
+    * `fixed_colors` and `weights` (a layer, e.g. a painted Labels layer, or an
+      array of the source's spatial shape) are those of ``quantize``; weights
+      need single-scale data in memory, locked colours data in memory.
     """
+    weights = weight_array(weights)
+    if (weights is not None and (source.multiscale or source.is_lazy)) or (
+        fixed_colors is not None and source.is_lazy
+    ):
+        what = "an importance layer" if weights is not None else "locked colours"
+        raise ValueError(
+            f"{what} needs {'single-scale ' if weights is not None else ''}image "
+            f"data in memory; {source.name!r} is "
+            f"{'lazy' if source.is_lazy else 'multiscale'}. Quantise it without, "
+            "or with napari_kmeans_quantize.quantize on a numpy array."
+        )
     params = {
         "n_colors": int(n_colors),
         "color_space": color_space,
@@ -258,6 +274,9 @@ def quantize_source_iter(
         "dither": bool(dither),
         "max_pixels": max_pixels,
         "data_range": _checked_data_range(data_range),
+        "fixed_colors": None
+        if fixed_colors is None
+        else np.asarray(fixed_colors).tolist(),
     }
     data_range = params["data_range"]
     notes: list[str] = []
@@ -300,11 +319,15 @@ def quantize_source_iter(
                 dither=dither,
                 random_state=random_state,
                 max_pixels=max_pixels,
+                fixed_colors=fixed_colors,
+                weights=weights,
             ),
             0.05,
             0.9,
         )
-        report = size_report(result, data, source.source_bytes, data_range=data_range)
+        report = size_report(
+            result, data, source.source_bytes, data_range=data_range, weights=weights
+        )
         yield 1.0
         return QuantizeOutcome(result, params, None, report, notes)
 
@@ -322,6 +345,7 @@ def quantize_source_iter(
             dither=False,
             random_state=random_state,
             max_pixels=max_pixels,
+            fixed_colors=fixed_colors,
         ),
         0.05,
         0.4,
@@ -377,6 +401,17 @@ def quantize_source_iter(
     report = size_report(result, originals0, source.source_bytes, data_range=data_range)
     yield 1.0
     return QuantizeOutcome(result, params, pyramid, report, notes)
+
+
+def weight_array(weights: Any) -> np.ndarray | None:
+    """An importance map from a layer (its data: a Labels layer's label values
+    or an Image layer's intensities) or an array; None stays None."""
+    if weights is None:
+        return None
+    data = getattr(weights, "data", weights)
+    if getattr(weights, "multiscale", False):
+        data = data[0]
+    return np.asarray(data)
 
 
 def _fit_level(source: SourceInfo) -> int:
@@ -820,6 +855,8 @@ def quantize_layer(
     dither: bool = False,
     max_pixels: int | None = None,
     data_range: float | None = None,
+    fixed_colors: np.ndarray | None = None,
+    weights: Any = None,
 ) -> list[Layer]:
     """Quantise an Image layer and add the image, labels and palette layers.
 
@@ -871,6 +908,14 @@ def quantize_layer(
         :func:`~napari_kmeans_quantize.metrics.psnr`). Give 4095 for 12-bit
         camera data stored as uint16. It changes the figures only, never the
         palette.
+    fixed_colors : (m, C) array_like, optional
+        Locked colours the palette holds exactly (see
+        :func:`~napari_kmeans_quantize.quantize`); data in memory only.
+    weights : napari layer or array_like, optional
+        Importance map: a Labels layer (label value = weight; paint 0/1 masks and
+        re-run), an Image layer or an array of the source's spatial shape. The
+        size report then also gives the PSNR inside the weighted region.
+        Single-scale data in memory only.
 
     Returns
     -------
@@ -881,7 +926,8 @@ def quantize_layer(
     ------
     ValueError
         If `data_range` is not None or a finite number above 0 (checked before
-        any work is done).
+        any work is done), or for bad `fixed_colors` or `weights` (as
+        ``quantize``), or those with data they do not support.
 
     Examples
     --------
@@ -903,6 +949,8 @@ def quantize_layer(
         dither=dither,
         max_pixels=max_pixels,
         data_range=data_range,
+        fixed_colors=fixed_colors,
+        weights=weights,
     )
     while True:
         try:
