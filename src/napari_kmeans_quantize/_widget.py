@@ -154,6 +154,25 @@ class QuantizeWidget(Container):
                 "on it then)."
             ),
         )
+        self._locked = LineEdit(
+            label="locked colours",
+            value="",
+            tooltip=(
+                "Colours the palette must hold exactly, as hex values separated by "
+                "commas (e.g. #ffffff, #000000); click a palette swatch below to add "
+                "its colour. k-means moves only the other entries."
+            ),
+        )
+        self._importance = ComboBox(
+            label="importance",
+            choices=self._importance_choices,
+            value=None,
+            tooltip=(
+                "A Labels or Image layer of the image's shape whose values weigh "
+                "each pixel in the fit (label value = weight; 0 = ignored in the "
+                "fit, still mapped). Paint a Labels layer and press Run again."
+            ),
+        )
         self._show_advanced = CheckBox(text="advanced options", value=False, label="")
         self._fit_pixels = ComboBox(
             label="fit palette on",
@@ -242,6 +261,8 @@ class QuantizeWidget(Container):
                 self._image,
                 self._n_colors,
                 self._color_space,
+                self._locked,
+                self._importance,
                 self._show_advanced,
                 self._fit_pixels,
                 self._seed,
@@ -304,6 +325,7 @@ class QuantizeWidget(Container):
         self._auto_button.changed.connect(self._on_auto_button)
         self._target.changed.connect(self._on_target_changed)
         self._sweep_table.native.cellClicked.connect(self._on_sweep_row_clicked)
+        self._swatches.native.cellClicked.connect(self._on_swatch_clicked)
         self._show_advanced.changed.connect(self._on_show_advanced)
         # (the native signal: magicgui emits no `changed` for the None choice)
         self._fit_pixels.native.currentIndexChanged.connect(self._update_enabled)
@@ -351,7 +373,14 @@ class QuantizeWidget(Container):
         source = self._prepare()
         if source is None:
             return None
-        kwargs = {**self._run_kwargs(source), "max_pixels": self._fit_pixels.value}
+        control = self._palette_control(source)
+        if control is None:
+            return None
+        kwargs = {
+            **self._run_kwargs(source),
+            "max_pixels": self._fit_pixels.value,
+            **control,
+        }
         k = int(self._n_colors.value)
         return self._start(
             "quantize",
@@ -465,6 +494,52 @@ class QuantizeWidget(Container):
         except (TypeError, ValueError) as exc:
             show_error(str(exc))
             return None
+
+    def _palette_control(self, source: SourceInfo) -> dict[str, Any] | None:
+        """The locked colours and importance map of a run (a snapshot of the
+        layer's data as it is now), or None with a notification if bad."""
+        from napari.utils.notifications import show_error
+
+        from ._layers import weight_array
+        from ._palette_control import colors_for_image, parse_hex_colors
+
+        control: dict[str, Any] = {"fixed_colors": None, "weights": None}
+        text = self._locked.value.strip()
+        try:
+            if text:
+                data = source.levels[0]
+                axis = source.channel_axis
+                n_channels = 1 if axis is None else data.shape[axis]
+                dtype = data.dtype
+                control["fixed_colors"] = colors_for_image(
+                    parse_hex_colors(text), dtype, n_channels
+                )
+            layer = self._importance.value
+            if layer is not None and layer in self._viewer.layers:
+                control["weights"] = weight_array(layer).copy()
+        except ValueError as exc:
+            show_error(f"'locked colours': {exc}")
+            return None
+        return control
+
+    def _importance_choices(self, _widget: Any = None) -> list[tuple[str, Any]]:
+        from napari.layers import Image, Labels
+
+        return [("none", None)] + [
+            (layer.name, layer)
+            for layer in self._viewer.layers
+            if isinstance(layer, Labels) or (isinstance(layer, Image) and not layer.rgb)
+        ]
+
+    def _on_swatch_clicked(self, row: int, _column: int = 0) -> None:
+        """Add the clicked palette colour to the locked colours."""
+        item = self._swatches.native.item(row, 1)
+        if item is None:
+            return
+        hex_color = item.text()[:7]
+        current = [c.strip() for c in self._locked.value.split(",") if c.strip()]
+        if hex_color.lower() not in (c.lower() for c in current):
+            self._locked.value = ", ".join([*current, hex_color])
 
     def _run_kwargs(self, source: SourceInfo) -> dict[str, Any]:
         return {
@@ -1129,6 +1204,15 @@ def _figures_html(
         ("PSNR", psnr_text),
         ("mean CIEDE2000", ciede_text),
     ]
+    if report.psnr_weighted is not None:
+        rows.insert(
+            4,
+            (
+                "PSNR where weighted",
+                f"{report.psnr_weighted:.2f} dB &nbsp;<small>(inside the importance "
+                "layer's weights)</small>",
+            ),
+        )
     body = "".join(
         f"<tr><td valign='top'><b>{html.escape(name)}</b>&nbsp;&nbsp;</td>"
         f"<td>{value}</td></tr>"
