@@ -6,8 +6,10 @@ Run from the repository root on a machine with a display (or under Xvfb)::
 
 It writes ``docs/widget.png`` (a run on the astronaut sample at k = 8: the three new
 layers and the palette readout) and ``docs/sweep.png`` (Compare k over k = 2..256:
-the quality-against-size plot and the table). Nothing is mocked: the widget is
-docked through the plugin's manifest and its buttons do the work.
+the quality-against-size plot and the table) and ``docs/palette-control.png`` (the
+paint-and-rerun loop: the face painted into a Labels layer chosen as importance, white
+locked, and the run again). Nothing is mocked: the widget is docked through the
+plugin's manifest and its buttons do the work.
 """
 
 from __future__ import annotations
@@ -64,6 +66,28 @@ def main() -> None:
     widget.compare()
     _wait(widget)
     _save(viewer, "sweep.png")
+
+    # Paint the face into a Labels layer (as a brush would), make it the
+    # importance map, lock white, and run again.
+    import numpy as np
+
+    shape = viewer.layers["astronaut"].data.shape[:2]
+    y, x = np.ogrid[: shape[0], : shape[1]]
+    face = ((y - 122) / 56) ** 2 + ((x - 222) / 44) ** 2 <= 1
+    paint = viewer.add_labels(np.zeros(shape, dtype=np.uint8), name="importance")
+    paint.data[face] = 1
+    paint.refresh()
+    paint.opacity = 0.9
+    paint.contour = 3  # the painted region outlined over the result
+    paint.mode = "paint"
+    widget._image.value = viewer.layers["astronaut"]
+    widget._importance.value = paint
+    widget._locked.value = "#ffffff"
+    widget.run()
+    _wait(widget)
+    viewer.layers.move(viewer.layers.index(paint), len(viewer.layers))
+    viewer.layers.selection.active = paint
+    _save(viewer, "palette-control.png")
     viewer.close()
 
 
