@@ -4,11 +4,15 @@ Run from the repository root on a machine with a display (or under Xvfb)::
 
     xvfb-run -a -s "-screen 0 1600x1000x24" python docs/make_screenshots.py
 
-It writes ``docs/widget.png`` (a run on the astronaut sample at k = 8: the three new
-layers and the palette readout) and ``docs/sweep.png`` (Compare k over k = 2..256:
-the quality-against-size plot and the table) and ``docs/palette-control.png`` (the
-paint-and-rerun loop: the face painted into a Labels layer chosen as importance, white
-locked, and the run again). Nothing is mocked: the widget is docked through the
+It writes ``docs/widget.png`` (a run on the astronaut sample at k = 8: the new
+layers and the palette readout), ``docs/sweep.png`` (Compare k over k = 2..256,
+browsed to k = 16: the preview layer, the plot and the table),
+``docs/microscopy.png`` (two additive channels unmixed from scikit-image's
+immunohistochemistry sample, one quantised at k = 6: the result keeps its
+channel's colormap and blending) and ``docs/volume.png`` (a generated volume
+quantised at k = 8, in 3D) and ``docs/palette-control.png`` (the paint-and-rerun
+loop: the face painted into a Labels layer chosen as importance, white locked, and
+the run again). Nothing is mocked: the widget is docked through the
 plugin's manifest and its buttons do the work.
 """
 
@@ -48,38 +52,98 @@ def _save(viewer: napari.Viewer, name: str) -> None:
     print(f"wrote {DOCS / name} ({shot.shape[1]} x {shot.shape[0]})")
 
 
-def main() -> None:
+def _viewer_with_widget():
     viewer = napari.Viewer(show=True)
     viewer.window._qt_window.resize(*SIZE)
-    viewer.add_image(data.astronaut(), name="astronaut")
     _, widget = viewer.window.add_plugin_dock_widget(
         "napari-kmeans-quantize", "K-means Quantise"
     )
+    return viewer, widget
 
+
+def photo() -> None:
+    viewer, widget = _viewer_with_widget()
+    viewer.add_image(data.astronaut(), name="astronaut")
     widget._n_colors.value = 8
     widget.run()
     _wait(widget)
-    viewer.layers.selection.active = viewer.layers["astronaut (k=8) labels"]
+    viewer.layers.selection.active = viewer.layers["astronaut k=8 labels"]
     viewer.reset_view()
     _save(viewer, "widget.png")
 
     widget.compare()
     _wait(widget)
+    widget._panel.browse(16)
+    _wait(widget)
     _save(viewer, "sweep.png")
+    viewer.close()
 
-    # Paint the face into a Labels layer (as a brush would), make it the
-    # importance map, lock white, and run again.
+
+def microscopy() -> None:
+    import numpy as np
+    from skimage.color import rgb2hed
+    from skimage.exposure import rescale_intensity
+
+    hed = rgb2hed(data.immunohistochemistry())
+    channels = [
+        rescale_intensity(hed[..., i], out_range=(0, 255)).astype(np.uint8)
+        for i in (0, 2)
+    ]
+    viewer, widget = _viewer_with_widget()
+    viewer.add_image(channels[1], name="DAB", colormap="magenta", blending="additive")
+    nuclei = viewer.add_image(
+        channels[0], name="nuclei", colormap="green", blending="additive"
+    )
+    widget._image.value = nuclei
+    widget._n_colors.value = 6
+    widget.run()
+    _wait(widget)
+    nuclei.visible = False
+    viewer.reset_view()
+    _save(viewer, "microscopy.png")
+    viewer.close()
+
+
+def volume() -> None:
+    import numpy as np
+    from scipy import ndimage
+
+    blobs = data.binary_blobs(
+        64, blob_size_fraction=0.15, n_dim=3, volume_fraction=0.04, rng=1
+    )
+    vol = ndimage.gaussian_filter(blobs.astype(float), 2)
+    vol = (255 * vol / vol.max()).astype(np.uint8)
+    viewer, widget = _viewer_with_widget()
+    source = viewer.add_image(vol, name="volume", colormap="inferno", rendering="mip")
+    widget._n_colors.value = 8
+    widget.run()
+    _wait(widget)
+    source.visible = False
+    viewer.dims.ndisplay = 3
+    viewer.reset_view()
+    viewer.camera.angles = (15, 35, 140)
+    _wait(widget)
+    _save(viewer, "volume.png")
+    viewer.close()
+
+
+def palette_control() -> None:
     import numpy as np
 
-    shape = viewer.layers["astronaut"].data.shape[:2]
-    y, x = np.ogrid[: shape[0], : shape[1]]
+    viewer, widget = _viewer_with_widget()
+    viewer.add_image(data.astronaut(), name="astronaut")
+    widget._n_colors.value = 8
+    widget.run()
+    _wait(widget)
+    # Paint the face into a Labels layer (as a brush would), make it the
+    # importance map, lock white, and run again.
+    y, x = np.ogrid[:512, :512]
     face = ((y - 122) / 56) ** 2 + ((x - 222) / 44) ** 2 <= 1
-    paint = viewer.add_labels(np.zeros(shape, dtype=np.uint8), name="importance")
+    paint = viewer.add_labels(np.zeros((512, 512), dtype=np.uint8), name="importance")
     paint.data[face] = 1
     paint.refresh()
     paint.opacity = 0.9
     paint.contour = 3  # the painted region outlined over the result
-    paint.mode = "paint"
     widget._image.value = viewer.layers["astronaut"]
     widget._importance.value = paint
     widget._locked.value = "#ffffff"
@@ -87,8 +151,17 @@ def main() -> None:
     _wait(widget)
     viewer.layers.move(viewer.layers.index(paint), len(viewer.layers))
     viewer.layers.selection.active = paint
+    paint.mode = "paint"
+    viewer.reset_view()
     _save(viewer, "palette-control.png")
     viewer.close()
+
+
+def main() -> None:
+    photo()
+    microscopy()
+    volume()
+    palette_control()
 
 
 if __name__ == "__main__":

@@ -74,8 +74,17 @@ def slow_engine(monkeypatch):
     return slow_down(monkeypatch, "quantize_source_iter", 0.15)
 
 
-def slow_down(monkeypatch, name: str, delay: float) -> dict:
-    """Make the widget's ``name`` (a progress generator) pause after every step.
+def drain(gen):
+    """Run a progress generator to its end; return its return value."""
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
+
+
+def slow_down(monkeypatch, name: str, delay: float, module=_widget) -> dict:
+    """Make ``module.name`` (a progress generator) pause after every step.
 
     Returns the counters: ``"yields"`` (steps computed) and ``"delay"`` (seconds,
     may be changed while the generator runs).
@@ -94,7 +103,7 @@ def slow_down(monkeypatch, name: str, delay: float) -> dict:
             time.sleep(calls["delay"])
             yield fraction
 
-    monkeypatch.setattr(_widget, name, slow_iter)
+    monkeypatch.setattr(module, name, slow_iter)
     return calls
 
 
@@ -112,3 +121,17 @@ def notifications(monkeypatch):
 
     monkeypatch.setattr(notification_manager, "dispatch", dispatch)
     return seen
+
+
+def _noisy_photo(h: int = 40, w: int = 56, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    img = np.stack([x * 255 / w, y * 255 / h, (x + y) * 127 / (h + w)], axis=-1)
+    return np.clip(img + rng.normal(0, 10, img.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def photo():
+    """Factory ``photo(h=40, w=56, seed=0)``: a photo-like uint8 RGB image (colour
+    ramps plus noise, so many distinct colours)."""
+    return _noisy_photo

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from napari.layers import Image, Labels, Layer
 
+from conftest import drain
 from napari_kmeans_quantize import apply_palette, quantize
 from napari_kmeans_quantize._layers import (
     layer_data_tuples,
@@ -21,11 +22,7 @@ from napari_kmeans_quantize.sweep import sweep
 
 
 def _drain(gen):
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
+    return drain(gen)
 
 
 def _layers_from(layer: Image, n_colors: int = 8, **kwargs) -> list[Layer]:
@@ -45,11 +42,29 @@ def _rendered(labels: Layer) -> np.ndarray:
     return np.asarray(labels.colormap.map(data.ravel())).reshape((*data.shape, 4))
 
 
+def test_names_carry_every_option_that_changes_the_result():
+    names = {
+        layer_names("a", 16)[0],
+        layer_names("a", 16, color_space="lab")[0],
+        layer_names("a", 16, dither=True)[0],
+        layer_names("a", 16, color_space="lab", dither=True)[0],
+        layer_names("a", 16, max_pixels=1000, random_state=0)[0],
+        layer_names("a", 16, max_pixels=1000, random_state=1)[0],
+        layer_names("a", 32)[0],
+    }
+    assert len(names) == 7
+    assert (
+        layer_names("a", 16, color_space="lab", dither=True)[0] == "a k=16 lab dither"
+    )
+    # the seed alone changes nothing when every pixel is fitted
+    assert layer_names("a", 16, random_state=9) == layer_names("a", 16)
+
+
 def test_layer_names():
     assert layer_names("astronaut", 8) == (
-        "astronaut (k=8)",
-        "astronaut (k=8) labels",
-        "astronaut (k=8) palette",
+        "astronaut k=8",
+        "astronaut k=8 labels",
+        "astronaut k=8 palette",
     )
 
 
@@ -59,9 +74,9 @@ def test_tuples_for_astronaut(astronaut):
     tuples = layer_data_tuples(result, source, params={"random_state": 3})
     assert [t[2] for t in tuples] == ["image", "labels", "image"]
     (img, img_meta, _), (lab, lab_meta, _), (strip, strip_meta, _) = tuples
-    assert img_meta["name"] == "astronaut (k=8)"
-    assert lab_meta["name"] == "astronaut (k=8) labels"
-    assert strip_meta["name"] == "astronaut (k=8) palette"
+    assert img_meta["name"] == "astronaut k=8"
+    assert lab_meta["name"] == "astronaut k=8 labels"
+    assert strip_meta["name"] == "astronaut k=8 palette"
     np.testing.assert_array_equal(img, result.palette[lab])
     assert img.dtype == astronaut.dtype and img.shape == astronaut.shape
     assert img_meta["rgb"] is True
@@ -369,19 +384,25 @@ def test_quantize_layer_adds_and_updates_in_place(make_napari_viewer, astronaut)
     first = quantize_layer(source, n_colors=8, viewer=viewer)
     assert [lay.name for lay in viewer.layers] == [
         "astro",
-        "astro (k=8)",
-        "astro (k=8) labels",
-        "astro (k=8) palette",
+        "astro k=8",
+        "astro k=8 labels",
+        "astro k=8 palette",
     ]
     assert viewer.layers.selection.active is first[1]
-    again = quantize_layer(source, n_colors=8, viewer=viewer, color_space="oklab")
-    assert len(viewer.layers) == 4
+    again = quantize_layer(source, n_colors=8, viewer=viewer, random_state=5)
+    assert len(viewer.layers) == 4  # the seed changes nothing without a sample
     assert all(a is b for a, b in zip(first, again, strict=True))
-    assert again[1].metadata["color_space"] == "oklab"
+    assert again[1].metadata["random_state"] == 5
+    oklab = quantize_layer(source, n_colors=8, viewer=viewer, color_space="oklab")
+    assert [lay.name for lay in oklab] == list(
+        layer_names("astro", 8, color_space="oklab")
+    )
+    assert first[1] in viewer.layers and first[1].metadata["color_space"] == "rgb"
+    assert oklab[1].metadata["color_space"] == "oklab"
     quantize_layer(source, n_colors=3, viewer=viewer)
-    assert len(viewer.layers) == 7
-    assert len(viewer.layers["astro (k=3) labels"].features) == 3
-    assert len(viewer.layers["astro (k=8) labels"].features) == 8
+    assert len(viewer.layers) == 10
+    assert len(viewer.layers["astro k=3 labels"].features) == 3
+    assert len(viewer.layers["astro k=8 labels"].features) == 8
 
 
 def test_only_the_newest_palette_strip_of_a_source_is_shown(
@@ -404,13 +425,15 @@ def test_only_the_newest_palette_strip_of_a_source_is_shown(
     # ... and its layers move to the top, in order, so k=8 is what is seen
     assert list(viewer.layers)[-3:] == again
     assert [lay.name for lay in viewer.layers][-3:] == [
-        "astro (k=8)",
-        "astro (k=8) labels",
-        "astro (k=8) palette",
+        "astro k=8",
+        "astro k=8 labels",
+        "astro k=8 palette",
     ]
     assert other_strip.visible
-    # the result images and labels are not hidden
-    assert all(lay.visible for lay in viewer.layers if "palette" not in lay.name)
+    # the result images are not hidden; the labels, which look just like them, are
+    for lay in viewer.layers:
+        if "palette" not in lay.name:
+            assert lay.visible == (not isinstance(lay, Labels)), lay.name
 
 
 def test_too_big_for_memory_says_what_to_do(astronaut, monkeypatch):
@@ -509,3 +532,47 @@ def test_quantize_layer_keeps_lazy_data_lazy(astronaut):
     assert labels.metadata["size_report"]["png_bytes"] is None
     eager = quantize(astronaut[::4, ::4], 4)
     np.testing.assert_array_equal(np.asarray(labels.data), eager.labels)
+
+
+def test_channel_note_only_for_a_likely_channel_axis():
+    from napari_kmeans_quantize._layers import channel_note
+
+    assert channel_note(source_info(Image(np.zeros((8, 8))))) == ""
+    assert channel_note(source_info(Image(np.zeros((30, 8, 8))))) == ""  # a z stack
+    assert "Axis 0 (length 3)" in channel_note(source_info(Image(np.zeros((3, 8, 8)))))
+    labelled = Image(np.zeros((30, 8, 8)), axis_labels=("c", "y", "x"))
+    assert "Axis 0 (length 30)" in channel_note(source_info(labelled))
+    rgb = Image(np.zeros((3, 8, 8, 3), np.uint8), rgb=True)
+    assert channel_note(source_info(rgb)) == ""
+
+
+@pytest.mark.parametrize(
+    ("outputs", "kinds", "labels_shown"),
+    [
+        ("image+strip", ["image", "labels", "palette"], False),
+        ("image", ["image", "labels"], False),
+        ("labels+strip", ["labels", "palette"], True),
+        ("all", ["image", "labels", "palette"], True),
+    ],
+)
+def test_outputs_choose_what_goes_on_the_canvas(
+    make_napari_viewer, astronaut, outputs, kinds, labels_shown
+):
+    viewer = make_napari_viewer()
+    source = viewer.add_image(astronaut[::8, ::8], name="astro", rgb=True)
+    layers = quantize_layer(source, n_colors=4, viewer=viewer, outputs=outputs)
+    roles = {"quantised image": "image", "labels": "labels", "palette strip": "palette"}
+    assert [roles[lay.metadata["role"]] for lay in layers] == kinds
+    labels = viewer.layers["astro k=4 labels"]
+    assert labels.visible == labels_shown
+    assert viewer.layers.selection.active is labels  # hover and saving
+    # the canvas shows each result once by default: one visible copy of the image
+    visible = [
+        lay for lay in layers if lay.visible and lay.metadata["role"] != "palette strip"
+    ]
+    assert len(visible) == (2 if outputs == "all" else 1)
+
+
+def test_bad_outputs_are_refused_before_any_work(astronaut):
+    with pytest.raises(ValueError, match="outputs must be one of"):
+        quantize_layer(Image(astronaut[::8, ::8], rgb=True), 4, outputs="everything")

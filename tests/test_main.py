@@ -281,7 +281,7 @@ def test_quantize_12_bit_png_says_it_looks_dark(tmp_path, capsys):
     argv = ["quantize", str(tmp_path / "c12.tif"), "-k", "8", "--out"]
     assert main([*argv, str(tmp_path / "c12.png")]) == 0
     assert "looks dark" in capsys.readouterr().err
-    assert main([*argv, str(tmp_path / "c12.tif")]) == 0
+    assert main([*argv, str(tmp_path / "c12-k8.tif")]) == 0
     assert "looks dark" not in capsys.readouterr().err
 
 
@@ -301,6 +301,12 @@ def test_quantize_errors_are_one_line(photo_file, capsys, extra, message):
 def test_quantize_missing_file(tmp_path, capsys):
     assert main(["quantize", str(tmp_path / "nope.png"), "-k", "4"]) == 1
     assert "no such image file" in capsys.readouterr().err
+    assert main(["quantize", str(tmp_path), "-k", "4"]) == 1
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .endswith(f"{tmp_path}: is a folder, not an image file")
+    )
 
 
 def test_bad_arguments_exit_2(photo_file):
@@ -476,3 +482,381 @@ def test_quantize_bad_palette_control_is_an_error(photo_file, capsys, extra, mes
 def test_several_inputs_need_shared(photo_file, capsys):
     assert main(["quantize", str(photo_file), str(photo_file), "-k", "4"]) == 1
     assert "--shared" in capsys.readouterr().err
+
+
+# --- targets: nothing a user has is lost --------------------------------------------
+
+
+def _error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert "Traceback" not in err[0]
+    return err[0]
+
+
+def test_quantize_refuses_to_write_over_its_input(photo_file, capsys):
+    before = photo_file.read_bytes()
+    argv = ["quantize", str(photo_file), "-k", "2", "--out", str(photo_file)]
+    assert main(argv) == 1
+    line = _error_line(capsys)
+    assert f"{photo_file} is the input image" in line and "--force" in line
+    assert photo_file.read_bytes() == before
+    assert main([*argv, "--force"]) == 0
+    with Image.open(photo_file) as im:
+        assert im.mode == "P"
+
+
+def test_rgb_out_onto_the_input_or_onto_out_is_refused(photo_file, tmp_path, capsys):
+    before = photo_file.read_bytes()
+    argv = ["quantize", str(photo_file), "-k", "2", "--out", str(tmp_path / "q.png")]
+    assert main([*argv, "--rgb-out", str(photo_file)]) == 1
+    assert "is the input image" in _error_line(capsys)
+    assert main([*argv, "--rgb-out", str(tmp_path / "q.png")]) == 1
+    assert "named twice" in _error_line(capsys)
+    assert photo_file.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.png"]
+
+
+def test_replacing_keeps_the_mode_and_refuses_read_only(photo_file, tmp_path, capsys):
+    private, locked = tmp_path / "private.png", tmp_path / "locked.png"
+    for path, mode in ((private, 0o600), (locked, 0o444)):
+        path.write_bytes(b"old")
+        path.chmod(mode)
+    argv = ["quantize", str(photo_file), "-k", "2", "--out"]
+    assert main([*argv, str(private)]) == 0
+    assert private.stat().st_mode & 0o777 == 0o600
+    capsys.readouterr()
+    assert main([*argv, str(locked)]) == 1
+    line = _error_line(capsys)
+    assert line.endswith(
+        f"{locked}: read-only file; add --force to replace it (it stays read-only)"
+    )
+    assert locked.read_bytes() == b"old"
+    assert main([*argv, str(locked), "--force"]) == 0
+    assert locked.stat().st_mode & 0o777 == 0o444 and locked.read_bytes() != b"old"
+
+
+@pytest.mark.parametrize(
+    ("rgb_out", "message"),
+    [
+        ("rgb.xyz", "cannot tell an image format to write from the extension"),
+        ("missing/rgb.png", "rgb.png: its folder '"),
+        ("rgb.jpg", "JPEG cannot hold this RGBA image"),
+    ],
+)
+def test_rgb_out_is_checked_before_any_work(tmp_path, capsys, rgb_out, message):
+    rgba = np.dstack([_photo(), np.full(_photo().shape[:2], 200, np.uint8)])
+    Image.fromarray(rgba).save(tmp_path / "rgba.png")
+    out = tmp_path / "q.png"
+    argv = ["quantize", str(tmp_path / "rgba.png"), "-k", "4", "--out", str(out)]
+    assert main([*argv, "--rgb-out", str(tmp_path / rgb_out)]) == 1
+    assert message in _error_line(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rgba.png"]
+
+
+def test_gif_wider_than_65535_is_refused_before_any_work(tmp_path, capsys):
+    Image.fromarray(np.tile(_photo()[:1], (1, 1200, 1))).save(tmp_path / "wide.png")
+    argv = ["quantize", str(tmp_path / "wide.png"), "-k", "4", "--out"]
+    assert main([*argv, str(tmp_path / "w.gif")]) == 1
+    line = _error_line(capsys)
+    assert "GIF stores at most 65,535 pixels a side, the image is 67,200 x 1" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["wide.png"]
+
+
+def test_a_250_character_target_name_works(photo_file, capsys):
+    out = photo_file.with_name("n" * 246 + ".png")
+    assert main(["quantize", str(photo_file), "-k", "2", "--out", str(out)]) == 0
+    assert sorted(p.name for p in photo_file.parent.iterdir()) == [
+        out.name,
+        "photo.png",
+    ]
+    too_long = photo_file.with_name("n" * 300 + ".png")
+    assert main(["quantize", str(photo_file), "-k", "2", "--out", str(too_long)]) == 1
+    assert "file name too long" in _error_line(capsys)
+
+
+def test_sweep_folder_with_a_read_only_file_is_refused_before_any_work(
+    photo_file, tmp_path, capsys
+):
+    out = tmp_path / "s"
+    out.mkdir()
+    (out / "table.md").write_text("mine")
+    (out / "table.md").chmod(0o444)
+    argv = ["sweep", str(photo_file), "--ks", "2", "--out", str(out)]
+    assert main(argv) == 1
+    assert _error_line(capsys).endswith(
+        f"{out / 'table.md'}: read-only file; add --force to replace it (it stays "
+        "read-only)"
+    )
+    assert [p.name for p in out.iterdir()] == ["table.md"]
+    assert main([*argv, "--force"]) == 0
+    assert (out / "table.md").read_text() != "mine"
+
+
+def test_sweep_refuses_to_write_over_its_input_in_the_folder(tmp_path, capsys):
+    Image.fromarray(_photo()).save(tmp_path / "original.png")
+    before = (tmp_path / "original.png").read_bytes()
+    argv = [
+        "sweep",
+        str(tmp_path / "original.png"),
+        "--ks",
+        "2",
+        "--out",
+        str(tmp_path),
+    ]
+    assert main(argv) == 1
+    assert "is the input image" in _error_line(capsys)
+    assert (tmp_path / "original.png").read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["original.png"]
+
+
+def test_demo_writes_every_file_through_the_atomic_writer(tmp_path, monkeypatch):
+    from napari_kmeans_quantize import _atomic
+
+    written = []
+    real = _atomic.atomic_write
+
+    def spy(path, write, **kwargs):
+        written.append(os.path.basename(path))
+        return real(path, write, **kwargs)
+
+    # Every writer module reaches the one function through its own import.
+    import napari_kmeans_quantize.__main__ as cli
+    from napari_kmeans_quantize import _animated, _targets, _webp, palette_io
+
+    for module in (cli, _targets, palette_io, _animated, _webp):
+        monkeypatch.setattr(module, "atomic_write", spy)
+    out = tmp_path / "demo"
+    assert main(["demo", "--sample", "chelsea", "--ks", "2", "--out", str(out)]) == 0
+    assert sorted(written) == sorted(p.name for p in out.iterdir())
+    assert len(written) == 7
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        main(["quantize", str(tmp_path / "nope.png"), "-k", "2", "--debug"])
+
+
+# --- inputs read as they are ---------------------------------------------------------
+
+
+def _png16(path: Path, image: np.ndarray) -> Path:
+    """A 16-bit PNG (grey+alpha, RGB or RGBA) using every row filter in turn."""
+    import struct
+    import zlib
+
+    h, w, c = image.shape
+    ctype = {2: 4, 3: 2, 4: 6}[c]
+    raw = image.astype(">u2").view(np.uint8).reshape(h, -1).astype(np.int32)
+    bpp = 2 * c
+    rows = []
+    for y in range(h):
+        x = raw[y]
+        up = raw[y - 1] if y else np.zeros_like(x)
+        left = np.concatenate([np.zeros(bpp, np.int32), x[:-bpp]])
+        upleft = np.concatenate([np.zeros(bpp, np.int32), up[:-bpp]])
+        kind = y % 5
+        if kind == 0:
+            pred = np.zeros_like(x)
+        elif kind == 1:
+            pred = left
+        elif kind == 2:
+            pred = up
+        elif kind == 3:
+            pred = (left + up) // 2
+        else:
+            p = left + up - upleft
+            pa, pb, pc = abs(p - left), abs(p - up), abs(p - upleft)
+            pred = np.where(
+                (pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, upleft)
+            )
+        rows.append(bytes([kind]) + ((x - pred) % 256).astype(np.uint8).tobytes())
+
+    def chunk(tag, data):
+        return (
+            struct.pack(">I", len(data))
+            + tag
+            + data
+            + struct.pack(">I", zlib.crc32(tag + data))
+        )
+
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, ctype, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"".join(rows)))
+        + chunk(b"IEND", b"")
+    )
+    return path
+
+
+@pytest.mark.parametrize("channels", [2, 3, 4])
+def test_16_bit_png_is_read_with_its_16_bits(tmp_path, channels):
+    from napari_kmeans_quantize._input import read_image
+
+    rng = np.random.default_rng(channels)
+    image = rng.integers(0, 65536, (9, 13, channels)).astype(np.uint16)
+    image[..., 0] = np.arange(13) * 4000  # smooth rows exercise the predictors
+    back, back_axis = read_image(_png16(tmp_path / "p16.png", image))
+    assert back.dtype == np.uint16 and back_axis == -1
+    if channels == 2:  # grey + alpha reads as RGBA
+        expected = np.concatenate(
+            [np.repeat(image[..., :1], 3, -1), image[..., 1:]], -1
+        )
+    else:
+        expected = image
+    np.testing.assert_array_equal(back, expected)
+
+
+def test_quantize_12_bit_rgb_png_keeps_its_bits(tmp_path, capsys):
+    image = _photo().astype(np.uint16) * 16  # 12-bit data
+    path = _png16(tmp_path / "c12.png", image)
+    argv = ["quantize", str(path), "-k", "8", "--out", str(tmp_path / "q.tif")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "x 48 bits" in out
+    import tifffile
+
+    with tifffile.TiffFile(tmp_path / "q.tif") as tif:
+        colormap = tif.pages[0].colormap
+    # The 16-bit colour map holds the 12-bit values, not 8-bit ones scaled up.
+    assert 0 < colormap[:, :8].max() <= 4080
+
+
+def test_truncated_16_bit_png_is_one_line(tmp_path, capsys):
+    path = _png16(tmp_path / "p16.png", _photo().astype(np.uint16))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    assert (
+        main(["quantize", str(path), "-k", "4", "--out", str(tmp_path / "q.tif")]) == 1
+    )
+    line = _error_line(capsys)
+    assert str(path) in line and "truncated" in line
+
+
+def test_every_frame_of_an_animated_gif_is_read(tmp_path, capsys):
+    import tifffile
+
+    frames = [_photo() // (i + 1) for i in range(3)]
+    pil = [Image.fromarray(f) for f in frames]
+    gif = tmp_path / "anim.gif"
+    pil[0].save(gif, save_all=True, append_images=pil[1:], loop=0, duration=40)
+    argv = ["quantize", str(gif), "-k", "8", "--out"]
+    assert main([*argv, str(tmp_path / "q.tif")]) == 0
+    labels = tifffile.imread(tmp_path / "q.tif")
+    assert labels.shape == (3, 40, 56)
+    # a .png given a stack is an animated PNG with the same frames
+    assert main([*argv, str(tmp_path / "q.png")]) == 0
+    with Image.open(tmp_path / "q.png") as apng:
+        assert apng.n_frames == 3
+        for i in range(3):
+            apng.seek(i)
+            assert np.array_equal(np.asarray(apng), labels[i])
+
+
+def test_webp_holds_one_image_and_says_what_holds_a_stack(tmp_path, capsys):
+    frames = np.stack([_photo(), _photo() // 2])
+    path = tmp_path / "stack.tif"
+    import tifffile
+
+    tifffile.imwrite(path, frames)
+    assert main(["quantize", str(path), "-k", "4", "--out", str(tmp_path / "q.webp")])
+    line = _error_line(capsys)
+    assert "q.webp: WebP holds one image, and the input is a stack of 2 planes" in line
+    assert "(q.tif)" in line and "(q.png)" in line
+    assert not (tmp_path / "q.webp").exists()
+
+
+def test_webp_out_round_trips_the_quantised_image(tmp_path):
+    path = tmp_path / "p.png"
+    Image.fromarray(_photo()).save(path)
+    out, rgb = tmp_path / "q.webp", tmp_path / "q.tif"
+    argv = ["quantize", str(path), "-k", "8"]
+    assert main([*argv, "--out", str(out)]) == 0
+    assert main([*argv, "--out", str(rgb)]) == 0
+    import tifffile
+
+    with tifffile.TiffFile(rgb) as tif:
+        labels = tif.asarray()
+        colormap = tif.pages[0].colormap
+    palette = (colormap.T[: labels.max() + 1] >> 8).astype(np.uint8)
+    with Image.open(out) as im:
+        assert np.array_equal(np.asarray(im.convert("RGB")), palette[labels])
+
+
+def test_tiff_series_of_one_shape_are_one_stack_others_a_note(tmp_path, capsys):
+    import tifffile
+
+    same, mixed = tmp_path / "same.tif", tmp_path / "mixed.tif"
+    with tifffile.TiffWriter(same) as tw:
+        tw.write(_photo())
+        tw.write(_photo() // 2)
+    with tifffile.TiffWriter(mixed) as tw:
+        tw.write(_photo())
+        tw.write(_photo()[:10, :10])
+    out = tmp_path / "q.tif"
+    assert main(["quantize", str(same), "-k", "4", "--out", str(out)]) == 0
+    assert "2 image series of shape (40, 56, 3); read them as one stack" in (
+        capsys.readouterr().err
+    )
+    assert tifffile.imread(out).shape == (2, 40, 56)
+    assert main(["quantize", str(mixed), "-k", "4", "--out", str(out)]) == 0
+    assert (
+        "2 image series of different shapes ((40, 56, 3), (10, 10, 3)); read only"
+        in (capsys.readouterr().err)
+    )
+    assert tifffile.imread(out).shape == (40, 56)
+
+
+def test_five_channel_tiff_is_a_clear_refusal(tmp_path, capsys):
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "c5.tif", np.zeros((32, 32, 5), np.uint8))
+    argv = [
+        "quantize",
+        str(tmp_path / "c5.tif"),
+        "-k",
+        "4",
+        "--out",
+        str(tmp_path / "q.tif"),
+    ]
+    assert main(argv) == 1
+    line = _error_line(capsys)
+    assert "has 5 channels per pixel (shape (32, 32, 5))" in line
+    assert "1, 3 or 4 channels" in line
+    assert not (tmp_path / "q.tif").exists()
+
+
+@pytest.mark.parametrize("suffix", [".png", ".gif", ".tif"])
+def test_float_tiff_with_values_0_to_255_is_written(tmp_path, capsys, suffix):
+    import tifffile
+
+    image = _photo().astype(np.float64)
+    tifffile.imwrite(tmp_path / "f.tif", image, photometric="rgb")
+    out = tmp_path / f"q{suffix}"
+    rgb = tmp_path / "rgb.png"
+    argv = ["quantize", str(tmp_path / "f.tif"), "-k", "8", "--out", str(out)]
+    assert main([*argv, "--rgb-out", str(rgb)]) == 0
+    assert (
+        "floats in [0, 255], not [0, 1]: its colours are written as 8-bit values"
+        in (capsys.readouterr().err)
+    )
+    from napari_kmeans_quantize import quantize
+
+    expected = np.rint(quantize(image, 8).image).astype(np.uint8)
+    with Image.open(out) as im, Image.open(rgb) as shown:
+        np.testing.assert_array_equal(np.asarray(im.convert("RGB")), expected)
+        np.testing.assert_array_equal(np.asarray(shown), expected)
+
+
+def test_sweep_out_that_is_a_file_is_refused_before_any_work(
+    photo_file, tmp_path, capsys
+):
+    (tmp_path / "taken").write_text("mine")
+    argv = ["sweep", str(photo_file), "--ks", "2", "--out"]
+    assert main([*argv, str(tmp_path / "taken")]) == 1
+    assert _error_line(capsys).endswith(
+        "exists and is not a folder; give a folder for --out"
+    )
+    assert main([*argv, str(tmp_path / "taken" / "sub")]) == 1
+    assert _error_line(capsys).endswith(f"{tmp_path / 'taken'}: is not a folder")
+    assert (tmp_path / "taken").read_text() == "mine"

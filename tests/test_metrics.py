@@ -555,3 +555,29 @@ def test_size_report_of_a_big_endian_original():
     native = image.astype("=u2")
     assert report.psnr == pytest.approx(psnr(native, result.image))
     assert report.ciede2000 == pytest.approx(mean_ciede2000(native, result.image))
+
+
+def test_size_report_file_formats_are_the_real_bytes_smallest_first(astronaut):
+    from napari_kmeans_quantize import palette_io, quantize
+
+    image = astronaut[::2, ::2]
+    result = quantize(image, 16)
+    assert size_report(result, image).file_bytes is None
+    report = size_report(result, image, file_formats=True)
+    files = report.file_bytes
+    assert set(files) == {"png", "webp"}
+    assert files["png"] == len(palette_io.to_png_bytes(result.labels, result.palette))
+    assert files["webp"] == len(palette_io.to_webp_bytes(result.labels, result.palette))
+    assert list(files.values()) == sorted(files.values())
+    assert report.smallest_format == min(files, key=files.get)
+    assert f"smallest {report.smallest_format}" in report.to_text()
+
+
+def test_size_report_file_formats_of_a_stack_are_the_animations_and_tiff():
+    from napari_kmeans_quantize import quantize
+
+    y, x = np.mgrid[0:24, 0:32]
+    frames = np.stack([np.dstack([x * 8, y * 10, (x + y + t) * 4]) for t in range(3)])
+    result = quantize(frames.astype(np.uint8), 8)
+    files = size_report(result, file_formats=True).file_bytes
+    assert set(files) == {"apng", "gif", "tiff"}

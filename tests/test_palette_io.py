@@ -426,3 +426,37 @@ def test_png_rows_that_do_not_fill_their_last_byte_round_trip(k):
         im = Image.open(io.BytesIO(to_png_bytes(labels, palette)))
         np.testing.assert_array_equal(np.asarray(im), labels)
         np.testing.assert_array_equal(np.asarray(im.convert("RGBA")), palette[labels])
+
+
+def test_new_formats_are_public_in_palette_io():
+    from napari_kmeans_quantize import _animated, _webp
+
+    for module in (_animated, _webp):
+        for name in module.__all__:
+            assert name in palette_io.__all__
+            assert getattr(palette_io, name) is getattr(module, name)
+
+
+def test_gif_wider_than_65535_is_a_clear_error(tmp_path):
+    labels = np.zeros((1, 65536), np.uint8)
+    with pytest.raises(ValueError, match="GIF stores at most 65535 pixels a side"):
+        write_indexed_gif(tmp_path / "w.gif", labels, np.zeros((1, 3), np.uint8))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_tiff_compression_that_cannot_be_written_is_a_clear_error(tmp_path):
+    import importlib.util
+
+    labels, palette = _quantized(4)
+    with pytest.raises(ValueError, match="TIFF compression 'no-such-codec'"):
+        write_palette_tiff(
+            tmp_path / "q.tif", labels, palette, compression="no-such-codec"
+        )
+    # LZW needs imagecodecs: written where it is installed, a clear error elsewhere.
+    if importlib.util.find_spec("imagecodecs") is None:
+        with pytest.raises(ValueError, match=r"TIFF compression 'lzw'.*imagecodecs"):
+            write_palette_tiff(tmp_path / "q.tif", labels, palette, compression="lzw")
+        assert list(tmp_path.iterdir()) == []
+    else:
+        write_palette_tiff(tmp_path / "q.tif", labels, palette, compression="lzw")
+        assert (tifffile.imread(tmp_path / "q.tif") == labels).all()

@@ -627,3 +627,37 @@ def test_masked_arrays_are_refused_not_silently_unmasked(astronaut_small):
         quantize(masked, 4)
     with pytest.raises(TypeError, match="masked array"):
         apply_palette(masked, np.zeros((2, 3), np.uint8))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_dithered_rgb_labels_equal_diffusion_of_the_float64_pixels(
+    astronaut_small, dtype
+):
+    # rgb's fit space is the pixel values, so quantize hands the image itself to
+    # the diffusion kernel; the labels must be those of its float64 values.
+    from napari_kmeans_quantize.dither import error_diffusion
+
+    image = astronaut_small.astype(dtype)
+    if dtype == np.float32:
+        image /= 255
+    result = quantize(image, 16, dither=True)
+    palette = result.palette.astype(np.float64)
+    reference = error_diffusion(image.astype(np.float64), palette)
+    assert np.array_equal(result.labels, reference)
+
+
+def test_dithering_reports_progress_and_stops_when_closed():
+    from skimage.transform import resize
+
+    image = (resize(data.astronaut(), (1024, 1024), order=0) * 255).astype(np.uint8)
+    gen = quantize_iter(image, 64, dither=True)
+    fractions = []
+    for fraction in gen:
+        fractions.append(fraction)
+        if fraction > 0.5:
+            break
+    gen.close()
+    # the diffusion (past 0.3 of the bar) reports as it goes, not in one jump
+    inside = [f for f in fractions if 0.3 < f < 1.0]
+    assert len(inside) >= 3
+    assert fractions == sorted(fractions)

@@ -12,7 +12,7 @@ from napari_kmeans_quantize._widget import QuantizeWidget
 from napari_kmeans_quantize.metrics import size_report
 from napari_kmeans_quantize.sweep import sweep
 
-RESULT_SUFFIXES = ("(k={k})", "(k={k}) labels", "(k={k}) palette")
+RESULT_SUFFIXES = ("k={k}", "k={k} labels", "k={k} palette")
 
 
 def _result_names(source: str, k: int) -> list[str]:
@@ -136,6 +136,25 @@ def test_cancel_mid_run_leaves_no_partial_layers(
     assert [layer.name for layer in viewer.layers][1:] == _result_names("img", 16)
 
 
+def test_right_after_cancel_the_message_says_stopping_not_already_running(
+    make_widget, qtbot, wait_idle, small_rgb, slow_engine, notifications
+):
+    viewer, widget = make_widget()
+    viewer.add_image(small_rgb, name="img", rgb=True)
+    slow_engine["delay"] = 0.5
+    widget.run()
+    qtbot.waitUntil(lambda: slow_engine["yields"] >= 1, timeout=10_000)
+    widget.cancel()
+    assert widget.is_running  # still stopping, at its next step
+    assert widget.run() is None
+    warnings = [m for m, sev in notifications if sev == "warning"]
+    assert any("still stopping" in m for m in warnings)
+    assert not any("already running" in m for m in warnings)
+    assert "already running" not in widget._status.value
+    wait_idle(widget)
+    assert "Cancelled" in widget._status.value
+
+
 def test_removing_the_source_mid_run_does_not_crash(
     make_widget, qtbot, wait_idle, small_rgb, slow_engine, notifications
 ):
@@ -178,11 +197,37 @@ def test_rerun_updates_in_place_other_k_side_by_side(
     widget._seed.value = 7
     _run(widget, qtbot, wait_idle)
     assert list(viewer.layers) == first  # same objects, no duplicates
-    assert viewer.layers["img (k=5) labels"].metadata["random_state"] == 7
+    assert viewer.layers["img k=5 labels"].metadata["random_state"] == 7
     widget._n_colors.value = 3
     _run(widget, qtbot, wait_idle)
     assert len(viewer.layers) == 7
-    assert len(viewer.layers["img (k=3) labels"].features) == 3
+    assert len(viewer.layers["img k=3 labels"].features) == 3
+
+
+def test_variants_at_one_k_coexist_and_identical_settings_say_updated(
+    make_widget, qtbot, wait_idle, small_rgb
+):
+    viewer, widget = make_widget()
+    viewer.add_image(small_rgb, name="img", rgb=True)
+    widget._n_colors.value = 6
+    _run(widget, qtbot, wait_idle)
+    widget._color_space.value = "lab"
+    _run(widget, qtbot, wait_idle)
+    widget._dither.value = True
+    _run(widget, qtbot, wait_idle)
+    labels = {lay.name: lay for lay in viewer.layers if isinstance(lay, Labels)}
+    assert set(labels) == {
+        "img k=6 labels",
+        "img k=6 lab labels",
+        "img k=6 lab dither labels",
+    }
+    assert labels["img k=6 labels"].metadata["color_space"] == "rgb"
+    assert labels["img k=6 lab dither labels"].metadata["dither"] is True
+    assert "Updated" not in widget._status.value
+    before = list(viewer.layers)
+    _run(widget, qtbot, wait_idle)
+    assert set(viewer.layers) == set(before)
+    assert "Updated 'img k=6 lab dither' in place" in widget._status.value
 
 
 def test_palette_strips_of_earlier_runs_do_not_show(
@@ -194,12 +239,12 @@ def test_palette_strips_of_earlier_runs_do_not_show(
     _run(widget, qtbot, wait_idle)
     widget._n_colors.value = 64
     _run(widget, qtbot, wait_idle)
-    k8, k64 = viewer.layers["img (k=8) palette"], viewer.layers["img (k=64) palette"]
+    k8, k64 = viewer.layers["img k=8 palette"], viewer.layers["img k=64 palette"]
     # one strip in view, the newest; the older one is hidden, and would be
     # covered exactly anyway (same place and size whatever k)
     assert k64.visible and not k8.visible
     np.testing.assert_allclose(_strip_corners(k8), _strip_corners(k64))
-    for name in ("img (k=8)", "img (k=64)"):
+    for name in ("img k=8", "img k=64"):
         assert viewer.layers[name].visible
 
 
@@ -225,7 +270,7 @@ def test_engine_warnings_become_notifications(
     flat[:20] = 200
     viewer.add_image(flat, name="two", rgb=True)
     _run(widget, qtbot, wait_idle)
-    assert len(viewer.layers["two (k=16) labels"].features) == 2
+    assert len(viewer.layers["two k=16 labels"].features) == 2
     assert any("distinct colours" in m for m, severity in notifications)
 
 
@@ -259,6 +304,27 @@ def test_layer_choice_follows_the_active_image_layer(make_widget, small_rgb):
     assert widget._image.value is a
 
 
+def test_source_box_never_offers_or_follows_onto_outputs(
+    make_widget, qtbot, wait_idle, small_rgb
+):
+    viewer, widget = make_widget()
+    source = viewer.add_image(small_rgb, name="img", rgb=True)
+    widget._n_colors.value = 8
+    _run(widget, qtbot, wait_idle)
+    outputs = [lay for lay in viewer.layers if lay is not source]
+    assert len(outputs) == 3
+    assert all(lay.metadata["plugin"] == "napari-kmeans-quantize" for lay in outputs)
+    assert list(widget._image.choices) == [source]
+    for output in outputs:
+        viewer.layers.selection.active = output
+        assert widget._image.value is source
+    # a second run goes on the source, not on the first run's output
+    widget._n_colors.value = 4
+    _run(widget, qtbot, wait_idle)
+    names = sorted(lay.name for lay in viewer.layers)
+    assert names == sorted(["img", *_result_names("img", 8), *_result_names("img", 4)])
+
+
 def test_widget_defaults(make_widget):
     _, widget = make_widget()
     assert widget._n_colors.value == 16
@@ -270,7 +336,7 @@ def test_widget_defaults(make_widget):
     assert widget._fit_pixels.native.isHidden()
     # the seed only drives the sample of "fit palette on": it sits beside it
     assert widget._seed.native.isHidden()
-    inputs = list(widget._inputs)
+    inputs = list(widget._in.run_box)
     assert inputs.index(widget._seed) == inputs.index(widget._fit_pixels) + 1
     assert "fit palette on" in widget._seed.tooltip
     widget._show_advanced.value = True
@@ -428,8 +494,9 @@ def small_astronaut(astronaut):
 def slow_sweep(monkeypatch):
     """Slow the widget's sweep down; ``calls["yields"]`` counts computed steps."""
     from conftest import slow_down
+    from napari_kmeans_quantize._qt import sweep_panel
 
-    return slow_down(monkeypatch, "sweep_source_iter", 0.2)
+    return slow_down(monkeypatch, "sweep_source_iter", 0.2, sweep_panel)
 
 
 def _compare(widget, wait_idle, ks=SWEEP_KS):
@@ -444,7 +511,7 @@ def _compare(widget, wait_idle, ks=SWEEP_KS):
 def _click_row(qtbot, widget, row: int) -> None:
     from qtpy.QtCore import Qt
 
-    qtable = widget._sweep_table.native
+    qtable = widget._panel.table_widget.native
     rect = qtable.visualItemRect(qtable.item(row, 0))
     qtbot.mouseClick(qtable.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
 
@@ -455,22 +522,23 @@ def test_compare_k_fills_table_and_plot(make_widget, qtbot, wait_idle, small_ast
     widget._n_colors.value = 8
     _compare(widget, wait_idle)
 
-    assert [layer.name for layer in viewer.layers] == ["astro"]  # nothing added
+    # no result added: only the k browser's preview, at the chosen k
+    assert [layer.name for layer in viewer.layers] == ["astro", "astro compare k=8"]
     assert widget._compare_button.text == "Compare k"
     assert widget._run_button.enabled
     expected = sweep(small_astronaut, SWEEP_KS)
     table = widget.sweep_table
     assert table.ks == SWEEP_KS
     # one row per k: k, PSNR, CIEDE2000, PNG bytes, ratio, as in the engine's sweep
-    assert widget._sweep_table.shape == (len(SWEEP_KS), 5)
-    assert widget._sweep_table.column_headers == (
+    assert widget._panel.table_widget.shape == (len(SWEEP_KS), 5)
+    assert widget._panel.table_widget.column_headers == (
         "k",
         "PSNR dB",
         "ΔE00",
         "PNG bytes",
         "ratio",
     )
-    qtable = widget._sweep_table.native
+    qtable = widget._panel.table_widget.native
     for i, row in enumerate(expected):
         cells = [qtable.item(i, j).text() for j in range(5)]
         assert cells == [
@@ -480,9 +548,9 @@ def test_compare_k_fills_table_and_plot(make_widget, qtbot, wait_idle, small_ast
             f"{row.png_bytes:,}",
             f"{row.ratio:.2f} : 1",
         ]
-    assert not widget._sweep_box.native.isHidden()
+    assert not widget._panel.native.isHidden()
     # the plot: quality against PNG size, labelled axes with units, k marked
-    axes = widget._figure.axes
+    axes = widget._panel._figure.axes
     assert len(axes) == 2
     psnr_ax, ciede_ax = axes
     assert "KiB" in psnr_ax.get_xlabel()
@@ -494,8 +562,8 @@ def test_compare_k_fills_table_and_plot(make_widget, qtbot, wait_idle, small_ast
     assert "chosen k = 8" in legend
     # every k label is readable: inside the axes (not across an axis line), clear
     # of the chosen-k circle, and drawn over the lines on a background box
-    widget._canvas.draw()
-    renderer = widget._figure.canvas.get_renderer()
+    widget._panel._canvas.draw()
+    renderer = widget._panel._figure.canvas.get_renderer()
     frame = psnr_ax.get_window_extent(renderer)
     circle = psnr_ax.get_lines()[-1]
     assert circle.get_label() == "chosen k = 8"
@@ -513,37 +581,88 @@ def test_compare_k_fills_table_and_plot(make_widget, qtbot, wait_idle, small_ast
     # a 12-bit layer's plot, seen in a screenshot) and stays within the figure
     assert psnr_ax.get_title().count("\n") == 1
     title = psnr_ax.title.get_window_extent(renderer)
-    assert title.x0 >= 0 and title.x1 <= widget._figure.bbox.width
+    assert title.x0 >= 0 and title.x1 <= widget._panel._figure.bbox.width
     # the selected row is the chosen k
     assert [i.row() for i in qtable.selectionModel().selectedRows()] == [2]
 
 
-def test_clicking_a_table_row_runs_that_k(
-    make_widget, qtbot, wait_idle, small_astronaut
+def _forbid_recomputing(monkeypatch):
+    """Make every quantisation entry point of the widget fail."""
+    from napari_kmeans_quantize._qt import sweep_panel
+
+    def fail(*_args, **_kwargs):
+        raise AssertionError("recomputed")
+
+    monkeypatch.setattr(_widget_module(), "quantize_source_iter", fail)
+    monkeypatch.setattr(sweep_panel, "sweep_source_iter", fail)
+
+
+def _widget_module():
+    from napari_kmeans_quantize import _widget
+
+    return _widget
+
+
+def test_k_browser_swaps_without_recomputing_and_keep_adds_layers(
+    make_widget, qtbot, wait_idle, small_astronaut, monkeypatch
 ):
     viewer, widget = make_widget(show=True)
     viewer.add_image(small_astronaut, name="astro", rgb=True)
+    widget._n_colors.value = 8
     _compare(widget, wait_idle)
-    _click_row(qtbot, widget, 1)  # k = 4
-    assert widget.is_running
-    wait_idle(widget)
-    assert widget._n_colors.value == 4
-    assert [layer.name for layer in viewer.layers] == [
-        "astro",
-        *_result_names("astro", 4),
+    preview = viewer.layers["astro compare k=8"]
+    assert preview.metadata["role"] == "k browser"
+    _forbid_recomputing(monkeypatch)
+    _click_row(qtbot, widget, 1)  # k = 4: shown at once, no worker
+    assert not widget.is_running
+    assert preview.name == "astro compare k=4"
+    np.testing.assert_array_equal(preview.data, quantize(small_astronaut, 4).image)
+    widget._panel.k_slider.value = 3  # k = 16
+    assert preview.name == "astro compare k=16"
+    np.testing.assert_array_equal(preview.data, quantize(small_astronaut, 16).image)
+    legend = [
+        t.get_text() for t in widget._panel._figure.axes[0].get_legend().get_texts()
     ]
-    labels = viewer.layers["astro (k=4) labels"]
-    # the run reproduces its table row
-    row = widget.sweep_table.row(4)
+    assert "chosen k = 16" in legend
+    # keep this k: its layers, from the kept labels and palette
+    widget._panel.keep_button.native.click()
+    wait_idle(widget)
+    labels = viewer.layers["astro k=16 labels"]
+    np.testing.assert_array_equal(labels.data, quantize(small_astronaut, 16).labels)
+    row = widget.sweep_table.row(16)
     assert labels.metadata["size_report"]["psnr"] == pytest.approx(row.psnr)
     assert labels.metadata["size_report"]["png_bytes"] == row.png_bytes
-    legend = [t.get_text() for t in widget._figure.axes[0].get_legend().get_texts()]
-    assert "chosen k = 4" in legend
-    # another row adds another k side by side
-    _click_row(qtbot, widget, 3)
+    assert "astro k=16 palette" in viewer.layers and "astro k=16" in viewer.layers
+
+
+def test_the_panel_belongs_to_its_source(
+    make_widget, qtbot, wait_idle, small_astronaut, small_rgb
+):
+    viewer, widget = make_widget(show=True)
+    astro = viewer.add_image(small_astronaut, name="astro", rgb=True)
+    _compare(widget, wait_idle, ks=(2, 4))
+    other = viewer.add_image(small_rgb, name="other", rgb=True)
+    viewer.layers.selection.active = other
+    assert widget._image.value is other
+    assert "Compare k on 'astro'" in widget._panel.title.value
+    _click_row(qtbot, widget, 1)
+    widget._panel.keep_button.native.click()
     wait_idle(widget)
-    assert len(viewer.layers) == 7
-    assert "astro (k=16) labels" in viewer.layers
+    # the row ran on the panel's source, not the selected layer
+    assert "astro k=4 labels" in viewer.layers
+    assert not any(lay.name.startswith("other k=") for lay in viewer.layers)
+    # the source's data changes: stale, nothing acts on it any more
+    astro.data = small_astronaut[::-1].copy()
+    assert "Stale" in widget._panel.title.value
+    assert not widget._panel.keep_button.enabled
+    assert not any("compare" in lay.name for lay in viewer.layers)
+    # the source goes: the panel is cleared
+    widget._image.value = other
+    _compare(widget, wait_idle, ks=(2, 4))
+    assert widget._panel.comparison.source.layer is other
+    viewer.layers.remove(other)
+    assert widget.sweep_table is None and widget._panel.native.isHidden()
+    assert not any("compare" in lay.name for lay in viewer.layers)
 
 
 @pytest.mark.parametrize(
@@ -567,7 +686,7 @@ def test_auto_k_picks_the_smallest_k_meeting_the_target(
     widget._auto_button.native.click()
     assert widget._auto_button.text == "Cancel"
     qtbot.waitUntil(
-        lambda: f"astro (k={expected}) labels" in viewer.layers, timeout=60_000
+        lambda: f"astro k={expected} labels" in viewer.layers, timeout=60_000
     )
     wait_idle(widget)
     assert widget._n_colors.value == expected
@@ -575,7 +694,7 @@ def test_auto_k_picks_the_smallest_k_meeting_the_target(
     assert any(f"k = {expected} is the smallest" in m for m, _ in notifications)
     assert [layer.name for layer in viewer.layers][1:] == _result_names(
         "astro", expected
-    )
+    )  # the chosen k's layers, and no preview
     assert widget._auto_button.text == "Auto k"
     # a second auto k with the same inputs reuses the sweep: it runs k at once
     worker = widget.auto()
@@ -592,7 +711,7 @@ def test_auto_k_unreachable_target_uses_256(
     widget._target.value = "psnr"
     widget._target_value.value = 99.0
     widget.auto()
-    qtbot.waitUntil(lambda: "astro (k=256) labels" in viewer.layers, timeout=60_000)
+    qtbot.waitUntil(lambda: "astro k=256 labels" in viewer.layers, timeout=60_000)
     wait_idle(widget)
     assert widget._n_colors.value == 256
     warnings = [m for m, severity in notifications if severity == "warning"]
@@ -628,7 +747,7 @@ def test_cancel_compare_k_leaves_the_widget_usable(
     wait_idle(widget)
     assert "Cancelled" in widget._status.value
     assert widget.sweep_table is None
-    assert widget._sweep_box.native.isHidden()
+    assert widget._panel.native.isHidden()
     assert [layer.name for layer in viewer.layers] == ["astro"]
     steps = slow_sweep["yields"]
     qtbot.wait(500)
@@ -643,13 +762,16 @@ def test_cancel_compare_k_leaves_the_widget_usable(
     assert widget.sweep_table.ks == (2, 4)
     widget._n_colors.value = 4
     _run(widget, qtbot, wait_idle)
-    assert [layer.name for layer in viewer.layers][1:] == _result_names("astro", 4)
+    assert [layer.name for layer in viewer.layers][1:] == [
+        "astro compare k=2",
+        *_result_names("astro", 4),
+    ]
 
 
 def test_quick_first_run_of_a_session_does_not_say_it_compiles(
     make_widget, qtbot, wait_idle, small_rgb, monkeypatch
 ):
-    from napari_kmeans_quantize import _widget
+    from napari_kmeans_quantize._qt import jobs as _widget
 
     monkeypatch.setattr(_widget, "_engine_warm", False)
     monkeypatch.setattr(_widget, "FIRST_RUN_HINT_DELAY_MS", 300)
@@ -668,7 +790,7 @@ def test_quick_first_run_of_a_session_does_not_say_it_compiles(
 def test_slow_first_run_says_it_compiles_only_without_a_cache(
     cached, make_widget, qtbot, wait_idle, small_rgb, slow_engine, monkeypatch
 ):
-    from napari_kmeans_quantize import _widget
+    from napari_kmeans_quantize._qt import jobs as _widget
 
     monkeypatch.setattr(_widget, "_engine_warm", False)
     monkeypatch.setattr(_widget, "FIRST_RUN_HINT_DELAY_MS", 300)
@@ -694,7 +816,8 @@ def test_slow_first_run_says_it_compiles_only_without_a_cache(
 
 
 def test_engine_cache_check_runs():
-    from napari_kmeans_quantize import _widget, quantize
+    from napari_kmeans_quantize import quantize
+    from napari_kmeans_quantize._qt import jobs as _widget
 
     # Enough colours that the k-means kernels run (one colour returns early).
     colours = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
@@ -728,7 +851,7 @@ def test_psnr_peak_option_defaults(make_widget):
     peak = widget._psnr_peak
     assert peak.value == ""
     assert peak.native.isHidden()
-    inputs = list(widget._inputs)
+    inputs = list(widget._in.run_box)
     assert inputs.index(peak) > inputs.index(widget._seed)
     for words in ("65535", "4095", "12-bit", "automatic", "CIEDE2000"):
         assert words in peak.tooltip
@@ -749,7 +872,7 @@ def test_psnr_peak_12bit_run(make_widget, qtbot, wait_idle, coins12):
 
     result = quantize(coins12, 8, channel_axis=None)
     want = size_report(result, coins12, data_range=4095).psnr
-    labels = viewer.layers["coins12 (k=8) labels"]
+    labels = viewer.layers["coins12 k=8 labels"]
     assert labels.metadata["size_report"]["psnr"] == pytest.approx(want)
     assert labels.metadata["data_range"] == 4095.0
     row = _psnr_row(widget)
@@ -816,11 +939,11 @@ def test_psnr_peak_compare_k(make_widget, wait_idle, coins12):
     assert [r.psnr for r in widget.sweep_table] == pytest.approx(
         [r.psnr for r in expected]
     )
-    assert "peak 4095, set in 'PSNR peak'" in widget._sweep_title.value
-    assert "ratio = raw 16-bit size" in widget._sweep_title.value  # grey uint16
+    assert "peak 4095, set in 'PSNR peak'" in widget._panel.title.value
+    assert "ratio = raw 16-bit size" in widget._panel.title.value  # grey uint16
     widget._psnr_peak.value = ""
     _compare(widget, wait_idle, ks=(2, 8))
-    assert "peak 65535, the uint16 range" in widget._sweep_title.value
+    assert "peak 65535, the uint16 range" in widget._panel.title.value
 
 
 def test_auto_k_psnr_target_uses_the_psnr_peak(
@@ -839,7 +962,7 @@ def test_auto_k_psnr_target_uses_the_psnr_peak(
 
     widget._auto_button.native.click()
     qtbot.waitUntil(
-        lambda: f"coins12 (k={expected}) labels" in viewer.layers, timeout=60_000
+        lambda: f"coins12 k={expected} labels" in viewer.layers, timeout=60_000
     )
     wait_idle(widget)
     assert widget._n_colors.value == expected
@@ -848,7 +971,7 @@ def test_auto_k_psnr_target_uses_the_psnr_peak(
     worker = widget.auto()
     assert worker is not None and widget._job == "auto"
     qtbot.waitUntil(
-        lambda: f"coins12 (k={naive}) labels" in viewer.layers, timeout=60_000
+        lambda: f"coins12 k={naive} labels" in viewer.layers, timeout=60_000
     )
     wait_idle(widget)
     assert widget._n_colors.value == naive
@@ -892,7 +1015,7 @@ def test_locked_colours_and_painted_importance_rerun(
     viewer.add_image(photo, name="astro", rgb=True)
     widget._n_colors.value = 8
     _run(widget, qtbot, wait_idle)
-    plain = viewer.layers["astro (k=8) labels"].metadata["palette"].copy()
+    plain = viewer.layers["astro k=8 labels"].metadata["palette"].copy()
 
     # Paint the face into a Labels layer, choose it as importance, lock white.
     mask = viewer.add_labels(np.zeros(photo.shape[:2], dtype=np.uint8), name="face")
@@ -904,7 +1027,7 @@ def test_locked_colours_and_painted_importance_rerun(
     widget._locked.value = "#ffffff"
     widget._image.value = viewer.layers["astro"]
     _run(widget, qtbot, wait_idle)
-    labels = viewer.layers["astro (k=8) labels"]
+    labels = viewer.layers["astro k=8 labels"]
     palette = labels.metadata["palette"]
     want = quantize(
         photo,
@@ -929,3 +1052,275 @@ def test_bad_locked_colours_are_refused_before_the_run(make_widget, astronaut):
     widget._locked.value = "white"
     assert widget.run() is None
     assert not widget.is_running
+
+
+# --- save ---------------------------------------------------------------------------
+
+
+def test_save_writes_an_indexed_png_equal_to_the_quantised_image(
+    make_widget, qtbot, wait_idle, small_rgb, tmp_path
+):
+    from PIL import Image as PILImage
+
+    viewer, widget = make_widget()
+    viewer.add_image(small_rgb, name="img", rgb=True)
+    assert not widget._save_button.enabled  # nothing to save yet
+    with pytest.raises(ValueError, match="Nothing to save"):
+        widget.save(tmp_path / "x.png")
+    widget._n_colors.value = 6
+    _run(widget, qtbot, wait_idle)
+    assert widget._save_button.enabled
+    assert "indexed PNG" in widget._figures.value
+    with pytest.raises(ValueError, match=r"\.png, \.gif, \.tif"):
+        widget.save(tmp_path / "x.jpg")
+    widget.save(tmp_path / "x.png")
+    wait_idle(widget)
+    with PILImage.open(tmp_path / "x.png") as im:
+        assert im.mode == "P"
+        back = np.asarray(im.convert("RGB"))
+    np.testing.assert_array_equal(back, viewer.layers["img k=6"].data)
+    assert "Saved" in widget._status.value and "indexed PNG" in widget._status.value
+
+
+def test_save_button_asks_for_a_file_and_writes_in_a_worker(
+    make_widget, qtbot, wait_idle, small_rgb, tmp_path, monkeypatch
+):
+    from PIL import Image as PILImage
+
+    from napari_kmeans_quantize._qt import save as save_module
+
+    viewer, widget = make_widget()
+    viewer.add_image(small_rgb, name="img", rgb=True)
+    widget._n_colors.value = 4
+    _run(widget, qtbot, wait_idle)
+    asked = []
+
+    def ask(parent, suggested, default_format):
+        asked.append((suggested, default_format))
+        return str(tmp_path / "chosen.gif")
+
+    monkeypatch.setattr(save_module, "ask_save_path", ask)
+    widget._save_button.native.click()
+    assert widget.is_running  # the write runs in a worker
+    wait_idle(widget)
+    assert asked == [("img k=4.png", "indexed PNG")]
+    assert "palette GIF" in widget._status.value
+    with PILImage.open(tmp_path / "chosen.gif") as im:
+        np.testing.assert_array_equal(
+            np.asarray(im.convert("RGB")), viewer.layers["img k=4"].data
+        )
+
+
+def test_stack_readout_names_the_multipage_tiff_and_its_real_size(
+    make_widget, qtbot, wait_idle, small_rgb, tmp_path, notifications
+):
+    import tifffile
+
+    viewer, widget = make_widget()
+    stack = np.stack([small_rgb, small_rgb[::-1], small_rgb[:, ::-1]])
+    viewer.add_image(stack, name="zstack", rgb=True)
+    widget._n_colors.value = 8
+    _run(widget, qtbot, wait_idle)
+    file = widget._current[0].file
+    assert file.format == "palette TIFF" and file.extension == ".tif"
+    assert "palette TIFF" in widget._figures.value
+    assert f"{file.n_bytes:,} bytes" in widget._figures.value
+    widget.save(tmp_path / "z.tif")
+    wait_idle(widget)
+    assert (tmp_path / "z.tif").stat().st_size == file.n_bytes
+    labels = viewer.layers["zstack k=8 labels"].data
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "z.tif"), labels)
+    # the PNG writer refuses a stack, and says to write a TIFF
+    widget.save(tmp_path / "z.png")
+    wait_idle(widget)
+    assert not (tmp_path / "z.png").exists()
+    assert any("TIFF" in m for m, sev in notifications if sev == "error")
+
+
+def test_napari_save_path_with_the_plugin_writer(
+    make_napari_viewer, small_rgb, tmp_path
+):
+    import napari
+    from PIL import Image as PILImage
+
+    from napari_kmeans_quantize import quantize_layer
+
+    viewer = make_napari_viewer()
+    source = viewer.add_image(small_rgb, name="img", rgb=True)
+    image, labels, _ = quantize_layer(source, n_colors=8, viewer=viewer)
+    # the entry README tells the user to pick in File > Save Selected Layers
+    from napari.plugins._npe2 import file_extensions_string_for_layers
+
+    entries = file_extensions_string_for_layers([labels])[0].split(";;")
+    assert "K-means Colour Quantiser indexed PNG (palette) (*.png)" in entries
+    assert "K-means Colour Quantiser palette TIFF (*.tif *.tiff)" in entries
+    viewer.layers.selection = {labels}
+    written = viewer.layers.save(
+        str(tmp_path / "a.png"), selected=True, plugin="napari-kmeans-quantize"
+    )
+    assert written == [str(tmp_path / "a.png")]
+    written = napari.save_layers(
+        str(tmp_path / "b.png"), [labels], plugin="napari-kmeans-quantize"
+    )
+    for name in ("a.png", "b.png"):
+        with PILImage.open(tmp_path / name) as im:
+            assert im.mode == "P"
+            np.testing.assert_array_equal(np.asarray(im.convert("RGB")), image.data)
+
+
+# --- single-channel and microscopy data ------------------------------------------
+
+
+def test_auto_k_on_a_grey_layer_works_with_the_defaults(
+    make_widget, qtbot, wait_idle, notifications
+):
+    from skimage import data
+
+    viewer, widget = make_widget()
+    viewer.add_image(data.astronaut()[::4, ::4], name="rgb", rgb=True)
+    assert widget._target.value == "ciede2000"
+    grey = data.camera()[::4, ::4]
+    viewer.add_image(grey, name="grey")
+    assert widget._target.value == "psnr"  # follows the data
+    assert widget._target_value.value == pytest.approx(30.0)
+    widget._sweep_ks.value = "2, 4, 8, 16"
+    widget.auto()
+    qtbot.waitUntil(
+        lambda: widget._job == "quantize" and not widget.is_running, timeout=60_000
+    )
+    wait_idle(widget)
+    assert not [m for m, sev in notifications if sev == "error"]
+    expected = sweep(grey, (2, 4, 8, 16, 256), channel_axis=None).smallest_k(
+        min_psnr=30
+    )
+    assert f"grey k={expected.k} labels" in viewer.layers
+    # a target the user picks stays, whatever the layer
+    widget._target.value = "ciede2000"
+    viewer.layers.selection.active = viewer.layers["rgb"]
+    viewer.layers.selection.active = viewer.layers["grey"]
+    assert widget._target.value == "ciede2000"
+
+
+def test_results_take_the_sources_display_settings(
+    make_widget, qtbot, wait_idle, small_rgb
+):
+    viewer, widget = make_widget()
+    nuclei = small_rgb[..., 0]
+    membrane = small_rgb[..., 1]
+    viewer.add_image(membrane, name="membrane", colormap="magenta", blending="additive")
+    source = viewer.add_image(
+        nuclei,
+        name="nuclei",
+        colormap="green",
+        blending="additive",
+        contrast_limits=(10, 200),
+        opacity=0.8,
+    )
+    widget._image.value = source
+    widget._n_colors.value = 4
+    _run(widget, qtbot, wait_idle)
+    image = viewer.layers["nuclei k=4"]
+    labels = viewer.layers["nuclei k=4 labels"]
+    strip = viewer.layers["nuclei k=4 palette"]
+    for layer in (image, labels, strip):
+        assert layer.blending == "additive", layer.name
+    assert image.colormap.name == "green"
+    assert tuple(image.contrast_limits) == (10, 200)
+    assert image.opacity == pytest.approx(0.8)
+    assert strip.interpolation2d == "nearest" and strip.interpolation3d == "nearest"
+    # additive: the membrane channel still shows through the result
+    viewer.dims.ndisplay = 2
+    assert viewer.layers["membrane"].visible
+
+
+def test_a_channel_axis_inside_a_layer_is_explained(
+    make_widget, qtbot, wait_idle, small_rgb, notifications
+):
+    viewer, widget = make_widget()
+    zcyx = np.stack([small_rgb[..., :2].transpose(2, 0, 1)] * 3)  # (3, 2, 48, 64)
+    viewer.add_image(zcyx, name="zcyx")
+    widget._n_colors.value = 4
+    _run(widget, qtbot, wait_idle)
+    infos = [m for m, sev in notifications if sev == "info"]
+    assert any("Axis 1 (length 2) may be channels" in m for m in infos)
+    assert "zcyx k=4 labels" in viewer.layers
+
+
+# --- less clutter, better reading -------------------------------------------------
+
+
+def test_remove_results_clears_one_sources_outputs(
+    make_widget, qtbot, wait_idle, small_rgb
+):
+    viewer, widget = make_widget()
+    other = viewer.add_image(small_rgb[::-1], name="other", rgb=True)
+    img = viewer.add_image(small_rgb, name="img", rgb=True)
+    widget._image.value = other
+    widget._n_colors.value = 4
+    _run(widget, qtbot, wait_idle)
+    widget._image.value = img
+    _run(widget, qtbot, wait_idle)
+    widget.compare((2, 4))
+    wait_idle(widget)
+    assert len(viewer.layers) == 2 + 3 + 3 + 1
+    widget._image.value = img
+    widget._remove_button.native.click()
+    assert [lay.name for lay in viewer.layers] == [
+        "other",
+        "img",
+        *_result_names("other", 4),
+    ]
+    assert "Removed 4 result layers of 'img'" in widget._status.value
+
+
+def test_status_time_is_what_the_user_waited(
+    make_widget, qtbot, wait_idle, small_rgb, slow_engine
+):
+    import re
+    import time
+
+    viewer, widget = make_widget()
+    viewer.add_image(small_rgb, name="img", rgb=True)
+    slow_engine["delay"] = 0.1
+    start = time.perf_counter()
+    _run(widget, qtbot, wait_idle)
+    waited = time.perf_counter() - start
+    seconds = float(re.search(r"Done in ([0-9.]+) s", widget._status.value).group(1))
+    engine = viewer.layers["img k=16 labels"].metadata["size_report"]["seconds"]
+    assert seconds > engine  # the pauses between steps count: the user waited them
+    assert seconds <= waited
+
+
+def test_newest_readout_is_scrolled_into_view(
+    make_widget, qtbot, wait_idle, small_astronaut
+):
+    viewer, widget = make_widget(show=True)
+    viewer.add_image(small_astronaut, name="astro", rgb=True)
+    widget.compare((2, 4, 8))
+    wait_idle(widget)
+    widget._n_colors.value = 4
+    _run(widget, qtbot, wait_idle)
+    qtbot.wait(50)
+    bar = widget._scroll.verticalScrollBar()
+    top = widget._readout.native.y()
+    assert bar.value() == min(top, bar.maximum()) and bar.value() > 0
+    viewport = widget._scroll.viewport().rect()
+    assert widget._readout.native.y() - bar.value() < viewport.height()
+
+
+def test_closing_the_viewer_stops_the_worker_within_a_second(
+    make_widget, qtbot, small_rgb, slow_engine
+):
+    viewer, widget = make_widget()
+    viewer.add_image(small_rgb, name="img", rgb=True)
+    slow_engine["delay"] = 0.2
+    worker = widget.run()
+    qtbot.waitUntil(lambda: slow_engine["yields"] >= 1, timeout=10_000)
+    finished = []
+    worker.finished.connect(lambda: finished.append(True))
+    viewer.close()
+    # the engine stops at its next step (one pause of 0.2 s away)
+    qtbot.waitUntil(lambda: bool(finished) or worker.abort_requested, timeout=1_000)
+    steps = slow_engine["yields"]
+    qtbot.wait(700)
+    assert slow_engine["yields"] <= steps + 1

@@ -103,8 +103,11 @@ def test_writers_are_offered_for_labels_in_the_save_dialog(make_napari_viewer):
         f"{PLUGIN}.write_indexed_png",
         f"{PLUGIN}.write_indexed_gif",
         f"{PLUGIN}.write_palette_tiff",
+        f"{PLUGIN}.write_apng",
+        f"{PLUGIN}.write_webp",
     } <= commands
-    assert "indexed PNG (palette)" in ext_str
+    assert "animated PNG (one palette)" in ext_str and "lossless WebP" in ext_str
+    assert "indexed PNG (palette" in ext_str
     # napari's own labels writer stays the default for .tif.
     from npe2 import PluginManager
 
@@ -162,8 +165,6 @@ def test_stacks_go_to_multi_page_tiff(make_napari_viewer, tmp_path):
     viewer = make_napari_viewer()
     result = _quantized(np.stack([_photo(seed=1), _photo(seed=2), _photo(seed=3)]), 8)
     _add_like_ours(viewer, result, name="stack")
-    with pytest.warns(UserWarning, match="2-D image.*palette TIFF"):
-        assert viewer.layers.save(str(tmp_path / "s.png"), plugin=PLUGIN) == []
     path = tmp_path / "s.tif"
     assert viewer.layers.save(str(path), selected=True, plugin=PLUGIN) == [str(path)]
     np.testing.assert_array_equal(tifffile.imread(path), result.labels)
@@ -171,6 +172,51 @@ def test_stacks_go_to_multi_page_tiff(make_napari_viewer, tmp_path):
         assert im.n_frames == 3
         im.seek(2)
         np.testing.assert_array_equal(np.asarray(im.convert("RGB")), result.image[2])
+
+
+@pytest.mark.parametrize("name", ["s.png", "s.apng", "s.gif"])
+def test_stacks_become_animations_with_one_palette(make_napari_viewer, tmp_path, name):
+    viewer = make_napari_viewer()
+    result = _quantized(np.stack([_photo(seed=1), _photo(seed=2), _photo(seed=3)]), 8)
+    _add_like_ours(viewer, result, name="stack")
+    path = tmp_path / name
+    assert viewer.layers.save(str(path), selected=True, plugin=PLUGIN) == [str(path)]
+    with Image.open(path) as im:
+        assert im.n_frames == 3
+        for i in range(3):
+            im.seek(i)
+            np.testing.assert_array_equal(
+                np.asarray(im.convert("RGB")), result.image[i]
+            )
+
+
+def test_more_than_three_axes_point_to_tiff(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    frames = np.stack([_photo(seed=s) for s in range(4)]).reshape(2, 2, 40, 56, 3)
+    result = _quantized(frames, 4)
+    _add_like_ours(viewer, result, name="4d")
+    for name in ("s.png", "s.gif", "s.apng"):
+        with pytest.warns(UserWarning, match="frames, height, width.*palette TIFF"):
+            assert viewer.layers.save(str(tmp_path / name), plugin=PLUGIN) == []
+    with pytest.warns(UserWarning, match="WebP holds one 2-D image.*apng"):
+        assert viewer.layers.save(str(tmp_path / "s.webp"), plugin=PLUGIN) == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_save_webp(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    image = np.dstack([_photo(), np.full(_photo().shape[:2], 255, np.uint8)])
+    image[:8, :12, 3] = 0
+    result = _quantized(image, 16)
+    _add_like_ours(viewer, result)
+    path = tmp_path / "q.webp"
+    assert viewer.layers.save(str(path), selected=True, plugin=PLUGIN) == [str(path)]
+    with Image.open(path) as im:
+        assert im.format == "WEBP"
+        np.testing.assert_array_equal(np.asarray(im.convert("RGBA")), result.image)
+    # napari's own reader opens it (WebP holds colours, so not ours).
+    [layer] = viewer.open(str(path), plugin="napari")
+    np.testing.assert_array_equal(np.asarray(layer.data), result.image)
 
 
 def test_gif_refuses_partial_transparency(tmp_path):

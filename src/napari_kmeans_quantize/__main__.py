@@ -16,8 +16,12 @@ Three subcommands, none of which needs a display or imports napari or Qt:
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import os
+import signal
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -25,38 +29,115 @@ from typing import Any
 
 import numpy as np
 
+from . import _targets
+from ._atomic import atomic_write, remove_partial_files, replacing_read_only
+from ._input import DEFAULT_PIXEL_LIMIT, PIXEL_LIMIT_FLAG, PixelLimitError, read_image
+
 __all__ = ["main"]
 
 SAMPLES = ("astronaut", "coffee", "chelsea")
 DEFAULT_KS = (2, 4, 8, 16, 32, 64, 128, 256)
 _COLOR_SPACES = ("rgb", "lab", "oklab")
-_WRITERS = {".png": "PNG", ".gif": "GIF", ".tif": "TIFF", ".tiff": "TIFF"}
+_PROG = "napari-kmeans-quantize"
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit status (0 on success)."""
+    """Run the command line; returns the exit status (0 on success).
+
+    Every failure is one line on stderr naming the file concerned (a traceback
+    only with ``--debug``): exit status 2 for bad arguments and inputs over the
+    pixel limit, 1 for other errors.
+    """
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 0
     try:
-        with warnings.catch_warnings():
+        with (
+            _clean_exit_on_signals(args.command),
+            warnings.catch_warnings(),
+            replacing_read_only(args.force),
+        ):
             # Warnings (e.g. "only 5 distinct colours") become one-line notes.
-            warnings.showwarning = _note
+            warnings.showwarning = _Notes()
             return args.run(args)
     except BrokenPipeError:
         # Output piped into e.g. `head`, which closed early: stop quietly.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 1
-    except (OSError, ValueError, TypeError) as err:
-        print(f"napari-kmeans-quantize {args.command}: error: {err}", file=sys.stderr)
-        return 1
+    except Exception as err:
+        if args.debug:
+            raise
+        print(f"{_PROG} {args.command}: error: {_describe(err)}", file=sys.stderr)
+        return 2 if isinstance(err, PixelLimitError) else 1
 
 
-def _note(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
-    print(f"note: {message}", file=sys.stderr)
+def _describe(err: BaseException) -> str:
+    """One line for an error: the file it concerns first, then what went wrong."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    if isinstance(err, MemoryError):
+        return f"not enough memory for this image ({text})."
+    if isinstance(err, OSError) and err.filename is not None:
+        reason = err.strerror or text
+        return f"{err.filename}: {reason}"
+    return text
+
+
+@contextlib.contextmanager
+def _clean_exit_on_signals(command: str):
+    """Ctrl-C (SIGINT) and SIGTERM end the run at once and cleanly.
+
+    Raising KeyboardInterrupt into compiled code and worker threads (numba
+    kernels, cKDTree queries) crashed runs (SIGSEGV, SystemError); instead the
+    handler removes the temporary files of writes in progress, says so in one
+    line and exits with 128 + the signal number (130 for Ctrl-C). Files already
+    renamed into place are whole; no other file was touched.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        remove_partial_files()
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+        what = "interrupted" if signum == signal.SIGINT else "terminated"
+        line = f"{_PROG} {command}: {what}; no partial file was left.\n"
+        with contextlib.suppress(OSError):
+            os.write(sys.stderr.fileno(), line.encode())
+        os._exit(128 + signum)
+
+    # A signal ignored from the start stays ignored: shells start background
+    # jobs with SIGINT ignored so that Ctrl-C reaches only the foreground.
+    saved = {
+        sig: signal.signal(sig, handler)
+        for sig in (signal.SIGINT, signal.SIGTERM)
+        if signal.getsignal(sig) is not signal.SIG_IGN
+    }
+    try:
+        yield
+    finally:
+        for sig, previous in saved.items():
+            signal.signal(sig, previous)
+
+
+class _Notes:
+    """Warnings as one-line notes, each said once (the k values of a sweep
+    write their files in threads and would repeat the same note)."""
+
+    def __init__(self) -> None:
+        self._said: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+        text = f"note: {message}"
+        with self._lock:
+            if text in self._said:
+                return
+            self._said.add(text)
+        print(text, file=sys.stderr)
 
 
 # --- arguments -----------------------------------------------------------------------
@@ -66,7 +147,7 @@ def _parser() -> argparse.ArgumentParser:
     from . import __version__
 
     parser = argparse.ArgumentParser(
-        prog="napari-kmeans-quantize",
+        prog=_PROG,
         description=(
             "Compress images by k-means colour quantisation: k palette colours, one "
             "palette index per pixel, written as real indexed (palette) files. No "
@@ -110,6 +191,7 @@ def _parser() -> argparse.ArgumentParser:
         "(default: ./%(default)s)",
     )
     _add_sweep_options(demo)
+    _add_common_options(demo)
     demo.set_defaults(run=_run_demo)
 
     quant = sub.add_parser(
@@ -117,20 +199,15 @@ def _parser() -> argparse.ArgumentParser:
         help="quantise your own image to k colours and save the indexed file",
         description=(
             "Quantise IMAGE to K colours and write it as an indexed file: PNG "
-            "(smallest bit depth, up to 256 colours), GIF (up to 256, binary "
-            "transparency) or palette TIFF (up to 65536 colours, stacks as pages), "
-            "chosen by the extension of --out. Prints the size report: raw and "
+            "(smallest bit depth, up to 256 colours; a stack becomes an animated "
+            "PNG, also .apng), GIF (up to 256, binary transparency; a stack "
+            "becomes an animation), lossless WebP (one image) or palette TIFF (up "
+            "to 65536 colours, stacks as pages), chosen by the extension of --out. Prints the size report: raw and "
             "source sizes, the seed formula, the real file bytes, ratio, PSNR and "
             "mean CIEDE2000."
         ),
     )
-    quant.add_argument(
-        "images",
-        type=Path,
-        nargs="+",
-        metavar="IMAGE",
-        help="input image file (several with --shared)",
-    )
+    _add_input_options(quant, several=True)
     quant.add_argument(
         "-k",
         "--n-colors",
@@ -144,8 +221,8 @@ def _parser() -> argparse.ArgumentParser:
         "--out",
         type=Path,
         metavar="FILE",
-        help="output file; .png, .gif, .tif or .tiff (default: IMAGE-kK.png next "
-        "to the input; not with several inputs, which always get that name)",
+        help=f"output file; {', '.join(_targets.INDEXED_FORMATS)} (default: "
+        "IMAGE-kK.png next to the input)",
     )
     _add_quantize_options(quant)
     quant.add_argument(
@@ -167,7 +244,7 @@ def _parser() -> argparse.ArgumentParser:
         "--shared",
         action="store_true",
         help="quantise all IMAGEs with one palette fitted to all of them, writing "
-        "one output per input",
+        "one output per input (named IMAGE-kK.png)",
     )
     quant.add_argument(
         "--dither",
@@ -182,6 +259,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="also save the quantised image as an ordinary (24-bit) image file",
     )
+    _add_common_options(quant)
     quant.set_defaults(run=_run_quantize)
 
     sw = sub.add_parser(
@@ -195,7 +273,7 @@ def _parser() -> argparse.ArgumentParser:
             "print the smallest k meeting the target."
         ),
     )
-    sw.add_argument("image", type=Path, metavar="IMAGE", help="input image file")
+    _add_input_options(sw)
     sw.add_argument(
         "--out",
         type=Path,
@@ -218,6 +296,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DB",
         help="target: smallest acceptable PSNR in dB",
     )
+    _add_common_options(sw)
     sw.set_defaults(run=_run_sweep)
     return parser
 
@@ -270,6 +349,41 @@ def _add_sweep_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_common_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="write over the input image or over read-only files (which stay "
+        "read-only); by default both are refused",
+    )
+    p.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the full traceback of an error instead of its one-line message",
+    )
+
+
+def _add_input_options(p: argparse.ArgumentParser, *, several: bool = False) -> None:
+    if several:
+        p.add_argument(
+            "images",
+            type=Path,
+            nargs="+",
+            metavar="IMAGE",
+            help="input image file (several with --shared)",
+        )
+    else:
+        p.add_argument("image", type=Path, metavar="IMAGE", help="input image file")
+    p.add_argument(
+        PIXEL_LIMIT_FLAG,
+        type=_positive_int,
+        default=DEFAULT_PIXEL_LIMIT,
+        metavar="N",
+        help="refuse an input whose header declares more than N pixels (height x "
+        "width x frames), before decoding it (default: %(default)s, 16384 x 16384)",
+    )
+
+
 def _add_data_range_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--data-range",
@@ -306,29 +420,10 @@ def _positive_int(text: str) -> int:
 # --- commands ------------------------------------------------------------------------
 
 
-def _run_demo(args: argparse.Namespace) -> int:
-    from skimage import data
-
-    image = getattr(data, args.sample)()
-    print(
-        f"Quantising scikit-image's {args.sample!r} photo "
-        f"({image.shape[0]} x {image.shape[1]}, height x width) at k = "
-        f"{', '.join(map(str, sorted(set(args.ks))))} ..."
-    )
-    return _sweep_and_report(
-        image,
-        channel_axis=-1,
-        name=f"scikit-image data.{args.sample}()",
-        source_bytes=None,
-        out=args.out,
-        ks=args.ks,
-        color_space=args.color_space,
-        workers=args.workers,
-    )
-
-
 def _run_sweep(args: argparse.Namespace) -> int:
-    image, channel_axis = _read_image(args.image)
+    if args.out is not None:
+        _check_sweep_folder(args.out, args.ks, inputs=(args.image,), force=args.force)
+    image, channel_axis = read_image(args.image, pixel_limit=args.pixel_limit)
     code = _sweep_and_report(
         image,
         channel_axis=channel_axis,
@@ -345,7 +440,6 @@ def _run_sweep(args: argparse.Namespace) -> int:
 
 
 def _run_quantize(args: argparse.Namespace) -> int:
-    from . import palette_io
     from ._palette_control import colors_for_image, parse_hex_colors, weight_map
     from .metrics import size_report
     from .quantize import quantize
@@ -357,10 +451,10 @@ def _run_quantize(args: argparse.Namespace) -> int:
             f"{len(paths)} input images given; pass --shared to quantise them with "
             "one palette, or run the command once per image."
         )
-    if len(paths) > 1 and args.out is not None:
+    if len(paths) > 1 and (args.out is not None or args.rgb_out is not None):
         raise ValueError(
-            "--out names one file; with several inputs every output is named "
-            "IMAGE-kK.png next to its input."
+            "--out and --rgb-out name one file; with several inputs every output "
+            "is named IMAGE-kK.png next to its input."
         )
     n_weights = len(args.weights or ())
     if n_weights not in (0, len(paths)):
@@ -369,18 +463,17 @@ def _run_quantize(args: argparse.Namespace) -> int:
             "one importance map per input, in order."
         )
     outs = [args.out or p.with_name(f"{p.stem}-k{args.k}.png") for p in paths]
-    fmt = _WRITERS.get(outs[0].suffix.lower())
-    if fmt is None:
-        raise ValueError(
-            f"cannot tell the format of {str(outs[0])!r}: use a .png, .gif, .tif or "
-            ".tiff file name for --out."
-        )
-    if fmt != "TIFF" and args.k > palette_io.MAX_PNG_COLORS:
-        raise ValueError(
-            f"{fmt} holds at most {palette_io.MAX_PNG_COLORS} colours, k = {args.k}; "
-            "write a palette TIFF (--out FILE.tif) for more."
-        )
-    read = [_read_image(p) for p in paths]
+    # Every target is checked before the images are read or quantised.
+    fmt = _targets.indexed_format(outs[0], args.k)
+    outputs = list(outs)
+    rgb_fmt = None
+    if args.rgb_out is not None:
+        rgb_fmt = _targets.rgb_format(args.rgb_out)
+        outputs.append(args.rgb_out)
+    _targets.check_distinct(*outputs)
+    for path in outputs:
+        _targets.check_output(path, inputs=tuple(paths), force=args.force)
+    read = [read_image(p, pixel_limit=args.pixel_limit) for p in paths]
     images = [image for image, _ in read]
     channel_axis = read[0][1]
     if any(axis != channel_axis for _, axis in read):
@@ -388,7 +481,14 @@ def _run_quantize(args: argparse.Namespace) -> int:
             "--shared needs images of one kind: all colour or all grey (convert "
             "them to the same mode first)."
         )
-    weights = [weight_map(*_read_image(w)) for w in args.weights or ()]
+    for out, image in zip(outs, images, strict=True):
+        _targets.check_indexed_fits(out, fmt, image, channel_axis)
+    if rgb_fmt is not None:
+        _targets.check_rgb_fits(args.rgb_out, rgb_fmt, images[0], channel_axis)
+    weights = [
+        weight_map(*read_image(w, pixel_limit=args.pixel_limit))
+        for w in args.weights or ()
+    ]
     fixed = None
     if args.fixed_colors is not None:
         n_channels = 1 if channel_axis is None else images[0].shape[channel_axis]
@@ -406,44 +506,101 @@ def _run_quantize(args: argparse.Namespace) -> int:
     if args.shared:
         results = quantize_shared(images, args.k, weights=weights or None, **options)
     else:
-        results = [
-            quantize(
-                images[0], args.k, weights=weights[0] if weights else None, **options
-            )
-        ]
-    writer = {
-        "PNG": palette_io.write_indexed_png,
-        "GIF": palette_io.write_indexed_gif,
-        "TIFF": palette_io.write_palette_tiff,
-    }[fmt]
+        one = weights[0] if weights else None
+        results = [quantize(images[0], args.k, weights=one, **options)]
     for i, (path, out, image, result) in enumerate(
         zip(paths, outs, images, results, strict=True)
     ):
-        written = writer(out, result.labels, result.palette)
-        _warn_if_dark(result.palette, fmt)
+        written = _targets.write_indexed(out, fmt, result.labels, result.palette, image)
+        _warn_if_dark(result.palette, fmt.name)
         report = size_report(
             result,
             image,
             source_bytes=path.stat().st_size,
             data_range=args.data_range,
+            file_formats=True,
             weights=weights[i] if weights else None,
         )
-        print(f"{path} -> {written} ({fmt}, {os.path.getsize(written):,} bytes)")
+        print(f"{path} -> {written} ({fmt.name}, {os.path.getsize(written):,} bytes)")
         print(report.to_text())
         if report.psnr_weighted is not None:
             print(f"PSNR where the weights are: {report.psnr_weighted:.2f} dB")
         print(f"time       {result.seconds:.2f} s ({result.color_space})")
     if args.shared:
-        print(
-            f"one palette of {len(results[0].palette)} colours for {len(paths)} images"
-        )
+        n = len(results[0].palette)
+        print(f"one palette of {n} colours for {len(paths)} images")
     if args.rgb_out is not None:
-        rgb_written = _save_rgb(args.rgb_out, results[0].image, channel_axis)
+        rgb_written = _targets.save_rgb(args.rgb_out, results[0].image, channel_axis)
         print(f"quantised image as an ordinary file: {rgb_written}")
     return 0
 
 
 # --- the sweep and its files ---------------------------------------------------------
+
+_SWEEP_FILES = (
+    "original.png",
+    "table.md",
+    "table.csv",
+    "plot.png",
+    "contact_sheet.png",
+)
+
+
+def _sweep_file_names(ks: list[int]) -> list[str]:
+    """Every name the sweep's files may take (an indexed file is a PNG for one
+    plane of up to 256 colours, else a palette TIFF)."""
+    names = list(_SWEEP_FILES)
+    for k in sorted(set(ks)):
+        names += [f"k{k:03d}_quantized.png", f"k{k:03d}_indexed.png"]
+        names.append(f"k{k:03d}_indexed.tif")
+    return names
+
+
+def _check_sweep_folder(
+    out: Path, ks: list[int], *, inputs: tuple[Path, ...] = (), force: bool
+) -> None:
+    """Refuse, before any work, an output folder whose files cannot be written."""
+    if not out.exists():
+        # Created when the files are written; its nearest existing folder must
+        # take it.
+        parent = next(p for p in out.absolute().parents if p.exists())
+        if not parent.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "is not a folder", str(parent))
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise PermissionError(
+                errno.EACCES, "no permission to create a folder in it", str(parent)
+            )
+        return
+    if not out.is_dir():
+        raise NotADirectoryError(
+            errno.ENOTDIR,
+            "exists and is not a folder; give a folder for --out",
+            str(out),
+        )
+    for name in _sweep_file_names(ks):
+        _targets.check_output(out / name, inputs=inputs, force=force)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from skimage import data
+
+    _check_sweep_folder(args.out, args.ks, force=args.force)
+    image = getattr(data, args.sample)()
+    print(
+        f"Quantising scikit-image's {args.sample!r} photo "
+        f"({image.shape[0]} x {image.shape[1]}, height x width) at k = "
+        f"{', '.join(map(str, sorted(set(args.ks))))} ..."
+    )
+    return _sweep_and_report(
+        image,
+        channel_axis=-1,
+        name=f"scikit-image data.{args.sample}()",
+        source_bytes=None,
+        out=args.out,
+        ks=args.ks,
+        color_space=args.color_space,
+        workers=args.workers,
+    )
 
 
 def _sweep_and_report(
@@ -540,21 +697,22 @@ def _write_files(
     def indexed(row: Any, result: Any) -> str:
         stem = f"k{row.k:03d}_indexed"
         if result.n_colors <= palette_io.MAX_PNG_COLORS and result.labels.ndim == 2:
-            return palette_io.write_indexed_png(
-                out / f"{stem}.png", result.labels, result.palette
-            )
-        return palette_io.write_palette_tiff(
-            out / f"{stem}.tif", result.labels, result.palette
-        )
+            path = out / f"{stem}.png"
+        else:
+            path = out / f"{stem}.tif"
+        fmt = _targets.INDEXED_FORMATS[path.suffix]
+        return _targets.write_indexed(path, fmt, result.labels, result.palette, image)
 
     # The encoders (zlib) release the GIL: write the files in parallel threads.
     n_threads = workers or min(4, os.cpu_count() or 1)
     pairs = list(zip(table.rows, table.results, strict=True))
     with ThreadPoolExecutor(max_workers=n_threads) as pool:
-        original_job = pool.submit(_save_rgb, out / "original.png", image, channel_axis)
+        original_job = pool.submit(
+            _targets.save_rgb, out / "original.png", image, channel_axis
+        )
         rgb_jobs = {
             row.k: pool.submit(
-                _save_rgb,
+                _targets.save_rgb,
                 out / f"k{row.k:03d}_quantized.png",
                 result.image,
                 channel_axis,
@@ -571,11 +729,16 @@ def _write_files(
                 channel_axis,
             )
         )
-        _save_plot(out / "plot.png", table)
-        for job in jobs:
-            job.result()
-        original_bytes = os.path.getsize(original_job.result())
-        rgb_sizes = {k: os.path.getsize(job.result()) for k, job in rgb_jobs.items()}
+        try:
+            _save_plot(out / "plot.png", table)
+            for job in jobs:
+                job.result()
+            original_bytes = os.path.getsize(original_job.result())
+            rgb_sizes = {k: os.path.getsize(j.result()) for k, j in rgb_jobs.items()}
+        except BaseException:
+            # One failed write (a full disk) stops the files not yet started.
+            pool.shutdown(cancel_futures=True)
+            raise
 
     lines = ["# K-means colour quantisation over k", "", *preface, ""]
     lines.append(
@@ -598,8 +761,8 @@ def _write_files(
             f"{row.png_bytes / rgb_sizes[row.k]:.1%} | "
             f"{row.png_bytes / original_bytes:.1%} |"
         )
-    (out / "table.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    (out / "table.csv").write_text(table.to_csv(), encoding="utf-8")
+    _targets.write_text(out / "table.md", "\n".join(lines) + "\n")
+    _targets.write_text(out / "table.csv", table.to_csv())
 
 
 def _save_plot(path: Path, table: Any) -> None:
@@ -609,7 +772,7 @@ def _save_plot(path: Path, table: Any) -> None:
     from .sweep import plot_sweep
 
     ax = plot_sweep(table)
-    ax.figure.savefig(path, dpi=120)
+    atomic_write(path, lambda f: ax.figure.savefig(f, format="png", dpi=120))
 
 
 def _save_contact_sheet(
@@ -619,7 +782,7 @@ def _save_contact_sheet(
     from PIL import Image, ImageDraw, ImageFont
 
     def to_pil(arr: np.ndarray) -> Image.Image:
-        pil = Image.fromarray(_display_uint8(arr, channel_axis))
+        pil = Image.fromarray(_targets.display_uint8(arr, channel_axis))
         if max(pil.size) > tile:
             scale = tile / max(pil.size)
             size = (max(1, round(pil.width * scale)), max(1, round(pil.height * scale)))
@@ -647,7 +810,7 @@ def _save_contact_sheet(
         y = pad + (i // cols) * (th + caption + pad)
         sheet.paste(pil, (x, y), pil)
         draw.text((x + 2, y + th + 4), text, fill="black", font=font)
-    sheet.save(path)
+    atomic_write(path, lambda f: sheet.save(f, format="PNG"))
 
 
 # --- image files ---------------------------------------------------------------------
@@ -665,80 +828,6 @@ def _warn_if_dark(palette: np.ndarray, fmt: str) -> None:
             "looks dark; --out FILE.tif keeps the 16-bit values exactly.",
             file=sys.stderr,
         )
-
-
-def _read_image(path: Path) -> tuple[np.ndarray, int | None]:
-    """Read an image file; returns the array and its channel axis (None for grey)."""
-    if not path.is_file():
-        raise FileNotFoundError(f"no such image file: {str(path)!r}")
-    if path.suffix.lower() in (".tif", ".tiff"):
-        import tifffile
-
-        with tifffile.TiffFile(path) as tif:
-            series = tif.series[0]
-            image, axes = series.asarray(), series.axes
-        # RGB(A) samples: tifffile names their axis S, last for interleaved
-        # files and first for planar ones, (3, H, W).
-        if "S" in axes and image.shape[axes.index("S")] in (3, 4):
-            return image, axes.index("S")
-        if image.ndim >= 3 and image.shape[-1] in (3, 4):
-            return image, -1
-        if image.ndim >= 2:
-            return image, None
-    from PIL import Image
-
-    with Image.open(path) as pil:
-        mode = pil.mode
-        if mode == "P":
-            has_alpha = "transparency" in pil.info or pil.palette.mode == "RGBA"
-            pil = pil.convert("RGBA" if has_alpha else "RGB")
-        elif mode in ("LA", "PA", "La", "RGBa"):
-            pil = pil.convert("RGBA")
-        elif mode in ("1", "CMYK", "YCbCr", "LAB", "HSV"):
-            pil = pil.convert("L" if mode == "1" else "RGB")
-        image = np.asarray(pil)
-    if image.dtype == bool:
-        image = image.astype(np.uint8) * 255
-    if image.ndim == 2:
-        return image, None
-    return image, -1
-
-
-def _display_uint8(arr: np.ndarray, channel_axis: int | None) -> np.ndarray:
-    """An 8-bit (H, W[, C]) array for writing or showing: first plane of stacks."""
-    a = np.asarray(arr)
-    if channel_axis is not None:
-        a = np.moveaxis(a, channel_axis, -1)
-        while a.ndim > 3:
-            a = a[0]
-    else:
-        while a.ndim > 2:
-            a = a[0]
-    if a.dtype != np.uint8:
-        if a.dtype.kind == "u":
-            a = np.rint(a / np.iinfo(a.dtype).max * 255)
-        elif a.dtype.kind == "f":
-            lo, hi = float(a.min()), float(a.max())
-            if lo < 0 or hi > 1:
-                a = (a - lo) / max(hi - lo, 1e-12)
-            a = np.rint(np.clip(a, 0, 1) * 255)
-        else:
-            a = np.clip(a, 0, 255)
-        a = a.astype(np.uint8)
-    return a
-
-
-def _save_rgb(path: Path, arr: np.ndarray, channel_axis: int | None) -> str:
-    """Save an image as an ordinary (8-bit per channel) file, atomically."""
-    from PIL import Image
-
-    from ._atomic import atomic_write
-
-    pil = Image.fromarray(_display_uint8(arr, channel_axis))
-    fmt = Image.registered_extensions().get(Path(path).suffix.lower())
-    if fmt is None:
-        raise ValueError(f"cannot tell the image format of {str(path)!r}.")
-    return atomic_write(path, lambda f: pil.save(f, format=fmt, optimize=True))
 
 
 if __name__ == "__main__":

@@ -8,10 +8,10 @@ A run on a source layer called ``"astronaut"`` with ``n_colors=8`` makes three
 layers, all with the source's scale, translate, rotate, shear, affine, units and
 axis labels so that they overlay it exactly:
 
-``"astronaut (k=8)"``
+``"astronaut k=8"``
     Image: the quantised image, same shape, dtype, rgb flag, contrast limits, gamma
     and (for single-channel data) colormap as the source.
-``"astronaut (k=8) labels"``
+``"astronaut k=8 labels"``
     Labels: the palette index of every pixel (uint8 for k <= 256). Its
     ``DirectLabelColormap`` maps each index to the colour napari draws for that
     palette entry, *including label 0* (background_value 0 is listed in the
@@ -20,15 +20,16 @@ axis labels so that they overlay it exactly:
     per palette colour (``index, hex, R, G, B, [A], count, share %``; a ``value``
     column instead of R, G, B for single-channel data), so hovering a pixel shows
     which palette colour it is.
-``"astronaut (k=8) palette"``
+``"astronaut k=8 palette"``
     Image: the palette as a vertical strip of swatches to the right of the source
     (in its last two spatial axes), **ordered by share: the most frequent colour on
     top**. The strip has the same size whatever k, and adding or updating one hides
     the other palette strips of the same source, so only the newest run's palette
     is shown there.
 
-Re-running with the same source name and k updates these layers in place; another
-k gets its own three layers. The parameters (k, seed, colour space, ...) and the
+The names carry k and every option that changes the result (``"astronaut k=16 lab
+dither"``, see :func:`layer_names`): re-running with identical settings updates
+these layers in place; another k or any other option gets its own layers. The parameters (k, seed, colour space, ...) and the
 palette are recorded in each layer's ``metadata``.
 """
 
@@ -41,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._qt.save import ResultFile, result_file
 from .metrics import (
     SizeReport,
     _checked_data_range,
@@ -58,10 +60,15 @@ if TYPE_CHECKING:
 __all__ = [
     "QuantizeOutcome",
     "SourceInfo",
+    "channel_note",
+    "image_layer_meta",
+    "is_output",
     "layer_data_tuples",
     "layer_names",
     "quantize_layer",
     "quantize_source_iter",
+    "result_tags",
+    "select_outputs",
     "source_info",
     "sweep_source_iter",
 ]
@@ -76,19 +83,62 @@ ORDER_NOTE = "by share: most frequent colour first (top of the strip)"
 #: The palette strip is the source's height tall and 1 / STRIP_ASPECT of it wide,
 #: whatever k.
 STRIP_ASPECT = 8
-#: ``metadata["role"]`` of a palette-strip layer (how older strips are found).
+#: ``metadata["plugin"]`` of every layer this plugin makes (how outputs are told
+#: from sources).
+PLUGIN = "napari-kmeans-quantize"
+#: ``metadata["role"]`` of the output layers.
+IMAGE_ROLE = "quantised image"
+LABELS_ROLE = "labels"
 STRIP_ROLE = "palette strip"
 
 
-def layer_names(source_name: str, n_colors: int) -> tuple[str, str, str]:
+def result_tags(
+    n_colors: int,
+    *,
+    color_space: str = "rgb",
+    dither: bool = False,
+    max_pixels: int | None = None,
+    random_state: int | None = 0,
+) -> tuple[str, ...]:
+    """The words that tell one result of a source from another.
+
+    k and every option that changes the pixels, defaults left out: the seed only
+    changes the result when the palette is fitted on a pixel sample.
+
+    Examples
+    --------
+    >>> result_tags(16, color_space="lab", dither=True)
+    ('k=16', 'lab', 'dither')
+    >>> result_tags(8, max_pixels=20_000, random_state=3)
+    ('k=8', 'sample 20000', 'seed 3')
+    """
+    tags = [f"k={int(n_colors)}"]
+    if color_space != "rgb":
+        tags.append(str(color_space))
+    if dither:
+        tags.append("dither")
+    if max_pixels is not None:
+        tags += [f"sample {int(max_pixels)}", f"seed {random_state}"]
+    return tuple(tags)
+
+
+def layer_names(
+    source_name: str, n_colors: int, **options: Any
+) -> tuple[str, str, str]:
     """Names of the image, labels and palette layers made from `source_name`.
+
+    `options` are the run's ``color_space``, ``dither``, ``max_pixels`` and
+    ``random_state`` (see :func:`result_tags`): results that differ in any of
+    them get different names, so they sit side by side.
 
     Examples
     --------
     >>> layer_names("astronaut", 8)
-    ('astronaut (k=8)', 'astronaut (k=8) labels', 'astronaut (k=8) palette')
+    ('astronaut k=8', 'astronaut k=8 labels', 'astronaut k=8 palette')
+    >>> layer_names("astronaut", 16, color_space="lab", dither=True)[0]
+    'astronaut k=16 lab dither'
     """
-    base = f"{source_name} (k={int(n_colors)})"
+    base = " ".join((source_name, *result_tags(n_colors, **options)))
     return base, f"{base} labels", f"{base} palette"
 
 
@@ -120,6 +170,9 @@ class SourceInfo:
     contrast_limits: tuple[float, float]
     gamma: float
     colormap: Any  # napari Colormap (used for single-channel data)
+    blending: str = "translucent"
+    opacity: float = 1.0
+    rendering: str = "mip"
     layer_ref: Any = field(default=None, repr=False)
     source_bytes: int | None = None  # size of the file the layer was read from
 
@@ -171,6 +224,9 @@ def source_info(layer: Image) -> SourceInfo:
         contrast_limits=tuple(float(c) for c in layer.contrast_limits),
         gamma=float(layer.gamma),
         colormap=layer.colormap,
+        blending=str(layer.blending),
+        opacity=float(layer.opacity),
+        rendering=str(layer.rendering),
         layer_ref=weakref.ref(layer),
         source_bytes=_source_file_bytes(layer),
     )
@@ -211,6 +267,9 @@ class QuantizeOutcome:
         PSNR and mean CIEDE2000, from :func:`~napari_kmeans_quantize.metrics.size_report`.
     notes : list of str
         Plain-language notes on what was done (dask computed, multiscale, ...).
+    file : ResultFile or None
+        The file type that holds the result (indexed PNG for one plane, the
+        multi-page palette TIFF for a stack) and its real size.
     """
 
     result: QuantizeResult
@@ -218,6 +277,7 @@ class QuantizeOutcome:
     levels: list[tuple[np.ndarray, np.ndarray]] | None
     report: SizeReport | None
     notes: list[str]
+    file: ResultFile | None = None
 
 
 def quantize_source_iter(
@@ -233,6 +293,10 @@ def quantize_source_iter(
     weights: Any = None,
 ) -> Generator[float, None, QuantizeOutcome]:
     """Quantise a source snapshot, yielding progress fractions from 0 to 1.
+
+    The outcome names the file type that holds the result and its real size
+    (:attr:`QuantizeOutcome.file`; a stack's multi-page TIFF is encoded here to be
+    measured).
 
     The result is the generator's return value. Stop iterating to cancel: no layer
     is touched here, so nothing is left half-done. `data_range` is the peak of the
@@ -267,6 +331,81 @@ def quantize_source_iter(
             f"{'lazy' if source.is_lazy else 'multiscale'}. Quantise it without, "
             "or with napari_kmeans_quantize.quantize on a numpy array."
         )
+    outcome = yield from _quantize_source(
+        source,
+        n_colors,
+        color_space=color_space,
+        random_state=random_state,
+        dither=dither,
+        max_pixels=max_pixels,
+        data_range=data_range,
+        fixed_colors=fixed_colors,
+        weights=weights,
+    )
+    result = outcome.result
+    png_bytes = None if outcome.report is None else outcome.report.png_bytes
+    file = result_file(result.labels, result.palette, png_bytes, source.is_lazy)
+    note = channel_note(source)
+    notes = [*outcome.notes, note] if note else outcome.notes
+    return replace(outcome, file=file, notes=notes)
+
+
+#: Axes this short (not the last two) may well be channels.
+MAX_CHANNELS = 4
+_CHANNEL_LABELS = {"c", "ch", "channel", "channels"}
+
+
+def channel_note(source: SourceInfo) -> str:
+    """How a single-channel layer with a likely channel axis inside it is treated.
+
+    A (z, c, y, x) layer that napari shows as one layer is quantised as intensity,
+    one palette over every axis; say so when an axis is labelled as channels or
+    is short (at most ``MAX_CHANNELS``), and how to quantise each channel alone.
+    Returns "" when there is nothing to say.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from napari.layers import Image
+    >>> note = channel_note(source_info(Image(np.zeros((5, 2, 8, 8)))))
+    >>> note.startswith("Axis 1 (length 2) may be channels")
+    True
+    """
+    if source.rgb or source.ndim < 3:
+        return ""
+    shape = source.levels[0].shape
+    leading = range(source.ndim - 2)
+    labels = [str(label).lower() for label in source.axis_labels[: len(leading)]]
+    named = [
+        axis
+        for axis, label in zip(leading, labels, strict=True)
+        if label in _CHANNEL_LABELS
+    ]
+    short = sorted((shape[a], a) for a in leading if shape[a] <= MAX_CHANNELS)
+    if not named and not short:
+        return ""
+    # a labelled axis, else the shortest one
+    axis = named[0] if named else short[0][1]
+    return (
+        f"Axis {axis} (length {shape[axis]}) may be channels: the layer is "
+        "quantised as intensity, with one palette over all its axes. To give "
+        "each channel its own palette, split it first (right-click the "
+        "layer > Split Stack) and quantise each channel layer."
+    )
+
+
+def _quantize_source(
+    source: SourceInfo,
+    n_colors: int,
+    *,
+    color_space: str,
+    random_state: int | None,
+    dither: bool,
+    max_pixels: int | None,
+    data_range: float | None,
+    fixed_colors: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
+) -> Generator[float, None, QuantizeOutcome]:
     params = {
         "n_colors": int(n_colors),
         "color_space": color_space,
@@ -473,6 +612,7 @@ def sweep_source_iter(
     random_state: int | None = 0,
     dither: bool = False,
     data_range: float | None = None,
+    keep_results: bool = False,
 ) -> Generator[float, None, SweepTable]:
     """Sweep k on a source snapshot (:func:`~napari_kmeans_quantize.sweep.sweep_iter`).
 
@@ -480,7 +620,8 @@ def sweep_source_iter(
     is the return value. Lazy data is computed into memory first; for a multiscale
     source the sweep runs on the level a quantisation fits its palette on (the
     finest with at most ``MULTISCALE_FIT_PIXELS`` pixels). `data_range` is the
-    PSNR peak (None: automatic), as in :func:`~napari_kmeans_quantize.sweep.sweep`.
+    PSNR peak (None: automatic), as in :func:`~napari_kmeans_quantize.sweep.sweep`;
+    `keep_results` keeps every k's result in the table (``table.results``).
     """
     from .sweep import sweep_iter
 
@@ -506,6 +647,7 @@ def sweep_source_iter(
             dither=dither,
             source_bytes=source.source_bytes if index == 0 else None,
             data_range=data_range,
+            keep_results=keep_results,
         ),
         0.02,
         1.0,
@@ -547,12 +689,14 @@ def layer_data_tuples(
         outcome = QuantizeOutcome(outcome, run, None, None, [])
     result = outcome.result
     k_req = int(outcome.params.get("n_colors", result.n_colors_requested))
-    image_name, labels_name, palette_name = layer_names(source.name, k_req)
+    image_name, labels_name, palette_name = layer_names(
+        source.name, k_req, **_name_options(outcome.params, result)
+    )
 
     display = _display_colors(result.palette, source)  # (k, 4) floats in [0, 1]
     hexes = [_hex(c) for c in display]
     metadata = {
-        "plugin": "napari-kmeans-quantize",
+        "plugin": PLUGIN,
         "source": source.name,
         "n_colors": result.n_colors,
         "n_colors_requested": k_req,
@@ -580,17 +724,12 @@ def layer_data_tuples(
         labels_data: Any = [lab for _, lab in outcome.levels]
     else:
         image_data, labels_data = result.image, result.labels
-    image_meta = {
-        "name": image_name,
-        "rgb": source.rgb,
-        "multiscale": outcome.levels is not None,
-        "contrast_limits": list(source.contrast_limits),
-        "gamma": source.gamma,
-        "metadata": dict(metadata),
-        **placement,
-    }
-    if not source.rgb:
-        image_meta["colormap"] = source.colormap
+    image_meta = image_layer_meta(
+        source,
+        image_name,
+        {**metadata, "role": IMAGE_ROLE},
+        multiscale=outcome.levels is not None,
+    )
 
     # 2. the labels, drawn in the palette colours (label 0 included)
     from napari.utils.colormaps import DirectLabelColormap
@@ -611,13 +750,23 @@ def layer_data_tuples(
         features["value"] = result.palette[:, 0]
     features["count"] = result.counts
     features["share %"] = np.round(100.0 * result.counts / total, 2)
+    # A table already (napari makes one of a dict): built wherever this runs (the
+    # widget's worker), not on the main thread when the layer is made.
+    import pandas as pd
+
+    features = pd.DataFrame(features)
+    labels_colormap = DirectLabelColormap(color_dict=color_dict)
+    # napari compiles (numba) and caches its lookup on the first map: done here,
+    # in the widget's worker, not on the main thread at the first draw
+    labels_colormap.map(np.zeros(1, dtype=result.labels.dtype))
     labels_meta = {
         "name": labels_name,
         "multiscale": outcome.levels is not None,
-        "colormap": DirectLabelColormap(color_dict=color_dict),
-        "opacity": 1.0,
+        "colormap": labels_colormap,
+        "opacity": source.opacity,
+        "blending": source.blending,
         "features": features,
-        "metadata": dict(metadata),
+        "metadata": {**metadata, "role": LABELS_ROLE},
         **placement,
     }
 
@@ -638,6 +787,82 @@ def layer_data_tuples(
         (labels_data, labels_meta, "labels"),
         (strip, strip_meta, "image"),
     ]
+
+
+def image_layer_meta(
+    source: SourceInfo, name: str, metadata: dict, *, multiscale: bool = False
+) -> dict[str, Any]:
+    """Layer metadata of an Image output that overlays `source` and looks like it.
+
+    Placement (scale, translate, ...), the rgb flag, contrast limits, gamma,
+    blending, opacity, 3D rendering and, for single-channel data, the colormap
+    are the source's: an additive channel's result adds like its source and
+    hides no other channel.
+    """
+    meta = {
+        "name": name,
+        "rgb": source.rgb,
+        "multiscale": multiscale,
+        "contrast_limits": list(source.contrast_limits),
+        "gamma": source.gamma,
+        "blending": source.blending,
+        "opacity": source.opacity,
+        "rendering": source.rendering,
+        "metadata": metadata,
+        **_placement(source),
+    }
+    if not source.rgb:
+        meta["colormap"] = source.colormap
+    return meta
+
+
+#: Which outputs go on the canvas: (add the image, add the palette strip, show the
+#: labels). The labels layer is always added (hover shows each pixel's palette
+#: colour, and it is what saves as an indexed file); shown or not, it looks exactly
+#: like the quantised image, so by default it is hidden and each result is seen once.
+OUTPUTS = {
+    "image+strip": (True, True, False),
+    "image": (True, False, False),
+    "labels+strip": (False, True, True),
+    "all": (True, True, True),
+}
+
+
+def select_outputs(
+    tuples: Sequence[tuple[Any, dict, str]], outputs: str = "image+strip"
+) -> list[tuple[Any, dict, str]]:
+    """The layer data tuples to add for an `outputs` choice (see ``OUTPUTS``).
+
+    Keeps the order image, labels, strip (leaving out what is not added) and sets
+    the labels' visibility. The labels tuple is always kept.
+
+    Raises
+    ------
+    ValueError
+        If `outputs` is not a key of ``OUTPUTS``.
+    """
+    if outputs not in OUTPUTS:
+        raise ValueError(
+            f"outputs must be one of {', '.join(map(repr, OUTPUTS))}; got {outputs!r}."
+        )
+    image, strip, show_labels = OUTPUTS[outputs]
+    image_t, (labels_data, labels_meta, kind), strip_t = tuples
+    labels_t = (labels_data, {**labels_meta, "visible": show_labels}, kind)
+    chosen = [image_t] if image else []
+    chosen.append(labels_t)
+    if strip:
+        chosen.append(strip_t)
+    return chosen
+
+
+def _name_options(params: dict, result: QuantizeResult) -> dict[str, Any]:
+    """The options of a run that :func:`layer_names` puts into the names."""
+    return {
+        "color_space": params.get("color_space", result.color_space),
+        "dither": bool(params.get("dither", result.dither)),
+        "max_pixels": params.get("max_pixels"),
+        "random_state": params.get("random_state", 0),
+    }
 
 
 def _placement(source: SourceInfo) -> dict[str, Any]:
@@ -697,6 +922,8 @@ def _palette_strip(
         "units": source.units[-2:],
         "axis_labels": source.axis_labels[-2:],
         "interpolation2d": "nearest",
+        "interpolation3d": "nearest",
+        "blending": source.blending,
     }
     if not source.rgb:
         meta["colormap"] = source.colormap
@@ -796,12 +1023,18 @@ def add_or_update_layers(
     return layers
 
 
-def _is_strip(layer: Layer) -> bool:
+def is_output(layer: Any) -> bool:
+    """Whether `layer` is one of this plugin's outputs (never a source to quantise).
+
+    Outputs carry ``metadata["plugin"] == PLUGIN``; a copy of one made by napari
+    (Duplicate Layer) keeps its metadata and so stays an output too.
+    """
     metadata = getattr(layer, "metadata", None) or {}
-    return (
-        metadata.get("plugin") == "napari-kmeans-quantize"
-        and metadata.get("role") == STRIP_ROLE
-    )
+    return metadata.get("plugin") == PLUGIN
+
+
+def _is_strip(layer: Layer) -> bool:
+    return is_output(layer) and layer.metadata.get("role") == STRIP_ROLE
 
 
 def _show_only_strip(viewer: napari.Viewer, strip: Layer) -> None:
@@ -857,12 +1090,14 @@ def quantize_layer(
     data_range: float | None = None,
     fixed_colors: np.ndarray | None = None,
     weights: Any = None,
+    outputs: str = "image+strip",
 ) -> list[Layer]:
     """Quantise an Image layer and add the image, labels and palette layers.
 
     Runs synchronously (the widget does the same work in a thread). The source
-    layer is never modified. Layers named like an earlier run on the same source
-    with the same k are updated in place instead of duplicated.
+    layer is never modified. Layers of an earlier run on the same source with the
+    same settings (the same names, see :func:`layer_names`) are updated in place
+    instead of duplicated; other settings get layers of their own.
 
     Parameters
     ----------
@@ -916,11 +1151,19 @@ def quantize_layer(
         re-run), an Image layer or an array of the source's spatial shape. The
         size report then also gives the PSNR inside the weighted region.
         Single-scale data in memory only.
+    outputs : {'image+strip', 'image', 'labels+strip', 'all'}, optional
+        Which layers go on the canvas. The default adds the quantised image, the
+        palette strip, and the labels layer hidden (it looks exactly like the
+        image; selected, it shows each pixel's palette colour on hover, and it is
+        what *File > Save Selected Layers* writes as an indexed PNG). 'image'
+        leaves the strip out, 'labels+strip' the image (labels shown), 'all'
+        shows all three.
 
     Returns
     -------
     list of napari.layers.Layer
-        The quantised Image, the Labels and the palette-strip Image, in that order.
+        The quantised Image, the Labels and the palette-strip Image, in that order
+        (those of them that `outputs` adds).
 
     Raises
     ------
@@ -928,6 +1171,8 @@ def quantize_layer(
         If `data_range` is not None or a finite number above 0 (checked before
         any work is done), or for bad `fixed_colors` or `weights` (as
         ``quantize``), or those with data they do not support.
+        If `data_range` is not None or a finite number above 0, or `outputs` is
+        not one of the choices (checked before any work is done).
 
     Examples
     --------
@@ -940,6 +1185,7 @@ def quantize_layer(
 
         quantize_layer(viewer.layers["cells"], n_colors=8, data_range=4095)
     """
+    select_outputs([(None, {}, "")] * 3, outputs)  # checked before any work
     source = source_info(layer)
     gen = quantize_source_iter(
         source,
@@ -967,7 +1213,9 @@ def quantize_layer(
 
         for note in outcome.notes:
             show_info(f"{source.name}: {note}")
-    layers = add_or_update_layers(viewer, layer_data_tuples(outcome, source))
+    tuples = select_outputs(layer_data_tuples(outcome, source), outputs)
+    layers = add_or_update_layers(viewer, tuples)
+    labels = next(lay for lay in layers if lay.metadata.get("role") == LABELS_ROLE)
     if viewer is not None:
-        viewer.layers.selection.active = layers[1]
+        viewer.layers.selection.active = labels
     return layers

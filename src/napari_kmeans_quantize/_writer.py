@@ -1,4 +1,5 @@
-"""npe2 writer commands: save a Labels layer as an indexed PNG, a GIF or a palette TIFF.
+"""npe2 writer commands: save a Labels layer as an indexed PNG or APNG, a GIF (animated
+for stacks), a lossless WebP or a palette TIFF.
 
 napari offers these in *File > Save Selected Layers...* for a Labels layer (and to
 ``viewer.layers.save(path, plugin="napari-kmeans-quantize")``). They work for any
@@ -10,24 +11,31 @@ and are not saved. The file itself is written by :mod:`.palette_io` (smallest bi
 depth, optimised, atomic).
 
 **Indices.** The pixel values in the file are the label values when these all lie in
-0..255 (0..65535 for TIFF): a layer made by the plugin (labels 0..k-1) reads back as
-its labels and its palette. Labels outside that range but with at most 256 distinct
-values (PNG, GIF) are renumbered 0..n-1 in ascending order. Palette entries for values
-that do not occur are opaque black; they change nothing in the image.
+0..255 (0..65535 for TIFF and WebP): a layer made by the plugin (labels 0..k-1) reads
+back as its labels and its palette. Labels outside that range but with at most 256
+distinct values are renumbered 0..n-1 in ascending order. Palette entries
+for values that do not occur are opaque black; they change nothing in the image.
 
 **What each format holds.**
 
-* PNG: at most 256 distinct labels, one 2-D plane, full per-entry alpha.
-* GIF: at most 256 distinct labels, one 2-D plane, at most one fully transparent
-  colour and no partial transparency.
+* PNG (``.png``, ``.apng``): at most 256 distinct labels, full per-entry alpha; one
+  2-D image, or a ``(frames, H, W)`` stack as an animated PNG with one palette.
+* GIF: at most 256 distinct labels, at most one fully transparent colour and no
+  partial transparency; a ``(frames, H, W)`` stack becomes an animated GIF with one
+  global colour table.
+* WebP: the colours of one 2-D image, lossless (WebP stores colours, not indices).
 * TIFF: label values 0..65535, any number of planes (an N-D layer becomes a
   multi-page TIFF). TIFF palettes have no alpha, so colours are stored without it
   (napari's "transparent" background becomes black).
 
+Animations show each frame for ``metadata["frame_durations_ms"]`` (one number per
+frame, as the plugin's reader records it; 100 ms without it) and play
+``metadata["loop"]`` times (0 = for ever, the default).
+
 Leading axes of length 1 are dropped; multiscale layers are written at full
 resolution (level 0).
 
-**When a layer does not fit** (too many labels, an N-D layer for PNG or GIF, partial
+**When a layer does not fit** (too many labels, too many axes, partial
 transparency for GIF, ...) the writer warns with the reason and returns an empty
 list, as npe2 asks of writers. It does not raise a ValueError, because napari turns a
 ValueError from a writer into a misleading "not a valid writer" message; the save
@@ -43,7 +51,23 @@ import numpy as np
 
 from . import palette_io
 
-__all__ = ["write_indexed_gif", "write_indexed_png", "write_palette_tiff"]
+__all__ = [
+    "write_apng",
+    "write_indexed_gif",
+    "write_indexed_png",
+    "write_palette_tiff",
+    "write_webp",
+]
+
+# format -> (most axes, or None for any; most label values; alpha kept)
+_HOLDS: dict[str, tuple[int | None, int, bool]] = {
+    "indexed PNG": (3, palette_io.MAX_PNG_COLORS, True),
+    "APNG": (3, palette_io.MAX_PNG_COLORS, True),
+    "GIF": (3, palette_io.MAX_PNG_COLORS, True),
+    "WebP": (2, palette_io.MAX_TIFF_COLORS, True),
+    "palette TIFF": (None, palette_io.MAX_TIFF_COLORS, False),
+}
+_ANIMATED = {"indexed PNG", "APNG", "GIF"}
 
 
 class _CannotWrite(ValueError):
@@ -51,7 +75,7 @@ class _CannotWrite(ValueError):
 
 
 def write_indexed_png(path: str, data: Any, meta: dict) -> list[str]:
-    """Save a Labels layer as an indexed (palette) PNG.
+    """Save a Labels layer as an indexed (palette) PNG; a stack as an animated PNG.
 
     Parameters
     ----------
@@ -69,15 +93,33 @@ def write_indexed_png(path: str, data: Any, meta: dict) -> list[str]:
         ``[path]``, or ``[]`` (with a warning saying why) when the layer does not
         fit an indexed PNG.
     """
-    return _write(path, data, meta, "indexed PNG", palette_io.write_indexed_png)
+    return _write(path, data, meta, "indexed PNG", palette_io.write_apng)
+
+
+def write_apng(path: str, data: Any, meta: dict) -> list[str]:
+    """Save a Labels layer (a ``(frames, H, W)`` stack) as an animated PNG.
+
+    One palette for all frames; a 2-D layer gives an ordinary indexed PNG.
+    Parameters and return value as :func:`write_indexed_png`.
+    """
+    return _write(path, data, meta, "APNG", palette_io.write_apng)
 
 
 def write_indexed_gif(path: str, data: Any, meta: dict) -> list[str]:
     """Save a Labels layer as a GIF (<= 256 colours, binary transparency only).
 
+    A ``(frames, H, W)`` stack becomes an animated GIF with one global colour
+    table. Parameters and return value as :func:`write_indexed_png`.
+    """
+    return _write(path, data, meta, "GIF", palette_io.write_animated_gif)
+
+
+def write_webp(path: str, data: Any, meta: dict) -> list[str]:
+    """Save the colours of a 2-D Labels layer as a lossless WebP.
+
     Parameters and return value as :func:`write_indexed_png`.
     """
-    return _write(path, data, meta, "GIF", palette_io.write_indexed_gif)
+    return _write(path, data, meta, "WebP", palette_io.write_webp)
 
 
 def write_palette_tiff(path: str, data: Any, meta: dict) -> list[str]:
@@ -90,11 +132,23 @@ def write_palette_tiff(path: str, data: Any, meta: dict) -> list[str]:
     return _write(path, data, meta, "palette TIFF", palette_io.write_palette_tiff)
 
 
+def _animation_options(meta: dict, labels: np.ndarray) -> dict[str, Any]:
+    """Frame times and loop count recorded in the layer's metadata, if they fit."""
+    recorded = meta.get("metadata") or {}
+    duration = recorded.get("frame_durations_ms", 100)
+    n_frames = labels.shape[0] if labels.ndim == 3 else 1
+    if np.ndim(duration) == 1:
+        # Times recorded for another number of frames are not this layer's.
+        duration = list(duration) if len(duration) == n_frames else 100
+    return {"duration": duration, "loop": recorded.get("loop", 0)}
+
+
 def _write(path: str, data: Any, meta: dict, fmt: str, write: Any) -> list[str]:
     name = meta.get("name") or "labels"
     try:
         labels, palette = _labels_and_palette(data, meta, fmt)
-        written = write(path, labels, palette)
+        options = _animation_options(meta, labels) if fmt in _ANIMATED else {}
+        written = write(path, labels, palette, **options)
     except ValueError as err:  # includes _CannotWrite and palette_io's checks
         warnings.warn(
             f"napari-kmeans-quantize cannot save layer {name!r} as {fmt}: {err}",
@@ -122,29 +176,34 @@ def _labels_and_palette(
         raise _CannotWrite(f"labels must be integers, got dtype {labels.dtype}.")
     while labels.ndim > 2 and labels.shape[0] == 1:
         labels = labels[0]
-    tiff = fmt == "palette TIFF"
-    if labels.ndim != 2 and not tiff:
+    most_axes, limit, alpha = _HOLDS[fmt]
+    if most_axes is not None and labels.ndim > most_axes:
+        holds = (
+            "one 2-D image"
+            if most_axes == 2
+            else "a 2-D image or a (frames, height, width) stack"
+        )
         raise _CannotWrite(
-            f"{fmt} holds one 2-D image, but the layer has shape {labels.shape}. "
-            "Save it as a palette TIFF (.tif) for a multi-page file, or save "
-            "one plane at a time."
+            f"{fmt} holds {holds}, but the layer has shape {labels.shape}. Save it "
+            "as a palette TIFF (.tif) for a multi-page file"
+            + (", as an animated PNG (.apng)" if most_axes == 2 else "")
+            + ", or save one plane at a time."
         )
     if labels.size == 0:
         raise _CannotWrite("the layer is empty.")
     values = np.unique(labels)
     lo, hi = int(values[0]), int(values[-1])
-    limit = palette_io.MAX_TIFF_COLORS if tiff else palette_io.MAX_PNG_COLORS
     if lo >= 0 and hi < limit:
         # Label values are the indices.
         indices = labels.astype(np.uint8 if hi < 256 else np.uint16, copy=False)
         n_entries, rows = hi + 1, values
-    elif not tiff and len(values) <= limit:
+    elif len(values) <= palette_io.MAX_PNG_COLORS:
         # Renumber the distinct values 0..n-1 in ascending order.
         indices = np.searchsorted(values, labels).astype(np.uint8)
         n_entries, rows = len(values), np.arange(len(values))
-    elif tiff:
+    elif limit > palette_io.MAX_PNG_COLORS:
         raise _CannotWrite(
-            f"palette TIFF stores label values 0 to {limit - 1}, but the layer has "
+            f"{fmt} stores label values 0 to {limit - 1}, but the layer has "
             f"values from {lo} to {hi}."
         )
     else:
@@ -156,7 +215,7 @@ def _labels_and_palette(
     palette = np.zeros((n_entries, 4), dtype=np.uint8)
     palette[:, 3] = 255  # unused entries: opaque black
     palette[rows] = palette_io.palette_to_uint8(np.clip(colors, 0.0, 1.0))
-    if tiff or (palette[:, 3] == 255).all():
+    if not alpha or (palette[:, 3] == 255).all():
         palette = np.ascontiguousarray(palette[:, :3])
     return indices, palette
 

@@ -336,6 +336,7 @@ def size_report(
     *,
     data_range: float | None = None,
     weights: np.ndarray | None = None,
+    file_formats: bool = False,
 ) -> SizeReport:
     """Sizes and quality of a quantisation result, in one place.
 
@@ -373,6 +374,10 @@ def size_report(
         The importance map the image was quantised with (or any map of its
         spatial shape): ``psnr_weighted`` then gives the quality inside the
         region it marks, beside the overall ``psnr``. Needs `original`.
+    file_formats : bool, optional
+        Also encode the result in every exact file format that holds it and give
+        their bytes (``file_bytes``, ``smallest_format``); a lossless WebP of a
+        768 x 512 photo adds about 0.1 s. Default False.
 
     Returns
     -------
@@ -397,11 +402,14 @@ def size_report(
     (True, 1048960)
     >>> report.png_bytes < report.original_bytes / 4 and report.psnr > 20
     True
+    >>> files = size_report(quantize(image, 16), file_formats=True).file_bytes
+    >>> sorted(files)
+    ['png', 'webp']
     """
     data_range = checked_data_range(data_range)
     source_bytes = checked_source_bytes(source_bytes)
     ref = None
     if original is not None:
         ref = Reference(original, result.channel_axis, data_range=data_range)
-    report = build_size_report(result, ref, source_bytes)
+    report = build_size_report(result, ref, source_bytes, file_formats=file_formats)
     return with_weighted_psnr(report, result, original, weights)

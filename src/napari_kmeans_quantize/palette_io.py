@@ -37,7 +37,14 @@ stored as grey RGB entries.
 **Atomic writes.** Every ``write_*`` function writes to a temporary file in the
 target's folder and renames it onto the target (``os.replace``) only after the write
 succeeded, so a failed or interrupted write never leaves a half-written file at the
-target path (an existing file there is kept unchanged).
+target path (an existing file there is kept unchanged). A replaced file keeps its
+permission bits; a read-only file is refused with a PermissionError.
+
+**More formats, same rules** (defined in private modules, public here): animated PNG
+and animated GIF of a ``(frames, H, W)`` stack with one palette
+(:func:`write_apng`, :func:`write_animated_gif`), lossless WebP of the colours
+(:func:`write_webp`), and :func:`file_sizes`, the real bytes of every exact format
+that holds a result and the smallest.
 
 This module needs only numpy, Pillow, tifffile and deflate (libdeflate); it never
 imports napari or Qt.
@@ -54,19 +61,36 @@ from typing import IO
 import deflate
 import numpy as np
 
+from ._animated import (
+    to_animated_gif_bytes,
+    to_apng_bytes,
+    write_animated_gif,
+    write_apng,
+)
 from ._atomic import atomic_write
+from ._file_sizes import FileSizes, file_sizes
+from ._webp import MAX_WEBP_SIDE, to_webp_bytes, write_webp
 
 __all__ = [
     "MAX_PNG_COLORS",
     "MAX_TIFF_COLORS",
+    "MAX_WEBP_SIDE",
+    "FileSizes",
+    "file_sizes",
     "palette_to_uint8",
     "png_bit_depth",
+    "to_animated_gif_bytes",
+    "to_apng_bytes",
     "to_gif_bytes",
     "to_png_bytes",
     "to_tiff_bytes",
+    "to_webp_bytes",
+    "write_animated_gif",
+    "write_apng",
     "write_indexed_gif",
     "write_indexed_png",
     "write_palette_tiff",
+    "write_webp",
 ]
 
 #: Largest palette an indexed PNG or GIF can hold.
@@ -461,6 +485,11 @@ def _save_gif(
     fp: IO[bytes], labels: np.ndarray, palette: np.ndarray, *, optimize: bool
 ) -> None:
     lab, pal = _prepare(labels, palette, fmt="GIF", max_colors=MAX_PNG_COLORS)
+    if max(lab.shape) > 65535:
+        raise ValueError(
+            f"GIF stores at most 65535 pixels a side, the labels are {lab.shape[1]} "
+            f"x {lab.shape[0]} (width x height); write a PNG or TIFF instead."
+        )
     transparent = _check_gif_alpha(pal)
     rgb, _ = _split_alpha(pal)
     im = _p_image(lab, rgb)
@@ -479,6 +508,17 @@ def _save_tiff(
 ) -> None:
     import tifffile
 
+    try:
+        # A 1-pixel trial: a codec missing here (LZW needs imagecodecs) is a
+        # KeyError deep in tifffile once the real data is being written.
+        tifffile.imwrite(
+            io.BytesIO(), np.zeros((1, 1), np.uint8), compression=compression
+        )
+    except (KeyError, ValueError, TypeError, ImportError) as err:
+        raise ValueError(
+            f"TIFF compression {compression!r} cannot be written here ({err}); use "
+            "'zlib' (the default) or None."
+        ) from None
     lab, pal = _prepare(
         labels, palette, fmt="TIFF", max_colors=MAX_TIFF_COLORS, planes=True
     )

@@ -56,16 +56,7 @@ def multiscale_iter(
             f"fit_level={fit_level} is out of range for {len(levels)} level(s)."
         )
     fit_level = int(fit_level) % len(levels)
-    if lazy:
-        arrays = [as_dask(level) for level in levels]
-        prepared = [dask_channels_last(a, channel_axis) for a in arrays]
-        fit_step = dask_quantize_iter
-    else:
-        arrays = [np.asarray(level) for level in levels]
-        prepared = [
-            as_channels_last(a, channel_axis, check_values=False) for a in arrays
-        ]
-        fit_step = memory_quantize_iter
+    arrays, prepared, fit_step = prepare(levels, channel_axis, lazy=lazy)
     _check_levels(arrays, [arr for arr, _ in prepared], fit_level)
     fitted = yield from scaled(
         fit_step(arrays[fit_level], options, channel_axis=channel_axis), 0.0, 0.5
@@ -85,6 +76,20 @@ def multiscale_iter(
     )
     yield 1.0
     return results
+
+
+def prepare(
+    images: Sequence[Any], channel_axis: int | None, *, lazy: bool
+) -> tuple[list, list[tuple[Any, int | None]], Any]:
+    """The images as arrays (dask ones if `lazy`), channels last with their
+    axes (metadata checked, values later), and the fit step that takes them."""
+    if lazy:
+        arrays = [as_dask(image) for image in images]
+        prepared = [dask_channels_last(a, channel_axis) for a in arrays]
+        return arrays, prepared, dask_quantize_iter
+    arrays = [np.asarray(image) for image in images]
+    prepared = [as_channels_last(a, channel_axis, check_values=False) for a in arrays]
+    return arrays, prepared, memory_quantize_iter
 
 
 def map_onto(

@@ -408,7 +408,9 @@ def order_by_share(
     order = np.lexsort((np.arange(len(counts)), -counts))
     used = counts[order] > 0
     order = order[used if keep is None else used | keep[order]]
-    remap = np.zeros(len(counts), dtype=np.intp)
+    # The smallest type that holds every entry: remap[labels] over a dithered
+    # image's pixels is then no wider than the labels it returns.
+    remap = np.zeros(len(counts), dtype=label_dtype(len(counts)))
     remap[order] = np.arange(len(order))
     return order, remap
 
@@ -433,13 +435,19 @@ def assign(
     """
     dtype = arr.dtype
     if dither:
-        from ..dither import error_diffusion
+        from ..dither import error_diffusion_iter
 
         pal_fit = fit_points(palette, dtype, color_space)
-        col_fit = fit_points(hist.colors, dtype, color_space)
-        labels = error_diffusion(
-            col_fit[hist.inverse].reshape((*arr.shape[:-1], arr.shape[-1])), pal_fit
-        ).ravel()
+        if color_space == "rgb" and arr.shape[-1] != 4:
+            # rgb's fit space is the pixel values themselves, which the kernel
+            # widens row by row: no float64 copy of the whole image. (RGBA is
+            # excluded: its histogram merged the fully transparent pixels.)
+            source = arr
+        else:
+            col_fit = fit_points(hist.colors, dtype, color_space)
+            source = col_fit[hist.inverse].reshape(arr.shape)
+        labels = yield from scaled(error_diffusion_iter(source, pal_fit), 0.0, 0.5)
+        labels = labels.ravel()
         counts = np.bincount(labels, minlength=len(palette)).astype(np.int64)
     else:
         # Without dithering a colour's pixels all take one entry, so everything
@@ -497,8 +505,10 @@ def quantize_histogram_iter(
     shares all three between its k. Yields fractions from 0 to 1; the result's
     ``seconds`` is left for the caller to set.
     """
-    fit = yield from scaled(fit_palette(inputs, options), 0.0, 0.85)
-    yield 0.9
+    # Error diffusion is the longest step of a dithered run: give it the bar.
+    split = 0.3 if options.dither else 0.9
+    fit = yield from scaled(fit_palette(inputs, options), 0.0, split - 0.05)
+    yield split
     result = yield from scaled(
         assign(
             arr,
@@ -511,7 +521,7 @@ def quantize_histogram_iter(
             guess=fit.guess,
             keep=fit.keep,
         ),
-        0.9,
+        split,
         1.0,
     )
     return replace_result(

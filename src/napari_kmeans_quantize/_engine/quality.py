@@ -122,6 +122,12 @@ class SizeReport:
         PSNR inside the region that the ``weights`` given mark, from their
         weighted mean squared error (for a 0/1 mask: the masked pixels' PSNR);
         None without weights or without the original.
+    file_bytes : dict of str to int or None
+        With ``size_report(..., file_formats=True)``: the real bytes of every exact
+        file format that holds the result (:func:`palette_io.file_sizes`: PNG-8 and
+        lossless WebP for one image; APNG, GIF and palette TIFF for a stack),
+        smallest first; empty when no format stores the palette's colours exactly
+        (e.g. floats). None when not asked for, or for lazy labels.
     """
 
     shape: tuple[int, ...]
@@ -143,6 +149,12 @@ class SizeReport:
     seconds: float
     psnr_peak: float | None = None
     psnr_weighted: float | None = None
+    file_bytes: dict[str, int] | None = None
+
+    @property
+    def smallest_format(self) -> str | None:
+        """The format of the smallest exact file (needs ``file_bytes``)."""
+        return next(iter(self.file_bytes), None) if self.file_bytes else None
 
     @property
     def original_bytes(self) -> float:
@@ -200,6 +212,14 @@ class SizeReport:
             if self.source_ratio is not None:
                 line += f", {self.source_ratio:.2f} : 1 against the source file"
             lines.append(line)
+        if self.file_bytes:
+            sizes = ", ".join(f"{f} {n:,}" for f, n in self.file_bytes.items())
+            lines.append(f"files      smallest {self.smallest_format} ({sizes} bytes)")
+        elif self.file_bytes is not None:
+            lines.append(
+                "files      no exact file: the palette's colours are not 8-bit "
+                "(or 16-bit for TIFF) values"
+            )
         if self.psnr is not None:
             ciede = "n/a" if self.ciede2000 is None else f"{self.ciede2000:.2f}"
             lines.append(f"quality    PSNR {self.psnr:.2f} dB, mean CIEDE2000 {ciede}")
@@ -388,7 +408,11 @@ def _png_bytes(labels: np.ndarray, palette: np.ndarray) -> int | None:
 
 
 def build_size_report(
-    result: QuantizeResult, ref: Reference | None, source_bytes: int | None
+    result: QuantizeResult,
+    ref: Reference | None,
+    source_bytes: int | None,
+    *,
+    file_formats: bool = False,
 ) -> SizeReport:
     palette = np.asarray(result.palette)
     n_channels = palette.shape[1] if palette.ndim == 2 else 1
@@ -410,6 +434,15 @@ def build_size_report(
             png_job = pool.submit(_png_bytes, labels, palette)
             quality_psnr, ciede = (None, None) if ref is None else ref.quality(result)
             png = png_job.result()
+    files = None
+    if file_formats and not lazy:
+        from ..palette_io import file_sizes
+
+        try:
+            files = file_sizes(labels, palette).sizes
+        except ValueError:
+            # colours no file stores exactly (floats outside [0, 1])
+            files = {}
     return SizeReport(
         shape=tuple(int(n) for n in labels.shape),
         n_pixels=n_pixels,
@@ -431,6 +464,7 @@ def build_size_report(
         psnr_peak=None
         if quality_psnr is None or ref.data_range is None
         else float(ref.data_range),
+        file_bytes=files,
     )
 
 

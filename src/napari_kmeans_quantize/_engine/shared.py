@@ -15,11 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from .dask_backend import as_dask, dask_channels_last, dask_quantize_iter
-from .image import as_channels_last, is_dask
-from .multiscale import map_onto
+from .image import is_dask
+from .multiscale import map_onto, prepare
 from .options import QuantizeOptions
-from .pipeline import memory_quantize_iter
 from .progress import scaled
 from .result import QuantizeResult
 from .weights import checked_weights
@@ -36,16 +34,7 @@ def shared_iter(
             f"{type(images).__name__}; for one image use quantize."
         )
     lazy = any(is_dask(image) for image in images)
-    if lazy:
-        arrays = [as_dask(image) for image in images]
-        prepared = [dask_channels_last(a, channel_axis) for a in arrays]
-        fit_step = dask_quantize_iter
-    else:
-        arrays = [np.asarray(image) for image in images]
-        prepared = [
-            as_channels_last(a, channel_axis, check_values=False) for a in arrays
-        ]
-        fit_step = memory_quantize_iter
+    arrays, prepared, fit_step = prepare(images, channel_axis, lazy=lazy)
     _check_alike(arrays, [arr for arr, _ in prepared])
     n_channels = prepared[0][0].shape[-1]
     pieces = [arr.reshape(-1, n_channels) for arr, _ in prepared]

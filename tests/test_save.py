@@ -1,0 +1,66 @@
+"""File types of a result: the rules and the dialog's filter (no viewer needed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import drain
+from napari_kmeans_quantize._qt.save import (
+    file_filter,
+    format_for,
+    planes,
+    result_file,
+    save_iter,
+    writer_for,
+)
+
+PALETTE = np.array([[0, 0, 0], [255, 128, 0], [10, 200, 30]], dtype=np.uint8)
+
+
+def test_one_plane_is_a_png_a_stack_a_tiff():
+    assert planes(np.zeros((1, 1, 4, 5))) == (4, 5)
+    assert format_for(np.zeros((1, 4, 5)), PALETTE, 100, False)[0] == "indexed PNG"
+    assert format_for(np.zeros((3, 4, 5)), PALETTE, 100, False)[:2] == (
+        "palette TIFF",
+        ".tif",
+    )
+    # no PNG size measured: the palette does not fit a PNG
+    assert format_for(np.zeros((4, 5)), PALETTE, None, False)[0] == "palette TIFF"
+    assert format_for(np.zeros((4, 5)), PALETTE, None, True)[0] == "indexed PNG"
+
+
+def test_a_stack_size_is_the_real_multipage_tiff():
+    from napari_kmeans_quantize.palette_io import to_tiff_bytes
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, (3, 16, 16)).astype(np.uint8)
+    file = result_file(labels, PALETTE, 123, lazy=False)
+    assert file.format == "palette TIFF"
+    assert file.n_bytes == len(to_tiff_bytes(labels, PALETTE))
+    lazy = result_file(labels, PALETTE, None, lazy=True)
+    assert lazy.n_bytes is None and "every pixel" in lazy.why
+
+
+def test_unknown_extension_is_refused_with_the_known_ones():
+    assert writer_for("a.PNG")[0] == "indexed PNG"
+    assert writer_for("a.tiff")[0] == "palette TIFF"
+    with pytest.raises(ValueError, match=r"\.png, \.gif, \.tif, \.tiff"):
+        writer_for("a.jpg")
+
+
+def test_save_iter_writes_and_reports_the_size(tmp_path):
+    labels = np.array([[0, 1], [2, 1]], dtype=np.uint8)
+    path, name, n_bytes = drain(save_iter(str(tmp_path / "q.png"), labels, PALETTE))
+    assert path == str(tmp_path / "q.png")
+    assert name == "indexed PNG" and n_bytes == (tmp_path / "q.png").stat().st_size
+
+
+def test_file_filter_lists_every_format_and_selects_the_default():
+    filters, selected = file_filter("palette TIFF")
+    assert filters.split(";;") == [
+        "indexed PNG (*.png)",
+        "palette GIF (*.gif)",
+        "palette TIFF (*.tif *.tiff)",
+    ]
+    assert selected == "palette TIFF (*.tif *.tiff)"
