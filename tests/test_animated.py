@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from napari_kmeans_quantize import apply_palette, palette_io, quantize
+from napari_kmeans_quantize import _encode, apply_palette, quantize
 from napari_kmeans_quantize.palette_io import (
     to_animated_gif_bytes,
     to_apng_bytes,
@@ -238,7 +238,7 @@ def test_write_files_atomically(tmp_path, monkeypatch, write, encode, suffix):
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(palette_io.deflate, "zlib_compress", broken)
+    monkeypatch.setattr(_encode.deflate, "zlib_compress", broken)
     monkeypatch.setattr(Image.Image, "save", broken)
     with pytest.raises(OSError, match="disk full"):
         write(out, labels, palette)

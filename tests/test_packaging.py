@@ -169,12 +169,7 @@ def test_the_version_is_written_once():
 # modules; each has a public replacement (metrics.has_ciede2000,
 # metrics.check_data_range, metrics.size_report(result), kmeans.kernels_compiled)
 # and goes from this list when its caller switches.
-_LEGACY_PRIVATE_IMPORTS = {
-    ("_widget", "metrics", "_has_ciede"),
-    ("_layers", "metrics", "_checked_data_range"),
-    ("_layers", "metrics", "_size_report"),
-    ("__main__", "metrics", "_checked_data_range"),
-}
+_LEGACY_PRIVATE_IMPORTS: set[tuple[str, str, str]] = set()
 
 
 def _package_imports() -> dict[str, set[tuple[str, str]]]:

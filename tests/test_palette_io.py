@@ -13,7 +13,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from napari_kmeans_quantize import palette_io, quantize
+from napari_kmeans_quantize import _encode, palette_io, quantize
 from napari_kmeans_quantize.palette_io import (
     palette_to_uint8,
     png_bit_depth,
@@ -382,7 +382,7 @@ def test_failed_write_leaves_target_untouched(tmp_path, monkeypatch, writer, suf
     def broken_compress(*args):
         raise OSError("disk full")
 
-    monkeypatch.setattr(palette_io.deflate, "zlib_compress", broken_compress)
+    monkeypatch.setattr(_encode.deflate, "zlib_compress", broken_compress)
     monkeypatch.setattr(tifffile, "imwrite", lambda fh, *a, **k: broken_write(None, fh))
     with pytest.raises(OSError, match="disk full"):
         writer(target, labels, palette)

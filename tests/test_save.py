@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -62,5 +64,36 @@ def test_file_filter_lists_every_format_and_selects_the_default():
         "indexed PNG (*.png)",
         "palette GIF (*.gif)",
         "palette TIFF (*.tif *.tiff)",
+        "animated PNG (*.apng)",
+        "lossless WebP (*.webp)",
     ]
     assert selected == "palette TIFF (*.tif *.tiff)"
+
+
+@pytest.mark.parametrize("suffix", [".webp", ".apng"])
+def test_save_iter_writes_the_new_formats_exactly(tmp_path, suffix):
+    from PIL import Image
+
+    labels = np.array([[0, 1, 2], [2, 1, 0]], dtype=np.uint8)
+    path, _name, n_bytes = drain(
+        save_iter(str(tmp_path / f"q{suffix}"), labels, PALETTE)
+    )
+    assert n_bytes == os.path.getsize(path)
+    with Image.open(path) as im:
+        rgb = np.asarray(im.convert(im.mode if im.mode == "P" else "RGB"))
+        if im.mode == "P":
+            assert np.array_equal(rgb, labels)
+        else:
+            assert np.array_equal(rgb, PALETTE[labels][..., :3])
+
+
+def test_a_stack_saves_as_an_animated_png(tmp_path):
+    from PIL import Image
+
+    labels = np.array([[[0, 1]], [[1, 2]], [[2, 0]]], dtype=np.uint8)
+    path, _, _ = drain(save_iter(str(tmp_path / "stack.png"), labels, PALETTE))
+    with Image.open(path) as im:
+        assert im.n_frames == 3
+        for i in range(3):
+            im.seek(i)
+            assert np.array_equal(np.asarray(im), labels[i])

@@ -1130,11 +1130,16 @@ def test_stack_readout_names_the_multipage_tiff_and_its_real_size(
     assert (tmp_path / "z.tif").stat().st_size == file.n_bytes
     labels = viewer.layers["zstack k=8 labels"].data
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "z.tif"), labels)
-    # the PNG writer refuses a stack, and says to write a TIFF
+    # a .png of a stack is an animated PNG, one frame per plane
     widget.save(tmp_path / "z.png")
     wait_idle(widget)
-    assert not (tmp_path / "z.png").exists()
-    assert any("TIFF" in m for m, sev in notifications if sev == "error")
+    from PIL import Image as PILImage
+
+    with PILImage.open(tmp_path / "z.png") as im:
+        assert im.n_frames == len(labels)
+        for i in range(len(labels)):
+            im.seek(i)
+            np.testing.assert_array_equal(np.asarray(im), labels[i])
 
 
 def test_napari_save_path_with_the_plugin_writer(
@@ -1152,7 +1157,10 @@ def test_napari_save_path_with_the_plugin_writer(
     from napari.plugins._npe2 import file_extensions_string_for_layers
 
     entries = file_extensions_string_for_layers([labels])[0].split(";;")
-    assert "K-means Colour Quantiser indexed PNG (palette) (*.png)" in entries
+    assert (
+        "K-means Colour Quantiser indexed PNG (palette; APNG for stacks) (*.png)"
+        in entries
+    )
     assert "K-means Colour Quantiser palette TIFF (*.tif *.tiff)" in entries
     viewer.layers.selection = {labels}
     written = viewer.layers.save(

@@ -397,10 +397,10 @@ def _add_data_range_option(p: argparse.ArgumentParser) -> None:
 
 
 def _data_range(text: str) -> float:
-    from .metrics import _checked_data_range
+    from .metrics import check_data_range
 
     try:
-        return _checked_data_range(float(text))
+        return check_data_range(float(text))
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"must be a finite number greater than 0, got {text!r}"

@@ -180,7 +180,7 @@ def to_animated_gif_bytes(
     2
     """
     buf = io.BytesIO()
-    _save_gif(buf, *_frames(labels, palette, "GIF", duration, loop))
+    save_gif(buf, *_frames(labels, palette, "GIF", duration, loop))
     return buf.getvalue()
 
 
@@ -212,7 +212,7 @@ def write_animated_gif(
     ['blink.gif']
     """
     checked = _frames(labels, palette, "GIF", duration, loop)
-    return atomic_write(path, lambda f: _save_gif(f, *checked))
+    return atomic_write(path, lambda f: save_gif(f, *checked))
 
 
 # --- checks ------------------------------------------------------------------------
@@ -226,11 +226,9 @@ def _frames(
     loop: int,
 ) -> tuple[np.ndarray, np.ndarray, list[int], int]:
     """(labels, 8-bit palette, per-frame ms, loop) after every check of `fmt`."""
-    from .palette_io import MAX_PNG_COLORS, _check_gif_alpha, _prepare
+    from ._encode import MAX_PNG_COLORS, check_gif_alpha, prepare
 
-    lab, pal = _prepare(
-        labels, palette, fmt=fmt, max_colors=MAX_PNG_COLORS, planes=True
-    )
+    lab, pal = prepare(labels, palette, fmt=fmt, max_colors=MAX_PNG_COLORS, planes=True)
     if lab.ndim > 3:
         raise ValueError(
             f"an animated {fmt} holds one stack of 2-D frames (frames, height, width), "
@@ -238,7 +236,7 @@ def _frames(
             "(frames, height, width) first, or write a multi-page palette TIFF."
         )
     if fmt == "GIF":
-        _check_gif_alpha(pal)
+        check_gif_alpha(pal)
     n_frames = lab.shape[0] if lab.ndim == 3 else 1
     if isinstance(duration, int | np.integer):
         durations = [int(duration)] * n_frames
@@ -293,35 +291,35 @@ def _save_apng(
 ) -> None:
     import deflate
 
-    from .palette_io import (
-        _PNG_LEVEL,
-        _PNG_LEVEL_FAST,
-        _PNG_SIGNATURE,
-        _png_rows,
-        _save_png,
-        _split_alpha,
-        _write_chunk,
+    from ._encode import (
+        PNG_LEVEL,
+        PNG_LEVEL_FAST,
+        PNG_SIGNATURE,
         png_bit_depth,
+        png_rows,
+        save_png,
+        split_alpha,
+        write_chunk,
     )
 
     if lab.ndim == 2:
-        _save_png(fp, lab, pal, bits=None, optimize=optimize)
+        save_png(fp, lab, pal, bits=None, optimize=optimize)
         return
     bits = png_bit_depth(len(pal))
-    level = _PNG_LEVEL if optimize else _PNG_LEVEL_FAST
+    level = PNG_LEVEL if optimize else PNG_LEVEL_FAST
     h, w = lab.shape[1:]
-    rgb, alpha = _split_alpha(pal)
-    fp.write(_PNG_SIGNATURE)
-    _write_chunk(fp, b"IHDR", struct.pack(">IIBBBBB", w, h, bits, 3, 0, 0, 0))
-    _write_chunk(fp, b"acTL", struct.pack(">II", len(lab), loop))
-    _write_chunk(fp, b"PLTE", rgb.tobytes())
+    rgb, alpha = split_alpha(pal)
+    fp.write(PNG_SIGNATURE)
+    write_chunk(fp, b"IHDR", struct.pack(">IIBBBBB", w, h, bits, 3, 0, 0, 0))
+    write_chunk(fp, b"acTL", struct.pack(">II", len(lab), loop))
+    write_chunk(fp, b"PLTE", rgb.tobytes())
     if alpha is not None and (alpha < 255).any():
         last = int(np.flatnonzero(alpha < 255)[-1])
-        _write_chunk(fp, b"tRNS", alpha[: last + 1].tobytes())
+        write_chunk(fp, b"tRNS", alpha[: last + 1].tobytes())
     sequence = 0
     for i, (top, left, bottom, right) in enumerate(_changed_boxes(lab)):
         # delay = duration / 1000 s; dispose_op 0 (none), blend_op 0 (source)
-        _write_chunk(
+        write_chunk(
             fp,
             b"fcTL",
             struct.pack(
@@ -339,33 +337,33 @@ def _save_apng(
         )
         sequence += 1
         data = deflate.zlib_compress(
-            _png_rows(lab[i, top:bottom, left:right], bits), level
+            png_rows(lab[i, top:bottom, left:right], bits), level
         )
         if i == 0:
-            _write_chunk(fp, b"IDAT", data)
+            write_chunk(fp, b"IDAT", data)
         else:
-            _write_chunk(fp, b"fdAT", struct.pack(">I", sequence) + data)
+            write_chunk(fp, b"fdAT", struct.pack(">I", sequence) + data)
             sequence += 1
-    _write_chunk(fp, b"IEND", b"")
+    write_chunk(fp, b"IEND", b"")
 
 
 # --- GIF ---------------------------------------------------------------------------
 
 
-def _save_gif(
+def save_gif(
     fp: IO[bytes],
     lab: np.ndarray,
     pal: np.ndarray,
     durations: list[int],
     loop: int,
 ) -> None:
-    from .palette_io import _check_gif_alpha, _save_gif, _split_alpha
+    from ._encode import check_gif_alpha, save_gif, split_alpha
 
     if lab.ndim == 2:
-        _save_gif(fp, lab, pal, optimize=True)
+        save_gif(fp, lab, pal, optimize=True)
         return
-    transparent = _check_gif_alpha(pal)
-    rgb, _ = _split_alpha(pal)
+    transparent = check_gif_alpha(pal)
+    rgb, _ = split_alpha(pal)
     table_bits = max(1, int(len(rgb) - 1).bit_length())
     table = np.zeros((1 << table_bits, 3), dtype=np.uint8)
     table[: len(rgb)] = rgb
@@ -411,10 +409,10 @@ def _lzw_data(frame: np.ndarray, rgb: np.ndarray) -> bytes:
     Pillow writes the frame as a one-image GIF; its image data is cut out after the
     image descriptor, to sit under this file's own descriptor and global table.
     """
-    from .palette_io import _p_image
+    from ._encode import p_image
 
     buf = io.BytesIO()
-    _p_image(frame, rgb).save(buf, format="GIF", optimize=False, interlace=False)
+    p_image(frame, rgb).save(buf, format="GIF", optimize=False, interlace=False)
     data = buf.getvalue()
     packed = data[10]
     pos = 13 + (3 << ((packed & 7) + 1) if packed & 0x80 else 0)

@@ -105,22 +105,23 @@ def file_sizes(
     >>> sorted(sizes.sizes), sizes.smallest_bytes == min(sizes.sizes.values())
     (['png', 'webp'], True)
     """
-    from . import palette_io as pio
+    from . import _animated, _webp
+    from . import _encode as enc
     from ._webp import check_method
 
     check_method(webp_method)
-    lab, pal8 = pio._prepare(
-        labels, palette, fmt="a file", max_colors=pio.MAX_TIFF_COLORS, planes=True
+    lab, pal8 = enc.prepare(
+        labels, palette, fmt="a file", max_colors=enc.MAX_TIFF_COLORS, planes=True
     )
     pal = np.asarray(palette)
     pal = pal[:, np.newaxis] if pal.ndim == 1 else pal
     exact8 = np.array_equal(pal8, pal)
     encoders = {
-        "png": pio.to_png_bytes,
-        "webp": pio.to_webp_bytes,
-        "apng": pio.to_apng_bytes,
-        "gif": pio.to_animated_gif_bytes,
-        "tiff": pio.to_tiff_bytes,
+        "png": enc.to_png_bytes,
+        "webp": _webp.to_webp_bytes,
+        "apng": _animated.to_apng_bytes,
+        "gif": _animated.to_animated_gif_bytes,
+        "tiff": enc.to_tiff_bytes,
     }
     sizes: dict[str, int] = {}
     refused: dict[str, str] = {}

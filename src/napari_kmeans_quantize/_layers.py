@@ -45,11 +45,10 @@ import numpy as np
 from ._qt.save import ResultFile, result_file
 from .metrics import (
     SizeReport,
-    _checked_data_range,
-    _size_report,
+    check_data_range,
     size_report,
 )
-from .quantize import QuantizeResult, apply_palette_iter, quantize_iter
+from .quantize import QuantizeResult, quantize_iter
 
 if TYPE_CHECKING:
     import napari
@@ -412,7 +411,7 @@ def _quantize_source(
         "random_state": random_state,
         "dither": bool(dither),
         "max_pixels": max_pixels,
-        "data_range": _checked_data_range(data_range),
+        "data_range": check_data_range(data_range),
         "fixed_colors": None
         if fixed_colors is None
         else np.asarray(fixed_colors).tolist(),
@@ -470,74 +469,40 @@ def _quantize_source(
         yield 1.0
         return QuantizeOutcome(result, params, None, report, notes)
 
-    # Multiscale: fit on a small enough level, map every level onto that palette.
+    # Multiscale: the engine fits a small enough level and maps every level onto
+    # that palette (the one multiscale implementation, in memory here).
+    from .chunked import quantize_multiscale_iter
+
     sizes = [_spatial_pixels(level.shape, source.rgb) for level in levels]
     fit_level = _fit_level(source)
-    fit_data = np.asarray(levels[fit_level])
     yield 0.05
-    fit = yield from _scaled(
-        quantize_iter(
-            fit_data,
+    results = yield from _scaled(
+        quantize_multiscale_iter(
+            levels,
             n_colors,
+            fit_level=fit_level,
             channel_axis=channel_axis,
             color_space=color_space,
-            dither=False,
+            dither=dither,
             random_state=random_state,
             max_pixels=max_pixels,
+            lazy=False,
             fixed_colors=fixed_colors,
         ),
         0.05,
-        0.4,
+        0.9,
     )
-    del fit_data
     notes.append(
         f"Multiscale image: the palette was fitted on level {fit_level} "
         f"({sizes[fit_level]:,} pixels) and all {len(levels)} levels were mapped "
         "onto it; counts and figures are for level 0 (the finest)."
     )
-    mapped: list[QuantizeResult] = []
-    originals0 = None
-    span = 0.5 / len(levels)
-    for i, level in enumerate(levels):
-        arr = np.asarray(level)
-        res = yield from _scaled(
-            apply_palette_iter(
-                arr,
-                fit.palette,
-                channel_axis=channel_axis,
-                color_space=color_space,
-                dither=dither,
-            ),
-            0.4 + i * span,
-            0.4 + (i + 1) * span,
-        )
-        if i == 0:
-            originals0 = arr
-        mapped.append(res)
-    # Order the palette by share on the finest level, as for a single-scale run.
-    counts0 = mapped[0].counts
-    order = np.lexsort((np.arange(len(counts0)), -counts0))
-    remap = np.empty(len(order), dtype=mapped[0].labels.dtype)
-    remap[order] = np.arange(len(order))
-    palette = fit.palette[order]
-    pyramid = [(m.image, remap[m.labels]) for m in mapped]
-    result = QuantizeResult(
-        image=pyramid[0][0],
-        labels=pyramid[0][1],
-        palette=palette,
-        counts=counts0[order],
-        n_colors_requested=int(n_colors),
-        color_space=color_space,
-        inertia=fit.inertia,
-        n_iter=fit.n_iter,
-        converged=fit.converged,
-        n_distinct=fit.n_distinct,
-        channel_axis=mapped[0].channel_axis,
-        dither=bool(dither),
-        seconds=fit.seconds + sum(m.seconds for m in mapped),
-    )
+    result = results[0]
+    pyramid = [(r.image, r.labels) for r in results]
     params["fit_level"] = fit_level
-    report = size_report(result, originals0, source.source_bytes, data_range=data_range)
+    report = size_report(
+        result, np.asarray(levels[0]), source.source_bytes, data_range=data_range
+    )
     yield 1.0
     return QuantizeOutcome(result, params, pyramid, report, notes)
 
@@ -585,7 +550,7 @@ def _quantize_lazy(
         result = yield from quantize_dask_iter(
             source.data, params["n_colors"], **kwargs
         )
-        report = _size_report(result, None, None)
+        report = size_report(result)
         return QuantizeOutcome(result, params, None, report, notes)
     fit_level = _fit_level(source)
     results = yield from quantize_multiscale_iter(
@@ -600,7 +565,7 @@ def _quantize_lazy(
     result = replace(results[0], counts=results[fit_level].counts)
     params = {**params, "fit_level": fit_level}
     pyramid = [(r.image, r.labels) for r in results]
-    report = _size_report(result, None, None)
+    report = size_report(result)
     return QuantizeOutcome(result, params, pyramid, report, notes)
 
 
@@ -625,7 +590,7 @@ def sweep_source_iter(
     """
     from .sweep import sweep_iter
 
-    data_range = _checked_data_range(data_range)
+    data_range = check_data_range(data_range)
     levels = source.levels
     sizes = [_spatial_pixels(level.shape, source.rgb) for level in levels]
     index = _fit_level(source)

@@ -113,7 +113,7 @@ def check_method(method: int) -> None:
 def _checked(
     labels: np.ndarray, palette: np.ndarray, method: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    from .palette_io import MAX_TIFF_COLORS, _prepare
+    from ._encode import MAX_TIFF_COLORS, prepare
 
     check_method(method)
     if sum(n > 1 for n in np.shape(labels)[:-2]):
@@ -122,7 +122,7 @@ def _checked(
             "For a stack write an animated PNG (.apng), an animated GIF or a "
             "multi-page palette TIFF."
         )
-    lab, pal = _prepare(labels, palette, fmt="WebP", max_colors=MAX_TIFF_COLORS)
+    lab, pal = prepare(labels, palette, fmt="WebP", max_colors=MAX_TIFF_COLORS)
     if max(lab.shape) > MAX_WEBP_SIDE:
         raise ValueError(
             f"WebP images are at most {MAX_WEBP_SIDE} pixels wide and high, these "

@@ -31,7 +31,7 @@ from ._qt.inputs import Inputs, image_layers, importance_layers
 from ._qt.jobs import JobRunner, JobState
 from ._qt.readout import Readout, peak_note
 from ._qt.sweep_panel import Comparison, SweepPanel, compare_iter, keep_iter
-from .metrics import _has_ciede
+from .metrics import has_ciede2000
 
 if TYPE_CHECKING:
     import napari
@@ -306,7 +306,7 @@ class QuantizeWidget(Container):
         if (
             self._in.target.value == "ciede2000"
             and ok
-            and not _has_ciede(np.dtype(source.dtype), 0, 0, peak)
+            and not has_ciede2000(np.dtype(source.dtype), data_range=peak)
         ):
             # No row would have a CIEDE2000: every k would be tried in vain.
             show_error(

@@ -167,7 +167,7 @@ def quantize_multiscale(
         once, and ``dither=True`` diffuses the error on every level.
     **kwargs
         ``channel_axis``, ``color_space``, ``dither``, ``random_state``,
-        ``max_pixels``, ``max_iter``, ``tol`` as for
+        ``max_pixels``, ``max_iter``, ``tol`` and ``fixed_colors`` as for
         :func:`~napari_kmeans_quantize.quantize` (``dither`` needs
         ``lazy=False``).
 
@@ -210,6 +210,7 @@ def quantize_multiscale_iter(
     max_iter: int = DEFAULT_MAX_ITER,
     tol: float = DEFAULT_TOL,
     lazy: bool = True,
+    fixed_colors: np.ndarray | None = None,
 ) -> Generator[float, None, list[QuantizeResult]]:
     """Generator form of :func:`quantize_multiscale`, yielding progress fractions."""
     options = QuantizeOptions.from_params(locals())

@@ -52,13 +52,8 @@ imports napari or Qt.
 
 from __future__ import annotations
 
-import io
 import os
-import struct
-import zlib
-from typing import IO
 
-import deflate
 import numpy as np
 
 from ._animated import (
@@ -68,6 +63,21 @@ from ._animated import (
     write_apng,
 )
 from ._atomic import atomic_write
+from ._encode import (
+    MAX_PNG_COLORS,
+    MAX_TIFF_COLORS,
+    check_gif_alpha,
+    check_tiff_alpha,
+    palette_to_uint8,
+    png_bit_depth,
+    prepare,
+    save_gif,
+    save_png,
+    save_tiff,
+    to_gif_bytes,
+    to_png_bytes,
+    to_tiff_bytes,
+)
 from ._file_sizes import FileSizes, file_sizes
 from ._webp import MAX_WEBP_SIDE, to_webp_bytes, write_webp
 
@@ -93,170 +103,7 @@ __all__ = [
     "write_webp",
 ]
 
-#: Largest palette an indexed PNG or GIF can hold.
-MAX_PNG_COLORS = 256
-#: Largest palette a palette TIFF can hold (16-bit indices).
-MAX_TIFF_COLORS = 65536
-
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# libdeflate compression levels (1..12) of optimised and plain PNGs. Level 9
-# matches zlib's best (level 9) in size at a quarter of its time; measured on the
-# k = 2..256 results of astronaut: 657,552 against 657,500 bytes, 0.21 s against
-# 0.84 s. Level 12 is 7 % smaller and as slow as zlib's best.
-_PNG_LEVEL = 9
-_PNG_LEVEL_FAST = 6
-
-
 # --- public API: bytes -------------------------------------------------------------
-
-
-def png_bit_depth(n_colors: int) -> int:
-    """The smallest PNG palette bit depth (1, 2, 4 or 8) that holds `n_colors`.
-
-    Examples
-    --------
-    >>> [png_bit_depth(k) for k in (1, 2, 3, 4, 5, 16, 17, 256)]
-    [1, 1, 2, 2, 4, 4, 8, 8]
-    """
-    if not 1 <= n_colors <= MAX_PNG_COLORS:
-        raise ValueError(
-            f"an indexed PNG holds 1 to {MAX_PNG_COLORS} colours, got {n_colors}."
-        )
-    for bits in (1, 2, 4):
-        if n_colors <= 1 << bits:
-            return bits
-    return 8
-
-
-def to_png_bytes(
-    labels: np.ndarray,
-    palette: np.ndarray,
-    *,
-    bits: int | None = None,
-    optimize: bool = True,
-) -> bytes:
-    """Encode labels and palette as an indexed PNG, in memory.
-
-    Use it to measure the real size of a quantised image without touching the disk.
-
-    Parameters
-    ----------
-    labels : (H, W) integer ndarray
-        Palette index of every pixel, each in ``[0, len(palette))``. Leading axes of
-        length 1 are dropped.
-    palette : (k, C) ndarray
-        k <= 256 colours, C = 1 (grey), 3 (RGB) or 4 (RGBA). Converted to 8 bits by
-        :func:`palette_to_uint8`.
-    bits : {1, 2, 4, 8} or None, optional
-        Bit depth of the indices. None (default) picks the smallest that holds k
-        (:func:`png_bit_depth`); a larger value can be forced (one index per byte
-        sometimes compresses better for 5 to 16 colours).
-    optimize : bool, optional
-        Compress harder (libdeflate level 9 instead of 6).
-
-    Returns
-    -------
-    png : bytes
-        The complete PNG file.
-
-    Raises
-    ------
-    ValueError
-        If the palette has more than 256 colours, the labels are not 2-D or refer
-        to entries outside the palette, or the palette cannot be made 8-bit.
-    TypeError
-        If `labels` is not an integer array.
-
-    Examples
-    --------
-    >>> labels = np.array([[0, 1], [1, 0]], dtype=np.uint8)
-    >>> palette = np.array([[255, 0, 0], [0, 0, 255]], dtype=np.uint8)
-    >>> data = to_png_bytes(labels, palette)
-    >>> data[:8] == b"\\x89PNG\\r\\n\\x1a\\n"
-    True
-    """
-    buf = io.BytesIO()
-    _save_png(buf, labels, palette, bits=bits, optimize=optimize)
-    return buf.getvalue()
-
-
-def to_gif_bytes(
-    labels: np.ndarray, palette: np.ndarray, *, optimize: bool = True
-) -> bytes:
-    """Encode labels and palette as a GIF, in memory.
-
-    GIF has binary transparency only: an RGBA palette may have at most one entry
-    with alpha 0 and every other entry must have alpha 255.
-
-    Parameters
-    ----------
-    labels : (H, W) integer ndarray
-        Palette index of every pixel. Leading axes of length 1 are dropped.
-    palette : (k, C) ndarray
-        k <= 256 colours, C = 1, 3 or 4.
-    optimize : bool, optional
-        Let Pillow drop unused palette entries (the palette then shrinks to the next
-        power of two; colours stay exact, indices may be renumbered).
-
-    Returns
-    -------
-    gif : bytes
-
-    Raises
-    ------
-    ValueError
-        As :func:`to_png_bytes`, and for partially transparent palettes or more than
-        one transparent entry.
-
-    Examples
-    --------
-    >>> labels = np.zeros((2, 2), dtype=np.uint8)
-    >>> to_gif_bytes(labels, np.array([[1, 2, 3]], dtype=np.uint8))[:3]
-    b'GIF'
-    """
-    buf = io.BytesIO()
-    _save_gif(buf, labels, palette, optimize=optimize)
-    return buf.getvalue()
-
-
-def to_tiff_bytes(
-    labels: np.ndarray, palette: np.ndarray, *, compression: str | None = "zlib"
-) -> bytes:
-    """Encode labels and palette as a palette-colour TIFF, in memory.
-
-    Parameters
-    ----------
-    labels : (..., H, W) integer ndarray
-        Palette index of every pixel. N-D stacks become a multi-page TIFF, one page
-        per 2-D plane (leading axes flattened, shape kept in tifffile's metadata).
-    palette : (k, C) ndarray
-        k <= 65536 opaque colours (C = 1, 3, or 4 with every alpha 255). Indices are
-        8-bit for k <= 256, else 16-bit. The 16-bit colour map holds a uint16
-        palette as it is and any other as ``palette8 * 257``, padded to 2**bits
-        entries.
-    compression : str or None, optional
-        tifffile compression: 'zlib' (Deflate, the default), None, or any codec
-        tifffile can write here.
-
-    Returns
-    -------
-    tiff : bytes
-
-    Raises
-    ------
-    ValueError
-        If the palette has more than 65536 colours, is translucent, the labels are
-        not at least 2-D or refer to entries outside the palette.
-
-    Examples
-    --------
-    >>> labels = np.zeros((2, 2), dtype=np.uint8)
-    >>> to_tiff_bytes(labels, np.array([[1, 2, 3]], dtype=np.uint8))[:2] in (b"II", b"MM")
-    True
-    """
-    buf = io.BytesIO()
-    _save_tiff(buf, labels, palette, compression=compression)
-    return buf.getvalue()
 
 
 # --- public API: files -------------------------------------------------------------
@@ -292,9 +139,9 @@ def write_indexed_png(
     >>> bool((back == palette[labels]).all())
     True
     """
-    _prepare(labels, palette, fmt="PNG", max_colors=MAX_PNG_COLORS, planes=False)
+    prepare(labels, palette, fmt="PNG", max_colors=MAX_PNG_COLORS, planes=False)
     return atomic_write(
-        path, lambda f: _save_png(f, labels, palette, bits=bits, optimize=optimize)
+        path, lambda f: save_png(f, labels, palette, bits=bits, optimize=optimize)
     )
 
 
@@ -314,12 +161,10 @@ def write_indexed_gif(
     path : str
         The path written.
     """
-    _check_gif_alpha(
-        _prepare(labels, palette, fmt="GIF", max_colors=MAX_PNG_COLORS, planes=False)[1]
+    check_gif_alpha(
+        prepare(labels, palette, fmt="GIF", max_colors=MAX_PNG_COLORS, planes=False)[1]
     )
-    return atomic_write(
-        path, lambda f: _save_gif(f, labels, palette, optimize=optimize)
-    )
+    return atomic_write(path, lambda f: save_gif(f, labels, palette, optimize=optimize))
 
 
 def write_palette_tiff(
@@ -339,307 +184,9 @@ def write_palette_tiff(
     path : str
         The path written.
     """
-    _check_tiff_alpha(
-        _prepare(labels, palette, fmt="TIFF", max_colors=MAX_TIFF_COLORS, planes=True)[
-            1
-        ]
+    check_tiff_alpha(
+        prepare(labels, palette, fmt="TIFF", max_colors=MAX_TIFF_COLORS, planes=True)[1]
     )
     return atomic_write(
-        path, lambda f: _save_tiff(f, labels, palette, compression=compression)
+        path, lambda f: save_tiff(f, labels, palette, compression=compression)
     )
-
-
-def palette_to_uint8(palette: np.ndarray) -> np.ndarray:
-    """Convert a palette to 8-bit colours, the depth of PNG and GIF palettes.
-
-    Rules: uint8 is kept; other unsigned integers are scaled from their dtype's full
-    range, ``round(v * 255 / max)``; floats must lie in [0, 1] and become
-    ``round(v * 255)``; signed integers must already lie in 0..255. A 1-D palette is
-    read as grey, ``(k, 1)``.
-
-    Parameters
-    ----------
-    palette : (k, C) or (k,) array_like
-        Colours, C in {1, 3, 4}.
-
-    Returns
-    -------
-    palette8 : (k, C) ndarray of uint8
-
-    Raises
-    ------
-    ValueError
-        If the shape is wrong, values are out of range, or there are NaNs.
-    TypeError
-        If the palette is not numeric.
-
-    Examples
-    --------
-    >>> palette_to_uint8(np.array([[65535, 0, 32768]], dtype=np.uint16)).tolist()
-    [[255, 0, 128]]
-    >>> palette_to_uint8(np.array([[1.0, 0.5, 0.0]])).tolist()
-    [[255, 128, 0]]
-    """
-    pal = np.asarray(palette)
-    if pal.ndim == 1:
-        pal = pal[:, np.newaxis]
-    if pal.ndim != 2 or pal.shape[1] not in (1, 3, 4) or len(pal) == 0:
-        raise ValueError(
-            "palette must have shape (k, 1), (k, 3) or (k, 4) with k >= 1 (grey, "
-            f"RGB or RGBA), got shape {np.shape(palette)}."
-        )
-    kind = pal.dtype.kind
-    if kind == "b" or kind not in "uif":
-        raise TypeError(f"palette must be numeric, got dtype {pal.dtype}.")
-    if pal.dtype == np.uint8:
-        return pal
-    if kind == "u":
-        scale = 255.0 / float(np.iinfo(pal.dtype).max)
-        return np.rint(pal.astype(np.float64) * scale).astype(np.uint8)
-    if kind == "f":
-        if not np.isfinite(pal).all():
-            raise ValueError("palette contains NaN or infinity.")
-        lo, hi = float(pal.min()), float(pal.max())
-        if lo < 0 or hi > 1:
-            raise ValueError(
-                f"a float palette must lie in [0, 1] to be stored as 8-bit colours, "
-                f"got values in [{lo}, {hi}]; rescale it (e.g. to uint8) first."
-            )
-        return np.rint(pal.astype(np.float64) * 255.0).astype(np.uint8)
-    lo, hi = int(pal.min()), int(pal.max())
-    if lo < 0 or hi > 255:
-        raise ValueError(
-            f"a signed-integer palette must lie in 0..255 to be stored as 8-bit "
-            f"colours, got values in [{lo}, {hi}]; convert it to uint8 or uint16."
-        )
-    return pal.astype(np.uint8)
-
-
-# --- encoders ----------------------------------------------------------------------
-
-
-def _save_png(
-    fp: IO[bytes],
-    labels: np.ndarray,
-    palette: np.ndarray,
-    *,
-    bits: int | None,
-    optimize: bool,
-) -> None:
-    lab, pal = _prepare(labels, palette, fmt="PNG", max_colors=MAX_PNG_COLORS)
-    min_bits = png_bit_depth(len(pal))
-    if bits is None:
-        bits = min_bits
-    elif bits not in (1, 2, 4, 8) or bits < min_bits:
-        raise ValueError(
-            f"bits must be one of 1, 2, 4, 8 and at least {min_bits} for "
-            f"{len(pal)} colours, got {bits!r}."
-        )
-    rgb, alpha = _split_alpha(pal)
-    chunks = [
-        (
-            b"IHDR",
-            struct.pack(">IIBBBBB", lab.shape[1], lab.shape[0], bits, 3, 0, 0, 0),
-        ),
-        (b"PLTE", rgb.tobytes()),
-    ]
-    if alpha is not None and (alpha < 255).any():
-        # tRNS may be shorter than PLTE: entries past its end are opaque.
-        last = int(np.flatnonzero(alpha < 255)[-1])
-        chunks.append((b"tRNS", alpha[: last + 1].tobytes()))
-    fp.write(_PNG_SIGNATURE)
-    for tag, data in chunks:
-        _write_chunk(fp, tag, data)
-    level = _PNG_LEVEL if optimize else _PNG_LEVEL_FAST
-    _write_chunk(fp, b"IDAT", deflate.zlib_compress(_png_rows(lab, bits), level))
-    _write_chunk(fp, b"IEND", b"")
-
-
-def _write_chunk(fp: IO[bytes], tag: bytes, data: bytes) -> None:
-    fp.write(struct.pack(">I", len(data)) + tag)
-    fp.write(data)
-    fp.write(struct.pack(">I", zlib.crc32(data, zlib.crc32(tag))))
-
-
-def _png_rows(labels: np.ndarray, bits: int) -> bytes:
-    """The raw PNG scanlines of palette indices: filter byte 0, then packed pixels.
-
-    Filter type 0 (none) is what the PNG specification recommends for palette
-    images: the other filters predict colour values, not indices.
-    """
-    h, w = labels.shape
-    lab = labels.astype(np.uint8, copy=False)
-    if bits < 8:
-        per = 8 // bits
-        lab = np.pad(lab, ((0, 0), (0, -w % per))).reshape(h, -1, per)
-        packed = np.zeros(lab.shape[:2], dtype=np.uint8)
-        for i in range(per):
-            packed |= lab[:, :, i] << np.uint8(8 - bits * (i + 1))
-        lab = packed
-    rows = np.zeros((h, lab.shape[1] + 1), dtype=np.uint8)
-    rows[:, 1:] = lab
-    return rows.tobytes()
-
-
-def _save_gif(
-    fp: IO[bytes], labels: np.ndarray, palette: np.ndarray, *, optimize: bool
-) -> None:
-    lab, pal = _prepare(labels, palette, fmt="GIF", max_colors=MAX_PNG_COLORS)
-    if max(lab.shape) > 65535:
-        raise ValueError(
-            f"GIF stores at most 65535 pixels a side, the labels are {lab.shape[1]} "
-            f"x {lab.shape[0]} (width x height); write a PNG or TIFF instead."
-        )
-    transparent = _check_gif_alpha(pal)
-    rgb, _ = _split_alpha(pal)
-    im = _p_image(lab, rgb)
-    options: dict = {"optimize": optimize}
-    if transparent is not None:
-        options["transparency"] = transparent
-    im.save(fp, format="GIF", **options)
-
-
-def _save_tiff(
-    fp: IO[bytes],
-    labels: np.ndarray,
-    palette: np.ndarray,
-    *,
-    compression: str | None,
-) -> None:
-    import tifffile
-
-    try:
-        # A 1-pixel trial: a codec missing here (LZW needs imagecodecs) is a
-        # KeyError deep in tifffile once the real data is being written.
-        tifffile.imwrite(
-            io.BytesIO(), np.zeros((1, 1), np.uint8), compression=compression
-        )
-    except (KeyError, ValueError, TypeError, ImportError) as err:
-        raise ValueError(
-            f"TIFF compression {compression!r} cannot be written here ({err}); use "
-            "'zlib' (the default) or None."
-        ) from None
-    lab, pal = _prepare(
-        labels, palette, fmt="TIFF", max_colors=MAX_TIFF_COLORS, planes=True
-    )
-    _check_tiff_alpha(pal)
-    rgb, _ = _split_alpha(pal)
-    dtype = np.uint8 if len(rgb) <= 256 else np.uint16
-    n_entries = 1 << (8 * np.dtype(dtype).itemsize)
-    colormap = np.zeros((3, n_entries), dtype=np.uint16)
-    colormap[:, : len(rgb)] = _colormap16(palette, rgb).T
-    tifffile.imwrite(
-        fp,
-        lab.astype(dtype, copy=False),
-        photometric="palette",
-        colormap=colormap,
-        compression=compression,
-        # A 2-D page needs no shape record; a stack keeps its N-D shape.
-        metadata=None if lab.ndim == 2 else {},
-    )
-
-
-def _colormap16(palette: np.ndarray, rgb8: np.ndarray) -> np.ndarray:
-    """The (k, 3) 16-bit TIFF colour map: a uint16 palette as it is (16-bit
-    microscopy keeps its values exactly), any other as its 8-bit colours * 257."""
-    pal = np.asarray(palette)
-    if pal.dtype != np.uint16:
-        return rgb8.astype(np.uint16) * 257
-    return _split_alpha(pal.reshape(len(pal), -1))[0]
-
-
-def _p_image(labels: np.ndarray, rgb: np.ndarray):
-    """A Pillow mode "P" image with exactly ``len(rgb)`` palette entries."""
-    from PIL import Image
-
-    im = Image.fromarray(np.ascontiguousarray(labels, dtype=np.uint8))
-    im.putpalette(rgb.tobytes(), rawmode="RGB")
-    if im.mode != "P":  # pragma: no cover - Pillow turns "L" into "P" here
-        raise RuntimeError(f"expected a palette image, Pillow gave mode {im.mode}.")
-    return im
-
-
-# --- validation --------------------------------------------------------------------
-
-
-def _prepare(
-    labels: np.ndarray,
-    palette: np.ndarray,
-    *,
-    fmt: str,
-    max_colors: int,
-    planes: bool = False,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Validate and return (labels, 8-bit palette) for the format `fmt`."""
-    pal = palette_to_uint8(palette)
-    if len(pal) > max_colors:
-        hint = (
-            " Write a palette TIFF (up to 65536 colours) or quantise to k <= 256."
-            if max_colors == MAX_PNG_COLORS
-            else ""
-        )
-        raise ValueError(
-            f"{fmt} palettes hold at most {max_colors} colours, this palette has "
-            f"{len(pal)}.{hint}"
-        )
-    lab = np.asarray(labels)
-    if lab.dtype.kind not in "ui":
-        raise TypeError(
-            f"labels must be an integer array of palette indices, got dtype "
-            f"{lab.dtype}."
-        )
-    while lab.ndim > 2 and lab.shape[0] == 1:
-        lab = lab[0]
-    if lab.ndim < 2 or (lab.ndim > 2 and not planes):
-        extra = (
-            f" {fmt} holds one 2-D plane: for a stack, write a multi-page palette "
-            "TIFF (a .tif file) or one file per plane."
-            if lab.ndim > 2
-            else ""
-        )
-        raise ValueError(
-            f"labels must be a 2-D (height, width) array, got shape "
-            f"{np.shape(labels)}.{extra}"
-        )
-    if lab.size == 0:
-        raise ValueError(f"labels are empty (shape {np.shape(labels)}).")
-    lo, hi = int(lab.min()), int(lab.max())
-    if lo < 0 or hi >= len(pal):
-        raise ValueError(
-            f"labels must index the palette (0 to {len(pal) - 1}), but they hold "
-            f"values from {lo} to {hi}."
-        )
-    return lab, pal
-
-
-def _split_alpha(pal: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """(k, 3) RGB palette and (k,) alpha (None without alpha); grey becomes RGB."""
-    if pal.shape[1] == 1:
-        return np.ascontiguousarray(np.repeat(pal, 3, axis=1)), None
-    rgb = np.ascontiguousarray(pal[:, :3])
-    return rgb, (np.ascontiguousarray(pal[:, 3]) if pal.shape[1] == 4 else None)
-
-
-def _check_gif_alpha(pal: np.ndarray) -> int | None:
-    """The transparent index of a GIF palette, after checking it fits GIF."""
-    _, alpha = _split_alpha(pal)
-    if alpha is None:
-        return None
-    partial = np.flatnonzero((alpha > 0) & (alpha < 255))
-    clear = np.flatnonzero(alpha == 0)
-    if len(partial) or len(clear) > 1:
-        raise ValueError(
-            "GIF has binary transparency only (one fully transparent entry, all "
-            f"others opaque); this palette has {len(clear)} transparent and "
-            f"{len(partial)} partially transparent entries. Write a PNG instead."
-        )
-    return int(clear[0]) if len(clear) else None
-
-
-def _check_tiff_alpha(pal: np.ndarray) -> None:
-    _, alpha = _split_alpha(pal)
-    if alpha is not None and (alpha < 255).any():
-        raise ValueError(
-            "palette TIFFs have no alpha channel, but this palette has "
-            f"{int((alpha < 255).sum())} non-opaque entries. Write a PNG instead."
-        )

@@ -174,20 +174,11 @@ class JobRunner:
 
 
 def _engine_cached() -> bool:
-    """Whether numba's on-disk cache holds the engine's main kernels.
+    """Whether the engine's compiled kernels are cached (the next run does not
+    compile them)."""
+    from ..kmeans import kernels_compiled
 
-    An empty or obsolete cache (never run, or the code changed since) means the
-    next run compiles them. Reads numba's cache index (a private API; the engine
-    has no public check yet): if that fails, the answer is False (the first-run
-    hint may then be shown needlessly).
-    """
-    try:
-        from .. import kmeans
-
-        kernels = (kmeans._lloyd_run, kmeans._assign_kernel)
-        return all(bool(k._cache._cache_file._load_index()) for k in kernels)
-    except Exception:  # a hint only: never break a run over it
-        return False
+    return kernels_compiled()
 
 
 def _on_destroyed(state: dict, *_: Any) -> None:

@@ -15,11 +15,14 @@ import numpy as np
 from .. import palette_io
 
 #: The file types a result saves to: (name, extensions, writer), the first is the
-#: default for one 2-D plane.
+#: default for one 2-D plane. PNG and GIF save a stack as an animation (frames
+#: along the first axis); WebP holds one plane.
 FORMATS = (
-    ("indexed PNG", (".png",), palette_io.write_indexed_png),
-    ("palette GIF", (".gif",), palette_io.write_indexed_gif),
+    ("indexed PNG", (".png",), palette_io.write_apng),
+    ("palette GIF", (".gif",), palette_io.write_animated_gif),
     ("palette TIFF", (".tif", ".tiff"), palette_io.write_palette_tiff),
+    ("animated PNG", (".apng",), palette_io.write_apng),
+    ("lossless WebP", (".webp",), palette_io.write_webp),
 )
 
 
@@ -64,7 +67,12 @@ def format_for(
     hold, is a palette TIFF.
     """
     if len(planes(labels)) > 2:
-        return "palette TIFF", ".tif", "a stack: PNG and GIF hold one plane"
+        return (
+            "palette TIFF",
+            ".tif",
+            "a stack: the multi-page TIFF keeps every plane (PNG and GIF save one "
+            "axis of frames as an animation)",
+        )
     fits = len(palette) <= 256 if lazy else png_bytes is not None
     if not fits:
         return "palette TIFF", ".tif", "an indexed PNG cannot hold this palette"
@@ -106,7 +114,7 @@ def writer_for(path: str | os.PathLike) -> tuple[str, Any]:
     known = ", ".join(e for _, exts, _ in FORMATS for e in exts)
     raise ValueError(
         f"Cannot save {os.fspath(path)!r}: the file name must end in one of {known} "
-        "(indexed PNG, palette GIF, palette TIFF)."
+        "(indexed PNG, palette GIF, palette TIFF, animated PNG, lossless WebP)."
     )
 
 
