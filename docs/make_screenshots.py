@@ -10,7 +10,9 @@ browsed to k = 16: the preview layer, the plot and the table),
 ``docs/microscopy.png`` (two additive channels unmixed from scikit-image's
 immunohistochemistry sample, one quantised at k = 6: the result keeps its
 channel's colormap and blending) and ``docs/volume.png`` (a generated volume
-quantised at k = 8, in 3D). Nothing is mocked: the widget is docked through the
+quantised at k = 8, in 3D) and ``docs/palette-control.png`` (the paint-and-rerun
+loop: the face painted into a Labels layer chosen as importance, white locked, and
+the run again). Nothing is mocked: the widget is docked through the
 plugin's manifest and its buttons do the work.
 """
 
@@ -125,10 +127,41 @@ def volume() -> None:
     viewer.close()
 
 
+def palette_control() -> None:
+    import numpy as np
+
+    viewer, widget = _viewer_with_widget()
+    viewer.add_image(data.astronaut(), name="astronaut")
+    widget._n_colors.value = 8
+    widget.run()
+    _wait(widget)
+    # Paint the face into a Labels layer (as a brush would), make it the
+    # importance map, lock white, and run again.
+    y, x = np.ogrid[:512, :512]
+    face = ((y - 122) / 56) ** 2 + ((x - 222) / 44) ** 2 <= 1
+    paint = viewer.add_labels(np.zeros((512, 512), dtype=np.uint8), name="importance")
+    paint.data[face] = 1
+    paint.refresh()
+    paint.opacity = 0.9
+    paint.contour = 3  # the painted region outlined over the result
+    widget._image.value = viewer.layers["astronaut"]
+    widget._importance.value = paint
+    widget._locked.value = "#ffffff"
+    widget.run()
+    _wait(widget)
+    viewer.layers.move(viewer.layers.index(paint), len(viewer.layers))
+    viewer.layers.selection.active = paint
+    paint.mode = "paint"
+    viewer.reset_view()
+    _save(viewer, "palette-control.png")
+    viewer.close()
+
+
 def main() -> None:
     photo()
     microscopy()
     volume()
+    palette_control()
 
 
 if __name__ == "__main__":

@@ -444,6 +444,76 @@ def test_quantize_a_multichannel_tiff(tmp_path, capsys):
     assert not (tmp_path / "p.png").exists()
 
 
+def test_quantize_fixed_colors_are_in_the_file(photo_file, tmp_path, capsys):
+    out = tmp_path / "fixed.png"
+    code = main(
+        ["quantize", str(photo_file), "-k", "6", "--out", str(out),
+         "--fixed-colors", "#ffffff,#00ff00"]
+    )  # fmt: skip
+    assert code == 0
+    with Image.open(out) as pil:
+        palette = np.array(pil.getpalette(), dtype=np.uint8).reshape(-1, 3)
+    rows = {tuple(row) for row in palette[:6]}
+    assert {(255, 255, 255), (0, 255, 0)} <= rows
+
+
+def test_quantize_weights_file_fits_the_marked_pixels(photo_file, tmp_path, capsys):
+    image = np.asarray(Image.open(photo_file))
+    mask = np.zeros(image.shape[:2], dtype=np.uint8)
+    mask[:20] = 255
+    mask_file = tmp_path / "mask.png"
+    Image.fromarray(mask).save(mask_file)
+    out = tmp_path / "weighted.png"
+    code = main(
+        ["quantize", str(photo_file), "-k", "4", "--out", str(out),
+         "--weights", str(mask_file)]
+    )  # fmt: skip
+    assert code == 0
+    assert "PSNR where the weights are" in capsys.readouterr().out
+    from napari_kmeans_quantize import quantize
+
+    want = quantize(image, 4, weights=mask.astype(float))
+    with Image.open(out) as pil:
+        got = np.asarray(pil.convert("RGB"))
+    np.testing.assert_array_equal(got, want.image)
+
+
+def test_quantize_shared_writes_one_file_per_input(tmp_path, capsys):
+    files = []
+    for i, (h, w) in enumerate([(30, 40), (24, 50)]):
+        path = tmp_path / f"frame{i}.png"
+        Image.fromarray(_photo(h, w, seed=i)).save(path)
+        files.append(path)
+    code = main(["quantize", *map(str, files), "-k", "8", "--shared"])
+    assert code == 0
+    outs = [f.with_name(f"{f.stem}-k8.png") for f in files]
+    from napari_kmeans_quantize import quantize_shared
+
+    want = quantize_shared([np.asarray(Image.open(f)) for f in files], 8)
+    for out, result in zip(outs, want, strict=True):
+        with Image.open(out) as pil:
+            np.testing.assert_array_equal(np.asarray(pil.convert("RGB")), result.image)
+    assert "one palette of 8 colours for 2 images" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--fixed-colors", "white"], "not a hex colour"),
+        (["--fixed-colors", "#ffffff,#ffffff"], "duplicate"),
+        (["--weights", "nothing.png"], "no such image file"),
+    ],
+)
+def test_quantize_bad_palette_control_is_an_error(photo_file, capsys, extra, message):
+    assert main(["quantize", str(photo_file), "-k", "4", *extra]) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_several_inputs_need_shared(photo_file, capsys):
+    assert main(["quantize", str(photo_file), str(photo_file), "-k", "4"]) == 1
+    assert "--shared" in capsys.readouterr().err
+
+
 # --- targets: nothing a user has is lost --------------------------------------------
 
 

@@ -110,7 +110,11 @@ def test_readme_images_render_outside_the_repository():
 
 
 # Import name -> distribution, where they differ.
-_DISTRIBUTION_OF = {"skimage": "scikit-image", "PIL": "pillow"}
+_DISTRIBUTION_OF = {
+    "skimage": "scikit-image",
+    "PIL": "pillow",
+    "sklearn": "scikit-learn",
+}
 # Imported only inside functions that need the optional extra ("dask").
 _OPTIONAL = {"dask", "distributed"}
 

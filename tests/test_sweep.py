@@ -442,3 +442,29 @@ def test_sweep_of_a_multichannel_image_is_quantize_per_k():
     scaled = sweep(img, ks=(4,), channel_axis=0, standardize=True, keep_results=True)
     alone = quantize(img, 4, channel_axis=0, standardize=True)
     np.testing.assert_array_equal(scaled.results[0].labels, alone.labels)
+
+
+def test_sweep_with_weights_fits_as_quantize_and_reports_the_region():
+    from skimage import data
+
+    from napari_kmeans_quantize import psnr
+
+    image = data.astronaut()[::4, ::4]
+    mask = np.zeros(image.shape[:2], dtype=bool)
+    mask[10:60, 40:90] = True
+    table = sweep(image, ks=(4, 16), weights=mask, keep_results=True, workers=1)
+    for row, result in zip(table, table.results, strict=True):
+        alone = quantize(image, row.k, weights=mask)
+        np.testing.assert_array_equal(result.palette, alone.palette)
+        inside = psnr(image[mask][:, None], result.image[mask][:, None])
+        assert row.report.psnr_weighted == pytest.approx(inside, rel=1e-12)
+        assert row.report.psnr_weighted > row.psnr
+    assert sweep(image, ks=(4,)).rows[0].report.psnr_weighted is None
+
+
+def test_auto_k_passes_weights_to_the_fit():
+    from skimage import data
+
+    image = data.astronaut()[::8, ::8]
+    with pytest.raises(ValueError, match="spatial shape"):
+        auto_k(image, min_psnr=20, weights=np.ones((3, 3)))

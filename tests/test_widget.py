@@ -1004,6 +1004,56 @@ def test_int32_rgb_ciede_needs_a_peak(
     assert "CIEDE2000" in widget._figures.value and "n/a" not in widget._figures.value
 
 
+# --- palette control: locked colours, importance painted in a Labels layer ---------
+
+
+def test_locked_colours_and_painted_importance_rerun(
+    make_widget, qtbot, wait_idle, astronaut
+):
+    viewer, widget = make_widget()
+    photo = astronaut[::2, ::2]
+    viewer.add_image(photo, name="astro", rgb=True)
+    widget._n_colors.value = 8
+    _run(widget, qtbot, wait_idle)
+    plain = viewer.layers["astro k=8 labels"].metadata["palette"].copy()
+
+    # Paint the face into a Labels layer, choose it as importance, lock white.
+    mask = viewer.add_labels(np.zeros(photo.shape[:2], dtype=np.uint8), name="face")
+    mask.selected_label = 1
+    mask.data[33:89, 89:133] = 1
+    mask.refresh()
+    assert mask in widget._importance.choices
+    widget._importance.value = mask
+    widget._locked.value = "#ffffff"
+    widget._image.value = viewer.layers["astro"]
+    _run(widget, qtbot, wait_idle)
+    labels = viewer.layers["astro k=8 labels"]
+    palette = labels.metadata["palette"]
+    want = quantize(
+        photo,
+        8,
+        weights=mask.data.astype(float),
+        fixed_colors=np.array([[255, 255, 255]], np.uint8),
+    )
+    np.testing.assert_array_equal(palette, want.palette)
+    np.testing.assert_array_equal(labels.data, want.labels)
+    assert (palette == 255).all(axis=1).any()
+    assert not np.array_equal(palette, plain)
+    assert "PSNR where weighted" in widget._figures.value
+
+    # A click on a swatch locks its colour too.
+    widget._swatches.native.cellClicked.emit(1, 0)
+    assert widget._locked.value == f"#ffffff, {widget._swatches.data[1][1][:7]}"
+
+
+def test_bad_locked_colours_are_refused_before_the_run(make_widget, astronaut):
+    viewer, widget = make_widget()
+    viewer.add_image(astronaut[::4, ::4], name="astro", rgb=True)
+    widget._locked.value = "white"
+    assert widget.run() is None
+    assert not widget.is_running
+
+
 # --- save ---------------------------------------------------------------------------
 
 

@@ -19,6 +19,7 @@ from .quantize import (
     quantize,
     quantize_iter,
 )
+from .shared import quantize_shared, quantize_shared_iter
 from .sweep import SweepTable, auto_k, sweep
 
 __version__ = "0.1.0"
@@ -39,6 +40,8 @@ __all__ = [
     "quantize",
     "quantize_iter",
     "quantize_layer",
+    "quantize_shared",
+    "quantize_shared_iter",
     "sweep",
 ]
 

@@ -6,7 +6,9 @@ Three subcommands, none of which needs a display or imports napari or Qt:
   quantise at k = 2, 4, ..., 256 and write the images, the indexed PNG files, the
   table (Markdown and CSV), a quality-vs-size plot and a contact sheet.
 * ``quantize IMAGE -k K``: quantise your own image and save the indexed file
-  (PNG, GIF or palette TIFF by the extension of ``--out``), with its size report.
+  (PNG, GIF or palette TIFF by the extension of ``--out``), with its size report;
+  ``--fixed-colors``, ``--weights`` and (for several images) ``--shared`` control
+  the palette.
 * ``sweep IMAGE``: the table for your own image (and, with ``--out``, every file
   ``demo`` writes).
 """
@@ -205,7 +207,7 @@ def _parser() -> argparse.ArgumentParser:
             "mean CIEDE2000."
         ),
     )
-    _add_input_options(quant)
+    _add_input_options(quant, several=True)
     quant.add_argument(
         "-k",
         "--n-colors",
@@ -223,6 +225,27 @@ def _parser() -> argparse.ArgumentParser:
         "IMAGE-kK.png next to the input)",
     )
     _add_quantize_options(quant)
+    quant.add_argument(
+        "--fixed-colors",
+        metavar="COLOURS",
+        help="colours the palette must hold exactly, as hex values separated by "
+        "commas, e.g. '#ffffff,#000000' (scaled for 16-bit and float images)",
+    )
+    quant.add_argument(
+        "--weights",
+        type=Path,
+        action="append",
+        metavar="FILE",
+        help="importance map: an image file of the input's size whose grey value "
+        "is each pixel's weight in the fit (0 = ignored in the fit, still mapped); "
+        "with --shared give one per input, in order",
+    )
+    quant.add_argument(
+        "--shared",
+        action="store_true",
+        help="quantise all IMAGEs with one palette fitted to all of them, writing "
+        "one output per input (named IMAGE-kK.png)",
+    )
     quant.add_argument(
         "--dither",
         action="store_true",
@@ -375,8 +398,17 @@ def _add_common_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_input_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("image", type=Path, metavar="IMAGE", help="input image file")
+def _add_input_options(p: argparse.ArgumentParser, *, several: bool = False) -> None:
+    if several:
+        p.add_argument(
+            "images",
+            type=Path,
+            nargs="+",
+            metavar="IMAGE",
+            help="input image file (several with --shared)",
+        )
+    else:
+        p.add_argument("image", type=Path, metavar="IMAGE", help="input image file")
     p.add_argument(
         PIXEL_LIMIT_FLAG,
         type=_positive_int,
@@ -443,34 +475,68 @@ def _run_sweep(args: argparse.Namespace) -> int:
 
 
 def _run_quantize(args: argparse.Namespace) -> int:
+    from ._palette_control import colors_for_image, parse_hex_colors, weight_map
     from .metrics import size_report
     from .quantize import quantize
+    from .shared import quantize_shared
 
-    out = args.out
-    if out is None:
-        out = args.image.with_name(f"{args.image.stem}-k{args.k}.png")
-    # Every target is checked before the image is read or quantised.
-    fmt = _targets.indexed_format(out, args.k)
-    outputs = [out]
+    paths = args.images
+    if len(paths) > 1 and not args.shared:
+        raise ValueError(
+            f"{len(paths)} input images given; pass --shared to quantise them with "
+            "one palette, or run the command once per image."
+        )
+    if len(paths) > 1 and (args.out is not None or args.rgb_out is not None):
+        raise ValueError(
+            "--out and --rgb-out name one file; with several inputs every output "
+            "is named IMAGE-kK.png next to its input."
+        )
+    n_weights = len(args.weights or ())
+    if n_weights not in (0, len(paths)):
+        raise ValueError(
+            f"--weights given {n_weights} time(s) for {len(paths)} input(s); give "
+            "one importance map per input, in order."
+        )
+    outs = [args.out or p.with_name(f"{p.stem}-k{args.k}.png") for p in paths]
+    # Every target is checked before the images are read or quantised.
+    fmt = _targets.indexed_format(outs[0], args.k)
+    outputs = list(outs)
     rgb_fmt = None
     if args.rgb_out is not None:
         rgb_fmt = _targets.rgb_format(args.rgb_out)
         outputs.append(args.rgb_out)
-        _targets.check_distinct(*outputs)
+    _targets.check_distinct(*outputs)
     for path in outputs:
-        _targets.check_output(path, inputs=(args.image,), force=args.force)
-    image, channel_axis = read_image(args.image, pixel_limit=args.pixel_limit)
+        _targets.check_output(path, inputs=tuple(paths), force=args.force)
+    read = [read_image(p, pixel_limit=args.pixel_limit) for p in paths]
+    images = [image for image, _ in read]
+    channel_axis = read[0][1]
+    if any(axis != channel_axis for _, axis in read):
+        raise ValueError(
+            "--shared needs images of one kind: all colour or all grey (convert "
+            "them to the same mode first)."
+        )
     if args.channel_axis is not _FROM_FILE:
         channel_axis = args.channel_axis
-    colors = _targets.check_channels_fit(
-        out, fmt, image, channel_axis, alpha=not args.plain_channels
-    )
-    _targets.check_indexed_fits(out, fmt, image, channel_axis)
+    colors = True
+    for out, image in zip(outs, images, strict=True):
+        colors = _targets.check_channels_fit(
+            out, fmt, image, channel_axis, alpha=not args.plain_channels
+        )
+        _targets.check_indexed_fits(out, fmt, image, channel_axis)
     if rgb_fmt is not None:
-        _targets.check_rgb_fits(args.rgb_out, rgb_fmt, image, channel_axis)
-    result = quantize(
-        image,
-        args.k,
+        _targets.check_rgb_fits(args.rgb_out, rgb_fmt, images[0], channel_axis)
+    weights = [
+        weight_map(*read_image(w, pixel_limit=args.pixel_limit))
+        for w in args.weights or ()
+    ]
+    fixed = None
+    if args.fixed_colors is not None:
+        n_channels = 1 if channel_axis is None else images[0].shape[channel_axis]
+        fixed = colors_for_image(
+            parse_hex_colors(args.fixed_colors), images[0].dtype, n_channels
+        )
+    options = dict(
         channel_axis=channel_axis,
         color_space=args.color_space,
         dither=args.dither,
@@ -478,28 +544,47 @@ def _run_quantize(args: argparse.Namespace) -> int:
         max_pixels=args.max_pixels,
         alpha=not args.plain_channels,
         standardize=args.standardize,
+        fixed_colors=fixed,
     )
-    if colors:
-        written = _targets.write_indexed(out, fmt, result.labels, result.palette, image)
-        _warn_if_dark(result.palette, fmt.name)
+    if args.shared:
+        results = quantize_shared(images, args.k, weights=weights or None, **options)
     else:
-        # Channels that are no colours: the labels, and the palette as a table.
-        from . import palette_io
+        one = weights[0] if weights else None
+        results = [quantize(images[0], args.k, weights=one, **options)]
+    for i, (path, out, image, result) in enumerate(
+        zip(paths, outs, images, results, strict=True)
+    ):
+        if colors:
+            written = _targets.write_indexed(
+                out, fmt, result.labels, result.palette, image
+            )
+            _warn_if_dark(result.palette, fmt.name)
+        else:
+            # Channels that are no colours: the labels, and the palette as a table.
+            from . import palette_io
 
-        written, csv = palette_io.write_labels_tiff(out, result.labels, result.palette)
-        print(f"palette ({result.palette.shape[1]} channels) -> {csv}")
-    report = size_report(
-        result,
-        image,
-        source_bytes=args.image.stat().st_size,
-        data_range=args.data_range,
-        file_formats=True,
-    )
-    print(f"{args.image} -> {written} ({fmt.name}, {os.path.getsize(written):,} bytes)")
-    print(report.to_text())
-    print(f"time       {result.seconds:.2f} s ({result.color_space})")
+            written, csv = palette_io.write_labels_tiff(
+                out, result.labels, result.palette
+            )
+            print(f"palette ({result.palette.shape[1]} channels) -> {csv}")
+        report = size_report(
+            result,
+            image,
+            source_bytes=path.stat().st_size,
+            data_range=args.data_range,
+            file_formats=True,
+            weights=weights[i] if weights else None,
+        )
+        print(f"{path} -> {written} ({fmt.name}, {os.path.getsize(written):,} bytes)")
+        print(report.to_text())
+        if report.psnr_weighted is not None:
+            print(f"PSNR where the weights are: {report.psnr_weighted:.2f} dB")
+        print(f"time       {result.seconds:.2f} s ({result.color_space})")
+    if args.shared:
+        n = len(results[0].palette)
+        print(f"one palette of {n} colours for {len(paths)} images")
     if args.rgb_out is not None:
-        rgb_written = _targets.save_rgb(args.rgb_out, result.image, channel_axis)
+        rgb_written = _targets.save_rgb(args.rgb_out, results[0].image, channel_axis)
         print(f"quantised image as an ordinary file: {rgb_written}")
     return 0
 

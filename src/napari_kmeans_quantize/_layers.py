@@ -288,6 +288,8 @@ def quantize_source_iter(
     dither: bool = False,
     max_pixels: int | None = None,
     data_range: float | None = None,
+    fixed_colors: np.ndarray | None = None,
+    weights: Any = None,
 ) -> Generator[float, None, QuantizeOutcome]:
     """Quantise a source snapshot, yielding progress fractions from 0 to 1.
 
@@ -313,7 +315,21 @@ def quantize_source_iter(
       then every level is mapped onto it, so the outputs are multiscale too.
       Counts, shares and figures refer to the finest level (to the fitted level
       for lazy data).
+    * `fixed_colors` and `weights` (a layer, e.g. a painted Labels layer, or an
+      array of the source's spatial shape) are those of ``quantize``; weights
+      need single-scale data in memory, locked colours data in memory.
     """
+    weights = weight_array(weights)
+    if (weights is not None and (source.multiscale or source.is_lazy)) or (
+        fixed_colors is not None and source.is_lazy
+    ):
+        what = "an importance layer" if weights is not None else "locked colours"
+        raise ValueError(
+            f"{what} needs {'single-scale ' if weights is not None else ''}image "
+            f"data in memory; {source.name!r} is "
+            f"{'lazy' if source.is_lazy else 'multiscale'}. Quantise it without, "
+            "or with napari_kmeans_quantize.quantize on a numpy array."
+        )
     outcome = yield from _quantize_source(
         source,
         n_colors,
@@ -322,6 +338,8 @@ def quantize_source_iter(
         dither=dither,
         max_pixels=max_pixels,
         data_range=data_range,
+        fixed_colors=fixed_colors,
+        weights=weights,
     )
     result = outcome.result
     png_bytes = None if outcome.report is None else outcome.report.png_bytes
@@ -384,6 +402,8 @@ def _quantize_source(
     dither: bool,
     max_pixels: int | None,
     data_range: float | None,
+    fixed_colors: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
 ) -> Generator[float, None, QuantizeOutcome]:
     params = {
         "n_colors": int(n_colors),
@@ -392,6 +412,9 @@ def _quantize_source(
         "dither": bool(dither),
         "max_pixels": max_pixels,
         "data_range": check_data_range(data_range),
+        "fixed_colors": None
+        if fixed_colors is None
+        else np.asarray(fixed_colors).tolist(),
     }
     data_range = params["data_range"]
     notes: list[str] = []
@@ -434,11 +457,15 @@ def _quantize_source(
                 dither=dither,
                 random_state=random_state,
                 max_pixels=max_pixels,
+                fixed_colors=fixed_colors,
+                weights=weights,
             ),
             0.05,
             0.9,
         )
-        report = size_report(result, data, source.source_bytes, data_range=data_range)
+        report = size_report(
+            result, data, source.source_bytes, data_range=data_range, weights=weights
+        )
         yield 1.0
         return QuantizeOutcome(result, params, None, report, notes)
 
@@ -460,6 +487,7 @@ def _quantize_source(
             random_state=random_state,
             max_pixels=max_pixels,
             lazy=False,
+            fixed_colors=fixed_colors,
         ),
         0.05,
         0.9,
@@ -477,6 +505,17 @@ def _quantize_source(
     )
     yield 1.0
     return QuantizeOutcome(result, params, pyramid, report, notes)
+
+
+def weight_array(weights: Any) -> np.ndarray | None:
+    """An importance map from a layer (its data: a Labels layer's label values
+    or an Image layer's intensities) or an array; None stays None."""
+    if weights is None:
+        return None
+    data = getattr(weights, "data", weights)
+    if getattr(weights, "multiscale", False):
+        data = data[0]
+    return np.asarray(data)
 
 
 def _fit_level(source: SourceInfo) -> int:
@@ -1014,6 +1053,8 @@ def quantize_layer(
     dither: bool = False,
     max_pixels: int | None = None,
     data_range: float | None = None,
+    fixed_colors: np.ndarray | None = None,
+    weights: Any = None,
     outputs: str = "image+strip",
 ) -> list[Layer]:
     """Quantise an Image layer and add the image, labels and palette layers.
@@ -1067,6 +1108,14 @@ def quantize_layer(
         :func:`~napari_kmeans_quantize.metrics.psnr`). Give 4095 for 12-bit
         camera data stored as uint16. It changes the figures only, never the
         palette.
+    fixed_colors : (m, C) array_like, optional
+        Locked colours the palette holds exactly (see
+        :func:`~napari_kmeans_quantize.quantize`); data in memory only.
+    weights : napari layer or array_like, optional
+        Importance map: a Labels layer (label value = weight; paint 0/1 masks and
+        re-run), an Image layer or an array of the source's spatial shape. The
+        size report then also gives the PSNR inside the weighted region.
+        Single-scale data in memory only.
     outputs : {'image+strip', 'image', 'labels+strip', 'all'}, optional
         Which layers go on the canvas. The default adds the quantised image, the
         palette strip, and the labels layer hidden (it looks exactly like the
@@ -1084,6 +1133,9 @@ def quantize_layer(
     Raises
     ------
     ValueError
+        If `data_range` is not None or a finite number above 0 (checked before
+        any work is done), or for bad `fixed_colors` or `weights` (as
+        ``quantize``), or those with data they do not support.
         If `data_range` is not None or a finite number above 0, or `outputs` is
         not one of the choices (checked before any work is done).
 
@@ -1108,6 +1160,8 @@ def quantize_layer(
         dither=dither,
         max_pixels=max_pixels,
         data_range=data_range,
+        fixed_colors=fixed_colors,
+        weights=weights,
     )
     while True:
         try:

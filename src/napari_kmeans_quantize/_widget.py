@@ -27,7 +27,7 @@ from ._layers import (
     select_outputs,
     source_info,
 )
-from ._qt.inputs import Inputs, image_layers
+from ._qt.inputs import Inputs, image_layers, importance_layers
 from ._qt.jobs import JobRunner, JobState
 from ._qt.readout import Readout, peak_note
 from ._qt.sweep_panel import Comparison, SweepPanel, compare_iter, keep_iter
@@ -58,6 +58,8 @@ _INPUT_NAMES = (
     "image",
     "n_colors",
     "color_space",
+    "locked",
+    "importance",
     "show_advanced",
     "fit_pixels",
     "seed",
@@ -98,7 +100,10 @@ class QuantizeWidget(Container):
         self._pending_peak: float | None = None  # 'PSNR peak' of the running sweep
         self._auto_ks: tuple[int, ...] | None = None  # candidates of a running auto k
 
-        self._in = Inputs(lambda _w=None: image_layers(self._viewer))
+        self._in = Inputs(
+            lambda _w=None: image_layers(self._viewer),
+            lambda _w=None: importance_layers(self._viewer),
+        )
         for name in _INPUT_NAMES:
             setattr(self, f"_{name}", getattr(self._in, name))
         self._hint = Label(value=EMPTY_HINT)
@@ -134,6 +139,7 @@ class QuantizeWidget(Container):
         self._readout = Readout()
         self._figures = self._readout.figures
         self._swatches = self._readout.swatches
+        self._swatches.native.cellClicked.connect(self._on_swatch_clicked)
         self._palette_title = self._readout.palette_title
         self._panel = SweepPanel(self._viewer, self._keep)
         self.extend(
@@ -223,9 +229,17 @@ class QuantizeWidget(Container):
         source = self._prepare()
         if source is None:
             return None
+        try:
+            control = self._in.palette_control(source, self._viewer.layers)
+        except ValueError as exc:
+            from napari.utils.notifications import show_error
+
+            show_error(f"'locked colours': {exc}")
+            return None
         kwargs = {
             **self._in.run_kwargs(source),
             "max_pixels": self._in.fit_pixels.value,
+            **control,
         }
         k = int(self._in.n_colors.value)
         return self._start(
@@ -236,6 +250,12 @@ class QuantizeWidget(Container):
             f"Quantising {source.name!r} into {k} colours...",
             source,
         )
+
+    def _on_swatch_clicked(self, row: int, _column: int = 0) -> None:
+        """A click on a palette swatch locks its colour."""
+        item = self._swatches.native.item(row, 1)
+        if item is not None:
+            self._in.lock_color(item.text()[:7])
 
     def compare(self, ks: Any = None):
         """Start a sweep over k (Compare k) in a thread; return the worker.

@@ -173,7 +173,8 @@ def quantize_multiscale(
         once, and ``dither=True`` diffuses the error on every level.
     **kwargs
         ``channel_axis``, ``color_space``, ``dither``, ``random_state``,
-        ``max_pixels``, ``max_iter``, ``tol``, ``alpha``, ``standardize`` as for
+        ``max_pixels``, ``max_iter``, ``tol``, ``alpha``, ``standardize`` and
+        ``fixed_colors`` as for
         :func:`~napari_kmeans_quantize.quantize` (``dither`` needs
         ``lazy=False``).
 
@@ -218,6 +219,7 @@ def quantize_multiscale_iter(
     alpha: bool = True,
     standardize: bool = False,
     lazy: bool = True,
+    fixed_colors: np.ndarray | None = None,
 ) -> Generator[float, None, list[QuantizeResult]]:
     """Generator form of :func:`quantize_multiscale`, yielding progress fractions."""
     options = QuantizeOptions.from_params(locals())

@@ -37,6 +37,7 @@ from ._engine.quality import (
     pair,
     psnr_db,
     to_lab,
+    with_weighted_psnr,
 )
 from ._engine.quality import has_ciede2000 as _has_ciede2000
 
@@ -334,6 +335,7 @@ def size_report(
     source_bytes: int | None = None,
     *,
     data_range: float | None = None,
+    weights: np.ndarray | None = None,
     file_formats: bool = False,
 ) -> SizeReport:
     """Sizes and quality of a quantisation result, in one place.
@@ -373,6 +375,10 @@ def size_report(
         The peak value for PSNR and, for integer RGB(A) images, the value of full
         intensity for CIEDE2000 (finite, > 0); like scikit-image's
         ``peak_signal_noise_ratio``. Default: see above.
+    weights : ndarray, optional
+        The importance map the image was quantised with (or any map of its
+        spatial shape): ``psnr_weighted`` then gives the quality inside the
+        region it marks, beside the overall ``psnr``. Needs `original`.
     file_formats : bool, optional
         Also encode the result in every exact file format that holds it and give
         their bytes (``file_bytes``, ``smallest_format``); a lossless WebP of a
@@ -413,4 +419,5 @@ def size_report(
         ref = Reference(
             original, result.channel_axis, data_range=data_range, alpha=result.alpha
         )
-    return build_size_report(result, ref, source_bytes, file_formats=file_formats)
+    report = build_size_report(result, ref, source_bytes, file_formats=file_formats)
+    return with_weighted_psnr(report, result, original, weights)

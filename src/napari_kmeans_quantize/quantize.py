@@ -22,6 +22,7 @@ from ._engine.dask_backend import dask_quantize_iter
 from ._engine.image import is_dask
 from ._engine.options import (
     DEFAULT_COLOR_SPACE,
+    DEFAULT_INIT,
     DEFAULT_MAX_ITER,
     DEFAULT_RANDOM_STATE,
     DEFAULT_TOL,
@@ -60,6 +61,10 @@ def quantize(
     tol: float = DEFAULT_TOL,
     alpha: bool = True,
     standardize: bool = False,
+    weights: np.ndarray | None = None,
+    fixed_colors: np.ndarray | None = None,
+    init: str = DEFAULT_INIT,
+    n_init: int = 1,
 ) -> QuantizeResult:
     """Reduce an image to `n_colors` colours by k-means clustering of its pixels.
 
@@ -92,8 +97,8 @@ def quantize(
         Assign pixels by serpentine Floyd-Steinberg error diffusion instead of
         nearest colour. The palette is the same.
     random_state : int, numpy.random.Generator or None, optional
-        Seed for the pixel sample when `max_pixels` is set. The fit itself is
-        deterministic.
+        Seed for the pixel sample when `max_pixels` is set and for the seeds of
+        ``init='k-means++'``. The default fit is deterministic.
     max_pixels : int or None, optional
         Fit the palette on at most this many randomly chosen pixels (faster on huge
         images, slightly worse). None (the default) uses every pixel. Every pixel is
@@ -116,6 +121,27 @@ def quantize(
         decide the clusters alone. Leave it off for colour images and for
         channels whose absolute differences matter. Only with
         ``color_space='rgb'``.
+    weights : ndarray or dask array, optional
+        An importance map: one finite weight >= 0 per pixel (the image's shape
+        without the channel axis). The fit minimises the weighted squared error
+        (each colour counts with the summed weight of its pixels); weight 0
+        leaves a pixel out of the fit, yet every pixel is mapped. A weight of 2
+        counts a pixel as if it were there twice. None: every pixel weighs 1.
+    fixed_colors : (m, C) array_like, optional
+        Locked colours, m <= `n_colors`, in the image's dtype and range (whole
+        numbers for integer images): the palette holds them bit for bit, even
+        if no pixel takes them. The fit moves only the other ``n_colors - m``
+        entries (weighted Lloyd with the locked ones pinned). With m equal to
+        `n_colors` the result is that of :func:`apply_palette`.
+    init : {'variance-split', 'k-means++'}, optional
+        How the centres start. 'variance-split' (the default) is a
+        deterministic divisive split of the colours. 'k-means++' seeds with
+        :func:`sklearn.cluster.kmeans_plusplus` on the distinct colours (their
+        pixel counts, or weights, as sample weights), from `random_state`, as
+        :class:`sklearn.cluster.KMeans` does.
+    n_init : int, optional
+        Runs from different k-means++ seeds; the palette of lowest inertia is
+        kept. Above 1 only with ``init='k-means++'``.
 
     Returns
     -------
@@ -132,9 +158,15 @@ def quantize(
         If the image is empty, has no channels or more than 16, holds NaN or
         infinity; if `n_colors`, `color_space`, `max_pixels`, `max_iter`, `tol` or
         `random_state` are out of range; if a perceptual `color_space` is asked
-        of an image that is not RGB(A), or with `standardize`; or if
+        of an image that is not RGB(A), or with `standardize`; if
         ``n_colors=1`` is asked of an RGBA image with both fully transparent and
-        visible pixels.
+        visible pixels; or if `weights`
+        do not have the image's spatial shape, hold NaN, infinity or negative
+        values, or are all zero (a TypeError if they are not numbers); or if
+        `fixed_colors` has the wrong shape, colours the image's dtype cannot
+        hold, duplicates or more than `n_colors` colours; or for an unknown
+        `init`, or `n_init` that is not a positive integer (or above 1 with the
+        deterministic default `init`).
 
     See Also
     --------
@@ -176,6 +208,10 @@ def quantize_iter(
     tol: float = DEFAULT_TOL,
     alpha: bool = True,
     standardize: bool = False,
+    weights: np.ndarray | None = None,
+    fixed_colors: np.ndarray | None = None,
+    init: str = DEFAULT_INIT,
+    n_init: int = 1,
 ) -> Generator[float, None, QuantizeResult]:
     """Generator form of :func:`quantize` for progress bars and cancellation.
 

@@ -42,6 +42,7 @@ from ._engine.options import (
 )
 from ._engine.pipeline import (
     FitInputs,
+    checked_arrays,
     pixel_histogram,
     quantize_histogram_iter,
     sample_weights,
@@ -54,6 +55,7 @@ from ._engine.quality import (
     checked_data_range,
     checked_source_bytes,
     has_ciede2000,
+    with_weighted_psnr,
 )
 from ._engine.result import FewColorsWarning, QuantizeResult
 from .plot import plot_sweep
@@ -300,6 +302,7 @@ def sweep(
     data_range: float | None = None,
     alpha: bool = True,
     standardize: bool = False,
+    weights: np.ndarray | None = None,
 ) -> SweepTable:
     """Quantise an image at several k and tabulate quality and size.
 
@@ -330,6 +333,10 @@ def sweep(
     alpha, standardize : bool, optional
         As for :func:`~napari_kmeans_quantize.quantize`: whether 4 channels are
         RGBA, and whether to fit on unit-variance channels.
+    weights : ndarray or dask array, optional
+        An importance map for every k's fit, as for
+        :func:`~napari_kmeans_quantize.quantize`; every row's report then also
+        gives ``psnr_weighted``, the PSNR inside the region it marks.
 
     Returns
     -------
@@ -371,6 +378,7 @@ def sweep_iter(
     data_range: float | None = None,
     alpha: bool = True,
     standardize: bool = False,
+    weights: np.ndarray | None = None,
 ) -> Generator[float, None, SweepTable]:
     """Generator form of :func:`sweep` for progress bars and cancellation.
 
@@ -393,6 +401,7 @@ def sweep_iter(
         random_state=random_state,
         alpha=alpha,
         standardize=standardize,
+        weights=weights,
     )
     options = {k: replace(base, n_colors=k) for k in ks}
     if is_dask(image):
@@ -410,6 +419,7 @@ def sweep_iter(
     else:
         arr, arr_axis = checked_image(image, channel_axis, color_space, base.alpha)
         check_one_entry(arr, ks[0], base.alpha)
+        base = checked_arrays(base, arr.dtype, arr.shape)
         yield 0.0
         # One histogram, and one set of fit inputs (points and pyramid), serve
         # every k and the quality figures: the steps after it are quantize's, so
@@ -426,7 +436,7 @@ def sweep_iter(
         inputs = FitInputs(
             hist.colors,
             hist.counts,
-            sample_weights(hist, None, None),
+            sample_weights(hist, None, None, base.weights),
             arr.dtype,
             color_space,
             alpha=base.alpha,
@@ -461,7 +471,8 @@ def sweep_iter(
                 # The time of this k's own work (not of waiting for a thread).
                 result = replace(finished.value, seconds=time.perf_counter() - t0)
                 # The report (PNG encoding above all) runs here too, in parallel.
-                return result, build_size_report(result, ref, source_bytes)
+                report = build_size_report(result, ref, source_bytes)
+                return result, with_weighted_psnr(report, result, image, weights)
 
     results: dict[int, QuantizeResult] = {}
     reports: dict[int, SizeReport] = {}
@@ -529,6 +540,7 @@ def auto_k(
     dither: bool = False,
     progress: Callable[[float], Any] | None = None,
     data_range: float | None = None,
+    weights: np.ndarray | None = None,
 ) -> int:
     """The smallest k that reaches a quality target.
 
@@ -554,6 +566,9 @@ def auto_k(
         As for :func:`sweep`: the PSNR peak (and full intensity of integer
         colours); give 4095 for 12-bit data stored as uint16, whose default peak
         is 65535 and makes every k look about 24 dB better.
+    weights : ndarray or dask array, optional
+        An importance map for the fits, as for :func:`sweep`; the targets are
+        still checked on the whole image.
 
     Returns
     -------
@@ -604,6 +619,7 @@ def auto_k(
             dither=dither,
             workers=1,
             data_range=data_range,
+            weights=weights,
         )
         row = table.rows[0]
         if progress is not None:

@@ -36,6 +36,7 @@ from .keys import DENSE_MAX_KEYS, KeySpec
 from .options import QuantizeOptions, check_option, label_dtype
 from .pipeline import (
     FitInputs,
+    checked_arrays,
     color_labels,
     fit_palette,
     fit_points,
@@ -45,6 +46,7 @@ from .pipeline import (
 )
 from .progress import scaled
 from .result import QuantizeResult
+from .weights import dask_colour_weights
 
 # A chunk of a small key space with at least this many pixels per possible colour
 # is counted over the whole key space (a bitmap: 4 MiB of bits and ranks per
@@ -69,6 +71,13 @@ DITHER_MESSAGE = (
     "pixel's error to the pixels right of and below it, so every chunk would depend "
     "on all the chunks before it and the labels could be neither lazy nor parallel. "
     "Quantise without dithering, or pass np.asarray(image) if it fits in memory."
+)
+
+
+WEIGHTS_SAMPLE_MESSAGE = (
+    "weights cannot be combined with max_pixels for a dask image; the weights "
+    "already say which pixels the fit should count. Drop max_pixels, or set the "
+    "weights of the pixels to leave out to 0."
 )
 
 
@@ -104,6 +113,10 @@ def dask_quantize_iter(
     sample = None
     if options.max_pixels is not None and options.max_pixels < n_pixels:
         sample = pixel_sample(n_pixels, options.max_pixels, options.random_state)
+    options = checked_arrays(options, dtype, arr.shape)
+    weights = options.weights
+    if weights is not None and sample is not None:
+        raise ValueError(WEIGHTS_SAMPLE_MESSAGE)
     yield 0.0
 
     hist, value_range = yield from scaled(
@@ -125,6 +138,10 @@ def dask_quantize_iter(
             np.array([[lo] * n_channels, [hi] * n_channels], dtype=dtype),
             color_space,
             options.alpha,
+        )
+    if weights is not None:
+        hist.set_weights(
+            (yield from dask_colour_weights(arr, weights, spec, hist.keys))
         )
     fit = yield from scaled(_fit(hist, options), _HIST_END, _FIT_END)
     labels, image_out = _lazy_outputs(arr, axis, hist, fit, spec)
@@ -294,6 +311,11 @@ class _Histogram:
             rows = self.to_canon[np.searchsorted(keys, sampled)]
             self.weights = np.bincount(rows, minlength=len(keys)).astype(np.float64)
 
+    def set_weights(self, key_weights: np.ndarray) -> None:
+        """Fit weights given per key (ascending), e.g. summed pixel weights."""
+        self.weights = np.empty(len(self.keys), dtype=np.float64)
+        self.weights[self.to_canon] = key_weights
+
 
 def _parallelism() -> int:
     """Threads available to the active scheduler (a distributed client if any)."""
@@ -444,7 +466,7 @@ def _fit(hist: _Histogram, options: QuantizeOptions) -> Generator[float, None, _
         fit.guess,
         inputs.scale,
     )
-    order, remap = order_by_share(counts)
+    order, remap = order_by_share(counts, fit.keep)
     colour_label = remap[nearest].astype(label_dtype(len(order)))[hist.to_canon]
     return _Fit(
         fit.palette[order],

@@ -56,24 +56,60 @@ def multiscale_iter(
             f"fit_level={fit_level} is out of range for {len(levels)} level(s)."
         )
     fit_level = int(fit_level) % len(levels)
-    if lazy:
-        arrays = [as_dask(level) for level in levels]
-        prepared = [dask_channels_last(a, channel_axis) for a in arrays]
-        fit_step = dask_quantize_iter
-    else:
-        arrays = [np.asarray(level) for level in levels]
-        prepared = [
-            as_channels_last(a, channel_axis, check_values=False) for a in arrays
-        ]
-        fit_step = memory_quantize_iter
+    arrays, prepared, fit_step = prepare(levels, channel_axis, lazy=lazy)
     _check_levels(arrays, [arr for arr, _ in prepared], fit_level)
     fitted = yield from scaled(
         fit_step(arrays[fit_level], options, channel_axis=channel_axis), 0.0, 0.5
     )
+    results = yield from scaled(
+        map_onto(
+            fitted,
+            arrays,
+            prepared,
+            options,
+            channel_axis=channel_axis,
+            lazy=lazy,
+            fitted_index=fit_level,
+        ),
+        0.5,
+        1.0,
+    )
+    yield 1.0
+    return results
+
+
+def prepare(
+    images: Sequence[Any], channel_axis: int | None, *, lazy: bool
+) -> tuple[list, list[tuple[Any, int | None]], Any]:
+    """The images as arrays (dask ones if `lazy`), channels last with their
+    axes (metadata checked, values later), and the fit step that takes them."""
+    if lazy:
+        arrays = [as_dask(image) for image in images]
+        prepared = [dask_channels_last(a, channel_axis) for a in arrays]
+        return arrays, prepared, dask_quantize_iter
+    arrays = [np.asarray(image) for image in images]
+    prepared = [as_channels_last(a, channel_axis, check_values=False) for a in arrays]
+    return arrays, prepared, memory_quantize_iter
+
+
+def map_onto(
+    fitted: QuantizeResult,
+    arrays: Sequence[Any],
+    prepared: Sequence[tuple[Any, int | None]],
+    options: QuantizeOptions,
+    *,
+    channel_axis: int | None,
+    lazy: bool,
+    fitted_index: int | None = None,
+) -> Generator[float, None, list[QuantizeResult]]:
+    """One result per array, mapped onto ``fitted.palette`` in its order (the
+    array at `fitted_index`, if any, is `fitted` itself); each holds its own
+    assignment and counts and the shared fit's details. `prepared` are the
+    arrays channels last with their axes; lazy: dask arrays, lazy results."""
     results = []
-    span = 0.5 / len(arrays)
+    span = 1.0 / len(arrays)
     for i, level in enumerate(arrays):
-        if i == fit_level:
+        if i == fitted_index:
             results.append(fitted)
         elif lazy:
             arr, axis = prepared[i]
@@ -86,7 +122,14 @@ def multiscale_iter(
                 fitted.channel_scale,
             )
             results.append(
-                replace(fitted, image=image, labels=labels, counts=counts, n_distinct=0)
+                replace(
+                    fitted,
+                    image=image,
+                    labels=labels,
+                    counts=counts,
+                    n_distinct=0,
+                    channel_axis=axis,
+                )
             )
         else:
             mapped = yield from scaled(
@@ -99,8 +142,8 @@ def multiscale_iter(
                     alpha=options.alpha,
                     scale=fitted.channel_scale,
                 ),
-                0.5 + i * span,
-                0.5 + (i + 1) * span,
+                i * span,
+                (i + 1) * span,
             )
             # The shared fit's details, the level's own assignment and counts.
             results.append(

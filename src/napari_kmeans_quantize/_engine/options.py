@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,10 @@ DEFAULT_COLOR_SPACE = "rgb"
 DEFAULT_RANDOM_STATE = 0
 DEFAULT_MAX_ITER = 300
 DEFAULT_TOL = 1e-4
+DEFAULT_INIT = "variance-split"
+#: How a fit's centres start: the deterministic divisive split, or
+#: scikit-learn's k-means++ seeding (random, hence ``n_init`` restarts).
+INITS = ("variance-split", "k-means++")
 
 
 def label_dtype(n_colors: int) -> np.dtype:
@@ -52,6 +56,11 @@ class QuantizeOptions:
     alpha: bool = True
     # Fit on the channels scaled to unit variance (palette in original units).
     standardize: bool = False
+    # Arrays: checked against the image where it is known (weights.py).
+    weights: Any = field(default=None, compare=False)
+    fixed_colors: Any = field(default=None, compare=False)
+    init: str = DEFAULT_INIT
+    n_init: int = 1
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> QuantizeOptions:
@@ -78,6 +87,14 @@ class QuantizeOptions:
                 f"standardize=True scales every channel to unit variance, which "
                 f"would distort color_space={self.color_space!r}; use it with "
                 "color_space='rgb' (channels on different scales), or drop it."
+            )
+        check_option("init", self.init, INITS)
+        set_(self, "n_init", check_positive_int("n_init", self.n_init, none=False))
+        if self.n_init > 1 and self.init == DEFAULT_INIT:
+            raise ValueError(
+                f"n_init={self.n_init} restarts a deterministic fit "
+                f"(init={DEFAULT_INIT!r}) to the same result; use init='k-means++' "
+                "for restarts from random seeds, or n_init=1."
             )
 
 

@@ -28,6 +28,7 @@ from scipy.spatial import cKDTree
 from .. import gather
 from ..colorspace import COLOR_SPACES, from_fit_space, to_fit_space
 from ..histogram import ColorHistogram, color_histogram
+from .fixed import checked_fixed_colors, pinned_lloyd
 from .image import (
     check_one_entry,
     checked_image,
@@ -36,10 +37,12 @@ from .image import (
     merge_transparent,
     one_entry_rgba,
 )
-from .kmeans import KMeansFit, Pyramid, fit_iter
+from .kmeans import KMeansFit, Pyramid
 from .options import QuantizeOptions, check_bool, check_option, label_dtype
 from .progress import scaled
+from .restarts import seeded_fit_iter
 from .result import FewColorsWarning, QuantizeResult
+from .weights import checked_weights, colour_weights
 
 # Nearest-entry searches for more points than this use every core.
 _PARALLEL_QUERY = 1 << 14
@@ -130,16 +133,23 @@ def transparent_slot(colors: np.ndarray, k: int, alpha: bool = True) -> int | No
 
 
 def sample_weights(
-    hist: ColorHistogram, max_pixels: int | None, random_state: object
+    hist: ColorHistogram,
+    max_pixels: int | None,
+    random_state: object,
+    pixel_weights: np.ndarray | None = None,
 ) -> np.ndarray:
     """The fit weight of every distinct colour: its pixel count, or with
-    `max_pixels` its count among that many randomly chosen pixels."""
+    `max_pixels` its count among that many randomly chosen pixels; with
+    `pixel_weights` (checked, one per pixel) the sum of its pixels' weights."""
     weights = hist.counts.astype(np.float64)
     n_pixels = int(hist.counts.sum())
+    sample = None
     if max_pixels is not None and max_pixels < n_pixels:
         sample = pixel_sample(n_pixels, max_pixels, random_state)
         weights = np.bincount(hist.inverse[sample], minlength=hist.n_colors)
         weights = weights.astype(np.float64)
+    if pixel_weights is not None:
+        weights = colour_weights(hist.inverse, hist.n_colors, pixel_weights, sample)
     return weights
 
 
@@ -224,13 +234,15 @@ class FitInputs:
 @dataclass(frozen=True, eq=False)
 class PaletteFit:
     """A fitted palette (in the input's dtype, not yet ordered) and how the fit
-    went; `guess` is what :func:`color_labels` may skip searching."""
+    went; `guess` is what :func:`color_labels` may skip searching, `keep` the
+    entries to keep even if no pixel takes them (locked colours)."""
 
     palette: np.ndarray
     guess: tuple[np.ndarray, np.ndarray] | None
     inertia: float = 0.0
     n_iter: int = 0
     converged: bool = True
+    keep: np.ndarray | None = None
 
 
 def fit_palette(
@@ -246,7 +258,9 @@ def fit_palette(
     transparent = transparent_slot(colors, k, inputs.alpha)
     fit_rows = inputs.rows(transparent)
     k_fit = k - (transparent is not None)
-    if len(fit_rows) <= k_fit or k_fit == 0:
+    if options.fixed_colors is not None:
+        out = yield from fit_fixed(inputs, options, transparent, k_fit)
+    elif len(fit_rows) <= k_fit or k_fit == 0:
         out = PaletteFit(colors[fit_rows], None)
         if inputs.n_colors < k:
             warnings.warn(
@@ -257,9 +271,7 @@ def fit_palette(
             )
     else:
         pyramid = inputs.pyramid(transparent)
-        fit = yield from fit_iter(
-            pyramid, k_fit, max_iter=options.max_iter, tol=options.tol
-        )
+        fit = yield from seeded_fit_iter(pyramid, k_fit, options)
         palette, guess = palette_of_fit(
             fit,
             pyramid.points,
@@ -274,9 +286,54 @@ def fit_palette(
         out = PaletteFit(palette, guess, fit.inertia, fit.n_iter, fit.converged)
     if transparent is not None:
         palette = np.concatenate([out.palette, colors[transparent][None]])
-        out = PaletteFit(palette, None, out.inertia, out.n_iter, out.converged)
+        keep = None if out.keep is None else np.append(out.keep, False)
+        out = PaletteFit(palette, None, out.inertia, out.n_iter, out.converged, keep)
     yield 1.0
     return out
+
+
+def fit_fixed(
+    inputs: FitInputs, options: QuantizeOptions, transparent: int | None, k_fit: int
+) -> Generator[float, None, PaletteFit]:
+    """The palette with ``options.fixed_colors`` (checked) locked: they are kept
+    bit for bit and pinned in the Lloyd iterations that move the other entries.
+
+    The free centres start from the plain fit of ``k_fit - m`` entries.
+    """
+    fixed = options.fixed_colors
+    dtype, color_space = inputs.dtype, inputs.color_space
+    n_free = k_fit - len(fixed)
+    rows = inputs.rows(transparent)
+    others = rows[~_rows_in(inputs.colors[rows], fixed)]
+    inertia, n_iter, converged = 0.0, 0, True
+    if len(others) <= n_free or n_free == 0:
+        free = inputs.colors[others[:n_free]]
+    else:
+        pyramid = inputs.pyramid(transparent)
+        start = yield from scaled(seeded_fit_iter(pyramid, n_free, options), 0.0, 0.5)
+        pinned = pinned_lloyd(
+            pyramid.points,
+            pyramid.weights,
+            fit_points(fixed, dtype, color_space),
+            start.centers,
+            max_iter=options.max_iter,
+            tol=options.tol,
+        )
+        free = from_unit(from_fit_space(pinned.free, color_space), dtype, color_space)
+        free = np.unique(free, axis=0)
+        free = free[~_rows_in(free, fixed)]
+        inertia, n_iter, converged = pinned.inertia, pinned.n_iter, pinned.converged
+    palette = np.concatenate([fixed, free])
+    keep = np.arange(len(palette)) < len(fixed)
+    return PaletteFit(palette, None, inertia, n_iter, converged, keep)
+
+
+def _rows_in(rows: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Which of `rows` equal a row of `table`."""
+    hit = np.zeros(len(rows), dtype=bool)
+    for row in table:
+        hit |= (rows == row).all(axis=1)
+    return hit
 
 
 def palette_of_fit(
@@ -399,11 +456,15 @@ def color_labels(
     return labels, np.rint(entry_counts).astype(np.int64)
 
 
-def order_by_share(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def order_by_share(
+    counts: np.ndarray, keep: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The palette order most frequent first (ties by index), unused entries
-    dropped, and the map from old to new entry (``remap[order] = arange``)."""
+    dropped unless `keep` says so, and the map from old to new entry
+    (``remap[order] = arange``)."""
     order = np.lexsort((np.arange(len(counts)), -counts))
-    order = order[counts[order] > 0]
+    used = counts[order] > 0
+    order = order[used if keep is None else used | keep[order]]
     # The smallest type that holds every entry: remap[labels] over a dithered
     # image's pixels is then no wider than the labels it returns.
     remap = np.zeros(len(counts), dtype=label_dtype(len(counts)))
@@ -423,11 +484,12 @@ def assign(
     keep_order: bool = False,
     guess: tuple[np.ndarray, np.ndarray] | None = None,
     scale: np.ndarray | None = None,
+    keep: np.ndarray | None = None,
 ) -> Generator[float, None, QuantizeResult]:
     """Map the pixels of a channels-last image to palette entries; the result.
 
     Yields 0.5 half-way. Without `keep_order` the palette comes out most
-    frequent first, unused entries dropped.
+    frequent first, unused entries dropped (except those in `keep`).
     """
     dtype = arr.dtype
     if dither:
@@ -453,7 +515,7 @@ def assign(
         )
     yield 0.5
     if not keep_order:
-        order, remap = order_by_share(counts)
+        order, remap = order_by_share(counts, keep)
         palette, counts, labels = palette[order], counts[order], remap[labels]
     labels = labels.astype(label_dtype(len(palette)))
     if dither:
@@ -520,6 +582,7 @@ def quantize_histogram_iter(
             axis,
             guess=fit.guess,
             scale=scale,
+            keep=fit.keep,
         ),
         split,
         1.0,
@@ -532,6 +595,23 @@ def quantize_histogram_iter(
         channel_scale=scale,
         alpha=alpha,
     )
+
+
+def checked_arrays(
+    options: QuantizeOptions, dtype: np.dtype, shape: tuple[int, ...]
+) -> QuantizeOptions:
+    """`options` with its arrays (weights, fixed colours) checked against a
+    channels-last image of `dtype` and `shape`."""
+    from dataclasses import replace
+
+    changes: dict[str, object] = {}
+    if options.weights is not None:
+        changes["weights"] = checked_weights(options.weights, shape[:-1])
+    if options.fixed_colors is not None:
+        changes["fixed_colors"] = checked_fixed_colors(
+            options.fixed_colors, dtype, shape[-1], options.n_colors
+        )
+    return replace(options, **changes) if changes else options
 
 
 def replace_result(result: QuantizeResult, **changes: object) -> QuantizeResult:
@@ -547,9 +627,12 @@ def memory_quantize_iter(
     start = time.perf_counter()
     arr, axis = checked_image(image, channel_axis, options.color_space, options.alpha)
     check_one_entry(arr, options.n_colors, options.alpha)
+    options = checked_arrays(options, arr.dtype, arr.shape)
     yield 0.0
     hist, _ = pixel_histogram(arr, options.alpha)
-    weights = sample_weights(hist, options.max_pixels, options.random_state)
+    weights = sample_weights(
+        hist, options.max_pixels, options.random_state, options.weights
+    )
     yield 0.1
     result = yield from scaled(
         quantize_histogram_iter(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,6 +18,7 @@ import numpy as np
 from .ciede2000 import _ciede2000_sum
 from .image import as_native, has_alpha
 from .kmeans import weighted_inertia
+from .weights import weighted_psnr
 
 if TYPE_CHECKING:
     from ..histogram import ColorHistogram
@@ -116,6 +117,10 @@ class SizeReport:
     psnr_peak : float or None
         The peak value the PSNR used: the ``data_range`` given, or the automatic
         one (see :func:`psnr`); None without the original.
+    psnr_weighted : float or None
+        PSNR inside the region that the ``weights`` given mark, from their
+        weighted mean squared error (for a 0/1 mask: the masked pixels' PSNR);
+        None without weights or without the original.
     file_bytes : dict of str to int or None
         With ``size_report(..., file_formats=True)``: the real bytes of every exact
         file format that holds the result (:func:`palette_io.file_sizes`: PNG-8 and
@@ -142,6 +147,7 @@ class SizeReport:
     ciede2000: float | None
     seconds: float
     psnr_peak: float | None = None
+    psnr_weighted: float | None = None
     file_bytes: dict[str, int] | None = None
 
     @property
@@ -599,3 +605,15 @@ def missing_peak() -> ValueError:
         "the original is constant and not in [0, 1], so its range (0) gives no PSNR "
         "peak; pass data_range (the value of full intensity)."
     )
+
+
+def with_weighted_psnr(
+    report: SizeReport, result: QuantizeResult, original: Any, weights: Any
+) -> SizeReport:
+    """`report` with the PSNR inside the region the `weights` mark."""
+    if weights is None or report.psnr_peak is None:
+        return report
+    value = weighted_psnr(
+        original, result.image, weights, result.channel_axis, report.psnr_peak
+    )
+    return replace(report, psnr_weighted=value)

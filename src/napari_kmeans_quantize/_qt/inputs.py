@@ -69,7 +69,11 @@ class Inputs:
         magicgui's choices callback of the image-layer box.
     """
 
-    def __init__(self, image_choices: Callable[[Any], list]) -> None:
+    def __init__(
+        self,
+        image_choices: Callable[[Any], list],
+        importance_choices: Callable[[Any], list] | None = None,
+    ) -> None:
         self.image = ComboBox(
             label="image layer",
             choices=image_choices,
@@ -93,6 +97,25 @@ class Inputs:
                 "Space in which k-means clusters the colours. RGB minimises the "
                 "squared RGB error (highest PSNR); CIELAB and Oklab minimise a "
                 "perceptual error (lower mean CIEDE2000). RGB(A) images only."
+            ),
+        )
+        self.locked = LineEdit(
+            label="locked colours",
+            value="",
+            tooltip=(
+                "Colours the palette must hold exactly, as hex values separated by "
+                "commas (e.g. #ffffff, #000000); click a palette swatch below to add "
+                "its colour. k-means moves only the other entries."
+            ),
+        )
+        self.importance = ComboBox(
+            label="importance",
+            choices=importance_choices or (lambda _w=None: [("none", None)]),
+            value=None,
+            tooltip=(
+                "A Labels or Image layer of the image's shape whose values weigh "
+                "each pixel in the fit (label value = weight; 0 = ignored in the "
+                "fit, still mapped). Paint a Labels layer and press Run again."
             ),
         )
         self.show_advanced = CheckBox(text="advanced options", value=False, label="")
@@ -172,6 +195,8 @@ class Inputs:
                 self.image,
                 self.n_colors,
                 self.color_space,
+                self.locked,
+                self.importance,
                 self.show_advanced,
                 *(getattr(self, name) for name in ADVANCED),
             ],
@@ -197,6 +222,32 @@ class Inputs:
             "dither": bool(self.dither.value),
             "data_range": self.parse_peak()[1],
         }
+
+    def palette_control(self, source: SourceInfo, layers: Any) -> dict[str, Any]:
+        """The locked colours and importance map of a run (a snapshot of the
+        importance layer's data as it is now); ValueError for bad hex values."""
+        from .._layers import weight_array
+        from .._palette_control import colors_for_image, parse_hex_colors
+
+        control: dict[str, Any] = {"fixed_colors": None, "weights": None}
+        text = self.locked.value.strip()
+        if text:
+            data = source.levels[0]
+            axis = source.channel_axis
+            n_channels = 1 if axis is None else data.shape[axis]
+            control["fixed_colors"] = colors_for_image(
+                parse_hex_colors(text), data.dtype, n_channels
+            )
+        layer = self.importance.value
+        if layer is not None and layer in layers:
+            control["weights"] = weight_array(layer).copy()
+        return control
+
+    def lock_color(self, hex_color: str) -> None:
+        """Add a colour to the locked colours (once)."""
+        current = [c.strip() for c in self.locked.value.split(",") if c.strip()]
+        if hex_color.lower() not in (c.lower() for c in current):
+            self.locked.value = ", ".join([*current, hex_color])
 
     def parse_peak(self) -> tuple[bool, float | None]:
         """Whether 'PSNR peak' is valid, and its value (None: automatic)."""
@@ -319,4 +370,17 @@ def image_layers(viewer: Any) -> list[tuple[str, Image]]:
         (layer.name, layer)
         for layer in viewer.layers
         if isinstance(layer, Image) and not is_output(layer)
+    ]
+
+
+def importance_layers(viewer: Any) -> list[tuple[str, Any]]:
+    """The layers that can weigh a run's pixels: Labels layers (label value =
+    weight) and single-channel Image layers that are not the plugin's outputs."""
+    from napari.layers import Image, Labels
+
+    return [("none", None)] + [
+        (layer.name, layer)
+        for layer in viewer.layers
+        if not is_output(layer)
+        and (isinstance(layer, Labels) or (isinstance(layer, Image) and not layer.rgb))
     ]

@@ -208,6 +208,15 @@ def figures_html(
         ("PSNR", psnr_text),
         ("mean CIEDE2000", ciede_text),
     ]
+    if report.psnr_weighted is not None:
+        rows.insert(
+            4,
+            (
+                "PSNR where weighted",
+                f"{report.psnr_weighted:.2f} dB &nbsp;<small>(inside the importance "
+                "layer's weights)</small>",
+            ),
+        )
     body = "".join(
         f"<tr><td valign='top'><b>{html.escape(name)}</b>&nbsp;&nbsp;</td>"
         f"<td>{value}</td></tr>"

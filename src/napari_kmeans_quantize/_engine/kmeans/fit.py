@@ -67,10 +67,16 @@ class KMeansFit:
 
 
 def fit_iter(
-    pyramid: Pyramid, k: int, *, max_iter: int, tol: float
+    pyramid: Pyramid,
+    k: int,
+    *,
+    max_iter: int,
+    tol: float,
+    init_centers: np.ndarray | None = None,
 ) -> Generator[float, None, KMeansFit]:
     """The fit of :func:`weighted_kmeans_iter` on the (checked) points of a
-    pyramid, which several fits (a sweep over k) may share."""
+    pyramid, which several fits (a sweep over k) may share; `init_centers`
+    (k, d) replace the deterministic initialisation."""
     points, weights = pyramid.points, pyramid.weights
     n = len(points)
     if k == 1:
@@ -83,7 +89,10 @@ def fit_iter(
     levels = pyramid.levels(k)
     yield 0.05
     coarse = levels[0] if levels else _Level(points, weights, None)
-    centers = _variance_split_init(coarse.points, coarse.weights, k)
+    if init_centers is None:
+        centers = _variance_split_init(coarse.points, coarse.weights, k)
+    else:
+        centers = np.array(init_centers, dtype=np.float64)
     yield 0.1
 
     axis = _principal_axis(coarse.points, coarse.weights)

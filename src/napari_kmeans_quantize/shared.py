@@ -1,0 +1,125 @@
+"""One palette for several images (the frames of a movie, a series of photos).
+
+``quantize_shared`` fits one palette to the combined colour histogram of all
+images, exactly the palette of quantising their concatenation, and maps every
+image onto it: one colour table for all, no flicker between frames.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from typing import Any
+
+import numpy as np
+
+from ._engine.options import (
+    DEFAULT_COLOR_SPACE,
+    DEFAULT_INIT,
+    DEFAULT_MAX_ITER,
+    DEFAULT_RANDOM_STATE,
+    DEFAULT_TOL,
+    QuantizeOptions,
+)
+from ._engine.progress import drain
+from ._engine.result import QuantizeResult
+from ._engine.shared import shared_iter
+
+__all__ = ["quantize_shared", "quantize_shared_iter"]
+
+
+def quantize_shared(
+    images: Sequence[Any],
+    n_colors: int,
+    *,
+    channel_axis: int | None = -1,
+    color_space: str = DEFAULT_COLOR_SPACE,
+    dither: bool = False,
+    random_state: int | np.random.Generator | None = DEFAULT_RANDOM_STATE,
+    max_pixels: int | None = None,
+    max_iter: int = DEFAULT_MAX_ITER,
+    tol: float = DEFAULT_TOL,
+    alpha: bool = True,
+    standardize: bool = False,
+    weights: Sequence[Any] | None = None,
+    fixed_colors: np.ndarray | None = None,
+    init: str = DEFAULT_INIT,
+    n_init: int = 1,
+) -> list[QuantizeResult]:
+    """Quantise several images with one palette fitted to all of them.
+
+    The palette minimises the squared error over the pixels of every image
+    together: it is the palette of :func:`~napari_kmeans_quantize.quantize` on
+    the images' pixels put end to end, bit for bit. Every image is then mapped
+    onto it (as :func:`~napari_kmeans_quantize.apply_palette` would); later
+    images can be mapped with ``apply_palette`` too.
+
+    Parameters
+    ----------
+    images : sequence of array_like
+        The images, laid out as for ``quantize``, with one dtype and number of
+        channels; their shapes may differ. If any is a dask array, all are
+        treated as dask arrays and the results are lazy.
+    n_colors : int
+        Palette size k.
+    channel_axis, color_space, dither, random_state, max_pixels, max_iter, tol
+        As for :func:`~napari_kmeans_quantize.quantize` (the same axis for
+        every image; dithering is done image by image, and not for dask).
+    alpha, standardize : bool, optional
+        As for ``quantize``: whether 4 channels are RGBA, and whether to fit on
+        channels scaled to unit variance (over all the images' pixels).
+    weights : sequence of array_like or None, optional
+        One weight map per image (each of its image's spatial shape, or None
+        for weights of 1), as ``weights`` of ``quantize``.
+    fixed_colors : (m, C) array_like, optional
+        Locked colours, as for ``quantize``.
+    init, n_init
+        The seeding and its restarts, as for ``quantize``.
+
+    Returns
+    -------
+    results : list of QuantizeResult
+        One per image, in the order given. All hold the identical ``palette``
+        (most frequent over all images first) and the shared fit's
+        ``inertia``, ``n_iter`` and ``converged``; ``image``, ``labels`` and
+        ``counts`` are each image's own (lazy dask arrays for dask input, whose
+        ``n_distinct`` is then 0).
+
+    Raises
+    ------
+    TypeError, ValueError
+        For what ``quantize`` refuses, for `images` that is not a non-empty
+        list, images of different dtypes or channel counts, or `weights` that
+        is not one entry per image.
+
+    Examples
+    --------
+    >>> from skimage import data
+    >>> frames = [data.astronaut(), data.coffee()]
+    >>> a, b = quantize_shared(frames, 16)
+    >>> bool((a.palette == b.palette).all()), a.image.shape, b.image.shape
+    (True, (512, 512, 3), (400, 600, 3))
+    """
+    return drain(quantize_shared_iter(**locals()))
+
+
+def quantize_shared_iter(
+    images: Sequence[Any],
+    n_colors: int,
+    *,
+    channel_axis: int | None = -1,
+    color_space: str = DEFAULT_COLOR_SPACE,
+    dither: bool = False,
+    random_state: int | np.random.Generator | None = DEFAULT_RANDOM_STATE,
+    max_pixels: int | None = None,
+    max_iter: int = DEFAULT_MAX_ITER,
+    tol: float = DEFAULT_TOL,
+    alpha: bool = True,
+    standardize: bool = False,
+    weights: Sequence[Any] | None = None,
+    fixed_colors: np.ndarray | None = None,
+    init: str = DEFAULT_INIT,
+    n_init: int = 1,
+) -> Generator[float, None, list[QuantizeResult]]:
+    """Generator form of :func:`quantize_shared`, yielding progress fractions."""
+    options = QuantizeOptions.from_params(locals())
+    return (yield from shared_iter(images, options, channel_axis=channel_axis))
