@@ -32,10 +32,7 @@ from . import gather
 from ._engine.api import checked_options, plain_form, with_options
 from ._engine.dask_backend import dask_quantize_iter
 from ._engine.image import check_one_entry, checked_image, is_dask
-from ._engine.options import (
-    DEFAULT_KS,
-    check_ks,
-)
+from ._engine.options import DEFAULT_KS, check_bool, check_ks
 from ._engine.pipeline import (
     FitInputs,
     checked_arrays,
@@ -92,6 +89,7 @@ def sweep_iter(
     keep_results: bool = False,
     workers: int | None = None,
     data_range: float | None = None,
+    file_formats: bool = False,
     **options: Any,
 ) -> Generator[float, None, SweepTable]:
     """Generator form of :func:`sweep` for progress bars and cancellation.
@@ -107,6 +105,7 @@ def sweep_iter(
     ks = check_ks(ks)
     data_range = checked_data_range(data_range)
     source_bytes = checked_source_bytes(source_bytes)
+    file_formats = check_bool("file_formats", file_formats)
     # One checked set of options; every k differs only in n_colors.
     base, channel_axis = checked_options(ks[0], options)
     color_space, weights = base.color_space, options["weights"]
@@ -115,12 +114,15 @@ def sweep_iter(
         # Validate up front: a quantize_iter checks everything before its first
         # yield.
         gens = {
-            k: dask_quantize_iter(image, options[k], channel_axis=channel_axis)
+            k: _with_no_entries(
+                dask_quantize_iter(image, options[k], channel_axis=channel_axis)
+            )
             for k in ks
         }
         for gen in gens.values():
             next(gen)
         yield 0.0
+        hist = None
         axis = _normalised_axis(image, channel_axis)
         ref = Reference(image, axis, data_range=data_range, alpha=base.alpha)
     else:
@@ -149,8 +151,13 @@ def sweep_iter(
             alpha=base.alpha,
             standardize=base.standardize,
         )
+        # Without kept results the rows need no quantised images (the weighted
+        # PSNR reads one), and the quality figures read each colour's label.
+        make_image = keep_results or weights is not None
         gens = {
-            k: quantize_histogram_iter(arr, arr_axis, hist, inputs, options[k])
+            k: quantize_histogram_iter(
+                arr, arr_axis, hist, inputs, options[k], image=make_image
+            )
             for k in ks
         }
 
@@ -175,10 +182,19 @@ def sweep_iter(
             try:
                 done_fraction[k] = next(gen)
             except StopIteration as finished:
+                result, entries = finished.value
                 # The time of this k's own work (not of waiting for a thread).
-                result = replace(finished.value, seconds=time.perf_counter() - t0)
+                result = replace(result, seconds=time.perf_counter() - t0)
                 # The report (PNG encoding above all) runs here too, in parallel.
-                report = build_size_report(result, ref, source_bytes)
+                report = build_size_report(
+                    result,
+                    ref,
+                    source_bytes,
+                    file_formats=file_formats,
+                    # The colours' labels are the reference's where its
+                    # histogram is the fit's (no transparent pixels merged).
+                    entries=entries if ref.hist is hist else None,
+                )
                 return result, with_weighted_psnr(report, result, image, weights)
 
     results: dict[int, QuantizeResult] = {}
@@ -269,12 +285,21 @@ def sweep() -> SweepTable:
     weights : ndarray or dask array, optional
         An importance map for every k's fit, as for
         :func:`~napari_kmeans_quantize.quantize`; every row's report then also
-        gives ``psnr_weighted``, the PSNR inside the region it marks.
+        gives ``psnr_weighted``, the PSNR inside the region it marks (a
+        column of the table).
+    file_formats : bool, optional
+        Also encode every row in every file format that holds it exactly (PNG,
+        GIF, TIFF, WebP, ... as :func:`~napari_kmeans_quantize.size_report`
+        with ``file_formats=True``): the rows then give the real bytes of each
+        (``file_bytes``) and name the smallest. Costs one encoding per format
+        and k.
 
     Returns
     -------
     table : SweepTable
-        One row per k (PSNR, mean CIEDE2000, formula bits, PNG bytes, ratio, seconds).
+        One row per k (PSNR, mean CIEDE2000, formula bits, PNG bytes, ratio,
+        seconds; the weighted PSNR with `weights`, the bytes of every format
+        with `file_formats`).
 
     Raises
     ------
@@ -394,6 +419,13 @@ def auto_k(
 
 
 # --- helpers -------------------------------------------------------------------------
+
+
+def _with_no_entries(
+    gen: Generator[float, None, QuantizeResult],
+) -> Generator[float, None, tuple[QuantizeResult, None]]:
+    # A dask result, in the form of an in-memory row: no colour labels.
+    return (yield from gen), None
 
 
 def _n_workers(workers: int | None, n_jobs: int) -> int:

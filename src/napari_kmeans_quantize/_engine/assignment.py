@@ -98,11 +98,15 @@ def assign(
     guess: tuple[np.ndarray, np.ndarray] | None = None,
     scale: np.ndarray | None = None,
     keep: np.ndarray | None = None,
-) -> Generator[float, None, QuantizeResult]:
-    """Map the pixels of a channels-last image to palette entries; the result.
+    image: bool = True,
+) -> Generator[float, None, tuple[QuantizeResult, np.ndarray | None]]:
+    """Map the pixels of a channels-last image to palette entries: the result,
+    and (without dithering) the label of every distinct colour.
 
     Yields 0.5 half-way. Without `keep_order` the palette comes out most
-    frequent first, unused entries dropped (except those in `keep`).
+    frequent first, unused entries dropped (except those in `keep`). Without
+    `image` the result's ``image`` is None (a sweep measures its rows from the
+    labels and the colours).
     """
     dtype = arr.dtype
     if dither:
@@ -131,15 +135,21 @@ def assign(
         order, remap = order_by_share(counts, keep)
         palette, counts, labels = palette[order], counts[order], remap[labels]
     labels = labels.astype(label_dtype(len(palette)))
-    if dither:
-        image = gather.take(palette, labels)
-    else:
-        labels, image = hist.expand_pair(labels, palette)
+    entries, quantized = (None, None) if dither else (labels, None)
+    if dither and image:
+        quantized = gather.take(palette, labels)
+    elif not dither and image:
+        labels, quantized = hist.expand_pair(labels, palette)
+    elif not dither:
+        labels = hist.expand(labels)
     labels = labels.reshape(arr.shape[:-1])
-    image = image.reshape(arr.shape)
-    image = image[..., 0] if axis is None else np.moveaxis(image, -1, axis)
-    return QuantizeResult(
-        image=image,
+    if quantized is not None:
+        quantized = quantized.reshape(arr.shape)
+        quantized = (
+            quantized[..., 0] if axis is None else np.moveaxis(quantized, -1, axis)
+        )
+    result = QuantizeResult(
+        image=quantized,  # type: ignore[arg-type]
         labels=labels,
         palette=palette,
         counts=counts,
@@ -149,3 +159,4 @@ def assign(
         channel_axis=axis,
         dither=dither,
     )
+    return result, entries

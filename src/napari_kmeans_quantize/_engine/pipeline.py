@@ -363,13 +363,16 @@ def quantize_histogram_iter(
     hist: ColorHistogram,
     inputs: FitInputs,
     options: QuantizeOptions,
-) -> Generator[float, None, QuantizeResult]:
+    *,
+    image: bool = True,
+) -> Generator[float, None, tuple[QuantizeResult, np.ndarray | None]]:
     """The in-memory steps after the histogram: fit, then assignment.
 
     `arr` is the validated channels-last image, `hist` the histogram of its
     pixels (fully transparent ones merged) and `inputs` made from it; a sweep
-    shares all three between its k. Yields fractions from 0 to 1; the result's
-    ``seconds`` is left for the caller to set.
+    shares all three between its k. Yields fractions from 0 to 1; returns the
+    result (whose ``seconds`` is left for the caller to set; no ``image``
+    without `image`) and, without dithering, every distinct colour's label.
     """
     # Error diffusion is the longest step of a dithered run: give it the bar.
     split = 0.3 if options.dither else 0.9
@@ -379,7 +382,7 @@ def quantize_histogram_iter(
     scale, alpha = inputs.scale, inputs.alpha
     del inputs
     yield split
-    result = yield from scaled(
+    result, entries = yield from scaled(
         assign(
             arr,
             hist,
@@ -391,11 +394,12 @@ def quantize_histogram_iter(
             guess=fit.guess,
             scale=scale,
             keep=fit.keep,
+            image=image,
         ),
         split,
         1.0,
     )
-    return replace_result(
+    result = replace_result(
         result,
         inertia=fit.inertia,
         n_iter=fit.n_iter,
@@ -403,6 +407,7 @@ def quantize_histogram_iter(
         channel_scale=scale,
         alpha=alpha,
     )
+    return result, entries
 
 
 def checked_arrays(
@@ -442,7 +447,7 @@ def memory_quantize_iter(
         hist, options.max_pixels, options.random_state, options.weights
     )
     yield 0.1
-    result = yield from scaled(
+    result, _ = yield from scaled(
         quantize_histogram_iter(
             arr,
             axis,
@@ -487,7 +492,7 @@ def memory_apply_iter(
     yield 0.0
     hist = color_histogram(arr.reshape(-1, arr.shape[-1]))
     yield 0.3
-    result = yield from scaled(
+    result, _ = yield from scaled(
         assign(
             arr,
             hist,

@@ -60,6 +60,12 @@ class SweepRow:
         threads, see ``workers``).
     report : SizeReport
         The full size report of this row.
+    psnr_weighted : float or None
+        PSNR inside the region the sweep's ``weights`` mark (None without
+        weights).
+    file_bytes : dict of str to int or None
+        With ``file_formats=True``: the real bytes of every exact file format
+        that holds the row's result, smallest first (None otherwise).
     """
 
     k: int
@@ -71,6 +77,13 @@ class SweepRow:
     ratio: float | None
     seconds: float
     report: SizeReport = field(repr=False, compare=False)
+    psnr_weighted: float | None = None
+    file_bytes: dict[str, int] | None = None
+
+    @property
+    def smallest_format(self) -> str | None:
+        """The format of the smallest exact file (needs ``file_bytes``)."""
+        return self.report.smallest_format
 
     @classmethod
     def from_report(cls, k: int, report: SizeReport) -> SweepRow:
@@ -84,6 +97,8 @@ class SweepRow:
             ratio=report.ratio,
             seconds=report.seconds,
             report=report,
+            psnr_weighted=report.psnr_weighted,
+            file_bytes=report.file_bytes,
         )
 
     def meets(
@@ -195,17 +210,47 @@ class SweepTable:
                 return row
         return None
 
+    @property
+    def file_formats(self) -> tuple[str, ...]:
+        """The file formats of the rows' ``file_bytes`` (sorted; empty without
+        ``file_formats=True``)."""
+        return tuple(sorted({f for row in self.rows for f in row.file_bytes or {}}))
+
+    def _extra_columns(self) -> list[tuple[str, str, Any]]:
+        """(Markdown header, CSV header, value of a row) of the columns only
+        some sweeps have: the weighted PSNR and the bytes of every format."""
+        columns: list[tuple[str, str, Any]] = []
+        if any(row.psnr_weighted is not None for row in self.rows):
+            columns.append(
+                ("weighted PSNR (dB)", "psnr_weighted_db", lambda r: r.psnr_weighted)
+            )
+        for fmt in self.file_formats:
+            columns.append(
+                (
+                    f"{fmt} file bytes",
+                    f"file_bytes_{fmt}",
+                    lambda r, fmt=fmt: (r.file_bytes or {}).get(fmt),
+                )
+            )
+        if self.file_formats:
+            columns.append(("smallest", "smallest_format", lambda r: r.smallest_format))
+        return columns
+
     def to_records(self) -> list[dict[str, Any]]:
         """The rows as dicts with the CSV column names."""
+        extra = self._extra_columns()
         return [
             {csv_name: getattr(row, attr) for attr, _, csv_name in _COLUMNS}
+            | {csv_name: value(row) for _, csv_name, value in extra}
             for row in self.rows
         ]
 
     def to_markdown(self) -> str:
         """The table in GitHub Markdown (ratio against the raw original)."""
-        header = "| " + " | ".join(md for _, md, _ in _COLUMNS) + " |"
-        rule = "|" + "|".join("---:" for _ in _COLUMNS) + "|"
+        extra = self._extra_columns()
+        headers = [md for _, md, _ in _COLUMNS] + [md for md, _, _ in extra]
+        header = "| " + " | ".join(headers) + " |"
+        rule = "|" + "|".join("---:" for _ in headers) + "|"
         lines = [header, rule]
         for row in self.rows:
             cells = [
@@ -217,7 +262,7 @@ class SweepTable:
                 fmt_psnr(row.psnr),
                 "n/a" if row.ciede2000 is None else f"{row.ciede2000:.2f}",
                 f"{row.seconds:.2f}",
-            ]
+            ] + [_cell(value(row)) for _, _, value in extra]
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines)
 
@@ -225,8 +270,9 @@ class SweepTable:
         """The table as CSV text (full precision, empty cells for n/a)."""
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow([name for _, _, name in _COLUMNS])
-        for record in self.to_records():
+        records = self.to_records()
+        writer.writerow(list(records[0]) if records else [n for _, _, n in _COLUMNS])
+        for record in records:
             writer.writerow(["" if v is None else v for v in record.values()])
         return buf.getvalue()
 
@@ -248,3 +294,14 @@ def check_targets(max_ciede2000: float | None, min_psnr: float | None) -> None:
 
 def fmt_psnr(value: float) -> str:
     return "inf" if value == math.inf else f"{value:.2f}"
+
+
+def _cell(value: object) -> str:
+    """A Markdown cell of an optional column."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return fmt_psnr(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
