@@ -30,6 +30,18 @@ _COLUMNS = (
     ("ciede2000", "mean CIEDE2000", "ciede2000"),
     ("seconds", "seconds", "seconds"),
 )
+# The figures a row takes from its size report, under the same names.
+_FROM_REPORT = (
+    "n_colors",
+    "psnr",
+    "ciede2000",
+    "formula_bits",
+    "png_bytes",
+    "ratio",
+    "seconds",
+    "psnr_weighted",
+    "file_bytes",
+)
 
 
 @dataclass(frozen=True)
@@ -87,19 +99,8 @@ class SweepRow:
 
     @classmethod
     def from_report(cls, k: int, report: SizeReport) -> SweepRow:
-        return cls(
-            k=int(k),
-            n_colors=report.n_colors,
-            psnr=report.psnr,
-            ciede2000=report.ciede2000,
-            formula_bits=report.formula_bits,
-            png_bytes=report.png_bytes,
-            ratio=report.ratio,
-            seconds=report.seconds,
-            report=report,
-            psnr_weighted=report.psnr_weighted,
-            file_bytes=report.file_bytes,
-        )
+        figures = {name: getattr(report, name) for name in _FROM_REPORT}
+        return cls(k=int(k), report=report, **figures)
 
     def meets(
         self, *, max_ciede2000: float | None = None, min_psnr: float | None = None
