@@ -1,17 +1,21 @@
 """Quality and size over k: the k-means compression experiment as one call.
 
 :func:`sweep` quantises an image at several palette sizes (k = 2, 4, ..., 256 by
-default) and returns a :class:`SweepTable`: for every k the PSNR, the mean CIEDE2000,
-the formula bits (indices plus palette), the real indexed-PNG bytes, the compression ratio and the
-time. :func:`auto_k` picks the smallest k that reaches a quality target, and
-:func:`plot_sweep` draws quality against size with matplotlib.
+default) and returns a :class:`SweepTable`: for every k the PSNR, the mean
+CIEDE2000, the formula bits (indices plus palette), the real indexed-PNG bytes, the
+compression ratio and the time (and, when asked, the weighted PSNR and the bytes of
+every file format). :func:`auto_k` picks the smallest k that reaches a quality
+target, and :func:`plot_sweep` draws quality against size with matplotlib.
 
 Every row is exactly what ``quantize(image, k, ...)`` gives for that k (same palette,
 same labels), so a k picked from the table reproduces its row. What is shared across
-k: the input is validated once per k before any work starts, the original's distinct
-colours and their CIELAB values are computed once and reused for every row's PSNR and
-CIEDE2000 (exact, no per-pixel pass), and the k values run in parallel threads
-(the k-means and the PNG encoder release the GIL for most of their work).
+k: the input is validated once, one histogram, one set of fit-space colours and one
+pyramid serve every fit, the original's distinct colours and their CIELAB values are
+computed once and reused for every row's PSNR and CIEDE2000, and the k values run in
+parallel threads (the k-means and the PNG encoder release the GIL for most of their
+work). Unless the results are kept (or weights given), no row builds its quantised
+image: its figures come from each distinct colour's label and the PNG from the
+labels.
 """
 
 from __future__ import annotations

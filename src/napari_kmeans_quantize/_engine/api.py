@@ -113,8 +113,10 @@ def with_options(
             return func(*bound.args, **bound.kwargs)
 
         wrapper.__signature__ = signature  # type: ignore[attr-defined]
-        wrapper.__options__ = tuple(n for n in names if n not in own_kw)  # type: ignore[attr-defined]
-        wrapper.__doc__ = fill_doc(func.__doc__, wrapper.__options__)  # type: ignore[attr-defined]
+        # The options documented by the shared entries (for plain_form's docs).
+        taken = tuple(name for name in names if name not in own_kw)
+        wrapper.option_names = taken  # type: ignore[attr-defined]
+        wrapper.__doc__ = fill_doc(func.__doc__, taken)
         return wrapper  # type: ignore[return-value]
 
     return decorate
@@ -130,15 +132,16 @@ def plain_form(
     ``progress`` callback if `progress`, called with every fraction), runs the
     generator to its end and returns its value.
     """
-    options = getattr(generator_form, "__options__", ())
+    options = getattr(generator_form, "option_names", ())
 
     def decorate(stub: Callable[..., Any]) -> Callable[..., Any]:
         signature = inspect.signature(generator_form)
         params = list(signature.parameters.values())
         if progress:
             annotation = "Callable[[float], Any] | None"
-            params.append(inspect.Parameter("progress", _KW, annotation=annotation))
-            params[-1] = params[-1].replace(default=None)
+            params.append(
+                inspect.Parameter("progress", _KW, default=None, annotation=annotation)
+            )
         signature = signature.replace(
             parameters=params,
             return_annotation=inspect.signature(stub).return_annotation,
