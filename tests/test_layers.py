@@ -576,3 +576,83 @@ def test_outputs_choose_what_goes_on_the_canvas(
 def test_bad_outputs_are_refused_before_any_work(astronaut):
     with pytest.raises(ValueError, match="outputs must be one of"):
         quantize_layer(Image(astronaut[::8, ::8], rgb=True), 4, outputs="everything")
+
+
+# --- lazy sources: display pyramid, locked colours and importance ------------------
+
+
+def test_big_lazy_2d_result_is_shown_as_a_pyramid_of_its_own_pixels(
+    astronaut, monkeypatch
+):
+    import dask.array as da
+
+    from napari_kmeans_quantize import _layers
+
+    monkeypatch.setattr(_layers.sources, "DISPLAY_PYRAMID_PIXELS", 64 * 64)
+    monkeypatch.setattr(_layers.sources, "DISPLAY_MIN_SIDE", 32)
+    small = astronaut[::2, ::2]  # 256 x 256
+    source = Image(da.from_array(small, chunks=(64, 64, 3)), name="big", rgb=True)
+    outcome = _drain(quantize_source_iter(source_info(source), 6))
+    eager = quantize(small, 6)
+    # level 0 is the plain run, bit for bit ...
+    np.testing.assert_array_equal(outcome.result.palette, eager.palette)
+    np.testing.assert_array_equal(outcome.result.labels.compute(), eager.labels)
+    np.testing.assert_array_equal(outcome.result.counts, eager.counts)
+    # ... and every coarser level is its every 2nd, 4th, 8th pixel
+    assert [lab.shape for _, lab in outcome.levels] == [
+        (256, 256),
+        (128, 128),
+        (64, 64),
+        (32, 32),
+    ]
+    for i, (image, labels) in enumerate(outcome.levels):
+        assert isinstance(labels, da.Array)
+        np.testing.assert_array_equal(labels.compute(), eager.labels[:: 2**i, :: 2**i])
+        np.testing.assert_array_equal(image.compute(), eager.image[:: 2**i, :: 2**i])
+    image, labels, _ = (Layer.create(*t) for t in layer_data_tuples(outcome, source))
+    assert image.multiscale and labels.multiscale
+    assert any("pyramid" in note for note in outcome.notes)
+    # small lazy results stay single-scale
+    tiny = Image(da.from_array(small[:32, :32], chunks=16), name="tiny", rgb=True)
+    assert _drain(quantize_source_iter(source_info(tiny), 4)).levels is None
+
+
+def test_lazy_source_takes_locked_colours_and_importance(astronaut):
+    import dask.array as da
+
+    small = astronaut[::4, ::4]
+    lazy = Image(da.from_array(small, chunks=(32, 32, 3)), name="lazy", rgb=True)
+    white = np.array([[255, 255, 255]], np.uint8)
+    weights = np.ones(small.shape[:2])
+    weights[20:60, 50:90] = 10.0  # the face counts ten times
+    outcome = _drain(
+        quantize_source_iter(source_info(lazy), 6, fixed_colors=white, weights=weights)
+    )
+    eager = quantize(small, 6, fixed_colors=white, weights=weights)
+    np.testing.assert_array_equal(outcome.result.palette, eager.palette)
+    np.testing.assert_array_equal(outcome.result.labels.compute(), eager.labels)
+    assert (outcome.result.palette == white).all(axis=1).any()
+    assert outcome.params["fixed_colors"] == white.tolist()
+    # locked colours on a lazy multiscale source too
+    pyramid = [da.from_array(small, chunks=32), da.from_array(small[::2, ::2])]
+    multi = Image(pyramid, name="multi", rgb=True, multiscale=True)
+    result = _drain(quantize_source_iter(source_info(multi), 5, fixed_colors=white))
+    assert (result.result.palette == white).all(axis=1).any()
+    # the engine's multiscale path takes no weights: refused, saying why
+    with pytest.raises(ValueError, match="multiscale"):
+        _drain(quantize_source_iter(source_info(multi), 5, weights=weights))
+
+
+def test_dask_sweep_runs_chunk_by_chunk_with_lazy_results(astronaut):
+    import dask.array as da
+
+    small = astronaut[::4, ::4]
+    lazy = Image(da.from_array(small, chunks=(32, 32, 3)), name="lazy", rgb=True)
+    table = _drain(sweep_source_iter(source_info(lazy), (4, 8), keep_results=True))
+    eager = sweep(small, ks=(4, 8), keep_results=True)
+    for row, ref in zip(table, eager, strict=True):
+        assert row.psnr == pytest.approx(ref.psnr)
+        assert row.formula_bits == ref.formula_bits
+        assert row.png_bytes is None  # would read every pixel
+    assert all(isinstance(r.labels, da.Array) for r in table.results)
+    np.testing.assert_array_equal(table.results[1].labels, eager.results[1].labels)

@@ -21,7 +21,7 @@ from magicgui.widgets import Container
 from ._layers import (
     QuantizeOutcome,
     SourceInfo,
-    add_result,
+    add_result_iter,
     quantize_source_iter,
     remove_outputs,
     source_info,
@@ -336,21 +336,22 @@ class QuantizeWidget(Container):
     def _on_yielded(self, fraction: float) -> None:
         self._progress.value = round(100 * float(fraction))
 
-    def _on_returned(self, job: str, value: Any) -> None:
+    def _on_returned(self, job: str, value: Any):
         if job == "quantize":
-            self._on_quantized(value)
-        elif job == "save":
+            return self._on_quantized(value)
+        if job == "save":
             self._on_saved(value)
         else:
             self._then = self._compare.on_swept(value)
+        return None
 
-    def _on_quantized(self, done: tuple[QuantizeOutcome, list]) -> None:
-        outcome, all_tuples = done
-        from napari.utils.notifications import show_info, show_warning
+    def _on_quantized(self, done: tuple[QuantizeOutcome, list]):
+        """Check the source is still there; the steps that show the result."""
+        from napari.utils.notifications import show_warning
 
         source = self._jobs.source
         if self._jobs.closed or source is None:
-            return
+            return None
         layer = source.layer
         if layer is None or layer not in self._viewer.layers:
             show_warning(
@@ -358,8 +359,19 @@ class QuantizeWidget(Container):
                 "quantised; no result layers were added."
             )
             self._status.value = f"{source.name!r} was removed: result discarded."
-            return
-        labels, updated = add_result(self._viewer, all_tuples, self._in.outputs.value)
+            return None
+        return self._show_result(*done, source)
+
+    def _show_result(self, outcome: QuantizeOutcome, all_tuples: list, source):
+        """Add the layers one per step (the viewer repaints between), then fill
+        the readout."""
+        from napari.utils.notifications import show_info
+
+        layer = source.layer
+        labels, updated = yield from add_result_iter(
+            self._viewer, all_tuples, self._in.outputs.value
+        )
+        yield
         if self._in.image.value is not layer and layer in self._in.image.choices:
             self._in.image.value = layer
         for note in outcome.notes:

@@ -59,7 +59,8 @@ class Comparison:
         The run options (color_space, random_state, dither, data_range).
     kept : dict of int to QuantizeResult
         Each k's result with its image dropped (``image`` is None): labels,
-        palette and counts are kept.
+        palette and counts are kept. Lazy (dask) results are kept whole: they
+        hold no pixels.
     level : int
         The pyramid level the sweep ran on (0 for single-scale data).
     """
@@ -72,12 +73,18 @@ class Comparison:
 
     @property
     def kept_bytes(self) -> int:
-        """Memory the kept labels and palettes hold."""
-        return sum(r.labels.nbytes + r.palette.nbytes for r in self.kept.values())
+        """Memory the kept labels and palettes hold (lazy labels hold none)."""
+        return sum(
+            r.palette.nbytes + (r.labels.nbytes if _in_memory(r.labels) else 0)
+            for r in self.kept.values()
+        )
 
     def image(self, k: int) -> np.ndarray:
-        """The quantised image of `k`, rebuilt from its labels and palette."""
+        """The quantised image of `k`, rebuilt from its labels and palette (a
+        lazy one as kept)."""
         kept = self.kept[k]
+        if kept.image is not None:
+            return kept.image
         palette = kept.palette if self.source.rgb else kept.palette[:, 0]
         return palette[kept.labels]
 
@@ -98,12 +105,18 @@ def compare_iter(
     from .._layers import fit_level
 
     table = yield from sweep_source_iter(source, ks, keep_results=True, **params)
+    # An image in memory is dropped (rebuilt from labels and palette when shown);
+    # a lazy one costs nothing to keep.
     kept = {
-        k: replace(result, image=None)
+        k: replace(result, image=None) if _in_memory(result.image) else result
         for k, result in zip(table.ks, table.results, strict=True)
     }
     level = fit_level(source) if source.multiscale else 0
     return Comparison(replace(table, results=None), source, params, kept, level)
+
+
+def _in_memory(array: Any) -> bool:
+    return isinstance(array, np.ndarray)
 
 
 def keep_iter(comparison: Comparison, k: int) -> Generator[float, None, Any]:
