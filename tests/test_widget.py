@@ -1332,3 +1332,105 @@ def test_closing_the_viewer_stops_the_worker_within_a_second(
     steps = slow_engine["yields"]
     qtbot.wait(700)
     assert slow_engine["yields"] <= steps + 1
+
+
+# --- results on the main thread, big and lazy data --------------------------------
+
+
+def test_result_layers_arrive_one_per_event_loop_turn(
+    make_widget, qtbot, wait_idle, small_rgb
+):
+    from qtpy.QtCore import QTimer
+
+    viewer, widget = make_widget()
+    viewer.add_image(small_rgb, name="img", rgb=True)
+    turns = {"n": 0}
+    timer = QTimer()
+    timer.setInterval(0)
+    timer.timeout.connect(lambda: turns.__setitem__("n", turns["n"] + 1))
+    timer.start()
+    seen = []
+
+    def on_inserted(event):
+        seen.append(turns["n"])
+        # the result has arrived: Cancel now must not leave it half-added
+        widget.cancel()
+
+    viewer.layers.events.inserted.connect(on_inserted)
+    widget.run()
+    wait_idle(widget)
+    timer.stop()
+    assert [layer.name for layer in viewer.layers][1:] == _result_names("img", 16)
+    assert len(seen) == 3
+    # the event loop ran between one layer and the next
+    assert seen[0] < seen[1] < seen[2]
+    assert widget._status.value.startswith("Done in")
+
+
+@pytest.mark.slow
+def test_dithered_12mp_run_cancels_within_a_second(make_widget, qtbot, astronaut):
+    import time
+
+    viewer, widget = make_widget()
+    photo = np.ascontiguousarray(np.tile(astronaut, (6, 8, 1)))  # 3072 x 4096
+    viewer.add_image(photo, name="photo", rgb=True)
+    widget._dither.value = True
+    widget._n_colors.value = 64
+    worker = widget.run()
+    finished = []
+    worker.finished.connect(lambda: finished.append(time.perf_counter()))
+    # well into the run (the palette fit is done below 50 %: dithering is on)
+    qtbot.waitUntil(lambda: widget._progress.value >= 50, timeout=120_000)
+    assert widget.is_running
+    cancelled = time.perf_counter()
+    widget.cancel()
+    # not a speed target: the dithering stops at its next progress step
+    qtbot.waitUntil(lambda: bool(finished) and not widget.is_running, timeout=1_000)
+    assert finished[0] - cancelled < 1.0
+    assert worker.abort_requested
+    assert [layer.name for layer in viewer.layers] == ["photo"]
+    assert "Cancelled" in widget._status.value
+
+
+def _rss_bytes() -> int:
+    import os
+
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.slow
+def test_compare_k_on_an_8192_dask_layer_stays_under_2_gb(
+    make_widget, qtbot, wait_idle, astronaut
+):
+    import threading
+
+    viewer, widget = make_widget()
+    # generated lazily: every block is read from one 512 x 512 tile
+    tile = da.from_array(astronaut, chunks=(512, 512, 3))
+    lazy = da.tile(tile, (16, 16, 1)).rechunk((1024, 1024, 3))  # 8192^2, 201 MB
+    viewer.add_image(lazy, name="lazy", rgb=True)
+    before = _rss_bytes()
+    peak = {"rss": before}
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak["rss"] = max(peak["rss"], _rss_bytes())
+            stop.wait(0.02)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        widget.compare((4, 16, 64))
+        wait_idle(widget, timeout=300_000)
+    finally:
+        stop.set()
+        sampler.join()
+    table = widget.sweep_table
+    assert table is not None and table.shape == (8192, 8192)
+    assert [row.k for row in table] == [4, 16, 64]
+    assert all(row.png_bytes is None for row in table)  # it would read every pixel
+    assert table.rows[0].psnr < table.rows[-1].psnr
+    # loaded whole, the sweep took 1.2 -> 8.0 GB
+    assert peak["rss"] - before < 2 * 2**30
