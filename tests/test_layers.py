@@ -656,3 +656,31 @@ def test_dask_sweep_runs_chunk_by_chunk_with_lazy_results(astronaut):
         assert row.png_bytes is None  # would read every pixel
     assert all(isinstance(r.labels, da.Array) for r in table.results)
     np.testing.assert_array_equal(table.results[1].labels, eager.results[1].labels)
+
+
+def test_labels_volumes_step_aside_in_3d_and_come_back_in_2d(make_napari_viewer):
+    from skimage import data
+
+    viewer = make_napari_viewer()
+    blobs = data.binary_blobs(32, n_dim=3, volume_fraction=0.1, rng=1)
+    volume = viewer.add_image(blobs.astype(np.uint8) * 200, name="vol")
+    photo = viewer.add_image(data.astronaut()[::8, ::8], name="photo", rgb=True)
+    image, labels, strip = quantize_layer(volume, 4, viewer=viewer, outputs="all")
+    flat_labels = quantize_layer(photo, 4, viewer=viewer, outputs="all")[1]
+    assert labels.visible
+    viewer.dims.ndisplay = 3
+    # label 0 (the dark background here) would wall off the volume
+    assert not labels.visible
+    assert image.visible and image.rendering == volume.rendering
+    assert flat_labels.visible  # a 2-D image's labels are a plane in 3D: kept
+    assert strip.interpolation3d == "nearest"  # crisp swatches in 3D too
+    # a result added while in 3D steps aside at once
+    again = quantize_layer(volume, 3, viewer=viewer, outputs="all")[1]
+    assert not again.visible
+    viewer.dims.ndisplay = 2
+    assert labels.visible and again.visible
+    # a labels layer the user hid stays hidden
+    labels.visible = False
+    viewer.dims.ndisplay = 3
+    viewer.dims.ndisplay = 2
+    assert not labels.visible

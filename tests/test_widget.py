@@ -1434,3 +1434,49 @@ def test_compare_k_on_an_8192_dask_layer_stays_under_2_gb(
     assert table.rows[0].psnr < table.rows[-1].psnr
     # loaded whole, the sweep took 1.2 -> 8.0 GB
     assert peak["rss"] - before < 2 * 2**30
+
+
+def test_palette_strip_and_readout_follow_the_k_browser(
+    make_widget, qtbot, wait_idle, small_astronaut, tmp_path
+):
+    from PIL import Image as PILImage
+
+    viewer, widget = make_widget(show=True)
+    viewer.add_image(small_astronaut, name="astro", rgb=True)
+    widget._n_colors.value = 8
+    _run(widget, qtbot, wait_idle)
+    kept_strip = viewer.layers["astro k=8 palette"]
+    _compare(widget, wait_idle, ks=(2, 4, 8))
+    _click_row(qtbot, widget, 1)  # k = 4
+    eager = quantize(small_astronaut, 4)
+    strip = viewer.layers["astro compare k=4 palette"]
+    np.testing.assert_array_equal(strip.data[:, 0], eager.palette)
+    # on top of the kept strip, in the same place: that is the one seen
+    layers = list(viewer.layers)
+    assert layers.index(strip) > layers.index(kept_strip)
+
+    def corners(layer):  # world coordinates of the strip's outer edges
+        k = layer.data.shape[0]
+        return [layer.data_to_world(p) for p in ((-0.5, -0.5), (k - 0.5, 0.5))]
+
+    np.testing.assert_allclose(corners(strip), corners(kept_strip))
+    assert strip.interpolation2d == "nearest"
+    assert "astro compare k=4" in widget._palette_title.value
+    assert widget._swatches.native.rowCount() == 4
+    first = "#{:02x}{:02x}{:02x}".format(*eager.palette[0])
+    assert widget._swatches.data[0][1].startswith(first)
+    # Save writes the shown k
+    widget.save(tmp_path / "k4.png")
+    wait_idle(widget)
+    with PILImage.open(tmp_path / "k4.png") as im:
+        assert im.mode == "P"
+        np.testing.assert_array_equal(np.asarray(im), eager.labels)
+    widget._panel.k_slider.value = 0  # k = 2: the strip is swapped, not stacked
+    assert "astro compare k=4 palette" not in viewer.layers
+    assert viewer.layers["astro compare k=2 palette"].data.shape[0] == 2
+    assert widget._swatches.native.rowCount() == 2
+    # the preview goes: the readout shows the run's result again
+    viewer.layers["astro"].data = small_astronaut[::-1].copy()
+    assert not any("compare" in lay.name for lay in viewer.layers)
+    assert "astro k=8" in widget._palette_title.value
+    assert widget._swatches.native.rowCount() == 8

@@ -71,8 +71,11 @@ def add_layers_iter(
                     viewer.layers.insert(index, layer)
                 else:
                     viewer.layers.append(layer)
-        if viewer is not None and _is_strip(layer):
-            _show_only_strip(viewer, layer)
+        if viewer is not None:
+            if _is_strip(layer):
+                _show_only_strip(viewer, layer)
+            follow_ndisplay(viewer)
+            _fit_to_view(layer, viewer.dims.ndisplay)
         layers.append(layer)
         yield layer
     return layers
@@ -109,6 +112,51 @@ def drain(gen: Generator) -> Any:
             next(gen)
         except StopIteration as stop:
             return stop.value
+
+
+#: ``metadata`` flag of a labels layer this plugin hid on the way into 3D
+HIDDEN_IN_3D = "hidden in 3D"
+
+
+class _NdisplayWatcher:
+    """Refits the plugin's labels layers to the view when it goes 2D / 3D."""
+
+    def __init__(self, viewer: napari.Viewer) -> None:
+        import weakref
+
+        self._layers = weakref.ref(viewer.layers)
+
+    def __call__(self, event: Any) -> None:
+        layers = self._layers()
+        for layer in layers if layers is not None else ():
+            _fit_to_view(layer, event.value)
+
+
+def follow_ndisplay(viewer: napari.Viewer) -> None:
+    """Hide the plugin's labels volumes in 3D; show them again back in 2D.
+
+    Drawn in 3D, a volume of palette indices is an opaque block: label 0 (the
+    most frequent colour, in a fluorescence volume its dark background) would
+    wall off everything behind it. The quantised image, drawn like its source
+    (``mip``, ...), shows the volume; the labels come back when the view returns
+    to 2D (hover and saving work on them in either view). Labels of a 2-D
+    image, a plane in a 3D view, stay as they are. Connects once per viewer.
+    """
+    emitter = viewer.dims.events.ndisplay
+    if not any(isinstance(cb, _NdisplayWatcher) for cb in emitter.callbacks):
+        emitter.connect(_NdisplayWatcher(viewer))
+
+
+def _fit_to_view(layer: Layer, ndisplay: int) -> None:
+    from napari.layers import Labels
+
+    if not (is_output(layer) and isinstance(layer, Labels) and layer.ndim >= 3):
+        return
+    if ndisplay == 3 and layer.visible:
+        layer.metadata[HIDDEN_IN_3D] = True
+        layer.visible = False
+    elif ndisplay == 2 and layer.metadata.pop(HIDDEN_IN_3D, False):
+        layer.visible = True
 
 
 def is_output(layer: Any) -> bool:
