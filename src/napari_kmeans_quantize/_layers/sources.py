@@ -32,6 +32,8 @@ MAX_PIXELS_IN_MEMORY = 2**27
 #: (see :func:`display_levels`), its coarsest level at least DISPLAY_MIN_SIDE wide.
 DISPLAY_PYRAMID_PIXELS = 4096 * 4096
 DISPLAY_MIN_SIDE = 1024
+#: Levels of a display pyramid up to this many pixels are computed in the worker.
+DISPLAY_EAGER_PIXELS = 2048 * 2048
 
 
 @dataclass(frozen=True, eq=False)
@@ -448,7 +450,8 @@ def _quantize_lazy(
             "2nd, 4th, ... pixel of it), so napari computes only what the screen "
             "shows; level 0 is the full result."
         )
-        pyramid = [(r.image, r.labels) for r in results]
+        yield 0.95
+        pyramid = _computed_coarse_levels([(r.image, r.labels) for r in results])
         return QuantizeOutcome(
             results[0], params, pyramid, size_report(results[0]), notes
         )
@@ -467,6 +470,29 @@ def _quantize_lazy(
     pyramid = [(r.image, r.labels) for r in results]
     report = size_report(result)
     return QuantizeOutcome(result, params, pyramid, report, notes)
+
+
+def _computed_coarse_levels(pyramid: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
+    """The levels of at most ``DISPLAY_EAGER_PIXELS`` pixels computed (here, in
+    the worker), the finer ones left lazy.
+
+    napari draws a coarse level first (and makes the thumbnail from the
+    coarsest) on the main thread; computed, they cost it nothing. Together they
+    hold at most a third more than the largest of them.
+    """
+    import dask
+
+    small = [
+        i
+        for i, (_, labels) in enumerate(pyramid)
+        if labels.size <= DISPLAY_EAGER_PIXELS
+    ]
+    arrays = [array for i in small for array in pyramid[i]]
+    computed = iter(dask.compute(*arrays))
+    out = list(pyramid)
+    for i in small:
+        out[i] = (next(computed), next(computed))
+    return out
 
 
 def display_levels(source: SourceInfo) -> list:
