@@ -50,37 +50,17 @@ from __future__ import annotations
 from collections.abc import Generator, Sequence
 from typing import Any
 
-import numpy as np
-
+from ._engine.api import checked_options, plain_form, with_options
 from ._engine.dask_backend import dask_quantize_iter
 from ._engine.multiscale import multiscale_iter
-from ._engine.options import (
-    DEFAULT_COLOR_SPACE,
-    DEFAULT_MAX_ITER,
-    DEFAULT_RANDOM_STATE,
-    DEFAULT_TOL,
-    QuantizeOptions,
-)
-from ._engine.progress import drain
 from ._engine.result import QuantizeResult
 
 __all__ = ["quantize_dask_iter", "quantize_multiscale", "quantize_multiscale_iter"]
 
 
+@with_options()
 def quantize_dask_iter(
-    image: Any,
-    n_colors: int,
-    *,
-    channel_axis: int | None = -1,
-    color_space: str = DEFAULT_COLOR_SPACE,
-    dither: bool = False,
-    random_state: int | np.random.Generator | None = DEFAULT_RANDOM_STATE,
-    max_pixels: int | None = None,
-    max_iter: int = DEFAULT_MAX_ITER,
-    tol: float = DEFAULT_TOL,
-    alpha: bool = True,
-    standardize: bool = False,
-    histogram_method: str = "auto",
+    image: Any, n_colors: int, *, histogram_method: str = "auto", **options: Any
 ) -> Generator[float, None, QuantizeResult]:
     """Quantise a dask array chunk by chunk; the generator form, with progress.
 
@@ -97,10 +77,9 @@ def quantize_dask_iter(
         Image laid out as for :func:`~napari_kmeans_quantize.quantize`. Chunks may
         split the channel axis (it is rechunked whole). Other array types are
         wrapped with ``dask.array.asarray``.
-    n_colors, channel_axis, color_space, random_state, max_pixels, max_iter, tol
-        As for :func:`~napari_kmeans_quantize.quantize`.
-    alpha, standardize
-        As for :func:`~napari_kmeans_quantize.quantize`.
+    n_colors : int
+        Palette size k, as for :func:`~napari_kmeans_quantize.quantize`.
+    %(options)s
     dither : bool, optional
         Must be False: error diffusion is sequential over the whole image, so it
         cannot be mapped lazily chunk by chunk (a ValueError says so).
@@ -129,20 +108,32 @@ def quantize_dask_iter(
         As :func:`~napari_kmeans_quantize.quantize`; NaN or infinity are found
         chunk by chunk during the histogram pass, and the error names the chunk.
     """
-    options = QuantizeOptions.from_params(locals())
-    return (
-        yield from dask_quantize_iter(
-            image,
-            options,
-            channel_axis=channel_axis,
-            histogram_method=histogram_method,
-        )
+    checked, axis = checked_options(n_colors, options)
+    run = dask_quantize_iter(
+        image, checked, channel_axis=axis, histogram_method=histogram_method
     )
+    return (yield from run)
 
 
-def quantize_multiscale(
-    levels: Sequence[Any], n_colors: int, **kwargs: Any
-) -> list[QuantizeResult]:
+@with_options(exclude=("weights", "init", "n_init"))
+def quantize_multiscale_iter(
+    levels: Sequence[Any],
+    n_colors: int,
+    *,
+    fit_level: int = 0,
+    lazy: bool = True,
+    **options: Any,
+) -> Generator[float, None, list[QuantizeResult]]:
+    """Generator form of :func:`quantize_multiscale`, yielding progress fractions."""
+    checked, axis = checked_options(n_colors, options)
+    run = multiscale_iter(
+        levels, checked, channel_axis=axis, fit_level=fit_level, lazy=lazy
+    )
+    return (yield from run)
+
+
+@plain_form(quantize_multiscale_iter)
+def quantize_multiscale() -> list[QuantizeResult]:
     """Quantise a multiscale image (a pyramid) with one palette for every level.
 
     The palette is fitted on one level, by default the finest (``fit_level=0``),
@@ -171,12 +162,10 @@ def quantize_multiscale(
         True (the default): every level is a dask array and the results are lazy
         (no dithering). False: every level is read into memory and mapped at
         once, and ``dither=True`` diffuses the error on every level.
-    **kwargs
-        ``channel_axis``, ``color_space``, ``dither``, ``random_state``,
-        ``max_pixels``, ``max_iter``, ``tol``, ``alpha``, ``standardize`` and
-        ``fixed_colors`` as for
-        :func:`~napari_kmeans_quantize.quantize` (``dither`` needs
-        ``lazy=False``).
+    dither : bool, optional
+        Error diffusion on every level, as for
+        :func:`~napari_kmeans_quantize.quantize`; needs ``lazy=False``.
+    %(options)s
 
     Returns
     -------
@@ -201,30 +190,3 @@ def quantize_multiscale(
     >>> all((r.palette == res[0].palette).all() for r in res)
     True
     """
-    return drain(quantize_multiscale_iter(levels, n_colors, **kwargs))
-
-
-def quantize_multiscale_iter(
-    levels: Sequence[Any],
-    n_colors: int,
-    *,
-    fit_level: int = 0,
-    channel_axis: int | None = -1,
-    color_space: str = DEFAULT_COLOR_SPACE,
-    dither: bool = False,
-    random_state: int | np.random.Generator | None = DEFAULT_RANDOM_STATE,
-    max_pixels: int | None = None,
-    max_iter: int = DEFAULT_MAX_ITER,
-    tol: float = DEFAULT_TOL,
-    alpha: bool = True,
-    standardize: bool = False,
-    lazy: bool = True,
-    fixed_colors: np.ndarray | None = None,
-) -> Generator[float, None, list[QuantizeResult]]:
-    """Generator form of :func:`quantize_multiscale`, yielding progress fractions."""
-    options = QuantizeOptions.from_params(locals())
-    return (
-        yield from multiscale_iter(
-            levels, options, channel_axis=channel_axis, fit_level=fit_level, lazy=lazy
-        )
-    )
