@@ -301,11 +301,10 @@ def test_quantize_errors_are_one_line(photo_file, capsys, extra, message):
 def test_quantize_missing_file(tmp_path, capsys):
     assert main(["quantize", str(tmp_path / "nope.png"), "-k", "4"]) == 1
     assert "no such image file" in capsys.readouterr().err
+    # A folder is a folder of photos (see test_batch.py): here, an empty one.
     assert main(["quantize", str(tmp_path), "-k", "4"]) == 1
     assert (
-        capsys.readouterr()
-        .err.strip()
-        .endswith(f"{tmp_path}: is a folder, not an image file")
+        capsys.readouterr().err.strip().endswith(f"{tmp_path}: no image files in it.")
     )
 
 
@@ -509,9 +508,18 @@ def test_quantize_bad_palette_control_is_an_error(photo_file, capsys, extra, mes
     assert message in capsys.readouterr().err
 
 
-def test_several_inputs_need_shared(photo_file, capsys):
-    assert main(["quantize", str(photo_file), str(photo_file), "-k", "4"]) == 1
-    assert "--shared" in capsys.readouterr().err
+def test_several_inputs_without_shared_get_a_palette_each(photo_file, capsys):
+    other = photo_file.with_name("other.png")
+    Image.fromarray(_photo(seed=5)).save(other)
+    assert main(["quantize", str(photo_file), str(other), "-k", "4"]) == 0
+    assert "2 of 2 photos written as PNG" in capsys.readouterr().out
+    for source in (photo_file, other):
+        from napari_kmeans_quantize import quantize
+
+        with Image.open(source.with_name(f"{source.stem}-k4.png")) as pil:
+            got = np.asarray(pil.convert("RGB"))
+        want = quantize(np.asarray(Image.open(source)), 4).image
+        np.testing.assert_array_equal(got, want)
 
 
 # --- targets: nothing a user has is lost --------------------------------------------

@@ -16,12 +16,9 @@ Three subcommands, none of which needs a display or imports napari or Qt:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import errno
 import os
-import signal
 import sys
-import threading
 import time
 import warnings
 from pathlib import Path
@@ -29,8 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from . import _targets
-from ._atomic import atomic_write, remove_partial_files, replacing_read_only
+from . import _cli_batch, _targets
+from ._atomic import atomic_write, replacing_read_only
+from ._cli_run import PROG, Notes, clean_exit_on_signals, describe
 from ._input import DEFAULT_PIXEL_LIMIT, PIXEL_LIMIT_FLAG, PixelLimitError, read_image
 
 __all__ = ["main"]
@@ -38,7 +36,6 @@ __all__ = ["main"]
 SAMPLES = ("astronaut", "coffee", "chelsea")
 DEFAULT_KS = (2, 4, 8, 16, 32, 64, 128, 256)
 _COLOR_SPACES = ("rgb", "lab", "oklab")
-_PROG = "napari-kmeans-quantize"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,12 +52,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         with (
-            _clean_exit_on_signals(args.command),
+            clean_exit_on_signals(args.command),
             warnings.catch_warnings(),
             replacing_read_only(args.force),
         ):
             # Warnings (e.g. "only 5 distinct colours") become one-line notes.
-            warnings.showwarning = _Notes()
+            warnings.showwarning = Notes()
             return args.run(args)
     except BrokenPipeError:
         # Output piped into e.g. `head`, which closed early: stop quietly.
@@ -70,74 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:
         if args.debug:
             raise
-        print(f"{_PROG} {args.command}: error: {_describe(err)}", file=sys.stderr)
+        print(f"{PROG} {args.command}: error: {describe(err)}", file=sys.stderr)
         return 2 if isinstance(err, PixelLimitError) else 1
-
-
-def _describe(err: BaseException) -> str:
-    """One line for an error: the file it concerns first, then what went wrong."""
-    text = " ".join(str(err).split()) or type(err).__name__
-    if isinstance(err, MemoryError):
-        return f"not enough memory for this image ({text})."
-    if isinstance(err, OSError) and err.filename is not None:
-        reason = err.strerror or text
-        return f"{err.filename}: {reason}"
-    return text
-
-
-@contextlib.contextmanager
-def _clean_exit_on_signals(command: str):
-    """Ctrl-C (SIGINT) and SIGTERM end the run at once and cleanly.
-
-    Raising KeyboardInterrupt into compiled code and worker threads (numba
-    kernels, cKDTree queries) crashed runs (SIGSEGV, SystemError); instead the
-    handler removes the temporary files of writes in progress, says so in one
-    line and exits with 128 + the signal number (130 for Ctrl-C). Files already
-    renamed into place are whole; no other file was touched.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        remove_partial_files()
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
-        what = "interrupted" if signum == signal.SIGINT else "terminated"
-        line = f"{_PROG} {command}: {what}; no partial file was left.\n"
-        with contextlib.suppress(OSError):
-            os.write(sys.stderr.fileno(), line.encode())
-        os._exit(128 + signum)
-
-    # A signal ignored from the start stays ignored: shells start background
-    # jobs with SIGINT ignored so that Ctrl-C reaches only the foreground.
-    saved = {
-        sig: signal.signal(sig, handler)
-        for sig in (signal.SIGINT, signal.SIGTERM)
-        if signal.getsignal(sig) is not signal.SIG_IGN
-    }
-    try:
-        yield
-    finally:
-        for sig, previous in saved.items():
-            signal.signal(sig, previous)
-
-
-class _Notes:
-    """Warnings as one-line notes, each said once (the k values of a sweep
-    write their files in threads and would repeat the same note)."""
-
-    def __init__(self) -> None:
-        self._said: set[str] = set()
-        self._lock = threading.Lock()
-
-    def __call__(self, message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
-        text = f"note: {message}"
-        with self._lock:
-            if text in self._said:
-                return
-            self._said.add(text)
-        print(text, file=sys.stderr)
 
 
 # --- arguments -----------------------------------------------------------------------
@@ -147,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     from . import __version__
 
     parser = argparse.ArgumentParser(
-        prog=_PROG,
+        prog=PROG,
         description=(
             "Compress images by k-means colour quantisation: k palette colours, one "
             "palette index per pixel, written as real indexed (palette) files. No "
@@ -222,7 +153,30 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="FILE",
         help=f"output file; {', '.join(_targets.INDEXED_FORMATS)} (default: "
-        "IMAGE-kK.png next to the input)",
+        "IMAGE-kK.png next to the input, the extension of --format)",
+    )
+    quant.add_argument(
+        "--out-dir",
+        type=Path,
+        metavar="DIR",
+        help="quantise every IMAGE (files, folders, glob patterns such as "
+        "'photos/*.jpg') into DIR, created if needed, as IMAGE-kK plus the "
+        "--format extension; an existing file there is refused without --force, "
+        "a photo that fails is reported at the end and the others go on "
+        "(default with several inputs: next to each input)",
+    )
+    quant.add_argument(
+        "--format",
+        choices=[ext.lstrip(".") for ext in _targets.INDEXED_FORMATS],
+        default="png",
+        help="format of the outputs named after their inputs (default: %(default)s)",
+    )
+    quant.add_argument(
+        "--jobs",
+        type=_positive_int,
+        metavar="N",
+        help="photos quantised at once, each in its own process, with several "
+        "inputs (default: the number of CPUs)",
     )
     _add_quantize_options(quant)
     quant.add_argument(
@@ -405,7 +359,8 @@ def _add_input_options(p: argparse.ArgumentParser, *, several: bool = False) -> 
             type=Path,
             nargs="+",
             metavar="IMAGE",
-            help="input image file (several with --shared)",
+            help="input image file, folder of images or glob pattern (several: "
+            "one output each, or one palette for all with --shared)",
         )
     else:
         p.add_argument("image", type=Path, metavar="IMAGE", help="input image file")
@@ -480,12 +435,9 @@ def _run_quantize(args: argparse.Namespace) -> int:
     from .quantize import quantize
     from .shared import quantize_shared
 
+    if _cli_batch.is_batch(args):
+        return _cli_batch.run(args, channel_axis_from_file=_FROM_FILE)
     paths = args.images
-    if len(paths) > 1 and not args.shared:
-        raise ValueError(
-            f"{len(paths)} input images given; pass --shared to quantise them with "
-            "one palette, or run the command once per image."
-        )
     if len(paths) > 1 and (args.out is not None or args.rgb_out is not None):
         raise ValueError(
             "--out and --rgb-out name one file; with several inputs every output "
@@ -497,7 +449,14 @@ def _run_quantize(args: argparse.Namespace) -> int:
             f"--weights given {n_weights} time(s) for {len(paths)} input(s); give "
             "one importance map per input, in order."
         )
-    outs = [args.out or p.with_name(f"{p.stem}-k{args.k}.png") for p in paths]
+    suffix = "." + args.format
+    if args.out_dir is not None:
+        _cli_batch.make_folder(args.out_dir)
+    outs = [
+        args.out
+        or (args.out_dir or p.parent) / _cli_batch.output_name(p, args.k, suffix)
+        for p in paths
+    ]
     # Every target is checked before the images are read or quantised.
     fmt = _targets.indexed_format(outs[0], args.k)
     outputs = list(outs)
@@ -537,14 +496,7 @@ def _run_quantize(args: argparse.Namespace) -> int:
             parse_hex_colors(args.fixed_colors), images[0].dtype, n_channels
         )
     options = dict(
-        channel_axis=channel_axis,
-        color_space=args.color_space,
-        dither=args.dither,
-        random_state=args.seed,
-        max_pixels=args.max_pixels,
-        alpha=not args.plain_channels,
-        standardize=args.standardize,
-        fixed_colors=fixed,
+        _cli_batch.quantize_options(args), channel_axis=channel_axis, fixed_colors=fixed
     )
     if args.shared:
         results = quantize_shared(images, args.k, weights=weights or None, **options)
@@ -554,18 +506,9 @@ def _run_quantize(args: argparse.Namespace) -> int:
     for i, (path, out, image, result) in enumerate(
         zip(paths, outs, images, results, strict=True)
     ):
-        if colors:
-            written = _targets.write_indexed(
-                out, fmt, result.labels, result.palette, image
-            )
-            _warn_if_dark(result.palette, fmt.name)
-        else:
+        written, csv = _targets.write_result(out, fmt, result, image, colors=colors)
+        if csv is not None:
             # Channels that are no colours: the labels, and the palette as a table.
-            from . import palette_io
-
-            written, csv = palette_io.write_labels_tiff(
-                out, result.labels, result.palette
-            )
             print(f"palette ({result.palette.shape[1]} channels) -> {csv}")
         report = size_report(
             result,
@@ -865,23 +808,6 @@ def _save_contact_sheet(
         sheet.paste(pil, (x, y), pil)
         draw.text((x + 2, y + th + 4), text, fill="black", font=font)
     atomic_write(path, lambda f: sheet.save(f, format="PNG"))
-
-
-# --- image files ---------------------------------------------------------------------
-
-
-def _warn_if_dark(palette: np.ndarray, fmt: str) -> None:
-    """Say so when an 8-bit file will show a 16-bit image far darker than it is."""
-    if fmt == "TIFF" or palette.dtype != np.uint16:
-        return
-    top = int(palette.max())
-    if top < 65535 // 8:
-        print(
-            f"note: the palette only reaches {top} of uint16's 65535 (12-bit data?), "
-            f"and {fmt} palettes hold 8 bits scaled from the full range, so the file "
-            "looks dark; --out FILE.tif keeps the 16-bit values exactly.",
-            file=sys.stderr,
-        )
 
 
 if __name__ == "__main__":
