@@ -659,8 +659,8 @@ def test_demo_writes_every_file_through_the_atomic_writer(tmp_path, monkeypatch)
         return real(path, write, **kwargs)
 
     # Every writer module reaches the one function through its own import.
-    import napari_kmeans_quantize.__main__ as cli
     from napari_kmeans_quantize import _animated, _targets, _webp, palette_io
+    from napari_kmeans_quantize import _cli_sweep as cli
 
     for module in (cli, _targets, palette_io, _animated, _webp):
         monkeypatch.setattr(module, "atomic_write", spy)
