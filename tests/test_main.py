@@ -443,6 +443,24 @@ def test_quantize_a_multichannel_tiff(tmp_path, capsys):
     assert not (tmp_path / "p.png").exists()
 
 
+@pytest.mark.parametrize("suffix", [".png", ".webp"])
+def test_quantize_effort_max_writes_the_smaller_exact_file(
+    photo_file, tmp_path, suffix
+):
+    from napari_kmeans_quantize import quantize
+
+    files = {}
+    for effort in ("default", "max"):
+        files[effort] = tmp_path / f"{effort}{suffix}"
+        argv = ["quantize", str(photo_file), "-k", "16", "--out", str(files[effort])]
+        assert main([*argv, "--effort", effort]) == 0
+    want = quantize(np.asarray(Image.open(photo_file)), 16).image
+    for path in files.values():
+        with Image.open(path) as pil:
+            np.testing.assert_array_equal(np.asarray(pil.convert("RGB")), want)
+    assert files["max"].stat().st_size <= files["default"].stat().st_size
+
+
 def test_quantize_fixed_colors_are_in_the_file(photo_file, tmp_path, capsys):
     out = tmp_path / "fixed.png"
     code = main(

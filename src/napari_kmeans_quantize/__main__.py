@@ -28,6 +28,7 @@ from typing import Any
 from . import _cli_batch, _cli_sweep, _targets
 from ._atomic import replacing_read_only
 from ._cli_run import PROG, Notes, clean_exit_on_signals, describe
+from ._file_sizes import EFFORTS
 from ._input import DEFAULT_PIXEL_LIMIT, PIXEL_LIMIT_FLAG, PixelLimitError, read_image
 from .sweep import DEFAULT_KS
 
@@ -178,6 +179,14 @@ def _parser() -> argparse.ArgumentParser:
         "inputs (default: the number of CPUs)",
     )
     _add_quantize_options(quant)
+    quant.add_argument(
+        "--effort",
+        choices=EFFORTS,
+        default="default",
+        help="max: the encoders' slowest settings, for the smallest files (PNG: "
+        "libdeflate level 12 and the better of two index depths; WebP: method 6, "
+        "seconds per photo) (default: %(default)s)",
+    )
     quant.add_argument(
         "--fixed-colors",
         metavar="COLOURS",
@@ -486,7 +495,9 @@ def _run_quantize(args: argparse.Namespace) -> int:
     for i, (path, out, image, result) in enumerate(
         zip(paths, outs, images, results, strict=True)
     ):
-        written, csv = _targets.write_result(out, fmt, result, image, colors=colors)
+        written, csv = _targets.write_result(
+            out, fmt, result, image, colors=colors, effort=args.effort
+        )
         if csv is not None:
             # Channels that are no colours: the labels, and the palette as a table.
             print(f"palette ({result.palette.shape[1]} channels) -> {csv}")

@@ -58,7 +58,7 @@ def to_apng_bytes(
     *,
     duration: _Duration = 100,
     loop: int = 0,
-    optimize: bool = True,
+    optimize: bool | str = True,
 ) -> bytes:
     """Encode a label stack as an animated PNG with one palette, in memory.
 
@@ -73,8 +73,8 @@ def to_apng_bytes(
         Milliseconds each frame is shown (one value per frame, or one for all).
     loop : int, optional
         How many times the animation plays; 0 (default) for ever.
-    optimize : bool, optional
-        Compress harder (libdeflate level 9 instead of 6).
+    optimize : bool or "max", optional
+        Compress harder (libdeflate level 9 instead of 6; ``"max"``: level 12).
 
     Returns
     -------
@@ -111,7 +111,7 @@ def write_apng(
     *,
     duration: _Duration = 100,
     loop: int = 0,
-    optimize: bool = True,
+    optimize: bool | str = True,
 ) -> str:
     """Write a label stack as an animated PNG file (atomically).
 
@@ -287,35 +287,27 @@ def _save_apng(
     pal: np.ndarray,
     durations: list[int],
     loop: int,
-    optimize: bool,
+    optimize: bool | str,
 ) -> None:
     import deflate
 
     from ._encode import (
-        PNG_LEVEL,
-        PNG_LEVEL_FAST,
-        PNG_SIGNATURE,
         png_bit_depth,
+        png_level,
         png_rows,
         save_png,
-        split_alpha,
         write_chunk,
+        write_png_header,
     )
 
     if lab.ndim == 2:
         save_png(fp, lab, pal, bits=None, optimize=optimize)
         return
     bits = png_bit_depth(len(pal))
-    level = PNG_LEVEL if optimize else PNG_LEVEL_FAST
+    level = png_level(optimize)
     h, w = lab.shape[1:]
-    rgb, alpha = split_alpha(pal)
-    fp.write(PNG_SIGNATURE)
-    write_chunk(fp, b"IHDR", struct.pack(">IIBBBBB", w, h, bits, 3, 0, 0, 0))
-    write_chunk(fp, b"acTL", struct.pack(">II", len(lab), loop))
-    write_chunk(fp, b"PLTE", rgb.tobytes())
-    if alpha is not None and (alpha < 255).any():
-        last = int(np.flatnonzero(alpha < 255)[-1])
-        write_chunk(fp, b"tRNS", alpha[: last + 1].tobytes())
+    actl = (b"acTL", struct.pack(">II", len(lab), loop))
+    write_png_header(fp, w, h, bits, pal, after_ihdr=(actl,))
     sequence = 0
     for i, (top, left, bottom, right) in enumerate(_changed_boxes(lab)):
         # delay = duration / 1000 s; dispose_op 0 (none), blend_op 0 (source)

@@ -46,6 +46,7 @@ class Settings:
     fixed_colors: str | None
     data_range: float | None
     options: dict[str, Any]
+    effort: str = "default"
     one_core: bool = False
 
 
@@ -151,6 +152,7 @@ def run(args: argparse.Namespace, *, channel_axis_from_file: Any) -> int:
         fixed_colors=args.fixed_colors,
         data_range=args.data_range,
         options=quantize_options(args),
+        effort=args.effort,
         one_core=n_jobs > 1,
     )
     total = len(jobs) + len(failures)
@@ -381,7 +383,9 @@ def _quantize_file(source: Path, target: Path, settings: Settings) -> Outcome:
             fixed_colors=fixed,
             **settings.options,
         )
-    written, csv = _targets.write_result(target, fmt, result, image, colors=colors)
+    written, csv = _targets.write_result(
+        target, fmt, result, image, colors=colors, effort=settings.effort
+    )
     quality = None
     with contextlib.suppress(ValueError, TypeError):
         quality = psnr(

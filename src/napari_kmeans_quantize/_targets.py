@@ -194,20 +194,40 @@ def write_indexed(
     labels: np.ndarray,
     palette: np.ndarray,
     image: np.ndarray,
+    *,
+    effort: str = "default",
 ) -> str:
     """Write labels and palette in `fmt`, the palette scaled for the file as
-    :func:`file_palette` says for the quantised `image`."""
-    return fmt.write(path, labels, file_palette(palette, image))
+    :func:`file_palette` says for the quantised `image`; ``effort="max"`` with
+    the encoder's slowest, smallest settings."""
+    options = _MAX_EFFORT.get(fmt.name, {}) if effort == "max" else {}
+    return fmt.write(path, labels, file_palette(palette, image), **options)
+
+
+# The writers' options for --effort max (the formats not named have none).
+_MAX_EFFORT: dict[str, dict] = {
+    "PNG": {"optimize": "max"},
+    "APNG": {"optimize": "max"},
+    "WebP": {"method": 6},
+}
 
 
 def write_result(
-    path: Path, fmt: IndexedFormat, result, image: np.ndarray, *, colors: bool
+    path: Path,
+    fmt: IndexedFormat,
+    result,
+    image: np.ndarray,
+    *,
+    colors: bool,
+    effort: str = "default",
 ) -> tuple[str, str | None]:
     """Write a quantize result to `path`; returns the file and, for channels that
     are no colours (`colors` False: the labels as a TIFF), the palette CSV."""
     if not colors:
         return palette_io.write_labels_tiff(path, result.labels, result.palette)
-    written = write_indexed(path, fmt, result.labels, result.palette, image)
+    written = write_indexed(
+        path, fmt, result.labels, result.palette, image, effort=effort
+    )
     _warn_if_dark(result.palette, fmt.name)
     return written, None
 

@@ -118,7 +118,7 @@ def write_indexed_png(
     palette: np.ndarray,
     *,
     bits: int | None = None,
-    optimize: bool = True,
+    optimize: bool | str = True,
 ) -> str:
     """Write labels and palette as an indexed PNG file (atomically).
 
