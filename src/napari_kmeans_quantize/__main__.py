@@ -214,7 +214,7 @@ def _parser() -> argparse.ArgumentParser:
         help="assign pixels by Floyd-Steinberg error diffusion (smoother gradients, "
         "larger files)",
     )
-    _add_data_range_option(quant)
+    _add_shared_option(quant, "--data-range")
     quant.add_argument(
         "--rgb-out",
         type=Path,
@@ -244,7 +244,7 @@ def _parser() -> argparse.ArgumentParser:
         "contact_sheet.png into DIR (default: only print the table)",
     )
     _add_sweep_options(sw)
-    _add_data_range_option(sw)
+    _add_shared_option(sw, "--data-range")
     sw.add_argument(
         "--max-ciede2000",
         type=float,
@@ -264,14 +264,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_quantize_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--color-space",
-        choices=_COLOR_SPACES,
-        default="rgb",
-        help="space the colours are clustered in: rgb minimises the RGB error "
-        "(PSNR), lab (CIELAB) and oklab lower the perceived difference (CIEDE2000) "
-        "(default: %(default)s)",
-    )
+    _add_shared_option(p, "--color-space")
     p.add_argument(
         "--seed",
         type=int,
@@ -332,12 +325,7 @@ def _add_sweep_options(p: argparse.ArgumentParser) -> None:
         metavar="K",
         help="palette sizes to try (default: %(default)s)",
     )
-    p.add_argument(
-        "--color-space",
-        choices=_COLOR_SPACES,
-        default="rgb",
-        help="space the colours are clustered in (default: %(default)s)",
-    )
+    _add_shared_option(p, "--color-space")
     p.add_argument(
         "--workers",
         type=_positive_int,
@@ -382,16 +370,26 @@ def _add_input_options(p: argparse.ArgumentParser, *, several: bool = False) -> 
     )
 
 
-def _add_data_range_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--data-range",
-        type=_data_range,
-        metavar="PEAK",
-        help="peak value for PSNR, and full intensity of integer colours for "
-        "CIEDE2000, e.g. 4095 for 12-bit data in a 16-bit file (default: 255 for "
-        "8-bit, 65535 for 16-bit, 1 for floats in [0, 1], the image's max - min "
-        "for other floats and 32/64-bit integers)",
-    )
+def _add_shared_option(p: argparse.ArgumentParser, flag: str) -> None:
+    """An option several commands take, defined once."""
+    options: dict[str, dict[str, Any]] = {
+        "--color-space": dict(
+            choices=_COLOR_SPACES,
+            default="rgb",
+            help="space the colours are clustered in: rgb minimises the RGB error "
+            "(PSNR), lab (CIELAB) and oklab lower the perceived difference "
+            "(CIEDE2000) (default: %(default)s)",
+        ),
+        "--data-range": dict(
+            type=_data_range,
+            metavar="PEAK",
+            help="peak value for PSNR, and full intensity of integer colours for "
+            "CIEDE2000, e.g. 4095 for 12-bit data in a 16-bit file (default: 255 "
+            "for 8-bit, 65535 for 16-bit, 1 for floats in [0, 1], the image's max "
+            "- min for other floats and 32/64-bit integers)",
+        ),
+    }
+    p.add_argument(flag, **options[flag])
 
 
 def _data_range(text: str) -> float:

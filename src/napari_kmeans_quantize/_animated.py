@@ -40,6 +40,7 @@ from typing import IO
 import numpy as np
 
 from ._atomic import atomic_write
+from ._encode import encode, writes_file_of
 
 __all__ = [
     "to_animated_gif_bytes",
@@ -99,11 +100,12 @@ def to_apng_bytes(
     >>> im.n_frames, im.info["duration"]
     (3, 50.0)
     """
-    buf = io.BytesIO()
-    _save_apng(buf, *_frames(labels, palette, "APNG", duration, loop), optimize)
-    return buf.getvalue()
+    return encode(
+        _save_apng, *_frames(labels, palette, "APNG", duration, loop), optimize
+    )
 
 
+@writes_file_of(to_apng_bytes)
 def write_apng(
     path: str | os.PathLike,
     labels: np.ndarray,
@@ -114,14 +116,6 @@ def write_apng(
     optimize: bool | str = True,
 ) -> str:
     """Write a label stack as an animated PNG file (atomically).
-
-    Parameters and errors are those of :func:`to_apng_bytes`; the data is checked
-    before anything is written.
-
-    Returns
-    -------
-    path : str
-        The path written.
 
     Examples
     --------
@@ -162,12 +156,13 @@ def to_animated_gif_bytes(
     Returns
     -------
     gif : bytes
+        The complete GIF89a file: the global colour table, then every frame.
 
     Raises
     ------
     ValueError
-        As :func:`to_apng_bytes`, and for partial transparency or more than one
-        transparent entry.
+        As :func:`to_apng_bytes`; also for a palette GIF cannot hold (an entry
+        partly transparent, or two transparent entries).
     TypeError
         If `labels` is not an integer array.
 
@@ -179,11 +174,10 @@ def to_animated_gif_bytes(
     >>> Image.open(io.BytesIO(to_animated_gif_bytes(frames, palette))).n_frames
     2
     """
-    buf = io.BytesIO()
-    save_gif(buf, *_frames(labels, palette, "GIF", duration, loop))
-    return buf.getvalue()
+    return encode(save_gif, *_frames(labels, palette, "GIF", duration, loop))
 
 
+@writes_file_of(to_animated_gif_bytes)
 def write_animated_gif(
     path: str | os.PathLike,
     labels: np.ndarray,
@@ -193,13 +187,6 @@ def write_animated_gif(
     loop: int = 0,
 ) -> str:
     """Write a label stack as an animated GIF file (atomically).
-
-    Parameters and errors are those of :func:`to_animated_gif_bytes`.
-
-    Returns
-    -------
-    path : str
-        The path written.
 
     Examples
     --------

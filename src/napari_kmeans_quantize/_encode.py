@@ -10,7 +10,8 @@ from __future__ import annotations
 import io
 import struct
 import zlib
-from typing import IO
+from collections.abc import Callable
+from typing import IO, Any, TypeVar
 
 import deflate
 import numpy as np
@@ -19,6 +20,8 @@ import numpy as np
 MAX_PNG_COLORS = 256
 #: Largest palette a palette TIFF can hold (16-bit indices).
 MAX_TIFF_COLORS = 65536
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # libdeflate compression levels (1..12) of optimised and plain PNGs. Level 9
@@ -46,6 +49,38 @@ def png_level(optimize: bool | str) -> int:
     elif isinstance(optimize, bool | np.bool_):
         return PNG_LEVEL if optimize else PNG_LEVEL_FAST
     raise ValueError(f"optimize must be True, False or 'max', got {optimize!r}.")
+
+
+def encode(save: Callable[..., None], *args: Any, **kwargs: Any) -> bytes:
+    """The bytes ``save(buffer, *args, **kwargs)`` writes: a file, in memory."""
+    buf = io.BytesIO()
+    save(buf, *args, **kwargs)
+    return buf.getvalue()
+
+
+_WRITER_DOC = """
+    Parameters and errors are those of :func:`{encoder}`; the data is checked
+    before anything is written.
+
+    Returns
+    -------
+    path : str
+        The path written.
+"""
+
+
+def writes_file_of(encoder: Callable[..., bytes]) -> Callable[[_F], _F]:
+    """Decorate a ``write_*`` function: its docstring gains what every file writer
+    shares with its in-memory encoder `encoder` (parameters, errors, the path
+    returned), before its Examples."""
+
+    def decorate(func: _F) -> _F:
+        head, sep, tail = (func.__doc__ or "").partition("\n    Examples\n")
+        shared = _WRITER_DOC.format(encoder=encoder.__name__)
+        func.__doc__ = head.rstrip() + "\n" + shared + sep + tail
+        return func
+
+    return decorate
 
 
 def png_bit_depth(n_colors: int) -> int:
@@ -184,9 +219,7 @@ def to_png_bytes(
     >>> data[:8] == b"\\x89PNG\\r\\n\\x1a\\n"
     True
     """
-    buf = io.BytesIO()
-    save_png(buf, labels, palette, bits=bits, optimize=optimize)
-    return buf.getvalue()
+    return encode(save_png, labels, palette, bits=bits, optimize=optimize)
 
 
 def to_gif_bytes(
@@ -223,9 +256,7 @@ def to_gif_bytes(
     >>> to_gif_bytes(labels, np.array([[1, 2, 3]], dtype=np.uint8))[:3]
     b'GIF'
     """
-    buf = io.BytesIO()
-    save_gif(buf, labels, palette, optimize=optimize)
-    return buf.getvalue()
+    return encode(save_gif, labels, palette, optimize=optimize)
 
 
 def to_tiff_bytes(
@@ -263,9 +294,7 @@ def to_tiff_bytes(
     >>> to_tiff_bytes(labels, np.array([[1, 2, 3]], dtype=np.uint8))[:2] in (b"II", b"MM")
     True
     """
-    buf = io.BytesIO()
-    save_tiff(buf, labels, palette, compression=compression)
-    return buf.getvalue()
+    return encode(save_tiff, labels, palette, compression=compression)
 
 
 # --- encoders ----------------------------------------------------------------------
