@@ -152,7 +152,8 @@ def test_multichannel_tiffs_become_labels_and_palette_tables(tmp_path, capsys):
     from napari_kmeans_quantize.palette_io import read_palette_csv
 
     rng = np.random.default_rng(0)
-    cells = rng.integers(0, 4096, (5, 30, 40), dtype=np.uint16)  # C Y X
+    # Three fluorescence channels: channels, not RGB, as the metadata says.
+    cells = rng.integers(0, 4096, (3, 30, 40), dtype=np.uint16)  # C Y X
     tifffile.imwrite(tmp_path / "c.tif", cells, imagej=True, metadata={"axes": "CYX"})
     out = tmp_path / "out"
     argv = ["quantize", str(tmp_path / "c.tif"), "-k", "5", "--out-dir", str(out)]

@@ -461,6 +461,52 @@ def test_quantize_effort_max_writes_the_smaller_exact_file(
     assert files["max"].stat().st_size <= files["default"].stat().st_size
 
 
+@pytest.mark.parametrize("ome", [False, True])
+def test_three_fluorescence_channels_are_channels_not_rgb(tmp_path, capsys, ome):
+    import tifffile
+
+    from napari_kmeans_quantize import quantize
+    from napari_kmeans_quantize.palette_io import read_palette_csv
+
+    rng = np.random.default_rng(1)
+    cells = rng.integers(0, 4096, (3, 30, 40), dtype=np.uint16)  # C Y X
+    src = tmp_path / "cells.tif"
+    if ome:
+        tifffile.imwrite(src, cells, ome=True, metadata={"axes": "CYX"})
+    else:
+        tifffile.imwrite(src, cells, imagej=True, metadata={"axes": "CYX"})
+    out = tmp_path / "cells_k4.tif"
+    assert main(["quantize", str(src), "-k", "4", "--out", str(out)]) == 0
+    want = quantize(cells, 4, channel_axis=0)
+    np.testing.assert_array_equal(tifffile.imread(out), want.labels)
+    palette, _ = read_palette_csv(tmp_path / "cells_k4_palette.csv")
+    np.testing.assert_array_equal(palette, want.palette)
+    assert "3 channels" in capsys.readouterr().out
+    assert main(["quantize", str(src), "-k", "4", "--out", str(tmp_path / "c.png")])
+    assert "3 plain channels have no colours for a PNG" in capsys.readouterr().err
+    assert not (tmp_path / "c.png").exists()
+
+
+def test_an_rgb_tiff_is_colours_and_plain_channels_says_otherwise(tmp_path, capsys):
+    import tifffile
+
+    rgb = _photo()
+    src = tmp_path / "rgb.tif"
+    tifffile.imwrite(src, rgb, photometric="rgb")
+    out = tmp_path / "rgb-k4.tif"
+    assert main(["quantize", str(src), "-k", "4", "--out", str(out)]) == 0
+    with Image.open(out) as pil:
+        assert pil.mode == "P"  # a palette TIFF of colours
+    assert not (tmp_path / "rgb-k4_palette.csv").exists()
+    png = tmp_path / "photo.png"
+    Image.fromarray(rgb).save(png)
+    plain = tmp_path / "plain-k4.tif"
+    argv = ["quantize", str(png), "-k", "4", "--out", str(plain), "--plain-channels"]
+    assert main(argv) == 0
+    assert (tmp_path / "plain-k4_palette.csv").exists()
+    assert tifffile.imread(plain).shape == rgb.shape[:2]
+
+
 def test_quantize_fixed_colors_are_in_the_file(photo_file, tmp_path, capsys):
     out = tmp_path / "fixed.png"
     code = main(

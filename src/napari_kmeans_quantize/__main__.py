@@ -29,7 +29,13 @@ from . import _cli_batch, _cli_sweep, _targets
 from ._atomic import replacing_read_only
 from ._cli_run import PROG, Notes, clean_exit_on_signals, describe
 from ._file_sizes import EFFORTS
-from ._input import DEFAULT_PIXEL_LIMIT, PIXEL_LIMIT_FLAG, PixelLimitError, read_image
+from ._input import (
+    DEFAULT_PIXEL_LIMIT,
+    PIXEL_LIMIT_FLAG,
+    PixelLimitError,
+    read_image,
+    read_input,
+)
 from .sweep import DEFAULT_KS
 
 __all__ = ["main"]
@@ -291,7 +297,9 @@ def _add_quantize_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--plain-channels",
         action="store_true",
-        help="4 channels are 4 plain channels, not RGBA",
+        help="the channels are plain channels (e.g. fluorescence), not RGB or "
+        "RGBA colours: the labels go to a TIFF with the palette as CSV beside it "
+        "(default: colours, unless a TIFF's metadata names them channels)",
     )
     p.add_argument(
         "--standardize",
@@ -454,10 +462,12 @@ def _run_quantize(args: argparse.Namespace) -> int:
     _targets.check_distinct(*outputs)
     for path in outputs:
         _targets.check_output(path, inputs=tuple(paths), force=args.force)
-    read = [read_image(p, pixel_limit=args.pixel_limit) for p in paths]
-    images = [image for image, _ in read]
-    channel_axis = read[0][1]
-    if any(axis != channel_axis for _, axis in read):
+    read = [read_input(p, pixel_limit=args.pixel_limit) for p in paths]
+    images = [r.image for r in read]
+    channel_axis = read[0].channel_axis
+    # The file's word (a TIFF's channels) or the user's: no colours.
+    plain = args.plain_channels or not all(r.colors for r in read)
+    if any(r.channel_axis != channel_axis for r in read):
         raise ValueError(
             "--shared needs images of one kind: all colour or all grey (convert "
             "them to the same mode first)."
@@ -466,9 +476,7 @@ def _run_quantize(args: argparse.Namespace) -> int:
         channel_axis = args.channel_axis
     colors = True
     for out, image in zip(outs, images, strict=True):
-        colors = _targets.check_channels_fit(
-            out, fmt, image, channel_axis, alpha=not args.plain_channels
-        )
+        colors = _targets.check_channels_fit(out, fmt, image, channel_axis, plain=plain)
         _targets.check_indexed_fits(out, fmt, image, channel_axis)
     if rgb_fmt is not None:
         _targets.check_rgb_fits(args.rgb_out, rgb_fmt, images[0], channel_axis)
@@ -483,7 +491,10 @@ def _run_quantize(args: argparse.Namespace) -> int:
             parse_hex_colors(args.fixed_colors), images[0].dtype, n_channels
         )
     options = dict(
-        _cli_batch.quantize_options(args), channel_axis=channel_axis, fixed_colors=fixed
+        _cli_batch.quantize_options(args),
+        channel_axis=channel_axis,
+        fixed_colors=fixed,
+        alpha=not plain,
     )
     if args.shared:
         results = quantize_shared(images, args.k, weights=weights or None, **options)

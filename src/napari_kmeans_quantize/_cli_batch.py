@@ -27,7 +27,7 @@ from typing import Any, TextIO
 from . import _targets
 from ._atomic import remove_stale_temps, replacing_read_only
 from ._cli_run import describe, exit_cleanly_on_sigterm, on_signal
-from ._input import read_image
+from ._input import read_input
 
 _GLOB_CHARS = frozenset("*?[")
 
@@ -359,12 +359,12 @@ def _quantize_file(source: Path, target: Path, settings: Settings) -> Outcome:
     from .quantize import quantize
 
     fmt = _targets.INDEXED_FORMATS[settings.suffix]
-    image, channel_axis = read_image(source, pixel_limit=settings.pixel_limit)
+    read = read_input(source, pixel_limit=settings.pixel_limit)
+    image, channel_axis = read.image, read.channel_axis
     if not settings.axis_from_file:
         channel_axis = settings.channel_axis
-    colors = _targets.check_channels_fit(
-        target, fmt, image, channel_axis, alpha=not settings.plain_channels
-    )
+    plain = settings.plain_channels or not read.colors
+    colors = _targets.check_channels_fit(target, fmt, image, channel_axis, plain=plain)
     _targets.check_indexed_fits(target, fmt, image, channel_axis)
     fixed = None
     if settings.fixed_colors is not None:
@@ -376,12 +376,9 @@ def _quantize_file(source: Path, target: Path, settings: Settings) -> Outcome:
         )
     cores = gather.one_core() if settings.one_core else contextlib.nullcontext()
     with cores:
+        options = dict(settings.options, alpha=not plain)
         result = quantize(
-            image,
-            settings.k,
-            channel_axis=channel_axis,
-            fixed_colors=fixed,
-            **settings.options,
+            image, settings.k, channel_axis=channel_axis, fixed_colors=fixed, **options
         )
     written, csv = _targets.write_result(
         target, fmt, result, image, colors=colors, effort=settings.effort

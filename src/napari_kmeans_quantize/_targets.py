@@ -144,17 +144,18 @@ def check_channels_fit(
     image: np.ndarray,
     channel_axis: int | None,
     *,
-    alpha: bool,
+    plain: bool,
 ) -> bool:
     """Whether the image's channels are colours (grey, RGB, RGBA) that an indexed
-    palette holds; channels that are not can only go to a TIFF (the labels, with
-    the palette as CSV beside it): a ValueError says so for other formats."""
+    palette holds (not when `plain`: the file or the user says they are plain
+    channels); channels that are not can only go to a TIFF (the labels, with the
+    palette as CSV beside it): a ValueError says so for other formats."""
     n_channels = 1 if channel_axis is None else image.shape[channel_axis]
-    if n_channels in (1, 3) or (n_channels == 4 and alpha):
+    if n_channels == 1 or (not plain and n_channels in (3, 4)):
         return True
     if fmt.name == "TIFF":
         return False
-    plain = "plain " if n_channels == 4 else ""
+    plain = "plain " if n_channels in (3, 4) else ""
     raise ValueError(
         f"{path}: {n_channels} {plain}channels have no colours for a {fmt.name} "
         f"palette; write --out {path.with_suffix('.tif').name} (the labels as a "
