@@ -178,6 +178,42 @@ def test_dense_block_counting_matches(rgb, monkeypatch):
     )
 
 
+@pytest.mark.parametrize("scheduler", ["threads", "sync"])
+def test_shared_counts_match_in_memory(rgb, scheduler):
+    image = _noisy(rgb)
+    lazy = da.from_array(image, chunks=(40, 50, 3))
+    with dask.config.set(scheduler=scheduler):
+        assert dask_backend._shares_memory(lazy)
+        res = quantize(lazy, 16)
+        _assert_same(res, quantize(image, 16))
+    with dask.config.set(scheduler="processes"):
+        assert not dask_backend._shares_memory(lazy)
+
+
+@pytest.mark.parametrize("limit", [None, 700], ids=["uint32", "spilling"])
+def test_dense_counter_counts_concurrent_adds_exactly(limit, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from napari_kmeans_quantize._engine.dense import DenseCounter
+    from napari_kmeans_quantize._engine.keys import KeySpec
+
+    if limit is not None:
+        # Small enough that the uint32 arrays spill into int64 (and chunks split).
+        monkeypatch.setattr(DenseCounter, "_LIMIT", limit)
+    rng = np.random.default_rng(1)
+    pixels = rng.integers(0, 8, size=(20_000, 3), dtype=np.uint8) * 32
+    counter = DenseCounter(KeySpec(pixels.dtype, 3))
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(counter.add, np.array_split(pixels, 37)))
+    keys, counts = counter.result()
+    colours, expected = np.unique(pixels, axis=0, return_counts=True)
+    keyed = (colours.astype(np.int64) << [16, 8, 0]).sum(axis=1)
+    np.testing.assert_array_equal(keys, keyed)
+    np.testing.assert_array_equal(counts, expected)
+    assert keys.dtype == np.uint32 and counts.dtype == np.int64
+    assert counter.result()[0].size == 0  # the arrays were released
+
+
 @pytest.mark.parametrize("method", ["dense", "sparse"])
 def test_histogram_methods_agree(rgb, method):
     image = _noisy(rgb)

@@ -23,6 +23,7 @@ from numba import njit
 
 from ..histogram import color_histogram
 from . import dense
+from .dense import DenseCounter
 from .image import (
     as_channels_last,
     check_fit_space_range,
@@ -225,9 +226,12 @@ def _block_histogram(
     spec: KeySpec,
     sample: np.ndarray | None,
     want_range: bool,
+    counter: DenseCounter | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[int], np.ndarray, tuple | None]:
     """Distinct keys (sorted), their counts, the non-finite count, sampled keys and
     (if asked) the block's smallest and largest value before transparent merging.
+    With a `counter` (a small key space) the pixels are counted into it instead and
+    no keys or counts are returned.
     """
     pixels = _block_pixels(block)
     bad = _count_bad(pixels)
@@ -235,16 +239,19 @@ def _block_histogram(
         empty = np.empty(0, dtype=spec.key_dtype)
         return empty, np.empty(0, dtype=np.int64), [bad], empty, None
     value_range = (pixels.min(), pixels.max()) if want_range else None
-    if spec.dense and spec.n_keys * _BINCOUNT_MIN_FILL <= len(pixels):
-        # A small key space (never RGBA, so no alpha to merge) counted through a
-        # bitmap, each key made as it is counted: no per-pixel key array.
+    empty = np.empty(0, spec.key_dtype)
+    if spec.dense and (
+        counter is not None or spec.n_keys * _BINCOUNT_MIN_FILL <= len(pixels)
+    ):
+        # A small key space (never RGBA, so no alpha to merge): each key made as
+        # it is counted, no per-pixel key array; into the shared counts, or
+        # through a bitmap.
+        sampled = spec.keys(pixels[sample]) if sample is not None else empty
+        if counter is not None:
+            counter.add(pixels)
+            return empty, np.empty(0, dtype=np.int64), [0], sampled, value_range
         distinct, counts = dense.count_keys(
-            *dense.key_args(pixels, spec), spec.n_keys, np.empty(0, spec.key_dtype)
-        )
-        sampled = (
-            spec.keys(pixels[sample])
-            if sample is not None
-            else np.empty(0, spec.key_dtype)
+            *dense.key_args(pixels, spec), spec.n_keys, empty
         )
         return distinct, counts, [0], sampled, value_range
     keys = spec.keys(merge_transparent(pixels, spec.alpha))
@@ -300,21 +307,39 @@ class _Histogram:
         #: distinct keys, ascending (the order the lazy lookup searches)
         self.keys = keys
         mine = spec.colors(keys)
-        canon = color_histogram(mine)
-        #: key row -> row of `colors` (the in-memory histogram order)
-        self.to_canon = canon.inverse
-        self.colors = canon.colors
-        self.counts = np.empty(len(keys), dtype=np.int64)
-        self.counts[self.to_canon] = key_counts
+        if spec.packed:
+            # Packed keys are the in-memory histogram's keys, in its order.
+            self.to_canon = None
+            self.colors = mine
+            self.counts = key_counts
+        else:
+            canon = color_histogram(mine)
+            #: key row -> row of `colors` (the in-memory histogram order)
+            self.to_canon = canon.inverse
+            self.colors = canon.colors
+            self.counts = self._in_order(key_counts)
         self.weights = self.counts.astype(np.float64)
         if sampled is not None:
-            rows = self.to_canon[np.searchsorted(keys, sampled)]
+            rows = np.searchsorted(keys, sampled)
+            if self.to_canon is not None:
+                rows = self.to_canon[rows]
             self.weights = np.bincount(rows, minlength=len(keys)).astype(np.float64)
 
     def set_weights(self, key_weights: np.ndarray) -> None:
         """Fit weights given per key (ascending), e.g. summed pixel weights."""
-        self.weights = np.empty(len(self.keys), dtype=np.float64)
-        self.weights[self.to_canon] = key_weights
+        self.weights = self._in_order(key_weights.astype(np.float64, copy=False))
+
+    def _in_order(self, per_key: np.ndarray) -> np.ndarray:
+        """Values given per key (ascending) in `colors`' order."""
+        if self.to_canon is None:
+            return per_key
+        out = np.empty_like(per_key)
+        out[self.to_canon] = per_key
+        return out
+
+    def per_key(self, per_colour: np.ndarray) -> np.ndarray:
+        """Values given per row of `colors`, in key order."""
+        return per_colour if self.to_canon is None else per_colour[self.to_canon]
 
 
 def _parallelism() -> int:
@@ -372,14 +397,17 @@ def _histogram_pass(
     task = dask.delayed(_block_histogram, pure=True)
     merge = dask.delayed(_merge_partials, pure=True)
 
-    acc = np.zeros(spec.n_keys, dtype=np.int64) if dense else None
+    # Tasks that share this process's memory count straight into shared arrays;
+    # others (e.g. on distributed workers) send back their chunk's distinct keys.
+    counter = DenseCounter(spec) if dense and _shares_memory(arr) else None
+    acc = np.zeros(spec.n_keys, dtype=np.int64) if dense and not counter else None
     run_keys = np.empty(0, dtype=spec.key_dtype)
     run_counts = np.empty(0, dtype=np.int64)
     sampled, ranges = [], []
     for b0 in range(0, len(grid), batch):
         ids = grid[b0 : b0 + batch]
         parts = [
-            task(blocks[(*i, 0)], spec, by_block.get(i, no_sample), want_range)
+            task(blocks[(*i, 0)], spec, by_block.get(i, no_sample), want_range, counter)
             for i in ids
         ]
         # Dense: the chunk results come back as they are and are added into the
@@ -394,9 +422,9 @@ def _histogram_pass(
                 "replace them (e.g. with np.nan_to_num) before quantising."
             )
         for keys, counts, _, samp, value_range in parts:
-            if dense:
+            if acc is not None:
                 _add_counts(acc, keys, counts)
-            else:
+            elif counter is None:
                 run_keys, run_counts = _merge_sorted(
                     [run_keys, keys], [run_counts, counts]
                 )
@@ -405,13 +433,25 @@ def _histogram_pass(
                 ranges.append(value_range)
         del parts
         yield (b0 + len(ids)) / len(grid)
-    if dense:
+    if counter is not None:
+        run_keys, run_counts = counter.result()
+    elif dense:
         run_keys = np.flatnonzero(acc).astype(spec.key_dtype)
         run_counts = acc[run_keys]
         del acc
     samp_all = None if sample is None else np.concatenate(sampled)
     value_range = _union_range(ranges)
     return _Histogram(spec, run_keys, run_counts, samp_all), value_range
+
+
+def _shares_memory(arr: Any) -> bool:
+    """Whether `arr`'s tasks would run in this process (dask's threaded or
+    synchronous scheduler), where they can write into this process's arrays."""
+    import dask.local
+    import dask.threaded
+    from dask.base import get_scheduler
+
+    return get_scheduler(collections=[arr]) in (dask.threaded.get, dask.local.get_sync)
 
 
 @njit(nogil=True, cache=True)
@@ -467,7 +507,7 @@ def _fit(hist: _Histogram, options: QuantizeOptions) -> Generator[float, None, _
         inputs.scale,
     )
     order, remap = order_by_share(counts, fit.keep)
-    colour_label = remap[nearest].astype(label_dtype(len(order)))[hist.to_canon]
+    colour_label = hist.per_key(remap[nearest].astype(label_dtype(len(order))))
     return _Fit(
         fit.palette[order],
         counts[order],
