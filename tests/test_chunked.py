@@ -190,8 +190,12 @@ def test_shared_counts_match_in_memory(rgb, scheduler):
         assert not dask_backend._shares_memory(lazy)
 
 
-@pytest.mark.parametrize("limit", [None, 700], ids=["uint32", "spilling"])
-def test_dense_counter_counts_concurrent_adds_exactly(limit, monkeypatch):
+@pytest.mark.parametrize(
+    ("limit", "arrays"),
+    [(None, None), (700, None), (None, 1)],
+    ids=["uint32", "spilling", "one-array"],
+)
+def test_dense_counter_counts_concurrent_adds_exactly(limit, arrays, monkeypatch):
     from concurrent.futures import ThreadPoolExecutor
 
     from napari_kmeans_quantize._engine.dense import DenseCounter
@@ -200,11 +204,15 @@ def test_dense_counter_counts_concurrent_adds_exactly(limit, monkeypatch):
     if limit is not None:
         # Small enough that the uint32 arrays spill into int64 (and chunks split).
         monkeypatch.setattr(DenseCounter, "_LIMIT", limit)
+    if arrays is not None:
+        # The tasks past the cap wait for an array instead of making one.
+        monkeypatch.setattr(DenseCounter, "_MAX_ARRAYS", arrays)
     rng = np.random.default_rng(1)
     pixels = rng.integers(0, 8, size=(20_000, 3), dtype=np.uint8) * 32
     counter = DenseCounter(KeySpec(pixels.dtype, 3))
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(counter.add, np.array_split(pixels, 37)))
+    assert 1 <= len(counter._arrays) <= DenseCounter._MAX_ARRAYS
     keys, counts = counter.result()
     colours, expected = np.unique(pixels, axis=0, return_counts=True)
     keyed = (colours.astype(np.int64) << [16, 8, 0]).sum(axis=1)

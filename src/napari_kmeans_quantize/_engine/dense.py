@@ -154,12 +154,16 @@ class DenseCounter:
     Every task that runs at the same time counts into an array of its own (taken
     from a free list, made when none is free), so the counts need no lock and no
     per-chunk list of distinct colours is made, shipped and added up: one
-    scattered increment per pixel. Arrays are uint32 (64 MiB for 8-bit RGB); one
-    about to overflow is first added into an int64 array. For tasks that share
-    this process's memory (dask's threaded or synchronous scheduler).
+    scattered increment per pixel. Arrays are uint32 (64 MiB for 8-bit RGB), at
+    most ``_MAX_ARRAYS`` of them; one about to overflow is first added into an
+    int64 array. For tasks that share this process's memory (dask's threaded or
+    synchronous scheduler).
     """
 
     _LIMIT = (1 << 32) - 1
+    # Tasks past this many at once wait for an array (bounds the memory: 512
+    # MiB for 8-bit RGB).
+    _MAX_ARRAYS = 8
 
     def __init__(self, spec: KeySpec) -> None:
         self.spec = spec
@@ -180,9 +184,13 @@ class DenseCounter:
         try:
             slot = self._free.get_nowait()
         except queue.Empty:
-            slot = [np.zeros(self.spec.n_keys, dtype=np.uint32), 0]
             with self._lock:
-                self._arrays.append(slot)
+                make = len(self._arrays) < self._MAX_ARRAYS
+                if make:
+                    slot = [np.zeros(self.spec.n_keys, dtype=np.uint32), 0]
+                    self._arrays.append(slot)
+            if not make:
+                slot = self._free.get()  # wait for a task to hand one back
         try:
             if slot[1] + len(pixels) > self._LIMIT:
                 with self._lock:
