@@ -18,7 +18,7 @@ from napari_kmeans_quantize import (
     quantize,
     quantize_iter,
 )
-from napari_kmeans_quantize._engine import dask_backend
+from napari_kmeans_quantize._engine import dask_backend, dask_histogram
 from napari_kmeans_quantize.chunked import (
     quantize_dask_iter,
     quantize_multiscale,
@@ -171,7 +171,7 @@ def test_more_than_256_colours_gives_uint16_labels(rgb):
 
 def test_dense_block_counting_matches(rgb, monkeypatch):
     # Blocks this large are counted by a bincount over all 2**24 colours.
-    monkeypatch.setattr(dask_backend, "_BINCOUNT_MIN_FILL", 0.0001)
+    monkeypatch.setattr(dask_histogram, "_BINCOUNT_MIN_FILL", 0.0001)
     image = _noisy(rgb)
     _assert_same(
         quantize(da.from_array(image, chunks=(64, 64, 3)), 16), quantize(image, 16)
@@ -183,11 +183,11 @@ def test_shared_counts_match_in_memory(rgb, scheduler):
     image = _noisy(rgb)
     lazy = da.from_array(image, chunks=(40, 50, 3))
     with dask.config.set(scheduler=scheduler):
-        assert dask_backend._shares_memory(lazy)
+        assert dask_histogram._shares_memory(lazy)
         res = quantize(lazy, 16)
         _assert_same(res, quantize(image, 16))
     with dask.config.set(scheduler="processes"):
-        assert not dask_backend._shares_memory(lazy)
+        assert not dask_histogram._shares_memory(lazy)
 
 
 @pytest.mark.parametrize(
