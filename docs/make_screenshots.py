@@ -2,7 +2,7 @@
 
 Run from the repository root on a machine with a display (or under Xvfb)::
 
-    xvfb-run -a -s "-screen 0 1600x1000x24" python docs/make_screenshots.py
+    xvfb-run -a -s "-screen 0 1600x1000x24" python docs/make_screenshots.py [photo volume ...]
 
 It writes ``docs/widget.png`` (a run on the astronaut sample at k = 8: the new
 layers and the palette readout), ``docs/sweep.png`` (Compare k over k = 2..256,
@@ -122,6 +122,7 @@ def volume() -> None:
     viewer.dims.ndisplay = 3
     viewer.reset_view()
     viewer.camera.angles = (15, 35, 140)
+    viewer.camera.zoom *= 0.6  # room for the palette strip beside the volume
     _wait(widget)
     _save(viewer, "volume.png")
     viewer.close()
@@ -157,12 +158,13 @@ def palette_control() -> None:
     viewer.close()
 
 
-def main() -> None:
-    photo()
-    microscopy()
-    volume()
-    palette_control()
+def main(names: list[str]) -> None:
+    """Make the screenshots named (photo, microscopy, volume, palette_control),
+    or all of them."""
+    makers = {f.__name__: f for f in (photo, microscopy, volume, palette_control)}
+    for name in names or makers:
+        makers[name]()
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -11,17 +11,21 @@ memory, but the image is only ever touched one chunk at a time:
 1. **Exact colour histogram, chunk by chunk.** Every chunk (the channel axis is made
    whole first) is reduced to its distinct colours and their pixel counts, as packed
    integer keys. For 8-bit RGB and other small key spaces (at most 2**24 keys:
-   8-bit RGB, 8- and 16-bit grey) a chunk with at least a sixteenth as many pixels
-   as possible colours (2**20 for 8-bit RGB) is counted through a bitmap over the
-   key space, each pixel's key made as it is counted (no array of keys), a smaller
-   one by sorting. The chunk results are computed in batches of a few chunks (one dask graph per batch, so
-   the progress bar moves and the work can be cancelled between batches); inside a
-   batch they are merged by a dask task, and the batch results are added into a
-   fixed 2**24-entry count array (small key spaces) or merged into a sorted list of
-   distinct keys (every other dtype). Either way the histogram is *exact* for every
-   dtype: there is no binning and no error. What differs is memory: a fixed 128 MiB
-   for small key spaces, and 8 to 24 bytes per distinct colour otherwise (uint16
-   RGB, RGBA, floats). Floats are keyed by their bits (-0.0 counts as 0.0), so an
+   8-bit RGB, 8- and 16-bit grey) each pixel's key is made as it is counted (no
+   array of keys). On dask's threaded or synchronous scheduler every running task
+   adds its chunk straight into a uint32 count array over the whole key space
+   (64 MiB for 8-bit RGB, one per task running at a time): one increment per
+   pixel, nothing sent back. Elsewhere (a ``dask.distributed`` cluster, say) a
+   chunk with at least a sixteenth as many pixels as possible colours is counted
+   through a bitmap over the key space, a smaller one by sorting. The chunks are
+   computed in batches of a few chunks (one dask graph per batch, so the progress
+   bar moves and the work can be cancelled between batches); chunk results sent
+   back are added into a fixed 2**24-entry count array (small key spaces) or
+   merged, by a dask task per batch, into a sorted list of distinct keys (every
+   other dtype). Either way the histogram is *exact* for every dtype: there is no
+   binning and no error. What differs is memory: a fixed 64 to 128 MiB per
+   counting thread for small key spaces, and 8 to 24 bytes per distinct colour
+   otherwise (uint16 RGB, RGBA, floats). Floats are keyed by their bits (-0.0 counts as 0.0), so an
    image whose every pixel is a different float needs memory proportional to its
    pixel count; pass ``max_pixels`` to shorten the fit, not the histogram.
 2. **Fit.** Weighted k-means on the distinct colours, exactly as in memory: the
@@ -85,9 +89,9 @@ def quantize_dask_iter(
         cannot be mapped lazily chunk by chunk (a ValueError says so).
     histogram_method : {'auto', 'dense', 'sparse'}, optional
         How colours are counted. 'dense' (only for key spaces of at most 2**24
-        keys, e.g. 8-bit RGB): big chunks are counted with a bincount over the
-        whole key space and the chunk counts are added into one fixed count array
-        on the caller's side. 'sparse': every chunk is sorted into distinct colours
+        keys, e.g. 8-bit RGB): counts over the whole key space, which the tasks
+        of the threaded scheduler add their chunks into directly (elsewhere big
+        chunks are counted with a bitmap and added up on the caller's side). 'sparse': every chunk is sorted into distinct colours
         and counts, and these sorted lists are merged. 'auto' picks 'dense'
         whenever it applies. The result is the same either way.
 
