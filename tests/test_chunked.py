@@ -579,4 +579,4 @@ def test_quantize_dask_iter_takes_every_option_of_quantize():
     np.testing.assert_array_equal(lazy.palette, alone.palette)
     np.testing.assert_array_equal(np.asarray(lazy.labels), alone.labels)
     with pytest.raises(TypeError, match=r"quantize_dask_iter\(\).*colour_space"):
-        quantize_dask_iter(img, 6, colour_space="lab")
+        next(quantize_dask_iter(img, 6, colour_space="lab"))
