@@ -28,6 +28,8 @@ from .._layers import (
     PLUGIN,
     QuantizeOutcome,
     SourceInfo,
+    computed_in_worker,
+    display_levels,
     image_layer_meta,
     palette_strip,
     result_tags,
@@ -72,6 +74,7 @@ class Comparison:
     params: dict
     kept: dict[int, QuantizeResult] = field(repr=False)
     level: int = 0
+    coarse: dict[int, list[np.ndarray]] = field(default_factory=dict, repr=False)
 
     @property
     def kept_bytes(self) -> int:
@@ -79,7 +82,20 @@ class Comparison:
         return sum(
             r.palette.nbytes + (r.labels.nbytes if _in_memory(r.labels) else 0)
             for r in self.kept.values()
-        )
+        ) + sum(lab.nbytes for levels in self.coarse.values() for lab in levels)
+
+    def display(self, k: int) -> Any:
+        """What the k browser shows for `k`: its image or, for a big lazy source,
+        the same display pyramid as a Run's (see ``_layers.display_levels``)."""
+        image = self.image(k)
+        coarse = self.coarse.get(k)
+        if not coarse:
+            return image
+        n_lazy = len(display_levels(self.source)) - len(coarse)
+        palette = self.kept[k].palette
+        palette = palette if self.source.rgb else palette[:, 0]
+        lazy = [image[:: 2**i, :: 2**i] for i in range(n_lazy)]
+        return lazy + [palette[labels] for labels in coarse]
 
     def image(self, k: int) -> np.ndarray:
         """The quantised image of `k`, rebuilt from its labels and palette (a
@@ -114,7 +130,39 @@ def compare_iter(
         for k, result in zip(table.ks, table.results, strict=True)
     }
     level = fit_level(source) if source.multiscale else 0
-    return Comparison(replace(table, results=None), source, params, kept, level)
+    coarse = yield from _coarse_labels(source, kept, params)
+    table = replace(table, results=None)
+    return Comparison(table, source, params, kept, level, coarse)
+
+
+def _coarse_labels(
+    source: SourceInfo, kept: dict[int, QuantizeResult], params: dict
+) -> Generator[float, None, dict[int, list[np.ndarray]]]:
+    """Each k's labels at the coarse levels of a big lazy source's display
+    pyramid, mapped here (in the worker) onto its palette: previewed as a
+    pyramid, napari computes only what the screen shows."""
+    from .. import apply_palette
+
+    levels = display_levels(source)
+    if len(levels) == 1 or any(_in_memory(r.labels) for r in kept.values()):
+        return {}
+    small = [
+        np.asarray(lv) for lv in levels if computed_in_worker(lv.shape, rgb=source.rgb)
+    ]
+    space = params.get("color_space", "rgb") if source.rgb else "rgb"
+    coarse = {}
+    for k, result in kept.items():
+        coarse[k] = [
+            apply_palette(
+                level,
+                result.palette,
+                channel_axis=source.channel_axis,
+                color_space=space,
+            ).labels
+            for level in small
+        ]
+        yield 1.0
+    return coarse
 
 
 def _in_memory(array: Any) -> bool:
@@ -139,7 +187,7 @@ class KPreview:
         """Show `k` of `c` (over the kept run's strip); its outcome and name."""
         outcome = c.outcome(k)
         name = _preview_name(c, k)
-        self._show_image(c, outcome.result.image, name, k)
+        self._show_image(c, c.display(k), name, k)
         self._show_strip(c, outcome, name)
         return outcome, name
 
@@ -200,7 +248,11 @@ class KPreview:
         }
         layer = self._strip() if self._strip is not None else None
         if layer is not None and layer in self._viewer.layers:
-            self._viewer.layers.remove(layer)
+            # in place: removing a layer costs napari a garbage collection
+            layer.data = strip
+            for key in ("scale", "translate", "name", "metadata"):
+                setattr(layer, key, meta[key])
+            return
         layer = Image(strip, **meta)
         self._viewer.layers.append(layer)
         self._strip = weakref.ref(layer)
