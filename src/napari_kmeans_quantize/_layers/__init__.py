@@ -58,12 +58,15 @@ from .outputs import (
     with_layer_data,
 )
 from .sources import (
+    DISPLAY_EAGER_PIXELS,
     MAX_CHANNELS,
     MAX_PIXELS_IN_MEMORY,
     MULTISCALE_FIT_PIXELS,
     QuantizeOutcome,
     SourceInfo,
     channel_note,
+    computed_in_worker,
+    display_levels,
     fit_level,
     quantize_source_iter,
     source_info,
@@ -81,6 +84,7 @@ from .viewer import (
 )
 
 __all__ = [
+    "DISPLAY_EAGER_PIXELS",
     "IMAGE_ROLE",
     "LABELS_ROLE",
     "MAX_CHANNELS",
@@ -97,6 +101,8 @@ __all__ = [
     "add_or_update_layers",
     "add_result_iter",
     "channel_note",
+    "computed_in_worker",
+    "display_levels",
     "drain",
     "fit_level",
     "image_layer_meta",

@@ -485,7 +485,7 @@ def _computed_coarse_levels(pyramid: list[tuple[Any, Any]]) -> list[tuple[Any, A
     small = [
         i
         for i, (_, labels) in enumerate(pyramid)
-        if labels.size <= DISPLAY_EAGER_PIXELS
+        if computed_in_worker(labels.shape, rgb=False)
     ]
     arrays = [array for i in small for array in pyramid[i]]
     computed = iter(dask.compute(*arrays))
@@ -493,6 +493,12 @@ def _computed_coarse_levels(pyramid: list[tuple[Any, Any]]) -> list[tuple[Any, A
     for i in small:
         out[i] = (next(computed), next(computed))
     return out
+
+
+def computed_in_worker(shape: Sequence[int], *, rgb: bool) -> bool:
+    """Whether a display-pyramid level of this shape is computed in the worker
+    (at most ``DISPLAY_EAGER_PIXELS`` pixels)."""
+    return _spatial_pixels(shape, rgb) <= DISPLAY_EAGER_PIXELS
 
 
 def display_levels(source: SourceInfo) -> list:
