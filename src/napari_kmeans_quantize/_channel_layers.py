@@ -30,7 +30,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MEANS_ROLE",
+    "channel_colors",
     "channel_layer_data",
+    "channel_limits",
     "class_colors",
     "cluster_rows",
     "quantize_channels",

@@ -81,6 +81,11 @@ class ChannelSource:
         return len(self.channels)
 
     @property
+    def rgb(self) -> bool:
+        """Never: channels are not colours (no CIEDE2000, no colour spaces)."""
+        return False
+
+    @property
     def layers(self) -> list[Layer]:
         """The source layers that still exist."""
         return [lay for lay in (ref() for ref in self.layer_refs) if lay is not None]

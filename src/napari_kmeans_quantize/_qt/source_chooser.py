@@ -1,0 +1,302 @@
+"""The widget's other sources: a layer's channels, one layer per channel, and
+several layers sharing one palette; their jobs (run in the worker) and readouts."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from magicgui.widgets import CheckBox, ComboBox, Select, SpinBox
+
+from .._channel_layers import channel_colors, channel_layer_data, cluster_rows
+from .._channels import (
+    ChannelOutcome,
+    ChannelSource,
+    channel_source,
+    guess_channel_axis,
+    quantize_channels_iter,
+)
+from .._layers import (
+    QuantizeOutcome,
+    SourceInfo,
+    layer_data_tuples,
+    source_info,
+)
+from ..metrics import check_data_range, size_report
+from ..shared import quantize_shared_iter
+
+if TYPE_CHECKING:
+    from .readout import Readout
+
+SOURCE_MODES = [
+    ("the image layer", "image"),
+    ("channels inside the image layer", "axis"),
+    ("channel layers (one per channel)", "layers"),
+    ("layers sharing one palette", "shared"),
+]
+#: The modes whose source is a multichannel one (quantised as C-vectors).
+CHANNEL_MODES = ("axis", "layers")
+
+
+class SourceChooser:
+    """What Run quantises: the image layer alone (the default), the channels
+    inside it, several single-channel layers as the channels of one source, or
+    several layers with one palette shared between them.
+
+    Parameters
+    ----------
+    layer_choices : callable
+        magicgui's choices callback of the layer list (the viewer's Image layers
+        that can be sources).
+    """
+
+    def __init__(self, layer_choices: Callable[[Any], list]) -> None:
+        self.mode = ComboBox(
+            label="source",
+            choices=SOURCE_MODES,
+            value="image",
+            tooltip=(
+                "The image layer alone; or its channels (a (z, c, y, x) or (c, y, "
+                "x) layer: one palette of C-channel colours); or the layers chosen "
+                "below as the channels of one image (what napari makes of a "
+                "multichannel file); or the layers below quantised with one "
+                "shared palette (frames, a series of photos)."
+            ),
+        )
+        self.layers = Select(
+            label="layers",
+            choices=layer_choices,
+            tooltip=(
+                "The layers of the source (Ctrl-click to choose several), in the "
+                "order of the layer list."
+            ),
+        )
+        self.channel_axis = SpinBox(
+            label="channel axis",
+            min=0,
+            max=31,
+            value=0,
+            tooltip=(
+                "The axis of the image layer's data that holds the channels (1 "
+                "for a (z, c, y, x) stack). It follows the chosen layer: an axis "
+                "labelled 'c' or the shortest axis before the last two."
+            ),
+        )
+        self.standardize = CheckBox(
+            text="standardize channels",
+            value=True,
+            label="",
+            tooltip=(
+                "Fit on every channel divided by its standard deviation, so a "
+                "16-bit channel does not outweigh a 12-bit one and every channel "
+                "counts. Turn it off when the channels share one scale and their "
+                "absolute differences matter. The palette stays in the data's "
+                "units either way."
+            ),
+        )
+        self.widgets = [self.mode, self.layers, self.channel_axis, self.standardize]
+        self.mode.changed.connect(self.update_visible)
+        self.update_visible()
+
+    @property
+    def kind(self) -> str:
+        """'image', 'axis', 'layers' or 'shared' (see ``SOURCE_MODES``)."""
+        return str(self.mode.value)
+
+    def update_visible(self, _value: Any = None) -> None:
+        kind = self.kind
+        self.layers.visible = kind in ("layers", "shared")
+        self.channel_axis.visible = kind == "axis"
+        self.standardize.visible = kind in CHANNEL_MODES
+
+    def follow_layer(self, layer: Any) -> None:
+        """Set the channel axis to the image layer's likely one."""
+        axis = None if layer is None else guess_channel_axis(layer)
+        if axis is not None:
+            self.channel_axis.value = axis
+
+    def chosen_layers(self) -> list:
+        """The layers ticked in the list, in the order of the list."""
+        chosen = list(self.layers.value or ())
+        order = [layer for _, layer in self.layers.choices]
+        return sorted(chosen, key=lambda lay: order.index(lay))
+
+    def channel_source(self, image_layer: Any) -> ChannelSource:
+        """The multichannel source of the 'axis' or 'layers' mode (ValueError or
+        TypeError, naming what is wrong, for a source that cannot be one)."""
+        if self.kind == "axis":
+            if image_layer is None:
+                raise ValueError("Choose the image layer whose channels to quantise.")
+            return channel_source(image_layer, int(self.channel_axis.value))
+        chosen = self.chosen_layers()
+        if len(chosen) < 2:
+            raise ValueError(
+                "Choose two or more channel layers in 'layers' (Ctrl-click), or "
+                "set 'source' to the image layer."
+            )
+        return channel_source(chosen)
+
+    def shared_sources(self) -> list[SourceInfo]:
+        """Snapshots of the layers that share one palette (ValueError if fewer
+        than two, or rgb mixed with single-channel layers)."""
+        chosen = self.chosen_layers()
+        if len(chosen) < 2:
+            raise ValueError(
+                "Choose two or more layers in 'layers' (Ctrl-click) to share one "
+                "palette between them."
+            )
+        sources = [source_info(layer) for layer in chosen]
+        if len({s.rgb for s in sources}) > 1:
+            names = ", ".join(
+                f"{s.name!r} ({'rgb' if s.rgb else 'grey'})" for s in sources
+            )
+            raise ValueError(
+                f"One palette needs images of one kind; got {names}. Choose only "
+                "RGB(A) layers or only single-channel layers."
+            )
+        multiscale = [s.name for s in sources if s.multiscale]
+        if multiscale:
+            raise ValueError(
+                f"{', '.join(map(repr, multiscale))} is multiscale; a shared palette "
+                "takes single-scale layers."
+            )
+        return sources
+
+
+# --- the jobs (in the worker thread) -----------------------------------------------
+
+
+def channel_job(
+    source: ChannelSource, n_colors: int, **kwargs: Any
+) -> Generator[float, None, tuple[ChannelOutcome, list]]:
+    """Quantise a channel source and build its layer data (in the worker)."""
+    outcome = yield from quantize_channels_iter(source, n_colors, **kwargs)
+    return outcome, channel_layer_data(outcome)
+
+
+def shared_job(
+    sources: list[SourceInfo],
+    n_colors: int,
+    *,
+    color_space: str = "rgb",
+    random_state: int | None = 0,
+    dither: bool = False,
+    max_pixels: int | None = None,
+    data_range: float | None = None,
+    fixed_colors: np.ndarray | None = None,
+    weights: Any = None,
+) -> Generator[float, None, list[tuple[QuantizeOutcome, list]]]:
+    """One palette for several layers (``quantize_shared``), with the layer data
+    of each; their names carry "shared"."""
+    if weights is not None:
+        raise ValueError(
+            "An importance layer weighs the pixels of one image; with a shared "
+            "palette choose 'none' as importance."
+        )
+    data_range = check_data_range(data_range)
+    images = [s.data if s.is_lazy else np.asarray(s.data) for s in sources]
+    yield 0.0
+    results = yield from quantize_shared_iter(
+        images,
+        n_colors,
+        channel_axis=sources[0].channel_axis,
+        color_space=color_space,
+        random_state=random_state,
+        dither=dither,
+        max_pixels=max_pixels,
+        fixed_colors=fixed_colors,
+    )
+    params = {
+        "n_colors": int(n_colors),
+        "color_space": color_space,
+        "random_state": random_state,
+        "dither": bool(dither),
+        "max_pixels": max_pixels,
+        "data_range": data_range,
+        "shared_with": [s.name for s in sources],
+    }
+    names = ", ".join(repr(s.name) for s in sources)
+    note = f"One palette of {results[0].n_colors} colours shared by {names}."
+    done = []
+    for source, image, result in zip(sources, images, results, strict=True):
+        report = (
+            size_report(result)
+            if source.is_lazy
+            else size_report(result, image, data_range=data_range)
+        )
+        outcome = QuantizeOutcome(result, params, None, report, [note])
+        tuples = layer_data_tuples(outcome, source)
+        image_name = tuples[0][1]["name"]
+        renamed = [
+            (
+                data,
+                {
+                    **meta,
+                    "name": meta["name"].replace(image_name, f"{image_name} shared", 1),
+                },
+                kind,
+            )
+            for data, meta, kind in tuples
+        ]
+        done.append((outcome, renamed))
+    yield 1.0
+    return done
+
+
+# --- the readout of a channel result ---------------------------------------------
+
+
+def show_channels(readout: Readout, outcome: ChannelOutcome, name: str) -> None:
+    """Fill the readout with a channel result: one row per class, each channel
+    value on its channel's colour (a heat strip of the channel means), then the
+    pixels and share, and the figures."""
+    from qtpy.QtGui import QColor
+
+    from .readout import figures_html
+
+    columns, rows = cluster_rows(outcome)
+    result = outcome.result
+    scaled = (
+        "fitted on standardised channels"
+        if outcome.params.get("standardize")
+        else "fitted on the channels as they are"
+    )
+    readout.palette_title.value = (
+        f"<b>Classes of {html.escape(repr(name))}</b>: {result.n_colors} classes of "
+        f"{outcome.source.n_channels} channels ({scaled}), most frequent first; "
+        "the row number is the label, the values are in the data's units."
+    )
+    header = ["colour", *columns[1:-2], "pixels", "share"]
+    readout.swatches.value = {
+        "data": [["", *row[1:-2], f"{row[-2]:,}", f"{row[-1]:.1f} %"] for row in rows],
+        "index": [str(i) for i in range(len(rows))],
+        "columns": header,
+    }
+    table = readout.swatches.native
+    cells = channel_colors(outcome)
+    for i, row in enumerate(rows):
+        table.item(i, 0).setBackground(QColor(row[0]))
+        for j in range(outcome.source.n_channels):
+            r, g, b, a = cells[i, j]
+            item = table.item(i, 1 + j)
+            item.setBackground(QColor.fromRgbF(r * a, g * a, b * a))
+            light = 0.3 * r + 0.59 * g + 0.11 * b > 0.5
+            item.setForeground(QColor("black" if light else "white"))
+    readout.fit_table()
+    readout.figures.value = figures_html(
+        outcome.report,
+        outcome.source,
+        peak_given=outcome.params.get("data_range") is not None,
+    )
+    readout.visible = True
+
+
+def shared_title(outcome: QuantizeOutcome) -> str:
+    """The line the readout adds under a shared palette's title."""
+    names = outcome.params.get("shared_with") or []
+    return (
+        f"<br>This palette is <b>shared</b> by {len(names)} layers: "
+        f"{html.escape(', '.join(names))}."
+    )
