@@ -18,12 +18,7 @@ from .._channels import (
     guess_channel_axis,
     quantize_channels_iter,
 )
-from .._layers import (
-    QuantizeOutcome,
-    SourceInfo,
-    layer_data_tuples,
-    source_info,
-)
+from .._layers import QuantizeOutcome, SourceInfo, layer_data_tuples, source_info
 from ..metrics import check_data_range, size_report
 from ..shared import quantize_shared_iter
 
@@ -180,16 +175,13 @@ def shared_job(
     sources: list[SourceInfo],
     n_colors: int,
     *,
-    color_space: str = "rgb",
-    random_state: int | None = 0,
-    dither: bool = False,
-    max_pixels: int | None = None,
     data_range: float | None = None,
-    fixed_colors: np.ndarray | None = None,
     weights: Any = None,
+    **options: Any,
 ) -> Generator[float, None, list[tuple[QuantizeOutcome, list]]]:
     """One palette for several layers (``quantize_shared``), with the layer data
-    of each; their names carry "shared"."""
+    of each; their names carry "shared". `options` are Run's (colour space,
+    seed, dither, sample size, locked colours), passed on to the engine."""
     if weights is not None:
         raise ValueError(
             "An importance layer weighs the pixels of one image; with a shared "
@@ -199,21 +191,11 @@ def shared_job(
     images = [s.data if s.is_lazy else np.asarray(s.data) for s in sources]
     yield 0.0
     results = yield from quantize_shared_iter(
-        images,
-        n_colors,
-        channel_axis=sources[0].channel_axis,
-        color_space=color_space,
-        random_state=random_state,
-        dither=dither,
-        max_pixels=max_pixels,
-        fixed_colors=fixed_colors,
+        images, n_colors, channel_axis=sources[0].channel_axis, **options
     )
     params = {
+        **options,
         "n_colors": int(n_colors),
-        "color_space": color_space,
-        "random_state": random_state,
-        "dither": bool(dither),
-        "max_pixels": max_pixels,
         "data_range": data_range,
         "shared_with": [s.name for s in sources],
     }
