@@ -25,12 +25,13 @@ from ..shared import quantize_shared_iter
 if TYPE_CHECKING:
     from .readout import Readout
 
-SOURCE_MODES = [
-    ("the image layer", "image"),
-    ("channels inside the image layer", "axis"),
-    ("channel layers (one per channel)", "layers"),
-    ("layers sharing one palette", "shared"),
-]
+#: What Run can quantise, by mode: the text the source box shows.
+SOURCE_MODES = {
+    "image": "the image layer",
+    "axis": "channels inside the image layer",
+    "layers": "channel layers (one per channel)",
+    "shared": "layers sharing one palette",
+}
 #: The modes whose source is a multichannel one (quantised as C-vectors).
 CHANNEL_MODES = ("axis", "layers")
 
@@ -50,7 +51,7 @@ class SourceChooser:
     def __init__(self, layer_choices: Callable[[Any], list]) -> None:
         self.mode = ComboBox(
             label="source",
-            choices=SOURCE_MODES,
+            choices=[(text, mode) for mode, text in SOURCE_MODES.items()],
             value="image",
             tooltip=(
                 "The image layer alone; or its channels (a (z, c, y, x) or (c, y, "
