@@ -30,6 +30,7 @@ from ._layers import (
 from ._qt.inputs import Inputs, image_layers, importance_layers
 from ._qt.jobs import JobRunner, JobState
 from ._qt.readout import Readout, peak_note
+from ._qt.source_chooser import SourceDone, SourceRuns
 from ._qt.sweep_panel import Comparison, SweepPanel, compare_iter, keep_iter
 from .metrics import has_ciede2000
 
@@ -141,6 +142,7 @@ class QuantizeWidget(Container):
         self._swatches = self._readout.swatches
         self._swatches.native.cellClicked.connect(self._on_swatch_clicked)
         self._palette_title = self._readout.palette_title
+        self._sources = SourceRuns(self)  # Run on channels or a shared palette
         self._panel = SweepPanel(self._viewer, self._keep)
         self.extend(
             [
@@ -226,6 +228,8 @@ class QuantizeWidget(Container):
         Refused (with a notification, returning None) while a run is in progress
         or when no image layer is selected.
         """
+        if self._in.sources.kind != "image":
+            return self._sources.run()
         source = self._prepare()
         if source is None:
             return None
@@ -252,9 +256,10 @@ class QuantizeWidget(Container):
         )
 
     def _on_swatch_clicked(self, row: int, _column: int = 0) -> None:
-        """A click on a palette swatch locks its colour."""
+        """A click on a palette swatch locks its colour (not a class of channels)."""
         item = self._swatches.native.item(row, 1)
-        if item is not None:
+        header = self._swatches.native.horizontalHeaderItem(1)
+        if item is not None and header is not None and header.text() == "hex":
             self._in.lock_color(item.text()[:7])
 
     def compare(self, ks: Any = None):
@@ -437,7 +442,9 @@ class QuantizeWidget(Container):
         self._progress.value = round(100 * float(fraction))
 
     def _on_returned(self, job: str, value: Any) -> None:
-        if job == "quantize":
+        if isinstance(value, SourceDone):
+            self._sources.on_returned(value)
+        elif job == "quantize":
             self._on_quantized(value)
         elif job == "save":
             self._on_saved(value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,9 +19,16 @@ from .._channels import (
     guess_channel_axis,
     quantize_channels_iter,
 )
-from .._layers import QuantizeOutcome, SourceInfo, layer_data_tuples, source_info
+from .._layers import (
+    LABELS_ROLE,
+    QuantizeOutcome,
+    SourceInfo,
+    layer_data_tuples,
+    source_info,
+)
 from ..metrics import check_data_range, size_report
 from ..shared import quantize_shared_iter
+from .jobs import JobState
 
 if TYPE_CHECKING:
     from .readout import Readout
@@ -116,7 +124,7 @@ class SourceChooser:
     def chosen_layers(self) -> list:
         """The layers ticked in the list, in the order of the list."""
         chosen = list(self.layers.value or ())
-        order = [layer for _, layer in self.layers.choices]
+        order = list(self.layers.choices)
         return sorted(chosen, key=lambda lay: order.index(lay))
 
     def channel_source(self, image_layer: Any) -> ChannelSource:
@@ -283,3 +291,169 @@ def shared_title(outcome: QuantizeOutcome) -> str:
         f"<br>This palette is <b>shared</b> by {len(names)} layers: "
         f"{html.escape(', '.join(names))}."
     )
+
+
+# --- running them for the widget -----------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class SourceDone:
+    """What a source job returns: its kind ('channels' or 'shared') and payload."""
+
+    kind: str
+    payload: Any
+
+
+def _tagged(kind: str, job: Callable, *args: Any, **kwargs: Any):
+    payload = yield from job(*args, **kwargs)
+    return SourceDone(kind, payload)
+
+
+class SourceRuns:
+    """Run for the chooser's channel and shared sources, on behalf of the widget.
+
+    Starts the job in the widget's runner (as Run does), and when it returns
+    adds the layers and fills the readout.
+    """
+
+    def __init__(self, widget: Any) -> None:
+        self._w = widget
+
+    def run(self):
+        """Start the chosen source's job; the worker, or None (with a notification)."""
+        from napari.utils.notifications import show_error, show_warning
+
+        w, inputs = self._w, self._w._in
+        if w.is_running or w._jobs.state is not JobState.IDLE:
+            show_warning("A job is running or stopping; wait for it, or Cancel it.")
+            return None
+        ok, peak = inputs.parse_peak()
+        k = int(inputs.n_colors.value)
+        kind = inputs.sources.kind
+        try:
+            if not ok:
+                raise ValueError(
+                    "'PSNR peak' must be a number above 0 (e.g. 4095 for 12-bit "
+                    f"data) or empty; got {inputs.psnr_peak.value!r}."
+                )
+            if kind == "shared":
+                sources = inputs.sources.shared_sources()
+                kwargs = {
+                    **inputs.run_kwargs(sources[0]),
+                    "max_pixels": inputs.fit_pixels.value,
+                    **inputs.palette_control(sources[0], w._viewer.layers),
+                }
+                names = ", ".join(repr(s.name) for s in sources)
+                message = f"Quantising {names} with one palette of {k} colours..."
+                job, snapshot = shared_job, sources
+            else:
+                snapshot = inputs.sources.channel_source(inputs.image.value)
+                if inputs.locked.value.strip():
+                    raise ValueError(
+                        "'locked colours' are hex colours of RGB or grey images; "
+                        "empty it for channels (in Python, quantize's "
+                        "fixed_colors takes channel values)."
+                    )
+                importance = inputs.importance.value
+                kwargs = {
+                    "standardize": bool(inputs.sources.standardize.value),
+                    "dither": bool(inputs.dither.value),
+                    "random_state": int(inputs.seed.value),
+                    "max_pixels": inputs.fit_pixels.value,
+                    "data_range": peak,
+                    "weights": None
+                    if importance is None
+                    else np.asarray(importance.data).copy(),
+                }
+                message = (
+                    f"Quantising the {snapshot.n_channels} channels of "
+                    f"{snapshot.name!r} into {k} classes..."
+                )
+                job = channel_job
+        except (TypeError, ValueError) as exc:
+            show_error(str(exc))
+            return None
+        first = snapshot[0] if kind == "shared" else snapshot
+        args = ("shared" if kind == "shared" else "channels", job, snapshot, k)
+        return w._start("quantize", _tagged, args, kwargs, message, first)
+
+    def on_returned(self, done: SourceDone) -> None:
+        """Add the returned layers and fill the readout (main thread)."""
+        if self._w._jobs.closed:
+            return
+        if done.kind == "channels":
+            self._show_channels(*done.payload)
+        else:
+            self._show_shared(done.payload)
+
+    def _show_channels(self, outcome: ChannelOutcome, tuples: list) -> None:
+        from napari.utils.notifications import show_info, show_warning
+
+        from .._channel_layers import MEANS_ROLE
+        from .._layers import OUTPUTS, add_or_update_layers
+
+        w, source = self._w, outcome.source
+        if len(source.layers) < len(source.layer_refs) or any(
+            layer not in w._viewer.layers for layer in source.layers
+        ):
+            show_warning(
+                f"A layer of {source.name!r} was removed while it was being "
+                "quantised; no result layers were added."
+            )
+            w._status.value = f"{source.name!r} changed: result discarded."
+            return
+        image, strip, show_labels = OUTPUTS[w._in.outputs.value]
+        chosen = []
+        for data, meta, kind in tuples:
+            role = meta["metadata"]["role"]
+            if kind == "labels":
+                chosen.append((data, {**meta, "visible": show_labels}, kind))
+            elif (role == MEANS_ROLE and strip) or (role != MEANS_ROLE and image):
+                chosen.append((data, meta, kind))
+        new = not any(lay.name == chosen[-1][1]["name"] for lay in w._viewer.layers)
+        layers = add_or_update_layers(w._viewer, chosen)
+        labels = next(lay for lay in layers if lay.metadata["role"] == LABELS_ROLE)
+        if new:
+            w._viewer.reset_view()
+        w._viewer.layers.selection.active = labels
+        for note in outcome.notes:
+            show_info(f"{source.name}: {note}")
+        name = labels.name.removesuffix(" labels")
+        show_channels(w._readout, outcome, name)
+        w._current = None  # Save writes RGB/grey palettes; channels save as TIFF + CSV
+        w._status.value = (
+            f"Done in {w._jobs.waited():.2f} s: {outcome.result.n_colors} classes of "
+            f"{source.n_channels} channels. Save the labels layer (File > Save "
+            "Selected Layers) as a labels TIFF with its palette CSV."
+        )
+        w._update_enabled()
+        w._scroll_to(w._readout)
+
+    def _show_shared(self, done: list[tuple[QuantizeOutcome, list]]) -> None:
+        from napari.utils.notifications import show_info
+
+        from .._layers import add_or_update_layers, select_outputs
+
+        w = self._w
+        outputs = w._in.outputs.value
+        firsts = []
+        for _outcome, tuples in done:
+            layers = add_or_update_layers(w._viewer, select_outputs(tuples, outputs))
+            firsts.append(
+                next(lay for lay in layers if lay.metadata["role"] == LABELS_ROLE)
+            )
+        labels = firsts[0]
+        w._viewer.reset_view()
+        w._viewer.layers.selection.active = labels
+        outcome = done[0][0]
+        show_info(outcome.notes[0])
+        name = labels.name.removesuffix(" labels")
+        w._readout.show(outcome, name, list(labels.features["hex"]), w._jobs.source)
+        w._readout.palette_title.value += shared_title(outcome)
+        w._current = (outcome, w._jobs.source, name)
+        w._status.value = (
+            f"Done in {w._jobs.waited():.2f} s: one palette of "
+            f"{outcome.result.n_colors} colours for {len(done)} layers."
+        )
+        w._update_enabled()
+        w._scroll_to(w._readout)
