@@ -251,7 +251,7 @@ def test_multiscale_fits_once_and_maps_every_level(astronaut, monkeypatch):
 
     pyramid = [astronaut, astronaut[::2, ::2], astronaut[::4, ::4]]
     source = Image(pyramid, name="pyr", rgb=True, multiscale=True)
-    monkeypatch.setattr(_layers, "MULTISCALE_FIT_PIXELS", 300 * 300)
+    monkeypatch.setattr(_layers.sources, "MULTISCALE_FIT_PIXELS", 300 * 300)
     outcome = _drain(quantize_source_iter(source_info(source), 6))
     assert outcome.params["fit_level"] == 1
     assert any("Multiscale" in note for note in outcome.notes)
@@ -441,7 +441,7 @@ def test_too_big_for_memory_says_what_to_do(astronaut, monkeypatch):
 
     from napari_kmeans_quantize import _layers
 
-    monkeypatch.setattr(_layers, "MAX_PIXELS_IN_MEMORY", 100)
+    monkeypatch.setattr(_layers.sources, "MAX_PIXELS_IN_MEMORY", 100)
     eager = Image(astronaut[:20, :20], name="eager", rgb=True)
     with pytest.raises(ValueError, match=r"dask\.array\.from_array"):
         _drain(quantize_source_iter(source_info(eager), 4))

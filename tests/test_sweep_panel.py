@@ -59,7 +59,7 @@ def test_multiscale_comparison_says_which_level_its_figures_are_from(
     viewer, widget = make_widget()
     pyramid = [astronaut, astronaut[::2, ::2], astronaut[::4, ::4]]
     viewer.add_image(pyramid, name="pyr", rgb=True, multiscale=True)
-    monkeypatch.setattr(_layers, "MULTISCALE_FIT_PIXELS", 128 * 128)
+    monkeypatch.setattr(_layers.sources, "MULTISCALE_FIT_PIXELS", 128 * 128)
     panel = _compare(widget, wait_idle, (2, 4))
     assert panel.comparison.level == 2
     assert "pyramid level 2 (128 × 128 pixels), not the full 512 × 512" in (

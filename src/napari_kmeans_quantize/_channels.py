@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._layers import is_output
+from ._layers import MAX_CHANNELS, is_output, likely_channel_axis
 from .metrics import SizeReport, check_data_range, size_report
 from .quantize import QuantizeResult, quantize_iter
 
@@ -39,11 +39,6 @@ __all__ = [
     "guess_channel_axis",
     "quantize_channels_iter",
 ]
-
-#: The engine fits 1 to 16 channels.
-MAX_CHANNELS = 16
-#: Axis labels read as a channel axis.
-CHANNEL_LABELS = {"c", "ch", "channel", "channels"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -118,10 +113,11 @@ def _is_dask(array: Any) -> bool:
 def guess_channel_axis(layer: Any) -> int | None:
     """The axis of a single-channel Image layer that most likely holds channels.
 
-    ``metadata["channel_axis"]`` if a reader set it; else an axis labelled
-    ``c``/``channel``; else the shortest axis before the last two with 2 to 16
-    entries (axis 1 of a (60, 2, 256, 256) cells3d stack). None for rgb layers
-    and when no axis qualifies.
+    ``metadata["channel_axis"]`` if a reader set it; else
+    :func:`~._layers.likely_channel_axis` (an axis labelled ``c``/``channel``,
+    or the shortest axis before the last two with 2 to 16 entries: axis 1 of a
+    (60, 2, 256, 256) cells3d stack). None for rgb and multiscale layers and
+    when no axis qualifies.
 
     Examples
     --------
@@ -138,13 +134,7 @@ def guess_channel_axis(layer: Any) -> int | None:
     given = (getattr(layer, "metadata", None) or {}).get("channel_axis")
     if isinstance(given, int | np.integer) and -len(shape) <= given < len(shape):
         return int(given) % len(shape)
-    leading = range(len(shape) - 2)
-    labels = [str(label).lower() for label in tuple(layer.axis_labels)]
-    named = [a for a in leading if labels[a] in CHANNEL_LABELS]
-    if named:
-        return named[0]
-    short = sorted((shape[a], a) for a in leading if 2 <= shape[a] <= MAX_CHANNELS)
-    return short[0][1] if short else None
+    return likely_channel_axis(shape, layer.axis_labels)
 
 
 def channel_source(

@@ -1,10 +1,14 @@
 """The dock widget: pick an image layer and k, run in a thread, read the palette.
 
 The widget wires its parts (in :mod:`._qt`) together and holds no clustering
-code: :class:`~._qt.inputs.Inputs` (the controls), :class:`~._qt.jobs.JobRunner`
-(one thread worker at a time, with an explicit state), :class:`~._qt.readout.Readout`
-(palette and figures), :class:`~._qt.sweep_panel.SweepPanel` (Compare k and the k
-browser) and :mod:`~._qt.save` (file types, writing in a worker).
+code: :class:`~._qt.inputs.Inputs` (the input controls),
+:class:`~._qt.controls.Controls` (the job buttons and the status line),
+:class:`~._qt.jobs.JobRunner` (one thread worker at a time, with an explicit
+state), :class:`~._qt.readout.Readout` (palette and figures),
+:class:`~._qt.sweep_panel.SweepPanel` (Compare k and the k browser),
+:class:`~._qt.compare.CompareK` (the Compare k and Auto k jobs) and
+:mod:`~._qt.save` (file types, writing in a worker). The layers come from
+:mod:`._layers`.
 """
 
 from __future__ import annotations
@@ -12,27 +16,24 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from magicgui.widgets import Container, Label, ProgressBar, PushButton
+from magicgui.widgets import Container
 
 from ._layers import (
-    LABELS_ROLE,
-    STRIP_ROLE,
     QuantizeOutcome,
     SourceInfo,
-    add_or_update_layers,
-    is_output,
-    layer_data_tuples,
+    add_result,
     quantize_source_iter,
-    select_outputs,
+    remove_outputs,
     source_info,
+    with_layer_data,
 )
+from ._qt.compare import CompareK
+from ._qt.controls import Controls
 from ._qt.inputs import Inputs, image_layers, importance_layers
 from ._qt.jobs import JobRunner, JobState
-from ._qt.readout import Readout, peak_note
+from ._qt.readout import Readout, ResultsArea
 from ._qt.source_chooser import SourceDone, SourceRuns
-from ._qt.sweep_panel import Comparison, SweepPanel, compare_iter, keep_iter
-from .metrics import has_ciede2000
+from ._qt.sweep_panel import SweepPanel
 
 if TYPE_CHECKING:
     import napari
@@ -41,19 +42,6 @@ if TYPE_CHECKING:
 
 __all__ = ["QuantizeWidget"]
 
-#: auto k: the largest palette size tried, and the one used when none reaches the target
-AUTO_K_MAX = 256
-BUTTON_TEXT = {
-    "quantize": "Run",
-    "sweep": "Compare k",
-    "auto": "Auto k",
-    "save": "Save...",
-}
-EMPTY_HINT = (
-    "No image layer to quantise yet.\n"
-    "Open an image (File > Open Files...) or a sample\n"
-    "(File > Open Sample > K-means Colour Quantiser)."
-)
 #: the controls kept as attributes of the widget under these names (``_n_colors``...)
 _INPUT_NAMES = (
     "image",
@@ -96,10 +84,6 @@ class QuantizeWidget(Container):
         # the result in the readout: what Save writes
         self._current: tuple[QuantizeOutcome, SourceInfo, str] | None = None
         self._then: Any = None  # what to do once the running worker has finished
-        self._table_key: tuple | None = None
-        self._pending_key: tuple | None = None  # _sweep_key of the running sweep
-        self._pending_peak: float | None = None  # 'PSNR peak' of the running sweep
-        self._auto_ks: tuple[int, ...] | None = None  # candidates of a running auto k
 
         self._in = Inputs(
             lambda _w=None: image_layers(self._viewer),
@@ -107,60 +91,35 @@ class QuantizeWidget(Container):
         )
         for name in _INPUT_NAMES:
             setattr(self, f"_{name}", getattr(self._in, name))
-        self._hint = Label(value=EMPTY_HINT)
-        self._run_button = PushButton(text=BUTTON_TEXT["quantize"])
-        self._save_button = PushButton(
-            text=BUTTON_TEXT["save"],
-            enabled=False,
-            tooltip=(
-                "Save the shown result as an indexed PNG (the default), a palette "
-                "GIF or a palette TIFF (multi-page for a stack)."
-            ),
-        )
-        self._remove_button = PushButton(
-            text="Remove results",
-            tooltip="Remove every result layer made from the layer in 'image layer'.",
-        )
-        self._compare_button = PushButton(
-            text=BUTTON_TEXT["sweep"],
-            tooltip=(
-                "Quantise at every k listed and plot quality against indexed-PNG "
-                "size; every k is kept, to look at without recomputing."
-            ),
-        )
-        self._auto_button = PushButton(
-            text=BUTTON_TEXT["auto"],
-            tooltip=(
-                "Pick the smallest k (of the listed ones and 256) that reaches the "
-                "target, and add it."
-            ),
-        )
-        self._progress = ProgressBar(min=0, max=100, value=0, visible=False)
-        self._status = Label(value="")
+        self._controls = c = Controls()
+        self._hint, self._progress, self._status = c.hint, c.progress, c.status
+        self._run_button, self._save_button = c.run_button, c.save_button
+        self._remove_button = c.remove_button
+        self._compare_button, self._auto_button = c.compare_button, c.auto_button
         self._readout = Readout()
         self._figures = self._readout.figures
         self._swatches = self._readout.swatches
         self._swatches.native.cellClicked.connect(self._on_swatch_clicked)
         self._palette_title = self._readout.palette_title
         self._sources = SourceRuns(self)  # Run on channels or a shared palette
-        self._panel = SweepPanel(self._viewer, self._keep)
+        self._compare = CompareK(self)
+        self._panel = SweepPanel(self._viewer, self._compare.keep)
         self.extend(
             [
                 self._hint,
                 self._in.run_box,
-                _row(self._run_button, self._save_button, self._remove_button),
+                c.run_row,
                 self._in.sweep_box,
-                _row(self._compare_button, self._auto_button),
+                c.compare_row,
                 self._progress,
                 self._status,
             ]
         )
-        # The results (sweep plot and table, palette, figures) scroll on their own:
-        # they can be taller than the screen, and a dock widget taller than the
-        # window would stretch the window. The inputs stay in view above them.
-        self._results = Container(widgets=[self._panel, self._readout], labels=False)
-        self._results.margins = (0, 0, 0, 0)
-        self._setup_native()
+        self._results = ResultsArea(self._panel, self._readout)
+        self._scroll = self._results.scroll
+        self.native.layout().addWidget(self._scroll)
+        # room for the swatch table and the figures without cramped wrapping
+        self.native.setMinimumWidth(380)
         self._jobs = JobRunner(
             self.native,
             {
@@ -174,11 +133,13 @@ class QuantizeWidget(Container):
             self._status_text,
         )
 
-        self._run_button.changed.connect(self._on_button)
+        self._run_button.changed.connect(lambda _=None: self._cancel_or(self.run))
         self._save_button.changed.connect(self._on_save_button)
         self._remove_button.changed.connect(lambda _=None: self.remove_results())
-        self._compare_button.changed.connect(self._on_compare_button)
-        self._auto_button.changed.connect(self._on_auto_button)
+        self._compare_button.changed.connect(
+            lambda _=None: self._cancel_or(self.compare)
+        )
+        self._auto_button.changed.connect(lambda _=None: self._cancel_or(self.auto))
         # (the native signal: magicgui emits no `changed` for the None choice)
         self._fit_pixels.native.currentIndexChanged.connect(self._update_enabled)
         self._image.changed.connect(self._on_image_changed)
@@ -248,7 +209,7 @@ class QuantizeWidget(Container):
         k = int(self._in.n_colors.value)
         return self._start(
             "quantize",
-            _with_layer_data,
+            with_layer_data,
             (source, quantize_source_iter, source, k),
             kwargs,
             f"Quantising {source.name!r} into {k} colours...",
@@ -275,13 +236,7 @@ class QuantizeWidget(Container):
         (or a click on a row) shows that k without recomputing, and "Keep this k"
         adds its layers.
         """
-        ks = self._in.parse_ks() if ks is None else tuple(sorted({int(k) for k in ks}))
-        if ks is None:
-            return None
-        source = self._prepare()
-        if source is None:
-            return None
-        return self._start_sweep(source, ks, "sweep", None)
+        return self._compare.compare(ks)
 
     def auto(self):
         """Pick the smallest k reaching the auto-k target, and run it.
@@ -292,43 +247,7 @@ class QuantizeWidget(Container):
         that run's worker is returned). When no candidate reaches the target a
         notification says so and k = 256 is used.
         """
-        from napari.utils.notifications import show_error
-
-        ks = self._in.parse_ks()
-        if ks is None:
-            return None
-        ks = tuple(sorted({*ks, AUTO_K_MAX}))
-        source = self._prepare()
-        if source is None:
-            return None
-        if self._in.target.value == "ciede2000" and not source.rgb:
-            show_error(
-                "Mean CIEDE2000 needs an RGB(A) image; choose a PSNR target for "
-                f"the single-channel layer {source.name!r}."
-            )
-            return None
-        ok, peak = self._in.parse_peak()
-        if (
-            self._in.target.value == "ciede2000"
-            and ok
-            and not has_ciede2000(np.dtype(source.dtype), data_range=peak)
-        ):
-            # No row would have a CIEDE2000: every k would be tried in vain.
-            show_error(
-                f"Mean CIEDE2000 of {np.dtype(source.dtype)} colours needs their full "
-                "intensity: set 'PSNR peak' under advanced options, or choose a PSNR "
-                "target."
-            )
-            return None
-        table = self._panel.table
-        if (
-            table is not None
-            and self._panel.belongs_to(source)
-            and self._table_key == self._sweep_key(source)
-            and set(ks) <= set(table.ks)
-        ):
-            return self._pick_auto_k(self._panel.comparison, ks)
-        return self._start_sweep(source, ks, "auto", ks)
+        return self._compare.auto()
 
     def save(self, path: str | os.PathLike):
         """Save the shown result to `path` in a thread; return the worker.
@@ -368,8 +287,7 @@ class QuantizeWidget(Container):
         if self._jobs.cancel():
             self._then = None
             self._status.value = "Cancelling..."
-            for button in self._buttons():
-                button.enabled = False
+            self._controls.disable_all()
 
     # --- starting jobs ------------------------------------------------------------
 
@@ -407,24 +325,6 @@ class QuantizeWidget(Container):
             show_error(str(exc))
             return None
 
-    def _sweep_key(self, source: SourceInfo) -> tuple:
-        """What a sweep depends on: the layer, its data and the run settings."""
-        levels = tuple(id(level) for level in source.levels)
-        settings = tuple(sorted(self._in.run_kwargs(source).items()))
-        return (id(source.layer), levels, settings)
-
-    def _start_sweep(self, source: SourceInfo, ks: tuple, job: str, auto_ks):
-        kwargs = self._in.run_kwargs(source)
-        message = f"Comparing k = {', '.join(map(str, ks))} on {source.name!r}..."
-        if job == "auto":
-            message = (
-                f"Auto k: trying k = {', '.join(map(str, ks))} on {source.name!r}..."
-            )
-        self._pending_key = self._sweep_key(source)
-        self._pending_peak = kwargs["data_range"]
-        self._auto_ks = auto_ks
-        return self._start(job, compare_iter, (source, ks), kwargs, message, source)
-
     def _start(self, job: str, func, args: tuple, kwargs: dict, message: str, source):
         self._then = None
         worker = self._jobs.start(job, func, args, kwargs, message, source)
@@ -449,7 +349,7 @@ class QuantizeWidget(Container):
         elif job == "save":
             self._on_saved(value)
         else:
-            self._on_swept(value)
+            self._then = self._compare.on_swept(value)
 
     def _on_quantized(self, done: tuple[QuantizeOutcome, list]) -> None:
         outcome, all_tuples = done
@@ -466,18 +366,7 @@ class QuantizeWidget(Container):
             )
             self._status.value = f"{source.name!r} was removed: result discarded."
             return
-        tuples = select_outputs(all_tuples, self._in.outputs.value)
-        existing = {lay.name for lay in self._viewer.layers}
-        layers = add_or_update_layers(self._viewer, tuples)
-        labels = next(lay for lay in layers if lay.metadata["role"] == LABELS_ROLE)
-        if any(
-            _is_strip_meta(meta) and meta["name"] not in existing
-            for _, meta, _ in tuples
-        ):
-            # a new palette strip sits beside the image: bring it into view
-            self._viewer.reset_view()
-        # the Labels layer shows the palette colour under the cursor (even hidden)
-        self._viewer.layers.selection.active = labels
+        labels, updated = add_result(self._viewer, all_tuples, self._in.outputs.value)
         if self._in.image.value is not layer and layer in self._in.image.choices:
             self._in.image.value = layer
         for note in outcome.notes:
@@ -494,7 +383,7 @@ class QuantizeWidget(Container):
         self._status.value = (
             f"Done in {self._jobs.waited():.2f} s: {result.n_colors} colours{distinct}."
         )
-        if labels.name in existing:
+        if updated:
             self._status.value += (
                 f" Updated {name!r} in place: same settings as before."
             )
@@ -511,19 +400,13 @@ class QuantizeWidget(Container):
             if layer is None:
                 return 0
             source_name = layer.name
-        doomed = [
-            lay
-            for lay in self._viewer.layers
-            if is_output(lay) and lay.metadata.get("source") == source_name
-        ]
-        for lay in doomed:
-            self._viewer.layers.remove(lay)
+        removed = remove_outputs(self._viewer, source_name)
         if self._current is not None and self._current[1].name == source_name:
             self._current = None
             self._readout.visible = False
-        self._status.value = f"Removed {len(doomed)} result layers of {source_name!r}."
+        self._status.value = f"Removed {removed} result layers of {source_name!r}."
         self._update_enabled()
-        return len(doomed)
+        return removed
 
     def _on_saved(self, saved: tuple[str, str, int]) -> None:
         path, format_name, n_bytes = saved
@@ -549,31 +432,6 @@ class QuantizeWidget(Container):
             self.save(path)
         except ValueError as exc:
             show_error(str(exc))
-
-    def _on_swept(self, comparison: Comparison) -> None:
-        source = self._jobs.source
-        if self._jobs.closed or source is None:
-            return
-        if source.layer is None or source.layer not in self._viewer.layers:
-            self._status.value = f"{source.name!r} was removed: comparison discarded."
-            return
-        table = comparison.table
-        self._table_key = self._pending_key
-        k = int(self._in.n_colors.value)
-        self._panel.show(
-            comparison,
-            k if k in table.ks else None,
-            peak_note(source.dtype, table.psnr_peak, self._pending_peak is not None),
-            preview=self._jobs.job == "sweep",
-        )
-        self._status.value = (
-            f"Compared {len(table)} values of k in {self._jobs.waited():.1f} s; slide the "
-            "k control or click a row to look at that k."
-        )
-        self._scroll_to(self._panel)
-        if self._jobs.job == "auto":
-            ks = self._auto_ks
-            self._then = lambda: self._pick_auto_k(comparison, ks)
 
     def _on_errored(self, job: str, exc: Exception) -> None:
         from napari.utils.notifications import show_error
@@ -601,103 +459,16 @@ class QuantizeWidget(Container):
             then()
 
     def _scroll_to(self, box: Container) -> None:
-        """Bring the top of `box` (the newest readout) into view."""
-        from qtpy.QtCore import QTimer
+        self._results.scroll_to(box, lambda: not self._jobs.closed)
 
-        # after the layout has placed the new content
-        QTimer.singleShot(0, lambda: self._ensure_visible(box))
-
-    def _ensure_visible(self, box: Container) -> None:
-        if not self._jobs.closed:
-            bar = self._scroll.verticalScrollBar()
-            bar.setValue(min(box.native.y(), bar.maximum()))
-
-    # --- compare k / auto k -------------------------------------------------------
-
-    def _pick_auto_k(self, comparison: Comparison, ks: tuple[int, ...]):
-        """Set k to the smallest of `ks` reaching the target; keep its result."""
-        from napari.utils.notifications import show_info, show_warning
-
-        table = comparison.table
-        target = self._in.target_kwargs()
-        row = next(
-            (r for r in table if r.k in ks and r.meets(**target)),
-            None,
-        )
-        if row is None:
-            best = table.row(max(ks)) if max(ks) in table.ks else table.rows[-1]
-            ciede = "n/a" if best.ciede2000 is None else f"{best.ciede2000:.2f}"
-            show_warning(
-                f"Auto k: no k up to {AUTO_K_MAX} reaches {self._in.target_text()} "
-                f"(k={best.k} gives PSNR {best.psnr:.2f} dB, mean CIEDE2000 "
-                f"{ciede}); using k = {AUTO_K_MAX}."
-            )
-            k = AUTO_K_MAX
-        else:
-            k = row.k
-            show_info(
-                f"Auto k: k = {k} is the smallest of {', '.join(map(str, ks))} "
-                f"reaching {self._in.target_text()}."
-            )
-        self._in.n_colors.value = int(k)
-        self._panel.browse(k, preview=False)
-        return self._keep(comparison, k)
-
-    def _keep(self, comparison: Comparison, k: int):
-        """Add the layers of `k` from `comparison`, on the source it was run on.
-
-        The kept labels and palette are used (no recomputing), except for
-        multiscale or lazy sources, whose sweep ran on one level: those run k on
-        the full source. Returns the worker.
-        """
-        from napari.utils.notifications import show_warning
-
-        source = comparison.source
-        if self.is_running:
-            show_warning("Wait for the running job to finish (or cancel it) first.")
-            return None
-        if source.layer is None or source.layer not in self._viewer.layers:
-            show_warning(f"{source.name!r} is gone; run Compare k again.")
-            return None
-        message = f"Adding {source.name!r} at k = {k}..."
-        if source.multiscale or source.is_lazy:
-            kwargs = {**comparison.params, "max_pixels": None}
-            args = (source, int(k))
-            args = (source, quantize_source_iter, *args)
-            return self._start(
-                "quantize", _with_layer_data, args, kwargs, message, source
-            )
-        args = (source, keep_iter, comparison, int(k))
-        return self._start("quantize", _with_layer_data, args, {}, message, source)
-
-    def _on_button(self, _value: Any = None) -> None:
+    def _cancel_or(self, start) -> None:
+        """A job button: Cancel while a job runs, else start its job."""
         if self.is_running:
             self.cancel()
         else:
-            self.run()
-
-    def _on_compare_button(self, _value: Any = None) -> None:
-        if self.is_running:
-            self.cancel()
-        else:
-            self.compare()
-
-    def _on_auto_button(self, _value: Any = None) -> None:
-        if self.is_running:
-            self.cancel()
-        else:
-            self.auto()
+            start()
 
     # --- UI state -----------------------------------------------------------------
-
-    def _buttons(self) -> list[PushButton]:
-        """The job buttons, in the order of BUTTON_TEXT."""
-        return [
-            self._run_button,
-            self._compare_button,
-            self._auto_button,
-            self._save_button,
-        ]
 
     def _on_layers_changed(self, _event: Any = None) -> None:
         if not self._jobs.closed:
@@ -714,78 +485,24 @@ class QuantizeWidget(Container):
     def _update_enabled(self, _value: Any = None) -> None:
         if getattr(self, "_jobs", None) is None or self._jobs.closed:
             return
-        has_images = bool(self._image.choices)
-        self._hint.visible = not has_images
         if not self.is_running:
-            for button in self._buttons():
-                button.enabled = has_images and self._image.value is not None
-            self._save_button.enabled = self._current is not None
-            self._run_button.tooltip = (
-                "Quantise the selected image layer."
-                if has_images
-                else "Open an image layer first."
+            has_images = bool(self._image.choices)
+            self._controls.update_enabled(
+                has_images,
+                has_images and self._image.value is not None,
+                self._current is not None,
             )
             self._in.update_enabled()
 
     def _set_running(self, running: bool, message: str = "") -> None:
         self._in.set_running(running)
-        self._remove_button.enabled = not running
         self._panel.set_running(running)
-        active = dict(zip(BUTTON_TEXT, self._buttons(), strict=True))[self._job]
-        for job, button in zip(BUTTON_TEXT, self._buttons(), strict=True):
-            button.text = "Cancel" if running and button is active else BUTTON_TEXT[job]
-            button.enabled = button is active or not running
-        self._progress.visible = running
-        if running:
-            self._progress.value = 0
-            self._status.value = message
-        else:
+        self._controls.set_running(self._job, running, message)
+        if not running:
             self._update_enabled()
-
-    def _setup_native(self) -> None:
-        from qtpy.QtCore import Qt
-        from qtpy.QtWidgets import QFrame, QScrollArea, QSizePolicy
-
-        for label in (self._hint, self._status):
-            label.native.setWordWrap(True)
-            label.native.setSizePolicy(
-                QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Minimum
-            )
-        self._hint.native.setStyleSheet("color: #e0a030;")
-        self._progress.native.setFormat("%p %")
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setWidget(self._results.native)
-        scroll.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self._scroll = scroll
-        self.native.layout().addWidget(scroll)
-        # room for the swatch table and the figures without cramped wrapping
-        self.native.setMinimumWidth(380)
-
-
-def _with_layer_data(source: SourceInfo, func, *args: Any, **kwargs: Any):
-    """Run the progress generator `func`, then build its layer data (in the worker).
-
-    Building the colormaps, features and palette strip here keeps them off the
-    main thread, which only adds the layers.
-    """
-    outcome = yield from func(*args, **kwargs)
-    return outcome, layer_data_tuples(outcome, source)
-
-
-def _row(*widgets) -> Container:
-    row = Container(widgets=list(widgets), layout="horizontal", labels=False)
-    row.margins = (0, 0, 0, 0)
-    return row
 
 
 def _show_warning(message: Any) -> None:
     from napari.utils.notifications import show_warning
 
     show_warning(str(message))
-
-
-def _is_strip_meta(meta: dict) -> bool:
-    return meta.get("metadata", {}).get("role") == STRIP_ROLE

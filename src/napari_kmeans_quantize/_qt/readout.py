@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from magicgui.widgets import Container, Label, Table
 
+from .controls import wrap_labels
+
 if TYPE_CHECKING:
     from .._layers import QuantizeOutcome, SourceInfo
     from ..metrics import SizeReport
@@ -80,19 +82,47 @@ class Readout(Container):
         table.setFixedHeight(height + 2)
 
     def _setup_native(self) -> None:
-        from qtpy.QtCore import Qt
-        from qtpy.QtWidgets import QAbstractItemView, QSizePolicy
+        from qtpy.QtWidgets import QAbstractItemView
 
-        for label in (self.palette_title, self.figures):
-            label.native.setWordWrap(True)
-            label.native.setSizePolicy(
-                QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Minimum
-            )
-            label.native.setTextFormat(Qt.TextFormat.RichText)
+        wrap_labels(self.palette_title, self.figures, rich=True)
         table = self.swatches.native
         table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         table.verticalHeader().setDefaultSectionSize(22)
+
+
+class ResultsArea:
+    """The results (sweep panel, readout) in a scroll area of their own.
+
+    They can be taller than the screen, and a dock widget taller than the window
+    would stretch the window; the inputs stay in view above them.
+    """
+
+    def __init__(self, *boxes: Container) -> None:
+        from qtpy.QtCore import Qt
+        from qtpy.QtWidgets import QFrame, QScrollArea, QSizePolicy
+
+        self.box = Container(widgets=list(boxes), labels=False)
+        self.box.margins = (0, 0, 0, 0)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(self.box.native)
+        scroll.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.scroll = scroll
+
+    def scroll_to(self, box: Container, alive) -> None:
+        """Bring the top of `box` (the newest readout) into view, while `alive()`."""
+        from qtpy.QtCore import QTimer
+
+        def show() -> None:
+            if alive():
+                bar = self.scroll.verticalScrollBar()
+                bar.setValue(min(box.native.y(), bar.maximum()))
+
+        # after the layout has placed the new content
+        QTimer.singleShot(0, show)
 
 
 def peak_note(dtype: np.dtype, peak: float | None, given: bool) -> str:

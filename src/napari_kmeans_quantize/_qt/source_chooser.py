@@ -432,16 +432,11 @@ class SourceRuns:
     def _show_shared(self, done: list[tuple[QuantizeOutcome, list]]) -> None:
         from napari.utils.notifications import show_info
 
-        from .._layers import add_or_update_layers, select_outputs
+        from .._layers import add_result
 
         w = self._w
         outputs = w._in.outputs.value
-        firsts = []
-        for _outcome, tuples in done:
-            layers = add_or_update_layers(w._viewer, select_outputs(tuples, outputs))
-            firsts.append(
-                next(lay for lay in layers if lay.metadata["role"] == LABELS_ROLE)
-            )
+        firsts = [add_result(w._viewer, tuples, outputs)[0] for _, tuples in done]
         labels = firsts[0]
         w._viewer.reset_view()
         w._viewer.layers.selection.active = labels

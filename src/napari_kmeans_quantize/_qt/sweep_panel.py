@@ -95,14 +95,14 @@ def compare_iter(
     source: SourceInfo, ks: Sequence[int], **params: Any
 ) -> Generator[float, None, Comparison]:
     """Sweep `ks` on `source` keeping every k's labels and palette (for a worker)."""
-    from .._layers import _fit_level
+    from .._layers import fit_level
 
     table = yield from sweep_source_iter(source, ks, keep_results=True, **params)
     kept = {
         k: replace(result, image=None)
         for k, result in zip(table.ks, table.results, strict=True)
     }
-    level = _fit_level(source) if source.multiscale else 0
+    level = fit_level(source) if source.multiscale else 0
     return Comparison(replace(table, results=None), source, params, kept, level)
 
 
