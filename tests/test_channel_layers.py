@@ -51,6 +51,7 @@ def test_channel_layers_keep_their_display_and_features_name_them(
     cells, channel_layers
 ):
     nuclei, membranes = channel_layers(cells)
+    membranes.rendering = "attenuated_mip"
     source = channel_source([nuclei, membranes])
     assert source.name == "nuclei + membranes" and source.channel_axis is None
     outcome = drain(quantize_channels_iter(source, 8))
@@ -64,6 +65,7 @@ def test_channel_layers_keep_their_display_and_features_name_them(
     assert n_meta["contrast_limits"] == [0, 4095]
     assert m_meta["contrast_limits"] == [0, 65535]
     assert m_meta["gamma"] == 0.8 and m_meta["blending"] == "additive"
+    assert m_meta["rendering"] == "attenuated_mip" and n_meta["rendering"] == "mip"
     np.testing.assert_array_equal(n_meta["scale"], [0.29, 0.26, 0.26])
     np.testing.assert_array_equal(n_data, result.palette[result.labels, 0])
     np.testing.assert_array_equal(m_data, result.palette[result.labels, 1])
@@ -145,3 +147,26 @@ def test_quantize_channels_adds_layers_to_a_viewer(
     again = quantize_channels(sources, 6, viewer=viewer)
     assert [lay.name for lay in viewer.layers] == names
     assert again[0] is layers[0]
+
+
+def test_the_labels_save_as_a_tiff_with_the_class_table(
+    cells, channel_layers, tmp_path
+):
+    import tifffile
+
+    from napari_kmeans_quantize._writer import write_labels_with_csv
+    from napari_kmeans_quantize.palette_io import read_palette_csv
+
+    outcome = drain(
+        quantize_channels_iter(channel_source(channel_layers(cells[:6])), 5)
+    )
+    labels, meta, _ = channel_layer_data(outcome)[2]
+    written = write_labels_with_csv(str(tmp_path / "classes.tif"), labels, meta)
+    assert [p.rsplit("/", 1)[-1] for p in written] == [
+        "classes.tif",
+        "classes_palette.csv",
+    ]
+    np.testing.assert_array_equal(tifffile.imread(written[0]), labels)
+    palette, names = read_palette_csv(written[1])
+    assert names == ["nuclei", "membranes"]
+    np.testing.assert_array_equal(palette, outcome.result.palette)

@@ -2,7 +2,8 @@
 
 ``"<channel> k=8"`` (one per channel)
     Image: that channel of the quantised stack, with the source channel's
-    colormap, blending, contrast limits and gamma, placed over the source.
+    colormap, blending, contrast limits, gamma, opacity and 3D rendering,
+    placed over the source.
 ``"<source> k=8 labels"``
     Labels: the class (palette index) of every pixel, drawn in the colour the
     quantised channels add up to; its ``features`` table has a row per class
@@ -42,7 +43,7 @@ __all__ = [
 MEANS_ROLE = "channel means"
 #: The heat strip is as tall as the image; its columns are 1 / MEANS_ASPECT of that
 #: wide (narrower when there are many channels).
-MEANS_ASPECT = 8
+MEANS_ASPECT = 12
 
 
 def channel_limits(outcome: ChannelOutcome) -> list[tuple[float, float]]:
@@ -138,7 +139,7 @@ def channel_layer_data(outcome: ChannelOutcome) -> list[tuple[Any, dict, str]]:
     metadata = {
         "plugin": PLUGIN,
         "source": source.name,
-        "sources": [c.name for c in source.channels],
+        "channel_names": [c.name for c in source.channels],
         "n_colors": result.n_colors,
         "n_colors_requested": params["n_colors"],
         "standardize": params["standardize"],
@@ -166,6 +167,7 @@ def channel_layer_data(outcome: ChannelOutcome) -> list[tuple[Any, dict, str]]:
             "gamma": channel.gamma,
             "blending": channel.blending,
             "opacity": channel.opacity,
+            "rendering": channel.rendering,
             "metadata": {**metadata, "role": IMAGE_ROLE, "channel": j},
             **placement,
         }
@@ -230,8 +232,8 @@ def _means_strip(
     k, n_cols = rgb.shape[:2]
     height, width = (float(n) for n in outcome.source.spatial_shape[-2:])
     row_h = height / k
-    col_w = height / max(MEANS_ASPECT, 2 * n_cols)
-    gap = height / (4 * MEANS_ASPECT)
+    col_w = height / max(MEANS_ASPECT, 3 * n_cols)
+    gap = height / 32
     scale = outcome.source.placement["scale"][-2:]
     translate = outcome.source.placement["translate"][-2:]
     # strip cell (r, c) centre -> image data coordinate; edges meet at -0.5

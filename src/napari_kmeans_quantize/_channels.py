@@ -51,6 +51,7 @@ class ChannelDisplay:
     gamma: float = 1.0
     blending: str = "additive"
     opacity: float = 1.0
+    rendering: str = "mip"  # how it draws in 3D
 
 
 @dataclass(frozen=True, eq=False)
@@ -243,6 +244,7 @@ def _one_layer_source(layer: Any, channel_axis: int | None) -> ChannelSource:
             gamma=float(layer.gamma),
             blending="translucent_no_depth" if i == 0 else "additive",
             opacity=float(layer.opacity),
+            rendering=str(layer.rendering),
         )
         for i, name in enumerate(names)
     )
@@ -286,6 +288,7 @@ def _layers_source(layers: list) -> ChannelSource:
             gamma=float(lay.gamma),
             blending=str(lay.blending),
             opacity=float(lay.opacity),
+            rendering=str(lay.rendering),
         )
         for lay in layers
     )

@@ -100,6 +100,8 @@ class SourceChooser:
                 "units either way."
             ),
         )
+        # room for about four layer names (it scrolls), not the dock's height
+        self.layers.native.setMaximumHeight(88)
         self.widgets = [self.mode, self.layers, self.channel_axis, self.standardize]
         self.mode.changed.connect(self.update_visible)
         self.update_visible()
