@@ -56,6 +56,16 @@ def _save(viewer: napari.Viewer, name: str) -> None:
     print(f"wrote {DOCS / name} ({shot.shape[1]} x {shot.shape[0]})")
 
 
+def _save_3d(viewer: napari.Viewer, widget, name: str, angles: tuple) -> None:
+    """Turn to 3D at camera `angles`, save the screenshot `name`, close the viewer."""
+    viewer.dims.ndisplay = 3
+    viewer.reset_view()
+    viewer.camera.angles = angles
+    _wait(widget)
+    _save(viewer, name)
+    viewer.close()
+
+
 def _viewer_with_widget():
     viewer = napari.Viewer(show=True)
     viewer.window._qt_window.resize(*SIZE)
@@ -123,12 +133,7 @@ def volume() -> None:
     widget.run()
     _wait(widget)
     source.visible = False
-    viewer.dims.ndisplay = 3
-    viewer.reset_view()
-    viewer.camera.angles = (15, 35, 140)
-    _wait(widget)
-    _save(viewer, "volume.png")
-    viewer.close()
+    _save_3d(viewer, widget, "volume.png", (15, 35, 140))
 
 
 def palette_control() -> None:
@@ -202,12 +207,7 @@ def channels() -> None:
     means = viewer.layers["nuclei + membranes k=8 channel means"]
     means.visible = False
     viewer.layers["membranes k=8"].attenuation = 0.15
-    viewer.dims.ndisplay = 3
-    viewer.reset_view()
-    viewer.camera.angles = (10, 30, 130)
-    _wait(widget)
-    _save(viewer, "channels-3d.png")
-    viewer.close()
+    _save_3d(viewer, widget, "channels-3d.png", (10, 30, 130))
 
 
 def main() -> None:
