@@ -91,6 +91,29 @@ def test_a_single_layer_dask_stack_with_a_channel_axis(cells):
     np.testing.assert_array_equal(outcome.result.labels.compute(), eager.result.labels)
 
 
+@pytest.mark.parametrize(
+    ("shape", "axis"),
+    [((3, 24, 20), 0), ((4, 3, 24, 20), 1), ((2, 5, 3, 24, 20), 2)],
+    ids=["c-y-x", "z-c-y-x", "t-z-c-y-x"],
+)
+def test_planes_and_time_points_share_one_palette(shape, axis):
+    rng = np.random.default_rng(2)
+    data = rng.integers(0, 50, shape, dtype=np.uint16) * 80
+    outcome, _ = _run(channel_source(Image(data), channel_axis=axis), 6)
+    result = outcome.result
+    spatial = shape[:axis] + shape[axis + 1 :]
+    assert result.labels.shape == spatial and result.palette.shape == (6, shape[axis])
+    # one palette: every plane's pixels map to rows of the same table
+    np.testing.assert_array_equal(
+        np.moveaxis(result.image, axis, -1), result.palette[result.labels]
+    )
+    # the same as quantising the whole array at once in the engine
+    from napari_kmeans_quantize import quantize
+
+    direct = quantize(data, 6, channel_axis=axis, alpha=False, standardize=True)
+    np.testing.assert_array_equal(direct.palette, result.palette)
+
+
 def test_four_channel_layers_are_plain_channels_not_rgba():
     rng = np.random.default_rng(1)
     data = rng.integers(0, 256, (4, 32, 32), dtype=np.uint8)

@@ -30,6 +30,7 @@ def test_channel_layers_quantise_as_two_channels(make_widget, wait_idle, cells):
     assert not chooser.layers.native.isHidden()
     assert not chooser.standardize.native.isHidden()
     assert not widget._in.locked.enabled  # hex colours are not channel values
+    assert not widget._compare_button.enabled and not widget._auto_button.enabled
     chooser.layers.value = [membranes, nuclei]  # taken in the layer list's order
     widget._n_colors.value = 6
     _run(widget, wait_idle)
@@ -135,6 +136,8 @@ def test_layers_sharing_one_palette_say_so(make_widget, wait_idle, photo):
     assert "<b>shared</b> by 2 layers: frame 1, frame 2" in title
     assert "for 2 layers" in widget._status.value
     assert widget._save_button.enabled  # the readout's (first) result saves
+    chooser.mode.value = "image"
+    assert widget._compare_button.enabled and widget._in.importance.enabled
 
 
 def test_a_shared_palette_of_one_layer_is_refused(make_widget, notifications, photo):

@@ -493,6 +493,7 @@ class QuantizeWidget(Container):
                 self._current is not None,
             )
             self._in.update_enabled()
+            self._sources.update_enabled()
 
     def _set_running(self, running: bool, message: str = "") -> None:
         self._in.set_running(running)

@@ -320,6 +320,23 @@ class SourceRuns:
 
     def __init__(self, widget: Any) -> None:
         self._w = widget
+        self._sweeps = (widget._compare_button, widget._auto_button)
+        self._tips = [button.tooltip for button in self._sweeps]
+        widget._in.sources.mode.changed.connect(lambda _=None: widget._update_enabled())
+
+    def update_enabled(self) -> None:
+        """Compare k and Auto k sweep the image layer alone: not offered for the
+        other sources."""
+        other = self._w._in.sources.kind != "image"
+        for button, tip in zip(self._sweeps, self._tips, strict=True):
+            if other:
+                button.enabled = False
+            button.tooltip = (
+                "Compare k and Auto k sweep one image layer: set 'source' to the "
+                "image layer."
+                if other
+                else tip
+            )
 
     def run(self):
         """Start the chosen source's job; the worker, or None (with a notification)."""
