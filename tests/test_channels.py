@@ -114,6 +114,21 @@ def test_planes_and_time_points_share_one_palette(shape, axis):
     np.testing.assert_array_equal(direct.palette, result.palette)
 
 
+def test_an_importance_map_weighs_the_fit(cells, channel_layers):
+    source = channel_source(channel_layers(cells[:6]))
+    mask = np.zeros((6, 256, 256), np.uint8)
+    mask[:, :128] = 1  # only the top half counts in the fit
+    # unscaled: standardising divides by the deviations over every pixel, weighted
+    # or not, so only then is the fit that of the top half alone
+    weighted, _ = _run(source, 4, weights=mask, standardize=False)
+    plain, _ = _run(source, 4, standardize=False)
+    assert not np.array_equal(weighted.result.palette, plain.result.palette)
+    assert weighted.report.psnr_weighted is not None
+    top = channel_source(channel_layers(cells[:6, :, :128]))
+    alone, _ = _run(top, 4, standardize=False)
+    np.testing.assert_array_equal(alone.result.palette, weighted.result.palette)
+
+
 def test_four_channel_layers_are_plain_channels_not_rgba():
     rng = np.random.default_rng(1)
     data = rng.integers(0, 256, (4, 32, 32), dtype=np.uint8)

@@ -140,6 +140,21 @@ def test_layers_sharing_one_palette_say_so(make_widget, wait_idle, photo):
     assert widget._compare_button.enabled and widget._in.importance.enabled
 
 
+def test_a_layer_removed_during_a_shared_run_discards_it(
+    make_widget, wait_idle, photo, notifications
+):
+    viewer, widget = make_widget()
+    first = viewer.add_image(photo(seed=0), name="frame 1")
+    second = viewer.add_image(photo(seed=1), name="frame 2")
+    widget._in.sources.mode.value = "shared"
+    widget._in.sources.layers.value = [first, second]
+    assert widget.run() is not None
+    viewer.layers.remove(second)
+    wait_idle(widget)
+    assert [lay.name for lay in viewer.layers] == ["frame 1"]
+    assert any("'frame 2' was removed" in m for m, _ in notifications)
+
+
 def test_a_shared_palette_of_one_layer_is_refused(make_widget, notifications, photo):
     viewer, widget = make_widget()
     only = viewer.add_image(photo(), name="only")

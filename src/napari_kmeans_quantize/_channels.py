@@ -411,8 +411,8 @@ def quantize_channels_iter(
     }
     yield 0.0
     data, axis = source.stacked()
-    if weights is not None:
-        weights = np.asarray(getattr(weights, "data", weights))
+    if weights is not None and not isinstance(weights, np.ndarray):
+        weights = np.asarray(getattr(weights, "data", weights))  # a layer's data
     gen = quantize_iter(
         data,
         n_colors,

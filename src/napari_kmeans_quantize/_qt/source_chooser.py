@@ -320,6 +320,7 @@ class SourceRuns:
 
     def __init__(self, widget: Any) -> None:
         self._w = widget
+        self._shared: list[SourceInfo] = []  # the layers of the running shared job
         self._sweeps = (widget._compare_button, widget._auto_button)
         self._tips = [button.tooltip for button in self._sweeps]
         widget._in.sources.mode.changed.connect(lambda _=None: widget._update_enabled())
@@ -365,6 +366,7 @@ class SourceRuns:
                 names = ", ".join(repr(s.name) for s in sources)
                 message = f"Quantising {names} with one palette of {k} colours..."
                 job, snapshot = shared_job, sources
+                self._shared = sources
             else:
                 snapshot = inputs.sources.channel_source(inputs.image.value)
                 if inputs.locked.value.strip():
@@ -449,11 +451,23 @@ class SourceRuns:
         w._scroll_to(w._readout)
 
     def _show_shared(self, done: list[tuple[QuantizeOutcome, list]]) -> None:
-        from napari.utils.notifications import show_info
+        from napari.utils.notifications import show_info, show_warning
 
         from .._layers import add_result
 
         w = self._w
+        gone = [
+            s.name
+            for s in self._shared
+            if s.layer is None or s.layer not in w._viewer.layers
+        ]
+        if gone:
+            show_warning(
+                f"{', '.join(map(repr, gone))} was removed while the palette was "
+                "being fitted; no result layers were added."
+            )
+            w._status.value = "A layer was removed: the shared result was discarded."
+            return
         outputs = w._in.outputs.value
         firsts = [add_result(w._viewer, tuples, outputs)[0] for _, tuples in done]
         labels = firsts[0]
