@@ -437,10 +437,11 @@ def quantize_channels_iter(
         if lazy
         else size_report(result, data, data_range=params["data_range"], weights=weights)
     )
+    what = "image" if len(source.spatial_shape) == 2 else "stack"
     notes = [
         f"{source.n_channels} channels quantised together: one palette of "
         f"{result.n_colors} {source.n_channels}-channel colours over the whole "
-        f"{'x'.join(map(str, source.spatial_shape))} stack."
+        f"{' x '.join(map(str, source.spatial_shape))} {what}."
     ]
     if standardize and result.channel_scale is not None:
         sigmas = ", ".join(f"{s:.4g}" for s in result.channel_scale)
