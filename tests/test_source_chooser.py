@@ -69,6 +69,9 @@ def test_channel_layers_quantise_as_two_channels(make_widget, wait_idle, cells):
     # a click on a class does not lock it as a colour
     widget._on_swatch_clicked(0)
     assert widget._locked.value == ""
+    # Remove results removes the results of the chosen channel layers
+    assert widget.remove_results() == 4
+    assert [lay.name for lay in viewer.layers] == ["nuclei", "membranes"]
 
 
 def test_channels_inside_one_layer_follow_the_guessed_axis(

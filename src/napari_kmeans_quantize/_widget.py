@@ -392,9 +392,11 @@ class QuantizeWidget(Container):
     def remove_results(self, source_name: str | None = None) -> int:
         """Remove every layer the plugin made from one source; return how many.
 
-        `source_name` defaults to the layer in the image-layer box. The source
-        itself is never touched.
+        `source_name` defaults to the layer in the image-layer box (the chosen
+        channel layers, when they are the source). The source itself is never
+        touched.
         """
+        source_name = source_name or self._sources.source_name()
         if source_name is None:
             layer = self._in.image.value
             if layer is None:

@@ -339,6 +339,16 @@ class SourceRuns:
                 else tip
             )
 
+    def source_name(self) -> str | None:
+        """The name the results of the chosen channel layers carry (None for the
+        other sources, whose results carry their layer's name)."""
+        if self._w._in.sources.kind != "layers":
+            return None
+        try:
+            return self._w._in.sources.channel_source(None).name
+        except (TypeError, ValueError):
+            return None
+
     def run(self):
         """Start the chosen source's job; the worker, or None (with a notification)."""
         from napari.utils.notifications import show_error, show_warning
