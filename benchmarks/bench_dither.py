@@ -211,7 +211,10 @@ def write_md(path: Path, rows: list[dict], image: np.ndarray, args) -> None:
         "`quantize(image, k).palette`. Both sides dither that image onto that "
         "palette with Floyd-Steinberg; medians of "
         f"{args.repeat} interleaved runs. Peak extra memory: peak RSS minus RSS "
-        "before the call (peak reset first), in a fresh process per case.",
+        "before the call (peak reset first), in a fresh process per case. "
+        "The machine is a shared 2-core one, loaded by other jobs while this ran "
+        "(see the load average): wall times are inflated and noisy, so read the "
+        "ratios and the CPU times.",
         "",
         "| k | ours (s) | Pillow (s) | ours / Pillow | ours CPU (s) | Pillow CPU (s) | "
         "ours peak extra | "
@@ -231,9 +234,12 @@ def write_md(path: Path, rows: list[dict], image: np.ndarray, args) -> None:
     lines += [
         "",
         "Ours diffuses the error in float64 along serpentine rows and takes the exact "
-        "nearest palette colour (squared RGB distance) at every pixel. The labels "
-        "it returns are uint8 for k <= 256 (one byte per pixel, a third of the "
-        "input).",
+        "nearest palette colour (squared RGB distance) at every pixel, from a grid "
+        "over the palette's bounding box that lists the candidates of every cell. "
+        "The kernel reads uint8 rows as they are (no float64 copy) and writes the "
+        "error sent to the next row as it goes (no second pass over each row). The "
+        "labels it returns are uint8 for k <= 256 (one byte per pixel, a third of "
+        "the input).",
         "",
     ]
     tmp = path.with_name(path.name + ".tmp")

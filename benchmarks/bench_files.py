@@ -25,10 +25,14 @@ the smallest bit depth and with 8 bits per index.
 pngquant is a Debian package: ``apt-get install -y pngquant`` (or ``brew install
 pngquant``, or https://pngquant.org).
 
+``--effort max`` measures the writers at their slowest, smallest settings
+(``file_sizes(..., effort="max")``: PNG ``optimize="max"``, WebP method 6), the
+files ``quantize --effort max`` writes.
+
 Usage::
 
     python benchmarks/bench_files.py [FOLDER] [--ks 16 64 256] [--limit N]
-        [--webp-method M] [--orders] [--per-image]
+        [--effort max] [--webp-method M] [--orders] [--per-image]
 
 FOLDER defaults to ``../shared/data/cq100`` beside the repository.
 """
@@ -142,7 +146,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ks", type=int, nargs="+", default=[16, 64, 256])
     parser.add_argument("--limit", type=int, default=None, help="photos used")
     parser.add_argument(
-        "--webp-method", type=int, default=4, help="libwebp effort 0..6 (default 4)"
+        "--webp-method", type=int, default=None, help="libwebp effort 0..6 (default 4)"
+    )
+    parser.add_argument(
+        "--effort",
+        choices=["default", "max"],
+        default="default",
+        help="the writers' effort: max = PNG optimize='max', WebP method 6",
     )
     parser.add_argument(
         "--orders", action="store_true", help="also measure palette orders for size"
@@ -163,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
         ["pngquant", "--version"], capture_output=True, text=True
     ).stdout.strip()
     print(f"{len(paths)} photos from {args.folder}; pngquant {version}; "
-          f"WebP method {args.webp_method}")  # fmt: skip
+          f"effort {args.effort}, WebP method {args.webp_method}")  # fmt: skip
 
     rows: dict[int, list[dict]] = {k: [] for k in args.ks}
     with tempfile.TemporaryDirectory() as tmp:
@@ -175,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
                     result = quantize(image, k)
                 labels, palette = result.labels, result.palette
                 sizes = palette_io.file_sizes(
-                    labels, palette, webp_method=args.webp_method
+                    labels, palette, webp_method=args.webp_method, effort=args.effort
                 ).sizes
                 png, webp = sizes["png"], sizes["webp"]
                 smallest = min(png, webp)

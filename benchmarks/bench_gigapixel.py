@@ -618,13 +618,15 @@ labels equal: **{labels_ok}**, image equal: **{image_ok}**.
     text += """
 ## What runs
 
-1. Histogram: the pixels of every chunk are counted through a bitmap over the
-   2**24 keys of 8-bit RGB (4 MiB of bits and ranks per running task), each
-   pixel's key made as it is counted: no array of keys; batches of chunks are
-   computed with `dask.compute` (one progress step each) and added into one
-   fixed 2**24-entry int64 count array (128 MiB) on the caller's side
-   (`histogram_method="auto"`, i.e. "dense" for 8-bit RGB). The histogram is
-   exact.
+1. Histogram: on the threaded scheduler every running task adds the pixels of
+   its chunk straight into a uint32 count array over the 2**24 keys of 8-bit RGB
+   (64 MiB, one per task running at a time), each pixel's key made as it is
+   counted: one increment per pixel, no array of keys, nothing sent back; the
+   arrays are added up once at the end. Batches of chunks are computed with
+   `dask.compute` (one progress step each; `histogram_method="auto"`, i.e.
+   "dense" for 8-bit RGB). On a distributed cluster each chunk is counted
+   through a bitmap over the key space and its distinct colours are added into
+   one int64 count array on the caller's side. The histogram is exact.
 2. Fit: the in-memory weighted k-means on the distinct colours, in the in-memory
    histogram's order, hence the identical palette.
 3. Map: a 2**24-entry uint8 lookup table (16 MiB, one node of the dask graph)

@@ -9,6 +9,8 @@ on the same images (the machine is shared, so the ratio is what counts):
   indexed-PNG bytes), i.e. the figures one row of the sweep holds;
 * ``sweep``: ``sweep(image)`` over the eight default k, every row with its figures.
 
+Wall and CPU time (``time.process_time``: every thread of the process, which a
+loaded machine inflates less than the wall time) are both printed, best of R.
 ``sweep / (quantize + report)`` compares like with like: each row of the sweep
 holds the figures that ``size_report`` computes for one run (and the widget's Run
 shows the same report). ``sweep / quantize`` counts the eight rows' reports on one
@@ -41,14 +43,16 @@ from napari_kmeans_quantize.metrics import size_report
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _best_of(func, repeat: int) -> float:
-    """Shortest wall time of `repeat` calls (the least disturbed by other load)."""
-    times = []
+def _best_of(func, repeat: int) -> tuple[float, float]:
+    """Shortest wall time and shortest CPU time (of this process, every thread)
+    of `repeat` calls: the least disturbed by other load."""
+    times, cpu = [], []
     for _ in range(repeat):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         func()
         times.append(time.perf_counter() - start)
-    return min(times)
+        cpu.append(time.process_time() - start_cpu)
+    return min(times), min(cpu)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -95,26 +99,31 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{len(paths)} images from {args.folder}; {os.cpu_count()} cores; "
           f"load average before: {os.getloadavg()}")  # fmt: skip
     print("| image | quantize k=256 s | + report s | sweep s | sweep / quantize "
-          "| sweep / (quantize + report) |")  # fmt: skip
-    print("|---|---:|---:|---:|---:|---:|")
-    ratios, ratios_report = [], []
+          "| sweep / (quantize + report) | CPU s: + report | CPU s: sweep "
+          "| CPU: sweep / (quantize + report) |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    ratios, ratios_report, ratios_cpu = [], [], []
     for path in paths:
         if path.suffix == ".npy":
             image = np.load(path)
         else:
             image = np.asarray(Image.open(path).convert("RGB"))
-        t_q = _best_of(lambda image=image: quantize(image, 256), args.repeat)
-        t_qr = _best_of(
+        t_q, _ = _best_of(lambda image=image: quantize(image, 256), args.repeat)
+        t_qr, c_qr = _best_of(
             lambda image=image: size_report(quantize(image, 256), image), args.repeat
         )
-        t_s = _best_of(lambda image=image: sweep(image), args.repeat)
+        t_s, c_s = _best_of(lambda image=image: sweep(image), args.repeat)
         ratios.append(t_s / t_q)
         ratios_report.append(t_s / t_qr)
+        ratios_cpu.append(c_s / c_qr)
         print(f"| {path.stem} | {t_q:.2f} | {t_qr:.2f} | {t_s:.2f} | "
-              f"{t_s / t_q:.2f} | {t_s / t_qr:.2f} |")  # fmt: skip
+              f"{t_s / t_q:.2f} | {t_s / t_qr:.2f} | {c_qr:.2f} | {c_s:.2f} | "
+              f"{c_s / c_qr:.2f} |", flush=True)  # fmt: skip
     print(f"median sweep / (quantize + report): "
           f"{statistics.median(ratios_report):.2f} (like for like; target < 2); "
-          f"sweep / quantize alone: {statistics.median(ratios):.2f}")  # fmt: skip
+          f"sweep / quantize alone: {statistics.median(ratios):.2f}; "
+          f"CPU time, sweep / (quantize + report): "
+          f"{statistics.median(ratios_cpu):.2f}")  # fmt: skip
     print(f"load average after: {os.getloadavg()}")
     if tmp is not None:
         tmp.cleanup()

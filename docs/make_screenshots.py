@@ -2,7 +2,7 @@
 
 Run from the repository root on a machine with a display (or under Xvfb)::
 
-    xvfb-run -a -s "-screen 0 1600x1000x24" python docs/make_screenshots.py
+    xvfb-run -a -s "-screen 0 1600x1000x24" python docs/make_screenshots.py [photo volume ...]
 
 It writes ``docs/widget.png`` (a run on the astronaut sample at k = 8: the new
 layers and the palette readout), ``docs/sweep.png`` (Compare k over k = 2..256,
@@ -56,11 +56,15 @@ def _save(viewer: napari.Viewer, name: str) -> None:
     print(f"wrote {DOCS / name} ({shot.shape[1]} x {shot.shape[0]})")
 
 
-def _save_3d(viewer: napari.Viewer, widget, name: str, angles: tuple) -> None:
-    """Turn to 3D at camera `angles`, save the screenshot `name`, close the viewer."""
+def _save_3d(
+    viewer: napari.Viewer, widget, name: str, angles: tuple, zoom: float = 1.0
+) -> None:
+    """Turn to 3D at camera `angles` (and `zoom` times the fitted zoom), save the
+    screenshot `name`, close the viewer."""
     viewer.dims.ndisplay = 3
     viewer.reset_view()
     viewer.camera.angles = angles
+    viewer.camera.zoom *= zoom
     _wait(widget)
     _save(viewer, name)
     viewer.close()
@@ -133,7 +137,8 @@ def volume() -> None:
     widget.run()
     _wait(widget)
     source.visible = False
-    _save_3d(viewer, widget, "volume.png", (15, 35, 140))
+    # zoomed out: room for the palette strip beside the volume
+    _save_3d(viewer, widget, "volume.png", (15, 35, 140), zoom=0.6)
 
 
 def palette_control() -> None:
@@ -210,17 +215,15 @@ def channels() -> None:
     _save_3d(viewer, widget, "channels-3d.png", (10, 30, 130))
 
 
-def main() -> None:
-    which = sys.argv[1:] or [
-        "photo",
-        "microscopy",
-        "volume",
-        "palette_control",
-        "channels",
-    ]
-    for name in which:
-        globals()[name]()
+def main(names: list[str]) -> None:
+    """Make the screenshots named (photo, microscopy, volume, palette_control,
+    channels), or all of them."""
+    makers = {
+        f.__name__: f for f in (photo, microscopy, volume, palette_control, channels)
+    }
+    for name in names or makers:
+        makers[name]()
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

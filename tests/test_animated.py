@@ -89,6 +89,17 @@ def test_apng_keeps_the_indices_and_one_palette():
     assert names.count(b"fdAT") >= len(labels) - 1
 
 
+def test_apng_max_effort_is_exact_and_no_larger():
+    labels, palette = _stack(16)
+    best = to_apng_bytes(labels, palette, optimize="max")
+    assert len(best) <= len(to_apng_bytes(labels, palette))
+    _, frames = _frames_back(best, "RGB")
+    for frame, lab in zip(frames, labels, strict=True):
+        np.testing.assert_array_equal(np.asarray(frame), lab)
+    with pytest.raises(ValueError, match="True, False or 'max'"):
+        to_apng_bytes(labels, palette, optimize="best")
+
+
 def test_gif_has_one_global_colour_table():
     labels, palette = _stack(16)
     data = to_animated_gif_bytes(labels, palette)

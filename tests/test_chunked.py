@@ -18,7 +18,7 @@ from napari_kmeans_quantize import (
     quantize,
     quantize_iter,
 )
-from napari_kmeans_quantize._engine import dask_backend
+from napari_kmeans_quantize._engine import dask_backend, dask_histogram
 from napari_kmeans_quantize.chunked import (
     quantize_dask_iter,
     quantize_multiscale,
@@ -171,11 +171,55 @@ def test_more_than_256_colours_gives_uint16_labels(rgb):
 
 def test_dense_block_counting_matches(rgb, monkeypatch):
     # Blocks this large are counted by a bincount over all 2**24 colours.
-    monkeypatch.setattr(dask_backend, "_BINCOUNT_MIN_FILL", 0.0001)
+    monkeypatch.setattr(dask_histogram, "_BINCOUNT_MIN_FILL", 0.0001)
     image = _noisy(rgb)
     _assert_same(
         quantize(da.from_array(image, chunks=(64, 64, 3)), 16), quantize(image, 16)
     )
+
+
+@pytest.mark.parametrize("scheduler", ["threads", "sync"])
+def test_shared_counts_match_in_memory(rgb, scheduler):
+    image = _noisy(rgb)
+    lazy = da.from_array(image, chunks=(40, 50, 3))
+    with dask.config.set(scheduler=scheduler):
+        assert dask_histogram._shares_memory(lazy)
+        res = quantize(lazy, 16)
+        _assert_same(res, quantize(image, 16))
+    with dask.config.set(scheduler="processes"):
+        assert not dask_histogram._shares_memory(lazy)
+
+
+@pytest.mark.parametrize(
+    ("limit", "arrays"),
+    [(None, None), (700, None), (None, 1)],
+    ids=["uint32", "spilling", "one-array"],
+)
+def test_dense_counter_counts_concurrent_adds_exactly(limit, arrays, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from napari_kmeans_quantize._engine.dense import DenseCounter
+    from napari_kmeans_quantize._engine.keys import KeySpec
+
+    if limit is not None:
+        # Small enough that the uint32 arrays spill into int64 (and chunks split).
+        monkeypatch.setattr(DenseCounter, "_LIMIT", limit)
+    if arrays is not None:
+        # The tasks past the cap wait for an array instead of making one.
+        monkeypatch.setattr(DenseCounter, "_MAX_ARRAYS", arrays)
+    rng = np.random.default_rng(1)
+    pixels = rng.integers(0, 8, size=(20_000, 3), dtype=np.uint8) * 32
+    counter = DenseCounter(KeySpec(pixels.dtype, 3))
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(counter.add, np.array_split(pixels, 37)))
+    assert 1 <= len(counter._arrays) <= DenseCounter._MAX_ARRAYS
+    keys, counts = counter.result()
+    colours, expected = np.unique(pixels, axis=0, return_counts=True)
+    keyed = (colours.astype(np.int64) << [16, 8, 0]).sum(axis=1)
+    np.testing.assert_array_equal(keys, keyed)
+    np.testing.assert_array_equal(counts, expected)
+    assert keys.dtype == np.uint32 and counts.dtype == np.int64
+    assert counter.result()[0].size == 0  # the arrays were released
 
 
 @pytest.mark.parametrize("method", ["dense", "sparse"])

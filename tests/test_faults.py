@@ -267,7 +267,7 @@ def test_ctrl_c_mid_run_is_a_clean_exit(tmp_path, command, delay):
 
 
 # The write stops half-way until a signal comes: a deterministic "mid-write".
-_STOP_MID_WRITE = textwrap.dedent(
+STOP_MID_WRITE = textwrap.dedent(
     """
     import time
     from napari_kmeans_quantize import _atomic
@@ -283,7 +283,8 @@ _STOP_MID_WRITE = textwrap.dedent(
     import napari_kmeans_quantize.palette_io as pio
     pio.atomic_write = anim.atomic_write = slow
     """
-).replace("\n", "\n        ")
+)
+_STOP_MID_WRITE = STOP_MID_WRITE.replace("\n", "\n        ")
 
 
 def _stopped_mid_write(tmp_path: Path, target: Path) -> subprocess.Popen:

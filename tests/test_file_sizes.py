@@ -102,3 +102,23 @@ def test_webp_effort_is_passed_on(photo):
     )
     with pytest.raises(ValueError, match=r"0\.\.6"):
         file_sizes(result.labels, result.palette, webp_method=9)
+
+
+def test_max_effort_is_the_writers_slowest_settings(photo):
+    result = _quantized(photo(48, 64), 16)
+    lab, pal = result.labels, result.palette
+    best = file_sizes(lab, pal, effort="max")
+    assert best.sizes == {
+        "png": len(to_png_bytes(lab, pal, optimize="max")),
+        "webp": len(to_webp_bytes(lab, pal, method=6)),
+    }
+    default = file_sizes(lab, pal)
+    assert best.sizes["png"] <= default.sizes["png"]
+    assert best.smallest_bytes <= default.smallest_bytes
+    frames = _quantized(np.stack([photo(seed=s) for s in range(2)]), 8)
+    stack = file_sizes(frames.labels, frames.palette, effort="max")
+    assert stack.sizes["apng"] == len(
+        to_apng_bytes(frames.labels, frames.palette, optimize="max")
+    )
+    with pytest.raises(ValueError, match="effort must be 'default' or 'max'"):
+        file_sizes(lab, pal, effort="slow")

@@ -576,3 +576,113 @@ def test_outputs_choose_what_goes_on_the_canvas(
 def test_bad_outputs_are_refused_before_any_work(astronaut):
     with pytest.raises(ValueError, match="outputs must be one of"):
         quantize_layer(Image(astronaut[::8, ::8], rgb=True), 4, outputs="everything")
+
+
+# --- lazy sources: display pyramid, locked colours and importance ------------------
+
+
+def test_big_lazy_2d_result_is_shown_as_a_pyramid_of_its_own_pixels(
+    astronaut, monkeypatch
+):
+    import dask.array as da
+
+    from napari_kmeans_quantize import _layers
+
+    monkeypatch.setattr(_layers.sources, "DISPLAY_PYRAMID_PIXELS", 64 * 64)
+    monkeypatch.setattr(_layers.sources, "DISPLAY_MIN_SIDE", 32)
+    monkeypatch.setattr(_layers.sources, "DISPLAY_EAGER_PIXELS", 64 * 64)
+    small = astronaut[::2, ::2]  # 256 x 256
+    source = Image(da.from_array(small, chunks=(64, 64, 3)), name="big", rgb=True)
+    outcome = _drain(quantize_source_iter(source_info(source), 6))
+    eager = quantize(small, 6)
+    # level 0 is the plain run, bit for bit ...
+    np.testing.assert_array_equal(outcome.result.palette, eager.palette)
+    np.testing.assert_array_equal(outcome.result.labels.compute(), eager.labels)
+    np.testing.assert_array_equal(outcome.result.counts, eager.counts)
+    # ... and every coarser level is its every 2nd, 4th, 8th pixel
+    assert [lab.shape for _, lab in outcome.levels] == [
+        (256, 256),
+        (128, 128),
+        (64, 64),
+        (32, 32),
+    ]
+    for i, (image, labels) in enumerate(outcome.levels):
+        # the fine levels stay lazy; the coarse ones napari draws first are made
+        assert isinstance(labels, da.Array) == (i < 2)
+        np.testing.assert_array_equal(labels, eager.labels[:: 2**i, :: 2**i])
+        np.testing.assert_array_equal(image, eager.image[:: 2**i, :: 2**i])
+    image, labels, _ = (Layer.create(*t) for t in layer_data_tuples(outcome, source))
+    assert image.multiscale and labels.multiscale
+    assert any("pyramid" in note for note in outcome.notes)
+    # small lazy results stay single-scale
+    tiny = Image(da.from_array(small[:32, :32], chunks=16), name="tiny", rgb=True)
+    assert _drain(quantize_source_iter(source_info(tiny), 4)).levels is None
+
+
+def test_lazy_source_takes_locked_colours_and_importance(astronaut):
+    import dask.array as da
+
+    small = astronaut[::4, ::4]
+    lazy = Image(da.from_array(small, chunks=(32, 32, 3)), name="lazy", rgb=True)
+    white = np.array([[255, 255, 255]], np.uint8)
+    weights = np.ones(small.shape[:2])
+    weights[20:60, 50:90] = 10.0  # the face counts ten times
+    outcome = _drain(
+        quantize_source_iter(source_info(lazy), 6, fixed_colors=white, weights=weights)
+    )
+    eager = quantize(small, 6, fixed_colors=white, weights=weights)
+    np.testing.assert_array_equal(outcome.result.palette, eager.palette)
+    np.testing.assert_array_equal(outcome.result.labels.compute(), eager.labels)
+    assert (outcome.result.palette == white).all(axis=1).any()
+    assert outcome.params["fixed_colors"] == white.tolist()
+    # locked colours on a lazy multiscale source too
+    pyramid = [da.from_array(small, chunks=32), da.from_array(small[::2, ::2])]
+    multi = Image(pyramid, name="multi", rgb=True, multiscale=True)
+    result = _drain(quantize_source_iter(source_info(multi), 5, fixed_colors=white))
+    assert (result.result.palette == white).all(axis=1).any()
+    # the engine's multiscale path takes no weights: refused, saying why
+    with pytest.raises(ValueError, match="multiscale"):
+        _drain(quantize_source_iter(source_info(multi), 5, weights=weights))
+
+
+def test_dask_sweep_runs_chunk_by_chunk_with_lazy_results(astronaut):
+    import dask.array as da
+
+    small = astronaut[::4, ::4]
+    lazy = Image(da.from_array(small, chunks=(32, 32, 3)), name="lazy", rgb=True)
+    table = _drain(sweep_source_iter(source_info(lazy), (4, 8), keep_results=True))
+    eager = sweep(small, ks=(4, 8), keep_results=True)
+    for row, ref in zip(table, eager, strict=True):
+        assert row.psnr == pytest.approx(ref.psnr)
+        assert row.formula_bits == ref.formula_bits
+        assert row.png_bytes is None  # would read every pixel
+    assert all(isinstance(r.labels, da.Array) for r in table.results)
+    np.testing.assert_array_equal(table.results[1].labels, eager.results[1].labels)
+
+
+def test_labels_volumes_step_aside_in_3d_and_come_back_in_2d(make_napari_viewer):
+    from skimage import data
+
+    viewer = make_napari_viewer()
+    blobs = data.binary_blobs(32, n_dim=3, volume_fraction=0.1, rng=1)
+    volume = viewer.add_image(blobs.astype(np.uint8) * 200, name="vol")
+    photo = viewer.add_image(data.astronaut()[::8, ::8], name="photo", rgb=True)
+    image, labels, strip = quantize_layer(volume, 4, viewer=viewer, outputs="all")
+    flat_labels = quantize_layer(photo, 4, viewer=viewer, outputs="all")[1]
+    assert labels.visible
+    viewer.dims.ndisplay = 3
+    # label 0 (the dark background here) would wall off the volume
+    assert not labels.visible
+    assert image.visible and image.rendering == volume.rendering
+    assert flat_labels.visible  # a 2-D image's labels are a plane in 3D: kept
+    assert strip.interpolation3d == "nearest"  # crisp swatches in 3D too
+    # a result added while in 3D steps aside at once
+    again = quantize_layer(volume, 3, viewer=viewer, outputs="all")[1]
+    assert not again.visible
+    viewer.dims.ndisplay = 2
+    assert labels.visible and again.visible
+    # a labels layer the user hid stays hidden
+    labels.visible = False
+    viewer.dims.ndisplay = 3
+    viewer.dims.ndisplay = 2
+    assert not labels.visible

@@ -301,11 +301,10 @@ def test_quantize_errors_are_one_line(photo_file, capsys, extra, message):
 def test_quantize_missing_file(tmp_path, capsys):
     assert main(["quantize", str(tmp_path / "nope.png"), "-k", "4"]) == 1
     assert "no such image file" in capsys.readouterr().err
+    # A folder is a folder of photos (see test_batch.py): here, an empty one.
     assert main(["quantize", str(tmp_path), "-k", "4"]) == 1
     assert (
-        capsys.readouterr()
-        .err.strip()
-        .endswith(f"{tmp_path}: is a folder, not an image file")
+        capsys.readouterr().err.strip().endswith(f"{tmp_path}: no image files in it.")
     )
 
 
@@ -444,6 +443,70 @@ def test_quantize_a_multichannel_tiff(tmp_path, capsys):
     assert not (tmp_path / "p.png").exists()
 
 
+@pytest.mark.parametrize("suffix", [".png", ".webp"])
+def test_quantize_effort_max_writes_the_smaller_exact_file(
+    photo_file, tmp_path, suffix
+):
+    from napari_kmeans_quantize import quantize
+
+    files = {}
+    for effort in ("default", "max"):
+        files[effort] = tmp_path / f"{effort}{suffix}"
+        argv = ["quantize", str(photo_file), "-k", "16", "--out", str(files[effort])]
+        assert main([*argv, "--effort", effort]) == 0
+    want = quantize(np.asarray(Image.open(photo_file)), 16).image
+    for path in files.values():
+        with Image.open(path) as pil:
+            np.testing.assert_array_equal(np.asarray(pil.convert("RGB")), want)
+    assert files["max"].stat().st_size <= files["default"].stat().st_size
+
+
+@pytest.mark.parametrize("ome", [False, True])
+def test_three_fluorescence_channels_are_channels_not_rgb(tmp_path, capsys, ome):
+    import tifffile
+
+    from napari_kmeans_quantize import quantize
+    from napari_kmeans_quantize.palette_io import read_palette_csv
+
+    rng = np.random.default_rng(1)
+    cells = rng.integers(0, 4096, (3, 30, 40), dtype=np.uint16)  # C Y X
+    src = tmp_path / "cells.tif"
+    if ome:
+        tifffile.imwrite(src, cells, ome=True, metadata={"axes": "CYX"})
+    else:
+        tifffile.imwrite(src, cells, imagej=True, metadata={"axes": "CYX"})
+    out = tmp_path / "cells_k4.tif"
+    assert main(["quantize", str(src), "-k", "4", "--out", str(out)]) == 0
+    want = quantize(cells, 4, channel_axis=0)
+    np.testing.assert_array_equal(tifffile.imread(out), want.labels)
+    palette, _ = read_palette_csv(tmp_path / "cells_k4_palette.csv")
+    np.testing.assert_array_equal(palette, want.palette)
+    assert "3 channels" in capsys.readouterr().out
+    assert main(["quantize", str(src), "-k", "4", "--out", str(tmp_path / "c.png")])
+    assert "3 plain channels have no colours for a PNG" in capsys.readouterr().err
+    assert not (tmp_path / "c.png").exists()
+
+
+def test_an_rgb_tiff_is_colours_and_plain_channels_says_otherwise(tmp_path, capsys):
+    import tifffile
+
+    rgb = _photo()
+    src = tmp_path / "rgb.tif"
+    tifffile.imwrite(src, rgb, photometric="rgb")
+    out = tmp_path / "rgb-k4.tif"
+    assert main(["quantize", str(src), "-k", "4", "--out", str(out)]) == 0
+    with Image.open(out) as pil:
+        assert pil.mode == "P"  # a palette TIFF of colours
+    assert not (tmp_path / "rgb-k4_palette.csv").exists()
+    png = tmp_path / "photo.png"
+    Image.fromarray(rgb).save(png)
+    plain = tmp_path / "plain-k4.tif"
+    argv = ["quantize", str(png), "-k", "4", "--out", str(plain), "--plain-channels"]
+    assert main(argv) == 0
+    assert (tmp_path / "plain-k4_palette.csv").exists()
+    assert tifffile.imread(plain).shape == rgb.shape[:2]
+
+
 def test_quantize_fixed_colors_are_in_the_file(photo_file, tmp_path, capsys):
     out = tmp_path / "fixed.png"
     code = main(
@@ -509,9 +572,18 @@ def test_quantize_bad_palette_control_is_an_error(photo_file, capsys, extra, mes
     assert message in capsys.readouterr().err
 
 
-def test_several_inputs_need_shared(photo_file, capsys):
-    assert main(["quantize", str(photo_file), str(photo_file), "-k", "4"]) == 1
-    assert "--shared" in capsys.readouterr().err
+def test_several_inputs_without_shared_get_a_palette_each(photo_file, capsys):
+    other = photo_file.with_name("other.png")
+    Image.fromarray(_photo(seed=5)).save(other)
+    assert main(["quantize", str(photo_file), str(other), "-k", "4"]) == 0
+    assert "2 of 2 photos written as PNG" in capsys.readouterr().out
+    for source in (photo_file, other):
+        from napari_kmeans_quantize import quantize
+
+        with Image.open(source.with_name(f"{source.stem}-k4.png")) as pil:
+            got = np.asarray(pil.convert("RGB"))
+        want = quantize(np.asarray(Image.open(source)), 4).image
+        np.testing.assert_array_equal(got, want)
 
 
 # --- targets: nothing a user has is lost --------------------------------------------
@@ -651,8 +723,8 @@ def test_demo_writes_every_file_through_the_atomic_writer(tmp_path, monkeypatch)
         return real(path, write, **kwargs)
 
     # Every writer module reaches the one function through its own import.
-    import napari_kmeans_quantize.__main__ as cli
     from napari_kmeans_quantize import _animated, _targets, _webp, palette_io
+    from napari_kmeans_quantize import _cli_sweep as cli
 
     for module in (cli, _targets, palette_io, _animated, _webp):
         monkeypatch.setattr(module, "atomic_write", spy)

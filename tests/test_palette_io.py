@@ -97,6 +97,36 @@ def test_png_forced_8_bits_still_exact():
         to_png_bytes(labels, palette, bits=2)
 
 
+@pytest.mark.parametrize("k", [4, 16, 200])
+def test_png_max_effort_is_exact_and_no_larger(k):
+    labels, palette = _quantized(k)
+    best = to_png_bytes(labels, palette, optimize="max")
+    assert len(best) <= len(to_png_bytes(labels, palette))
+    # The smaller of the smallest bit depth and 8 bits per index, at level 12.
+    import deflate
+
+    depths = {png_bit_depth(k), 8}
+    idats = {
+        b: len(deflate.zlib_compress(_encode.png_rows(labels, b), 12)) for b in depths
+    }
+    chunks = _png_chunks(best)
+    assert chunks[b"IHDR"][8] == min(idats, key=idats.get)
+    assert len(chunks[b"IDAT"]) == min(idats.values())
+    im = _open(best)
+    np.testing.assert_array_equal(np.asarray(im.convert("RGB")), palette[labels])
+    np.testing.assert_array_equal(np.asarray(im), labels)
+
+
+def test_png_optimize_must_be_a_bool_or_max(tmp_path):
+    labels, palette = _quantized(4)
+    for bad in ("fast", 3, None):
+        with pytest.raises(ValueError, match="True, False or 'max'"):
+            to_png_bytes(labels, palette, optimize=bad)
+        with pytest.raises(ValueError, match="True, False or 'max'"):
+            write_indexed_png(tmp_path / "x.png", labels, palette, optimize=bad)
+    assert not (tmp_path / "x.png").exists()
+
+
 def test_png_rgba_round_trip_and_short_trns():
     rng = np.random.default_rng(1)
     palette = rng.integers(0, 256, (16, 4)).astype(np.uint8)

@@ -54,7 +54,7 @@ def _assert_same_labels(opened, saved):
 def test_saved_result_comes_back_as_it_was(photo, make_napari_viewer, tmp_path, suffix):
     viewer = make_napari_viewer()
     saved = _quantize_in_viewer(viewer, photo(), 16)
-    path = str(tmp_path / f"q{suffix}")
+    path = str(tmp_path / f"q-k16{suffix}")  # a name of ours: see napari.yaml
     assert napari.save_layers(path, [saved], plugin=PLUGIN) == [path]
     _, opened = viewer.open(path, plugin=PLUGIN)
     assert opened._type_string == "labels"
@@ -77,7 +77,7 @@ def test_stack_round_trip_through_save_and_open(
     viewer = make_napari_viewer()
     saved = _quantize_in_viewer(viewer, _series(photo), 32)
     assert np.asarray(saved.data).shape == (4, 40, 56)
-    path = str(tmp_path / f"s{suffix}")
+    path = str(tmp_path / f"s-k32{suffix}")
     assert napari.save_layers(path, [saved], plugin=PLUGIN) == [path]
     _, opened = viewer.open(path, plugin=PLUGIN)
     _assert_same_labels(opened, saved)
@@ -95,7 +95,7 @@ def test_rgba_result_round_trip(photo, make_napari_viewer, tmp_path):
     image[30:, 40:, 3] = 128
     saved = _quantize_in_viewer(viewer, image, 16)
     for suffix in (".png", ".apng"):
-        path = str(tmp_path / f"a{suffix}")
+        path = str(tmp_path / f"a-k16{suffix}")
         assert napari.save_layers(path, [saved], plugin=PLUGIN) == [path]
         _, opened = viewer.open(path, plugin=PLUGIN)
         _assert_same_labels(opened, saved)
@@ -108,11 +108,11 @@ def test_the_image_comes_too_hidden_below_the_labels(
     viewer = make_napari_viewer()
     result = _quantized(photo(), 8)
     path = palette_io.write_indexed_png(
-        tmp_path / "q.png", result.labels, result.palette
+        tmp_path / "q-k8.png", result.labels, result.palette
     )
     image, labels = viewer.open(path, plugin=PLUGIN)
     assert image.rgb and not image.visible and labels.visible
-    assert (image.name, labels.name) == ("q", "q labels")
+    assert (image.name, labels.name) == ("q-k8", "q-k8 labels")
     assert list(viewer.layers).index(image) < list(viewer.layers).index(labels)
     np.testing.assert_array_equal(image.data, result.image)
     np.testing.assert_array_equal(labels.data, result.labels)
@@ -123,7 +123,11 @@ def test_frame_times_survive_open_and_save(photo, make_napari_viewer, tmp_path):
     result = _quantized(_series(photo), 16)
     durations = [30, 60, 90, 120]
     path = palette_io.write_animated_gif(
-        tmp_path / "a.gif", result.labels, result.palette, duration=durations, loop=2
+        tmp_path / "a-k16.gif",
+        result.labels,
+        result.palette,
+        duration=durations,
+        loop=2,
     )
     _, opened = viewer.open(path, plugin=PLUGIN)
     assert opened.metadata["frame_durations_ms"] == durations
@@ -144,7 +148,7 @@ def test_uint16_palette_tiff_keeps_its_16_bit_colours(
     viewer = make_napari_viewer()
     result = _quantized(photo().astype(np.uint16) * 200, 8)
     path = palette_io.write_palette_tiff(
-        tmp_path / "q.tif", result.labels, result.palette
+        tmp_path / "q-k8.tif", result.labels, result.palette
     )
     image, labels = viewer.open(path, plugin=PLUGIN)
     np.testing.assert_array_equal(labels.metadata["palette"], result.palette)
@@ -175,7 +179,7 @@ def test_gif_with_local_colour_tables_keeps_its_colours(tmp_path):
 
 def test_other_files_are_left_to_napari(photo, make_napari_viewer, tmp_path):
     viewer = make_napari_viewer()
-    rgb = str(tmp_path / "rgb.png")
+    rgb = str(tmp_path / "rgb-k4.png")  # a name of ours, not an indexed file
     Image.fromarray(photo()).save(rgb)
     grey = str(tmp_path / "grey.png")
     Image.fromarray(photo()[..., 0]).save(grey)
@@ -207,10 +211,58 @@ def test_binary_transparency_round_trip(photo, make_napari_viewer, tmp_path, suf
     image[:, :10, :10] = 0  # one fully transparent colour, the others opaque
     saved = _quantize_in_viewer(viewer, image, 8)
     assert (saved.metadata["palette"][:, 3] == 0).sum() == 1
-    path = str(tmp_path / f"t{suffix}")
+    path = str(tmp_path / f"t-k8{suffix}")
     assert napari.save_layers(path, [saved], plugin=PLUGIN) == [path]
     image_layer, opened = viewer.open(path, plugin=PLUGIN)
     _assert_same_labels(opened, saved)
     np.testing.assert_array_equal(
         image_layer.data[..., 3], saved.metadata["palette"][np.asarray(saved.data), 3]
     )
+
+
+def test_open_without_a_plugin_asks_only_for_names_of_ours(
+    photo, make_napari_viewer, tmp_path
+):
+    from napari.errors import MultipleReaderError
+    from napari.settings import get_settings
+
+    # plugin=None is what File > Open passes (viewer.open's default is "napari").
+    viewer = make_napari_viewer()
+    plain = tmp_path / "holiday.png"
+    Image.fromarray(photo()).save(plain)
+    result = _quantized(photo(), 8)
+    # Any other PNG, an indexed one too, is napari's: no question.
+    other = palette_io.write_indexed_png(
+        tmp_path / "other.png", result.labels, result.palette
+    )
+    for path in (plain, other):
+        [layer] = viewer.open(path, plugin=None)
+        assert layer._type_string == "image"
+    # .apng is claimed by this plugin only: labels and palette, no question.
+    frames = _quantized(_series(photo), 8)
+    apng = palette_io.write_apng(tmp_path / "t.apng", frames.labels, frames.palette)
+    image, labels = viewer.open(apng, plugin=None)
+    np.testing.assert_array_equal(labels.data, frames.labels)
+    assert labels.metadata["n_colors"] == 8 and not image.visible
+    # A name this plugin gives: napari asks, offering this reader; a preference
+    # (napari's "remember this choice", here by pattern) opens it as labels.
+    ours = palette_io.write_indexed_png(
+        tmp_path / "holiday-k8.png", result.labels, result.palette
+    )
+    with pytest.raises(MultipleReaderError) as info:
+        viewer.open(ours, plugin=None)
+    assert PLUGIN in info.value.available_plugins
+    settings = get_settings().plugins
+    before = dict(settings.extension2reader)
+    settings.extension2reader = {**before, "*-k[0-9]*.png": PLUGIN}
+    try:
+        _, labels = viewer.open(ours, plugin=None)
+    finally:
+        settings.extension2reader = before
+    np.testing.assert_array_equal(labels.data, result.labels)
+    # Still napari's for a plain PNG under that preference.
+    [layer] = viewer.open(plain, plugin=None)
+    assert layer._type_string == "image"
+    # npe2 offers a reader only the files its patterns match, even when named.
+    with pytest.raises(ValueError, match="not a compatible reader"):
+        viewer.open(other, plugin=PLUGIN)

@@ -468,3 +468,56 @@ def test_auto_k_passes_weights_to_the_fit():
     image = data.astronaut()[::8, ::8]
     with pytest.raises(ValueError, match="spatial shape"):
         auto_k(image, min_psnr=20, weights=np.ones((3, 3)))
+
+
+def _rgba_with_holes() -> np.ndarray:
+    rgba = np.concatenate([_photo(), np.full((48, 64, 1), 255, np.uint8)], axis=-1)
+    rgba[:10, :10] = 0  # fully transparent pixels, merged into one colour
+    return rgba
+
+
+@pytest.mark.parametrize("image", [_photo(), _rgba_with_holes()], ids=["rgb", "rgba"])
+def test_rows_without_kept_results_have_the_figures_of_quantize(image):
+    # Without kept results the rows are measured from each colour's label (no
+    # quantised image); the figures must still be those of quantize + report.
+    table = sweep(image, ks=(2, 8, 32), workers=1)
+    assert table.results is None
+    for row in table:
+        report = size_report(quantize(image, row.k), image)
+        assert row.psnr == pytest.approx(report.psnr, rel=1e-12)
+        assert row.ciede2000 == pytest.approx(report.ciede2000, rel=1e-12)
+        assert row.png_bytes == report.png_bytes
+        assert row.psnr_weighted is None and row.file_bytes is None
+
+
+def test_weights_add_a_weighted_psnr_column(photo):
+    weights = np.zeros(photo.shape[:2])
+    weights[10:30, 20:50] = 1.0
+    table = sweep(photo, ks=(4, 16), weights=weights)
+    for row in table:
+        alone = quantize(photo, row.k, weights=weights)
+        report = size_report(alone, photo, weights=weights)
+        assert row.psnr_weighted == pytest.approx(report.psnr_weighted, rel=1e-12)
+        assert row.psnr_weighted != pytest.approx(row.psnr)
+    md = table.to_markdown().splitlines()
+    assert md[0].endswith("| weighted PSNR (dB) |")
+    records = list(csv.DictReader(io.StringIO(table.to_csv())))
+    assert float(records[1]["psnr_weighted_db"]) == table[1].psnr_weighted
+    # Without weights the column is not there.
+    assert "psnr_weighted_db" not in sweep(photo, ks=(4,)).to_csv()
+
+
+def test_file_formats_give_the_bytes_of_every_format_and_the_smallest(photo):
+    table = sweep(photo, ks=(2, 16), file_formats=True)
+    assert table.file_formats and "png" in table.file_formats
+    for row in table:
+        report = size_report(quantize(photo, row.k), photo, file_formats=True)
+        assert row.file_bytes == report.file_bytes
+        assert row.smallest_format == min(row.file_bytes, key=row.file_bytes.get)
+    records = table.to_records()
+    for fmt in table.file_formats:
+        assert records[0][f"file_bytes_{fmt}"] == table[0].file_bytes[fmt]
+    assert records[1]["smallest_format"] == table[1].smallest_format
+    assert "| smallest |" in table.to_markdown().splitlines()[0]
+    with pytest.raises(TypeError, match="file_formats"):
+        sweep(photo, ks=(2,), file_formats="yes")

@@ -1332,3 +1332,151 @@ def test_closing_the_viewer_stops_the_worker_within_a_second(
     steps = slow_engine["yields"]
     qtbot.wait(700)
     assert slow_engine["yields"] <= steps + 1
+
+
+# --- results on the main thread, big and lazy data --------------------------------
+
+
+def test_result_layers_arrive_one_per_event_loop_turn(
+    make_widget, qtbot, wait_idle, small_rgb
+):
+    from qtpy.QtCore import QTimer
+
+    viewer, widget = make_widget()
+    viewer.add_image(small_rgb, name="img", rgb=True)
+    turns = {"n": 0}
+    timer = QTimer()
+    timer.setInterval(0)
+    timer.timeout.connect(lambda: turns.__setitem__("n", turns["n"] + 1))
+    timer.start()
+    seen = []
+
+    def on_inserted(event):
+        seen.append(turns["n"])
+        # the result has arrived: Cancel now must not leave it half-added
+        widget.cancel()
+
+    viewer.layers.events.inserted.connect(on_inserted)
+    widget.run()
+    wait_idle(widget)
+    timer.stop()
+    assert [layer.name for layer in viewer.layers][1:] == _result_names("img", 16)
+    assert len(seen) == 3
+    # the event loop ran between one layer and the next
+    assert seen[0] < seen[1] < seen[2]
+    assert widget._status.value.startswith("Done in")
+
+
+@pytest.mark.slow
+def test_dithered_12mp_run_cancels_within_a_second(make_widget, qtbot, astronaut):
+    import time
+
+    viewer, widget = make_widget()
+    photo = np.ascontiguousarray(np.tile(astronaut, (6, 8, 1)))  # 3072 x 4096
+    viewer.add_image(photo, name="photo", rgb=True)
+    widget._dither.value = True
+    widget._n_colors.value = 64
+    worker = widget.run()
+    finished = []
+    worker.finished.connect(lambda: finished.append(time.perf_counter()))
+    # well into the run (the palette fit is done below 50 %: dithering is on)
+    qtbot.waitUntil(lambda: widget._progress.value >= 50, timeout=120_000)
+    assert widget.is_running
+    cancelled = time.perf_counter()
+    widget.cancel()
+    # not a speed target: the dithering stops at its next progress step
+    qtbot.waitUntil(lambda: bool(finished) and not widget.is_running, timeout=1_000)
+    assert finished[0] - cancelled < 1.0
+    assert worker.abort_requested
+    assert [layer.name for layer in viewer.layers] == ["photo"]
+    assert "Cancelled" in widget._status.value
+
+
+def _rss_bytes() -> int:
+    import os
+
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.slow
+def test_compare_k_on_an_8192_dask_layer_stays_under_2_gb(
+    make_widget, qtbot, wait_idle, astronaut
+):
+    import threading
+
+    viewer, widget = make_widget()
+    # generated lazily: every block is read from one 512 x 512 tile
+    tile = da.from_array(astronaut, chunks=(512, 512, 3))
+    lazy = da.tile(tile, (16, 16, 1)).rechunk((1024, 1024, 3))  # 8192^2, 201 MB
+    viewer.add_image(lazy, name="lazy", rgb=True)
+    before = _rss_bytes()
+    peak = {"rss": before}
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak["rss"] = max(peak["rss"], _rss_bytes())
+            stop.wait(0.02)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        widget.compare((4, 16, 64))
+        wait_idle(widget, timeout=300_000)
+    finally:
+        stop.set()
+        sampler.join()
+    table = widget.sweep_table
+    assert table is not None and table.shape == (8192, 8192)
+    assert [row.k for row in table] == [4, 16, 64]
+    assert all(row.png_bytes is None for row in table)  # it would read every pixel
+    assert table.rows[0].psnr < table.rows[-1].psnr
+    # loaded whole, the sweep took 1.2 -> 8.0 GB
+    assert peak["rss"] - before < 2 * 2**30
+
+
+def test_palette_strip_and_readout_follow_the_k_browser(
+    make_widget, qtbot, wait_idle, small_astronaut, tmp_path
+):
+    from PIL import Image as PILImage
+
+    viewer, widget = make_widget(show=True)
+    viewer.add_image(small_astronaut, name="astro", rgb=True)
+    widget._n_colors.value = 8
+    _run(widget, qtbot, wait_idle)
+    kept_strip = viewer.layers["astro k=8 palette"]
+    _compare(widget, wait_idle, ks=(2, 4, 8))
+    _click_row(qtbot, widget, 1)  # k = 4
+    eager = quantize(small_astronaut, 4)
+    strip = viewer.layers["astro compare k=4 palette"]
+    np.testing.assert_array_equal(strip.data[:, 0], eager.palette)
+    # on top of the kept strip, in the same place: that is the one seen
+    layers = list(viewer.layers)
+    assert layers.index(strip) > layers.index(kept_strip)
+
+    def corners(layer):  # world coordinates of the strip's outer edges
+        k = layer.data.shape[0]
+        return [layer.data_to_world(p) for p in ((-0.5, -0.5), (k - 0.5, 0.5))]
+
+    np.testing.assert_allclose(corners(strip), corners(kept_strip))
+    assert strip.interpolation2d == "nearest"
+    assert "astro compare k=4" in widget._palette_title.value
+    assert widget._swatches.native.rowCount() == 4
+    first = "#{:02x}{:02x}{:02x}".format(*eager.palette[0])
+    assert widget._swatches.data[0][1].startswith(first)
+    # Save writes the shown k
+    widget.save(tmp_path / "k4.png")
+    wait_idle(widget)
+    with PILImage.open(tmp_path / "k4.png") as im:
+        assert im.mode == "P"
+        np.testing.assert_array_equal(np.asarray(im), eager.labels)
+    widget._panel.k_slider.value = 0  # k = 2: the strip is swapped, not stacked
+    assert "astro compare k=4 palette" not in viewer.layers
+    assert viewer.layers["astro compare k=2 palette"].data.shape[0] == 2
+    assert widget._swatches.native.rowCount() == 2
+    # the preview goes: the readout shows the run's result again
+    viewer.layers["astro"].data = small_astronaut[::-1].copy()
+    assert not any("compare" in lay.name for lay in viewer.layers)
+    assert "astro k=8" in widget._palette_title.value
+    assert widget._swatches.native.rowCount() == 8

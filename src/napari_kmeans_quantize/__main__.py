@@ -8,37 +8,40 @@ Three subcommands, none of which needs a display or imports napari or Qt:
 * ``quantize IMAGE -k K``: quantise your own image and save the indexed file
   (PNG, GIF or palette TIFF by the extension of ``--out``), with its size report;
   ``--fixed-colors``, ``--weights`` and (for several images) ``--shared`` control
-  the palette.
+  the palette. Many photos (files, folders, glob patterns) each get their own
+  palette and file in ``--out-dir``, in parallel processes (``_cli_batch``).
 * ``sweep IMAGE``: the table for your own image (and, with ``--out``, every file
-  ``demo`` writes).
+  ``demo`` writes); both in ``_cli_sweep``.
+
+How a command runs (one-line errors, notes, signals) is in ``_cli_run``.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import errno
 import os
-import signal
 import sys
-import threading
-import time
 import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from . import _targets
-from ._atomic import atomic_write, remove_partial_files, replacing_read_only
-from ._input import DEFAULT_PIXEL_LIMIT, PIXEL_LIMIT_FLAG, PixelLimitError, read_image
+from . import _cli_batch, _cli_sweep, _targets
+from ._atomic import replacing_read_only
+from ._cli_run import PROG, Notes, clean_exit_on_signals, describe
+from ._file_sizes import EFFORTS
+from ._input import (
+    DEFAULT_PIXEL_LIMIT,
+    PIXEL_LIMIT_FLAG,
+    PixelLimitError,
+    read_image,
+    read_input,
+)
+from .sweep import DEFAULT_KS
 
 __all__ = ["main"]
 
 SAMPLES = ("astronaut", "coffee", "chelsea")
-DEFAULT_KS = (2, 4, 8, 16, 32, 64, 128, 256)
 _COLOR_SPACES = ("rgb", "lab", "oklab")
-_PROG = "napari-kmeans-quantize"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,12 +58,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         with (
-            _clean_exit_on_signals(args.command),
+            clean_exit_on_signals(args.command),
             warnings.catch_warnings(),
             replacing_read_only(args.force),
         ):
             # Warnings (e.g. "only 5 distinct colours") become one-line notes.
-            warnings.showwarning = _Notes()
+            warnings.showwarning = Notes()
             return args.run(args)
     except BrokenPipeError:
         # Output piped into e.g. `head`, which closed early: stop quietly.
@@ -70,74 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:
         if args.debug:
             raise
-        print(f"{_PROG} {args.command}: error: {_describe(err)}", file=sys.stderr)
+        print(f"{PROG} {args.command}: error: {describe(err)}", file=sys.stderr)
         return 2 if isinstance(err, PixelLimitError) else 1
-
-
-def _describe(err: BaseException) -> str:
-    """One line for an error: the file it concerns first, then what went wrong."""
-    text = " ".join(str(err).split()) or type(err).__name__
-    if isinstance(err, MemoryError):
-        return f"not enough memory for this image ({text})."
-    if isinstance(err, OSError) and err.filename is not None:
-        reason = err.strerror or text
-        return f"{err.filename}: {reason}"
-    return text
-
-
-@contextlib.contextmanager
-def _clean_exit_on_signals(command: str):
-    """Ctrl-C (SIGINT) and SIGTERM end the run at once and cleanly.
-
-    Raising KeyboardInterrupt into compiled code and worker threads (numba
-    kernels, cKDTree queries) crashed runs (SIGSEGV, SystemError); instead the
-    handler removes the temporary files of writes in progress, says so in one
-    line and exits with 128 + the signal number (130 for Ctrl-C). Files already
-    renamed into place are whole; no other file was touched.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        remove_partial_files()
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
-        what = "interrupted" if signum == signal.SIGINT else "terminated"
-        line = f"{_PROG} {command}: {what}; no partial file was left.\n"
-        with contextlib.suppress(OSError):
-            os.write(sys.stderr.fileno(), line.encode())
-        os._exit(128 + signum)
-
-    # A signal ignored from the start stays ignored: shells start background
-    # jobs with SIGINT ignored so that Ctrl-C reaches only the foreground.
-    saved = {
-        sig: signal.signal(sig, handler)
-        for sig in (signal.SIGINT, signal.SIGTERM)
-        if signal.getsignal(sig) is not signal.SIG_IGN
-    }
-    try:
-        yield
-    finally:
-        for sig, previous in saved.items():
-            signal.signal(sig, previous)
-
-
-class _Notes:
-    """Warnings as one-line notes, each said once (the k values of a sweep
-    write their files in threads and would repeat the same note)."""
-
-    def __init__(self) -> None:
-        self._said: set[str] = set()
-        self._lock = threading.Lock()
-
-    def __call__(self, message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
-        text = f"note: {message}"
-        with self._lock:
-            if text in self._said:
-                return
-            self._said.add(text)
-        print(text, file=sys.stderr)
 
 
 # --- arguments -----------------------------------------------------------------------
@@ -147,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     from . import __version__
 
     parser = argparse.ArgumentParser(
-        prog=_PROG,
+        prog=PROG,
         description=(
             "Compress images by k-means colour quantisation: k palette colours, one "
             "palette index per pixel, written as real indexed (palette) files. No "
@@ -192,7 +129,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_sweep_options(demo)
     _add_common_options(demo)
-    demo.set_defaults(run=_run_demo)
+    demo.set_defaults(run=_cli_sweep.run_demo)
 
     quant = sub.add_parser(
         "quantize",
@@ -222,9 +159,40 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="FILE",
         help=f"output file; {', '.join(_targets.INDEXED_FORMATS)} (default: "
-        "IMAGE-kK.png next to the input)",
+        "IMAGE-kK.png next to the input, the extension of --format)",
+    )
+    quant.add_argument(
+        "--out-dir",
+        type=Path,
+        metavar="DIR",
+        help="quantise every IMAGE (files, folders, glob patterns such as "
+        "'photos/*.jpg') into DIR, created if needed, as IMAGE-kK plus the "
+        "--format extension; an existing file there is refused without --force, "
+        "a photo that fails is reported at the end and the others go on "
+        "(default with several inputs: next to each input)",
+    )
+    quant.add_argument(
+        "--format",
+        choices=[ext.lstrip(".") for ext in _targets.INDEXED_FORMATS],
+        default="png",
+        help="format of the outputs named after their inputs (default: %(default)s)",
+    )
+    quant.add_argument(
+        "--jobs",
+        type=_positive_int,
+        metavar="N",
+        help="photos quantised at once, each in its own process, with several "
+        "inputs (default: the number of CPUs)",
     )
     _add_quantize_options(quant)
+    quant.add_argument(
+        "--effort",
+        choices=EFFORTS,
+        default="default",
+        help="max: the encoders' slowest settings, for the smallest files (PNG: "
+        "libdeflate level 12 and the better of two index depths; WebP: method 6, "
+        "seconds per photo) (default: %(default)s)",
+    )
     quant.add_argument(
         "--fixed-colors",
         metavar="COLOURS",
@@ -252,7 +220,7 @@ def _parser() -> argparse.ArgumentParser:
         help="assign pixels by Floyd-Steinberg error diffusion (smoother gradients, "
         "larger files)",
     )
-    _add_data_range_option(quant)
+    _add_shared_option(quant, "--data-range")
     quant.add_argument(
         "--rgb-out",
         type=Path,
@@ -282,7 +250,7 @@ def _parser() -> argparse.ArgumentParser:
         "contact_sheet.png into DIR (default: only print the table)",
     )
     _add_sweep_options(sw)
-    _add_data_range_option(sw)
+    _add_shared_option(sw, "--data-range")
     sw.add_argument(
         "--max-ciede2000",
         type=float,
@@ -297,19 +265,12 @@ def _parser() -> argparse.ArgumentParser:
         help="target: smallest acceptable PSNR in dB",
     )
     _add_common_options(sw)
-    sw.set_defaults(run=_run_sweep)
+    sw.set_defaults(run=_cli_sweep.run_sweep)
     return parser
 
 
 def _add_quantize_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--color-space",
-        choices=_COLOR_SPACES,
-        default="rgb",
-        help="space the colours are clustered in: rgb minimises the RGB error "
-        "(PSNR), lab (CIELAB) and oklab lower the perceived difference (CIEDE2000) "
-        "(default: %(default)s)",
-    )
+    _add_shared_option(p, "--color-space")
     p.add_argument(
         "--seed",
         type=int,
@@ -336,7 +297,9 @@ def _add_quantize_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--plain-channels",
         action="store_true",
-        help="4 channels are 4 plain channels, not RGBA",
+        help="the channels are plain channels (e.g. fluorescence), not RGB or "
+        "RGBA colours: the labels go to a TIFF with the palette as CSV beside it "
+        "(default: colours, unless a TIFF's metadata names them channels)",
     )
     p.add_argument(
         "--standardize",
@@ -370,12 +333,7 @@ def _add_sweep_options(p: argparse.ArgumentParser) -> None:
         metavar="K",
         help="palette sizes to try (default: %(default)s)",
     )
-    p.add_argument(
-        "--color-space",
-        choices=_COLOR_SPACES,
-        default="rgb",
-        help="space the colours are clustered in (default: %(default)s)",
-    )
+    _add_shared_option(p, "--color-space")
     p.add_argument(
         "--workers",
         type=_positive_int,
@@ -405,7 +363,8 @@ def _add_input_options(p: argparse.ArgumentParser, *, several: bool = False) -> 
             type=Path,
             nargs="+",
             metavar="IMAGE",
-            help="input image file (several with --shared)",
+            help="input image file, folder of images or glob pattern (several: "
+            "one output each, or one palette for all with --shared)",
         )
     else:
         p.add_argument("image", type=Path, metavar="IMAGE", help="input image file")
@@ -419,16 +378,26 @@ def _add_input_options(p: argparse.ArgumentParser, *, several: bool = False) -> 
     )
 
 
-def _add_data_range_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--data-range",
-        type=_data_range,
-        metavar="PEAK",
-        help="peak value for PSNR, and full intensity of integer colours for "
-        "CIEDE2000, e.g. 4095 for 12-bit data in a 16-bit file (default: 255 for "
-        "8-bit, 65535 for 16-bit, 1 for floats in [0, 1], the image's max - min "
-        "for other floats and 32/64-bit integers)",
-    )
+def _add_shared_option(p: argparse.ArgumentParser, flag: str) -> None:
+    """An option several commands take, defined once."""
+    options: dict[str, dict[str, Any]] = {
+        "--color-space": dict(
+            choices=_COLOR_SPACES,
+            default="rgb",
+            help="space the colours are clustered in: rgb minimises the RGB error "
+            "(PSNR), lab (CIELAB) and oklab lower the perceived difference "
+            "(CIEDE2000) (default: %(default)s)",
+        ),
+        "--data-range": dict(
+            type=_data_range,
+            metavar="PEAK",
+            help="peak value for PSNR, and full intensity of integer colours for "
+            "CIEDE2000, e.g. 4095 for 12-bit data in a 16-bit file (default: 255 "
+            "for 8-bit, 65535 for 16-bit, 1 for floats in [0, 1], the image's max "
+            "- min for other floats and 32/64-bit integers)",
+        ),
+    }
+    p.add_argument(flag, **options[flag])
 
 
 def _data_range(text: str) -> float:
@@ -455,37 +424,15 @@ def _positive_int(text: str) -> int:
 # --- commands ------------------------------------------------------------------------
 
 
-def _run_sweep(args: argparse.Namespace) -> int:
-    if args.out is not None:
-        _check_sweep_folder(args.out, args.ks, inputs=(args.image,), force=args.force)
-    image, channel_axis = read_image(args.image, pixel_limit=args.pixel_limit)
-    code = _sweep_and_report(
-        image,
-        channel_axis=channel_axis,
-        name=str(args.image),
-        source_bytes=args.image.stat().st_size,
-        out=args.out,
-        ks=args.ks,
-        color_space=args.color_space,
-        workers=args.workers,
-        targets={"max_ciede2000": args.max_ciede2000, "min_psnr": args.min_psnr},
-        data_range=args.data_range,
-    )
-    return code
-
-
 def _run_quantize(args: argparse.Namespace) -> int:
     from ._palette_control import colors_for_image, parse_hex_colors, weight_map
     from .metrics import size_report
     from .quantize import quantize
     from .shared import quantize_shared
 
+    if _cli_batch.is_batch(args):
+        return _cli_batch.run(args, channel_axis_from_file=_FROM_FILE)
     paths = args.images
-    if len(paths) > 1 and not args.shared:
-        raise ValueError(
-            f"{len(paths)} input images given; pass --shared to quantise them with "
-            "one palette, or run the command once per image."
-        )
     if len(paths) > 1 and (args.out is not None or args.rgb_out is not None):
         raise ValueError(
             "--out and --rgb-out name one file; with several inputs every output "
@@ -497,7 +444,14 @@ def _run_quantize(args: argparse.Namespace) -> int:
             f"--weights given {n_weights} time(s) for {len(paths)} input(s); give "
             "one importance map per input, in order."
         )
-    outs = [args.out or p.with_name(f"{p.stem}-k{args.k}.png") for p in paths]
+    suffix = "." + args.format
+    if args.out_dir is not None:
+        _cli_batch.make_folder(args.out_dir)
+    outs = [
+        args.out
+        or (args.out_dir or p.parent) / _cli_batch.output_name(p, args.k, suffix)
+        for p in paths
+    ]
     # Every target is checked before the images are read or quantised.
     fmt = _targets.indexed_format(outs[0], args.k)
     outputs = list(outs)
@@ -508,10 +462,12 @@ def _run_quantize(args: argparse.Namespace) -> int:
     _targets.check_distinct(*outputs)
     for path in outputs:
         _targets.check_output(path, inputs=tuple(paths), force=args.force)
-    read = [read_image(p, pixel_limit=args.pixel_limit) for p in paths]
-    images = [image for image, _ in read]
-    channel_axis = read[0][1]
-    if any(axis != channel_axis for _, axis in read):
+    read = [read_input(p, pixel_limit=args.pixel_limit) for p in paths]
+    images = [r.image for r in read]
+    channel_axis = read[0].channel_axis
+    # The file's word (a TIFF's channels) or the user's: no colours.
+    plain = args.plain_channels or not all(r.colors for r in read)
+    if any(r.channel_axis != channel_axis for r in read):
         raise ValueError(
             "--shared needs images of one kind: all colour or all grey (convert "
             "them to the same mode first)."
@@ -520,9 +476,7 @@ def _run_quantize(args: argparse.Namespace) -> int:
         channel_axis = args.channel_axis
     colors = True
     for out, image in zip(outs, images, strict=True):
-        colors = _targets.check_channels_fit(
-            out, fmt, image, channel_axis, alpha=not args.plain_channels
-        )
+        colors = _targets.check_channels_fit(out, fmt, image, channel_axis, plain=plain)
         _targets.check_indexed_fits(out, fmt, image, channel_axis)
     if rgb_fmt is not None:
         _targets.check_rgb_fits(args.rgb_out, rgb_fmt, images[0], channel_axis)
@@ -537,14 +491,10 @@ def _run_quantize(args: argparse.Namespace) -> int:
             parse_hex_colors(args.fixed_colors), images[0].dtype, n_channels
         )
     options = dict(
+        _cli_batch.quantize_options(args),
         channel_axis=channel_axis,
-        color_space=args.color_space,
-        dither=args.dither,
-        random_state=args.seed,
-        max_pixels=args.max_pixels,
-        alpha=not args.plain_channels,
-        standardize=args.standardize,
         fixed_colors=fixed,
+        alpha=not plain,
     )
     if args.shared:
         results = quantize_shared(images, args.k, weights=weights or None, **options)
@@ -554,18 +504,11 @@ def _run_quantize(args: argparse.Namespace) -> int:
     for i, (path, out, image, result) in enumerate(
         zip(paths, outs, images, results, strict=True)
     ):
-        if colors:
-            written = _targets.write_indexed(
-                out, fmt, result.labels, result.palette, image
-            )
-            _warn_if_dark(result.palette, fmt.name)
-        else:
+        written, csv = _targets.write_result(
+            out, fmt, result, image, colors=colors, effort=args.effort
+        )
+        if csv is not None:
             # Channels that are no colours: the labels, and the palette as a table.
-            from . import palette_io
-
-            written, csv = palette_io.write_labels_tiff(
-                out, result.labels, result.palette
-            )
             print(f"palette ({result.palette.shape[1]} channels) -> {csv}")
         report = size_report(
             result,
@@ -587,301 +530,6 @@ def _run_quantize(args: argparse.Namespace) -> int:
         rgb_written = _targets.save_rgb(args.rgb_out, results[0].image, channel_axis)
         print(f"quantised image as an ordinary file: {rgb_written}")
     return 0
-
-
-# --- the sweep and its files ---------------------------------------------------------
-
-_SWEEP_FILES = (
-    "original.png",
-    "table.md",
-    "table.csv",
-    "plot.png",
-    "contact_sheet.png",
-)
-
-
-def _sweep_file_names(ks: list[int]) -> list[str]:
-    """Every name the sweep's files may take (an indexed file is a PNG for one
-    plane of up to 256 colours, else a palette TIFF)."""
-    names = list(_SWEEP_FILES)
-    for k in sorted(set(ks)):
-        names += [f"k{k:03d}_quantized.png", f"k{k:03d}_indexed.png"]
-        names.append(f"k{k:03d}_indexed.tif")
-    return names
-
-
-def _check_sweep_folder(
-    out: Path, ks: list[int], *, inputs: tuple[Path, ...] = (), force: bool
-) -> None:
-    """Refuse, before any work, an output folder whose files cannot be written."""
-    if not out.exists():
-        # Created when the files are written; its nearest existing folder must
-        # take it.
-        parent = next(p for p in out.absolute().parents if p.exists())
-        if not parent.is_dir():
-            raise NotADirectoryError(errno.ENOTDIR, "is not a folder", str(parent))
-        if not os.access(parent, os.W_OK | os.X_OK):
-            raise PermissionError(
-                errno.EACCES, "no permission to create a folder in it", str(parent)
-            )
-        return
-    if not out.is_dir():
-        raise NotADirectoryError(
-            errno.ENOTDIR,
-            "exists and is not a folder; give a folder for --out",
-            str(out),
-        )
-    for name in _sweep_file_names(ks):
-        _targets.check_output(out / name, inputs=inputs, force=force)
-
-
-def _run_demo(args: argparse.Namespace) -> int:
-    from skimage import data
-
-    _check_sweep_folder(args.out, args.ks, force=args.force)
-    image = getattr(data, args.sample)()
-    print(
-        f"Quantising scikit-image's {args.sample!r} photo "
-        f"({image.shape[0]} x {image.shape[1]}, height x width) at k = "
-        f"{', '.join(map(str, sorted(set(args.ks))))} ..."
-    )
-    return _sweep_and_report(
-        image,
-        channel_axis=-1,
-        name=f"scikit-image data.{args.sample}()",
-        source_bytes=None,
-        out=args.out,
-        ks=args.ks,
-        color_space=args.color_space,
-        workers=args.workers,
-    )
-
-
-def _sweep_and_report(
-    image: np.ndarray,
-    *,
-    channel_axis: int | None,
-    name: str,
-    source_bytes: int | None,
-    out: Path | None,
-    ks: list[int],
-    color_space: str,
-    workers: int | None,
-    targets: dict[str, float | None] | None = None,
-    data_range: float | None = None,
-) -> int:
-    from .sweep import sweep
-
-    if out is not None:
-        print(f"Writing into {out.resolve()}")
-    t0 = time.perf_counter()
-    table = sweep(
-        image,
-        ks,
-        channel_axis=channel_axis,
-        color_space=color_space,
-        source_bytes=source_bytes,
-        keep_results=out is not None,
-        workers=workers,
-        data_range=data_range,
-    )
-    sweep_seconds = time.perf_counter() - t0
-    preface = _preface(table, name)
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        _write_files(out, table, image, channel_axis, preface, workers)
-    print()
-    print("\n".join(preface))
-    print()
-    print(table.to_markdown())
-    print()
-    print(
-        f"{len(table)} k values in {sweep_seconds:.1f} s; ratio = raw "
-        f"{table.bits_per_pixel}-bit image bytes / indexed PNG bytes."
-    )
-    if targets and any(v is not None for v in targets.values()):
-        row = table.smallest_k(**targets)
-        wanted = ", ".join(
-            f"{'mean CIEDE2000 <=' if key == 'max_ciede2000' else 'PSNR >='} {v:g}"
-            for key, v in targets.items()
-            if v is not None
-        )
-        if row is None:
-            print(f"No k in {table.ks} reaches {wanted}.")
-        else:
-            print(f"Smallest k reaching {wanted}: k = {row.k}.")
-    if out is not None:
-        print(f"Files written to {out.resolve()}")
-    return 0
-
-
-def _preface(table: Any, name: str) -> list[str]:
-    from .metrics import describe_shape
-
-    shape = describe_shape(table.shape)
-    lines = [
-        f"Image: {name}, {shape}, {table.n_distinct:,} distinct colours.",
-        f"Raw size: {table.original_bits:,} bits ({table.original_bits // 8:,} bytes)"
-        f" at {table.bits_per_pixel} bits per pixel."
-        + (
-            f" Source file: {table.source_bytes:,} bytes."
-            if table.source_bytes is not None
-            else ""
-        ),
-        "Formula bits = H*W*ceil(log2 k) + k*"
-        f"{table.bits_per_pixel} (the indices plus the palette, uncompressed); "
-        "PNG bytes = the real "
-        "indexed PNG (smallest bit depth, optimised).",
-    ]
-    return lines
-
-
-def _write_files(
-    out: Path,
-    table: Any,
-    image: np.ndarray,
-    channel_axis: int | None,
-    preface: list[str],
-    workers: int | None = None,
-) -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
-    from . import palette_io
-
-    def indexed(row: Any, result: Any) -> str:
-        stem = f"k{row.k:03d}_indexed"
-        if result.n_colors <= palette_io.MAX_PNG_COLORS and result.labels.ndim == 2:
-            path = out / f"{stem}.png"
-        else:
-            path = out / f"{stem}.tif"
-        fmt = _targets.INDEXED_FORMATS[path.suffix]
-        return _targets.write_indexed(path, fmt, result.labels, result.palette, image)
-
-    # The encoders (zlib) release the GIL: write the files in parallel threads.
-    n_threads = workers or min(4, os.cpu_count() or 1)
-    pairs = list(zip(table.rows, table.results, strict=True))
-    with ThreadPoolExecutor(max_workers=n_threads) as pool:
-        original_job = pool.submit(
-            _targets.save_rgb, out / "original.png", image, channel_axis
-        )
-        rgb_jobs = {
-            row.k: pool.submit(
-                _targets.save_rgb,
-                out / f"k{row.k:03d}_quantized.png",
-                result.image,
-                channel_axis,
-            )
-            for row, result in pairs
-        }
-        jobs = [pool.submit(indexed, row, result) for row, result in pairs]
-        jobs.append(
-            pool.submit(
-                _save_contact_sheet,
-                out / "contact_sheet.png",
-                table,
-                image,
-                channel_axis,
-            )
-        )
-        try:
-            _save_plot(out / "plot.png", table)
-            for job in jobs:
-                job.result()
-            original_bytes = os.path.getsize(original_job.result())
-            rgb_sizes = {k: os.path.getsize(j.result()) for k, j in rgb_jobs.items()}
-        except BaseException:
-            # One failed write (a full disk) stops the files not yet started.
-            pool.shutdown(cancel_futures=True)
-            raise
-
-    lines = ["# K-means colour quantisation over k", "", *preface, ""]
-    lines.append(
-        f"The original saved as an ordinary PNG (`original.png`) takes "
-        f"{original_bytes:,} bytes."
-    )
-    lines += ["", table.to_markdown(), ""]
-    lines += [
-        "## Indexed PNG against the same quantised image saved as an ordinary PNG",
-        "",
-        "| k | indexed PNG bytes | ordinary PNG bytes | indexed / ordinary | "
-        "indexed / original PNG |",
-        "|---:|---:|---:|---:|---:|",
-    ]
-    for row in table.rows:
-        if row.png_bytes is None:
-            continue
-        lines.append(
-            f"| {row.k} | {row.png_bytes:,} | {rgb_sizes[row.k]:,} | "
-            f"{row.png_bytes / rgb_sizes[row.k]:.1%} | "
-            f"{row.png_bytes / original_bytes:.1%} |"
-        )
-    _targets.write_text(out / "table.md", "\n".join(lines) + "\n")
-    _targets.write_text(out / "table.csv", table.to_csv())
-
-
-def _save_plot(path: Path, table: Any) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from .sweep import plot_sweep
-
-    ax = plot_sweep(table)
-    atomic_write(path, lambda f: ax.figure.savefig(f, format="png", dpi=120))
-
-
-def _save_contact_sheet(
-    path: Path, table: Any, image: np.ndarray, channel_axis: int | None, tile: int = 384
-) -> None:
-    """Original and every k side by side, each tile captioned with k, size, quality."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    def to_pil(arr: np.ndarray) -> Image.Image:
-        pil = Image.fromarray(_targets.display_uint8(arr, channel_axis))
-        if max(pil.size) > tile:
-            scale = tile / max(pil.size)
-            size = (max(1, round(pil.width * scale)), max(1, round(pil.height * scale)))
-            pil = pil.resize(size, Image.Resampling.LANCZOS)
-        return pil.convert("RGBA")
-
-    tiles = [(to_pil(image), "original")]
-    for row, result in zip(table.rows, table.results, strict=True):
-        size = "n/a" if row.png_bytes is None else f"{row.png_bytes / 1024:,.1f} KiB"
-        de = "" if row.ciede2000 is None else f", dE {row.ciede2000:.1f}"
-        psnr = "inf" if row.psnr == float("inf") else f"{row.psnr:.1f}"
-        tiles.append((to_pil(result.image), f"k={row.k}: {size}, {psnr} dB{de}"))
-    font = ImageFont.load_default(size=16)
-    cols = 3
-    rows = -(-len(tiles) // cols)
-    tw = max(t.width for t, _ in tiles)
-    th = max(t.height for t, _ in tiles)
-    caption, pad = 26, 6
-    sheet = Image.new(
-        "RGB", (cols * (tw + pad) + pad, rows * (th + caption + pad) + pad), "white"
-    )
-    draw = ImageDraw.Draw(sheet)
-    for i, (pil, text) in enumerate(tiles):
-        x = pad + (i % cols) * (tw + pad)
-        y = pad + (i // cols) * (th + caption + pad)
-        sheet.paste(pil, (x, y), pil)
-        draw.text((x + 2, y + th + 4), text, fill="black", font=font)
-    atomic_write(path, lambda f: sheet.save(f, format="PNG"))
-
-
-# --- image files ---------------------------------------------------------------------
-
-
-def _warn_if_dark(palette: np.ndarray, fmt: str) -> None:
-    """Say so when an 8-bit file will show a 16-bit image far darker than it is."""
-    if fmt == "TIFF" or palette.dtype != np.uint16:
-        return
-    top = int(palette.max())
-    if top < 65535 // 8:
-        print(
-            f"note: the palette only reaches {top} of uint16's 65535 (12-bit data?), "
-            f"and {fmt} palettes hold 8 bits scaled from the full range, so the file "
-            "looks dark; --out FILE.tif keeps the 16-bit values exactly.",
-            file=sys.stderr,
-        )
 
 
 if __name__ == "__main__":

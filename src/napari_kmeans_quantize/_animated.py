@@ -40,6 +40,7 @@ from typing import IO
 import numpy as np
 
 from ._atomic import atomic_write
+from ._encode import encode, writes_file_of
 
 __all__ = [
     "to_animated_gif_bytes",
@@ -58,7 +59,7 @@ def to_apng_bytes(
     *,
     duration: _Duration = 100,
     loop: int = 0,
-    optimize: bool = True,
+    optimize: bool | str = True,
 ) -> bytes:
     """Encode a label stack as an animated PNG with one palette, in memory.
 
@@ -73,8 +74,8 @@ def to_apng_bytes(
         Milliseconds each frame is shown (one value per frame, or one for all).
     loop : int, optional
         How many times the animation plays; 0 (default) for ever.
-    optimize : bool, optional
-        Compress harder (libdeflate level 9 instead of 6).
+    optimize : bool or "max", optional
+        Compress harder (libdeflate level 9 instead of 6; ``"max"``: level 12).
 
     Returns
     -------
@@ -99,11 +100,12 @@ def to_apng_bytes(
     >>> im.n_frames, im.info["duration"]
     (3, 50.0)
     """
-    buf = io.BytesIO()
-    _save_apng(buf, *_frames(labels, palette, "APNG", duration, loop), optimize)
-    return buf.getvalue()
+    return encode(
+        _save_apng, *_frames(labels, palette, "APNG", duration, loop), optimize
+    )
 
 
+@writes_file_of(to_apng_bytes)
 def write_apng(
     path: str | os.PathLike,
     labels: np.ndarray,
@@ -111,17 +113,9 @@ def write_apng(
     *,
     duration: _Duration = 100,
     loop: int = 0,
-    optimize: bool = True,
+    optimize: bool | str = True,
 ) -> str:
     """Write a label stack as an animated PNG file (atomically).
-
-    Parameters and errors are those of :func:`to_apng_bytes`; the data is checked
-    before anything is written.
-
-    Returns
-    -------
-    path : str
-        The path written.
 
     Examples
     --------
@@ -162,12 +156,13 @@ def to_animated_gif_bytes(
     Returns
     -------
     gif : bytes
+        The complete GIF89a file: the global colour table, then every frame.
 
     Raises
     ------
     ValueError
-        As :func:`to_apng_bytes`, and for partial transparency or more than one
-        transparent entry.
+        As :func:`to_apng_bytes`; also for a palette GIF cannot hold (an entry
+        partly transparent, or two transparent entries).
     TypeError
         If `labels` is not an integer array.
 
@@ -179,11 +174,10 @@ def to_animated_gif_bytes(
     >>> Image.open(io.BytesIO(to_animated_gif_bytes(frames, palette))).n_frames
     2
     """
-    buf = io.BytesIO()
-    save_gif(buf, *_frames(labels, palette, "GIF", duration, loop))
-    return buf.getvalue()
+    return encode(save_gif, *_frames(labels, palette, "GIF", duration, loop))
 
 
+@writes_file_of(to_animated_gif_bytes)
 def write_animated_gif(
     path: str | os.PathLike,
     labels: np.ndarray,
@@ -193,13 +187,6 @@ def write_animated_gif(
     loop: int = 0,
 ) -> str:
     """Write a label stack as an animated GIF file (atomically).
-
-    Parameters and errors are those of :func:`to_animated_gif_bytes`.
-
-    Returns
-    -------
-    path : str
-        The path written.
 
     Examples
     --------
@@ -287,35 +274,27 @@ def _save_apng(
     pal: np.ndarray,
     durations: list[int],
     loop: int,
-    optimize: bool,
+    optimize: bool | str,
 ) -> None:
     import deflate
 
     from ._encode import (
-        PNG_LEVEL,
-        PNG_LEVEL_FAST,
-        PNG_SIGNATURE,
         png_bit_depth,
+        png_level,
         png_rows,
         save_png,
-        split_alpha,
         write_chunk,
+        write_png_header,
     )
 
     if lab.ndim == 2:
         save_png(fp, lab, pal, bits=None, optimize=optimize)
         return
     bits = png_bit_depth(len(pal))
-    level = PNG_LEVEL if optimize else PNG_LEVEL_FAST
+    level = png_level(optimize)
     h, w = lab.shape[1:]
-    rgb, alpha = split_alpha(pal)
-    fp.write(PNG_SIGNATURE)
-    write_chunk(fp, b"IHDR", struct.pack(">IIBBBBB", w, h, bits, 3, 0, 0, 0))
-    write_chunk(fp, b"acTL", struct.pack(">II", len(lab), loop))
-    write_chunk(fp, b"PLTE", rgb.tobytes())
-    if alpha is not None and (alpha < 255).any():
-        last = int(np.flatnonzero(alpha < 255)[-1])
-        write_chunk(fp, b"tRNS", alpha[: last + 1].tobytes())
+    actl = (b"acTL", struct.pack(">II", len(lab), loop))
+    write_png_header(fp, w, h, bits, pal, after_ihdr=(actl,))
     sequence = 0
     for i, (top, left, bottom, right) in enumerate(_changed_boxes(lab)):
         # delay = duration / 1000 s; dispose_op 0 (none), blend_op 0 (source)

@@ -25,8 +25,9 @@ from typing import IO
 _partial: set[Path] = set()
 _replace_read_only = False
 _NAME_MAX = 255
-# The part after ".NAME." of a temporary file: the writer's pid, a random token.
-_TEMP_NAME = re.compile(r"([0-9a-f]{1,16})-[0-9a-f]{8}\.tmp")
+# A temporary file, ".NAME.PID-TOKEN.tmp": the target's name, the writer's pid
+# (hex), a random token.
+_TEMP_NAME = re.compile(r"\.(.*)\.([0-9a-f]{1,16})-[0-9a-f]{8}\.tmp")
 
 
 def atomic_write(
@@ -202,7 +203,7 @@ def _create_temp(target: Path) -> Path:
     tag = f"{os.getpid():x}"
     room = max(0, _name_max(folder) - 15 - len(tag))
     stem = os.fsencode(target.name)[:room].decode(errors="ignore")
-    _remove_stale_temps(folder, stem)
+    remove_stale_temps(folder, stem)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     while True:
         tmp = folder / f".{stem}.{tag}-{secrets.token_hex(4)}.tmp"
@@ -217,16 +218,19 @@ def _create_temp(target: Path) -> Path:
         return tmp
 
 
-def _remove_stale_temps(folder: Path, stem: str) -> None:
-    """Remove the temporary files of this target left by processes that died."""
-    prefix = f".{stem}."
+def remove_stale_temps(folder: Path, stem: str | None = None) -> None:
+    """Remove the temporary files in `folder` (of the target named `stem`, or of
+    any target) left by processes that died, e.g. worker processes stopped
+    mid-write."""
     try:
-        entries = [e.name for e in os.scandir(folder) if e.name.startswith(prefix)]
+        entries = [e.name for e in os.scandir(folder) if e.name.startswith(".")]
     except OSError:
         return
     for name in entries:
-        match = _TEMP_NAME.fullmatch(name[len(prefix) :])
-        if match is None or _process_alive(int(match.group(1), 16)):
+        match = _TEMP_NAME.fullmatch(name)
+        if match is None or (stem is not None and match.group(1) != stem):
+            continue
+        if _process_alive(int(match.group(2), 16)):
             continue
         with contextlib.suppress(OSError):
             os.unlink(folder / name)

@@ -294,13 +294,14 @@ def _filter_cell(palette, candidates, centre, sides, slack, gaps, out, m):
 
 
 @njit(nogil=True, cache=True)
-def diffuse_rows(rows, first_row, below, errors, grid, index, labels, channels):
+def diffuse_rows(rows, first_row, below, grid, index, labels, channels):
     """Dither `rows`, rows ``first_row, first_row + 1, ...`` of one plane.
 
-    rows : (n, W, C) float64, the plane's colours.
+    rows : (n, W, C) float64, uint8 or uint16, the plane's colours.
     below : (W, C) float64, the error sent down by the previous row (zeros above
-        the first row); updated in place for the row after the block.
-    errors : (W, C) float64 scratch.
+        the first row); updated in place for the row after the block: a pixel's
+        entry is rewritten once the next pixel's error is known, after the
+        current row has read it.
     grid : the :class:`PaletteGrid` of the palette.
     index : (k,) map from grid palette rows to the labels written.
     labels : (n, W) output.
@@ -318,9 +319,12 @@ def diffuse_rows(rows, first_row, below, errors, grid, index, labels, channels):
     point = np.empty(n_channels)
     carry = np.empty(n_channels)
     u = np.empty(n_channels)  # grid coordinates of the point
+    last = np.empty(n_channels)  # the error of the previous pixel in scan order
+    before = np.empty(n_channels)  # and of the one before it
     for r in range(n):
         backwards = (first_row + r) % 2 == 1
         carry[:] = 0.0
+        previous = 0  # column of the previous pixel in scan order
         for i in range(width):
             x = width - 1 - i if backwards else i
             cell = 0
@@ -356,15 +360,19 @@ def diffuse_rows(rows, first_row, below, errors, grid, index, labels, channels):
             labels[r, x] = index[j]
             for c in range(n_channels):
                 e = point[c] - palette[j, c]
-                errors[i, c] = e
                 carry[c] = _RIGHT * e
-        # Scan order i is image column x; the last row's result goes unused.
-        for i in range(width):
-            x = width - 1 - i if backwards else i
-            for c in range(n_channels):
-                b = _BELOW * errors[i, c]
-                if i + 1 < width:
-                    b += _BELOW_BACK * errors[i + 1, c]
                 if i > 0:
-                    b += _BELOW_AHEAD * errors[i - 1, c]
-                below[x, c] = b
+                    # The previous pixel's error below, now that this one's is
+                    # known; the last row's goes unused.
+                    b = _BELOW * last[c] + _BELOW_BACK * e
+                    if i > 1:
+                        b += _BELOW_AHEAD * before[c]
+                    below[previous, c] = b
+                before[c] = last[c]
+                last[c] = e
+            previous = x
+        for c in range(n_channels):
+            b = _BELOW * last[c]
+            if width > 1:
+                b += _BELOW_AHEAD * before[c]
+            below[previous, c] = b

@@ -10,7 +10,8 @@ from __future__ import annotations
 import io
 import struct
 import zlib
-from typing import IO
+from collections.abc import Callable
+from typing import IO, Any, TypeVar
 
 import deflate
 import numpy as np
@@ -20,6 +21,8 @@ MAX_PNG_COLORS = 256
 #: Largest palette a palette TIFF can hold (16-bit indices).
 MAX_TIFF_COLORS = 65536
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # libdeflate compression levels (1..12) of optimised and plain PNGs. Level 9
 # matches zlib's best (level 9) in size at a quarter of its time; measured on the
@@ -27,6 +30,57 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # 0.84 s. Level 12 is 7 % smaller and as slow as zlib's best.
 PNG_LEVEL = 9
 PNG_LEVEL_FAST = 6
+# optimize="max": libdeflate's slowest level, 4-7 % smaller than level 9 on
+# photos at 4-15 times the time (benchmarks/FILES.md).
+PNG_LEVEL_MAX = 12
+
+
+def png_level(optimize: bool | str) -> int:
+    """The libdeflate level of ``optimize``: False 6, True 9, ``"max"`` 12.
+
+    Examples
+    --------
+    >>> [png_level(o) for o in (False, True, "max")]
+    [6, 9, 12]
+    """
+    if isinstance(optimize, str):
+        if optimize == "max":
+            return PNG_LEVEL_MAX
+    elif isinstance(optimize, bool | np.bool_):
+        return PNG_LEVEL if optimize else PNG_LEVEL_FAST
+    raise ValueError(f"optimize must be True, False or 'max', got {optimize!r}.")
+
+
+def encode(save: Callable[..., None], *args: Any, **kwargs: Any) -> bytes:
+    """The bytes ``save(buffer, *args, **kwargs)`` writes: a file, in memory."""
+    buf = io.BytesIO()
+    save(buf, *args, **kwargs)
+    return buf.getvalue()
+
+
+_WRITER_DOC = """
+    Parameters and errors are those of :func:`{encoder}`; the data is checked
+    before anything is written.
+
+    Returns
+    -------
+    path : str
+        The path written.
+"""
+
+
+def writes_file_of(encoder: Callable[..., bytes]) -> Callable[[_F], _F]:
+    """Decorate a ``write_*`` function: its docstring gains what every file writer
+    shares with its in-memory encoder `encoder` (parameters, errors, the path
+    returned), before its Examples."""
+
+    def decorate(func: _F) -> _F:
+        head, sep, tail = (func.__doc__ or "").partition("\n    Examples\n")
+        shared = _WRITER_DOC.format(encoder=encoder.__name__)
+        func.__doc__ = head.rstrip() + "\n" + shared + sep + tail
+        return func
+
+    return decorate
 
 
 def png_bit_depth(n_colors: int) -> int:
@@ -121,7 +175,7 @@ def to_png_bytes(
     palette: np.ndarray,
     *,
     bits: int | None = None,
-    optimize: bool = True,
+    optimize: bool | str = True,
 ) -> bytes:
     """Encode labels and palette as an indexed PNG, in memory.
 
@@ -139,8 +193,10 @@ def to_png_bytes(
         Bit depth of the indices. None (default) picks the smallest that holds k
         (:func:`png_bit_depth`); a larger value can be forced (one index per byte
         sometimes compresses better for 5 to 16 colours).
-    optimize : bool, optional
-        Compress harder (libdeflate level 9 instead of 6).
+    optimize : bool or "max", optional
+        Compress harder (libdeflate level 9 instead of 6). ``"max"``: level 12,
+        and with `bits` None also 8 bits per index, whichever is smaller (4-8 %
+        smaller than level 9 on photos, 4-15 times slower).
 
     Returns
     -------
@@ -163,9 +219,7 @@ def to_png_bytes(
     >>> data[:8] == b"\\x89PNG\\r\\n\\x1a\\n"
     True
     """
-    buf = io.BytesIO()
-    save_png(buf, labels, palette, bits=bits, optimize=optimize)
-    return buf.getvalue()
+    return encode(save_png, labels, palette, bits=bits, optimize=optimize)
 
 
 def to_gif_bytes(
@@ -202,9 +256,7 @@ def to_gif_bytes(
     >>> to_gif_bytes(labels, np.array([[1, 2, 3]], dtype=np.uint8))[:3]
     b'GIF'
     """
-    buf = io.BytesIO()
-    save_gif(buf, labels, palette, optimize=optimize)
-    return buf.getvalue()
+    return encode(save_gif, labels, palette, optimize=optimize)
 
 
 def to_tiff_bytes(
@@ -242,9 +294,7 @@ def to_tiff_bytes(
     >>> to_tiff_bytes(labels, np.array([[1, 2, 3]], dtype=np.uint8))[:2] in (b"II", b"MM")
     True
     """
-    buf = io.BytesIO()
-    save_tiff(buf, labels, palette, compression=compression)
-    return buf.getvalue()
+    return encode(save_tiff, labels, palette, compression=compression)
 
 
 # --- encoders ----------------------------------------------------------------------
@@ -256,35 +306,52 @@ def save_png(
     palette: np.ndarray,
     *,
     bits: int | None,
-    optimize: bool,
+    optimize: bool | str,
 ) -> None:
     lab, pal = prepare(labels, palette, fmt="PNG", max_colors=MAX_PNG_COLORS)
+    level = png_level(optimize)
     min_bits = png_bit_depth(len(pal))
     if bits is None:
-        bits = min_bits
+        # At the slowest level, one index per byte is sometimes smaller (deflate
+        # finds longer matches in whole bytes); both are tried.
+        depths = sorted({min_bits, 8}) if level == PNG_LEVEL_MAX else [min_bits]
     elif bits not in (1, 2, 4, 8) or bits < min_bits:
         raise ValueError(
             f"bits must be one of 1, 2, 4, 8 and at least {min_bits} for "
             f"{len(pal)} colours, got {bits!r}."
         )
+    else:
+        depths = [bits]
+    idat, bits = min(
+        ((deflate.zlib_compress(png_rows(lab, b), level), b) for b in depths),
+        key=lambda pair: len(pair[0]),
+    )
+    write_png_header(fp, lab.shape[1], lab.shape[0], bits, pal)
+    write_chunk(fp, b"IDAT", idat)
+    write_chunk(fp, b"IEND", b"")
+
+
+def write_png_header(
+    fp: IO[bytes],
+    width: int,
+    height: int,
+    bits: int,
+    pal: np.ndarray,
+    *,
+    after_ihdr: tuple[tuple[bytes, bytes], ...] = (),
+) -> None:
+    """The signature, IHDR (palette colour type), `after_ihdr` chunks (APNG's
+    acTL), PLTE and tRNS (only for a palette with transparency)."""
     rgb, alpha = split_alpha(pal)
-    chunks = [
-        (
-            b"IHDR",
-            struct.pack(">IIBBBBB", lab.shape[1], lab.shape[0], bits, 3, 0, 0, 0),
-        ),
-        (b"PLTE", rgb.tobytes()),
-    ]
+    fp.write(PNG_SIGNATURE)
+    write_chunk(fp, b"IHDR", struct.pack(">IIBBBBB", width, height, bits, 3, 0, 0, 0))
+    for tag, data in after_ihdr:
+        write_chunk(fp, tag, data)
+    write_chunk(fp, b"PLTE", rgb.tobytes())
     if alpha is not None and (alpha < 255).any():
         # tRNS may be shorter than PLTE: entries past its end are opaque.
         last = int(np.flatnonzero(alpha < 255)[-1])
-        chunks.append((b"tRNS", alpha[: last + 1].tobytes()))
-    fp.write(PNG_SIGNATURE)
-    for tag, data in chunks:
-        write_chunk(fp, tag, data)
-    level = PNG_LEVEL if optimize else PNG_LEVEL_FAST
-    write_chunk(fp, b"IDAT", deflate.zlib_compress(png_rows(lab, bits), level))
-    write_chunk(fp, b"IEND", b"")
+        write_chunk(fp, b"tRNS", alpha[: last + 1].tobytes())
 
 
 def write_chunk(fp: IO[bytes], tag: bytes, data: bytes) -> None:

@@ -19,6 +19,7 @@ import math
 import struct
 import warnings
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +57,29 @@ def read_image(
 ) -> tuple[np.ndarray, int | None]:
     """Read an image file; returns the array and its channel axis (None for grey).
 
+    As :func:`read_input`, without saying whether the channels are colours.
+    """
+    read = read_input(path, pixel_limit=pixel_limit)
+    return read.image, read.channel_axis
+
+
+@dataclass(frozen=True)
+class InputImage:
+    """An image as read from its file."""
+
+    image: np.ndarray
+    #: None for one channel (grey).
+    channel_axis: int | None
+    #: False when the file says its channels are no colours: a TIFF whose
+    #: metadata (ImageJ, OME) names them channels (C), e.g. 3 fluorescence
+    #: channels, rather than the samples (S) of an RGB(A) pixel.
+    colors: bool = True
+
+
+def read_input(path: Path, *, pixel_limit: int = DEFAULT_PIXEL_LIMIT) -> InputImage:
+    """Read an image file, with its channel axis and whether its channels are
+    colours (RGB, RGBA) or plain channels.
+
     Raises
     ------
     FileNotFoundError
@@ -78,7 +102,7 @@ def read_image(
     try:
         if magic in _TIFF_MAGIC:
             return _read_tiff(path, pixel_limit)
-        return _read_pillow(path, pixel_limit)
+        return InputImage(*_read_pillow(path, pixel_limit))
     except ImageFileError:
         raise
     except _DECODE_ERRORS as err:
@@ -109,7 +133,7 @@ def _size_text(width: int, height: int, frames: int = 1) -> str:
 # --- TIFF ----------------------------------------------------------------------------
 
 
-def _read_tiff(path: Path, limit: int) -> tuple[np.ndarray, int | None]:
+def _read_tiff(path: Path, limit: int) -> InputImage:
     # tifffile logs what it finds wrong (no pages, a tile that fails to decode)
     # through logging, which would print stray lines: after a good read each
     # becomes one note; after a failure the error says it all.
@@ -136,7 +160,7 @@ class _Collect(logging.Handler):
         self.messages.append(" ".join(record.getMessage().split()))
 
 
-def _read_tiff_series(path: Path, limit: int) -> tuple[np.ndarray, int | None]:
+def _read_tiff_series(path: Path, limit: int) -> InputImage:
     import tifffile
 
     try:
@@ -163,6 +187,11 @@ def _read_tiff_series(path: Path, limit: int) -> tuple[np.ndarray, int | None]:
             series = [first]
         shape, axes = tuple(first.shape), first.axes
         channel_axis = _tiff_channel_axis(path, shape, axes)
+        # Channels the metadata names as such (ImageJ's channels=, OME's C) are no
+        # colours, even three of them; samples (S) are RGB(A) but for other counts.
+        colors = "C" not in axes and (
+            "S" not in axes or shape[axes.index("S")] in (3, 4)
+        )
         n_channels = 1 if channel_axis is None else shape[channel_axis]
         pixels = len(series) * math.prod(shape) // n_channels
         spatial = [
@@ -180,7 +209,7 @@ def _read_tiff_series(path: Path, limit: int) -> tuple[np.ndarray, int | None]:
                 f"{path}: cannot decode this TIFF ({_reason(err)})."
             ) from err
     if len(planes) == 1:
-        return planes[0], channel_axis
+        return InputImage(planes[0], channel_axis, colors)
     if len(series) > 1:
         warnings.warn(
             f"{path} holds {len(planes)} image series of shape {shape}; read them "
@@ -190,7 +219,7 @@ def _read_tiff_series(path: Path, limit: int) -> tuple[np.ndarray, int | None]:
     stack = np.stack(planes)
     if channel_axis is not None and channel_axis >= 0:
         channel_axis += 1
-    return stack, channel_axis
+    return InputImage(stack, channel_axis, colors)
 
 
 def _tiff_channel_axis(path: Path, shape: tuple[int, ...], axes: str) -> int | None:

@@ -14,6 +14,16 @@ itself (``palette[labels]``, RGB or RGBA) as an image layer, hidden: tick its ey
 show it. (It is one reader rather than two: npe2 tries the readers of one plugin in
 no fixed order, and napari's reader choice lists a plugin once.)
 
+Which files napari offers it (napari.yaml): napari asks which reader to use
+whenever two readers' filename patterns match a file, and it never asks the
+readers themselves; its own reader claims every PNG, GIF and TIFF. So this reader
+claims ``*.apng`` (napari's does not: such files open as labels at once) and the
+names this plugin gives its files: ``IMAGE-kK.png`` (command line), ``IMAGE
+k=K.png`` (widget) and ``kNNN_indexed.png`` (sweep), likewise for .gif, .tif and
+.tiff. Only for those does napari ask (or follow a remembered choice); any other
+PNG opens as napari's image without a question, and npe2 does not offer this reader
+for it, not even by name.
+
 Files opened: PNG with a palette (colour type 3), animated PNG (each frame a plane
 of a ``(frames, H, W)`` layer), GIF (animated or not) and palette-colour TIFF (pages
 in the shape tifffile records). For any other file (truecolour or grey PNG, a TIFF

@@ -90,7 +90,7 @@ def check_output(path: Path, *, inputs: tuple[Path, ...] = (), force: bool) -> N
     check_target(path, replace_read_only=True)
     if not force:
         for source in inputs:
-            if _same_file(path, source):
+            if same_file(path, source):
                 raise ValueError(
                     f"{path} is the input image: writing it would replace the "
                     "original; choose another output name, or add --force to "
@@ -109,7 +109,7 @@ def check_distinct(*paths: Path) -> None:
     seen: dict[str, Path] = {}
     for p in paths:
         key = os.path.normcase(os.path.abspath(p))
-        if key in seen or any(_same_file(p, q) for q in seen.values()):
+        if key in seen or any(same_file(p, q) for q in seen.values()):
             raise ValueError(
                 f"{p} is named twice as an output; give each its own name."
             )
@@ -144,17 +144,18 @@ def check_channels_fit(
     image: np.ndarray,
     channel_axis: int | None,
     *,
-    alpha: bool,
+    plain: bool,
 ) -> bool:
     """Whether the image's channels are colours (grey, RGB, RGBA) that an indexed
-    palette holds; channels that are not can only go to a TIFF (the labels, with
-    the palette as CSV beside it): a ValueError says so for other formats."""
+    palette holds (not when `plain`: the file or the user says they are plain
+    channels); channels that are not can only go to a TIFF (the labels, with the
+    palette as CSV beside it): a ValueError says so for other formats."""
     n_channels = 1 if channel_axis is None else image.shape[channel_axis]
-    if n_channels in (1, 3) or (n_channels == 4 and alpha):
+    if n_channels == 1 or (not plain and n_channels in (3, 4)):
         return True
     if fmt.name == "TIFF":
         return False
-    plain = "plain " if n_channels == 4 else ""
+    plain = "plain " if n_channels in (3, 4) else ""
     raise ValueError(
         f"{path}: {n_channels} {plain}channels have no colours for a {fmt.name} "
         f"palette; write --out {path.with_suffix('.tif').name} (the labels as a "
@@ -194,10 +195,56 @@ def write_indexed(
     labels: np.ndarray,
     palette: np.ndarray,
     image: np.ndarray,
+    *,
+    effort: str = "default",
 ) -> str:
     """Write labels and palette in `fmt`, the palette scaled for the file as
-    :func:`file_palette` says for the quantised `image`."""
-    return fmt.write(path, labels, file_palette(palette, image))
+    :func:`file_palette` says for the quantised `image`; ``effort="max"`` with
+    the encoder's slowest, smallest settings."""
+    options = _MAX_EFFORT.get(fmt.name, {}) if effort == "max" else {}
+    return fmt.write(path, labels, file_palette(palette, image), **options)
+
+
+# The writers' options for --effort max (the formats not named have none).
+_MAX_EFFORT: dict[str, dict] = {
+    "PNG": {"optimize": "max"},
+    "APNG": {"optimize": "max"},
+    "WebP": {"method": 6},
+}
+
+
+def write_result(
+    path: Path,
+    fmt: IndexedFormat,
+    result,
+    image: np.ndarray,
+    *,
+    colors: bool,
+    effort: str = "default",
+) -> tuple[str, str | None]:
+    """Write a quantize result to `path`; returns the file and, for channels that
+    are no colours (`colors` False: the labels as a TIFF), the palette CSV."""
+    if not colors:
+        return palette_io.write_labels_tiff(path, result.labels, result.palette)
+    written = write_indexed(
+        path, fmt, result.labels, result.palette, image, effort=effort
+    )
+    _warn_if_dark(result.palette, fmt.name)
+    return written, None
+
+
+def _warn_if_dark(palette: np.ndarray, fmt: str) -> None:
+    """Say so when an 8-bit file will show a 16-bit image far darker than it is."""
+    if fmt == "TIFF" or palette.dtype != np.uint16:
+        return
+    top = int(palette.max())
+    if top < 65535 // 8:
+        warnings.warn(
+            f"the palette only reaches {top} of uint16's 65535 (12-bit data?), "
+            f"and {fmt} palettes hold 8 bits scaled from the full range, so the file "
+            "looks dark; --out FILE.tif keeps the 16-bit values exactly.",
+            stacklevel=3,
+        )
 
 
 def file_palette(palette: np.ndarray, image: np.ndarray) -> np.ndarray:
@@ -289,7 +336,7 @@ def _check_sides(
         )
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def same_file(a: Path, b: Path) -> bool:
     try:
         return os.path.samefile(a, b)
     except OSError:

@@ -15,13 +15,13 @@ ValueError. The public home of these functions is :mod:`.palette_io`.
 
 from __future__ import annotations
 
-import io
 import os
 from typing import IO
 
 import numpy as np
 
 from ._atomic import atomic_write
+from ._encode import encode, writes_file_of
 
 __all__ = ["MAX_WEBP_SIDE", "to_webp_bytes", "write_webp"]
 
@@ -60,6 +60,7 @@ def to_webp_bytes(labels: np.ndarray, palette: np.ndarray, *, method: int = 4) -
 
     Examples
     --------
+    >>> import io
     >>> from PIL import Image
     >>> labels = np.array([[0, 1], [1, 0]], dtype=np.uint8)
     >>> palette = np.array([[255, 0, 0], [0, 0, 255]], dtype=np.uint8)
@@ -68,11 +69,10 @@ def to_webp_bytes(labels: np.ndarray, palette: np.ndarray, *, method: int = 4) -
     >>> bool((back == palette[labels]).all())
     True
     """
-    buf = io.BytesIO()
-    _save_webp(buf, *_checked(labels, palette, method), method=method)
-    return buf.getvalue()
+    return encode(_save_webp, *_checked(labels, palette, method), method=method)
 
 
+@writes_file_of(to_webp_bytes)
 def write_webp(
     path: str | os.PathLike,
     labels: np.ndarray,
@@ -81,14 +81,6 @@ def write_webp(
     method: int = 4,
 ) -> str:
     """Write ``palette[labels]`` as a lossless WebP file (atomically).
-
-    Parameters and errors are those of :func:`to_webp_bytes`; the data is checked
-    before anything is written.
-
-    Returns
-    -------
-    path : str
-        The path written.
 
     Examples
     --------

@@ -21,7 +21,8 @@ from magicgui.widgets import Container
 from ._layers import (
     QuantizeOutcome,
     SourceInfo,
-    add_result,
+    add_result_iter,
+    palette_hexes,
     quantize_source_iter,
     remove_outputs,
     source_info,
@@ -81,8 +82,10 @@ class QuantizeWidget(Container):
     def __init__(self, napari_viewer: napari.Viewer) -> None:
         super().__init__(labels=False)
         self._viewer = napari_viewer
-        # the result in the readout: what Save writes
+        # the result in the readout: what Save writes (the k browser's while it
+        # previews one, else the last run's, kept in _ran)
         self._current: tuple[QuantizeOutcome, SourceInfo, str] | None = None
+        self._ran: tuple[QuantizeOutcome, SourceInfo, str] | None = None
         self._then: Any = None  # what to do once the running worker has finished
 
         self._in = Inputs(
@@ -103,7 +106,7 @@ class QuantizeWidget(Container):
         self._palette_title = self._readout.palette_title
         self._sources = SourceRuns(self)  # Run on channels or a shared palette
         self._compare = CompareK(self)
-        self._panel = SweepPanel(self._viewer, self._compare.keep)
+        self._panel = SweepPanel(self._viewer, self._compare.keep, self._on_preview)
         self.extend(
             [
                 self._hint,
@@ -341,23 +344,24 @@ class QuantizeWidget(Container):
     def _on_yielded(self, fraction: float) -> None:
         self._progress.value = round(100 * float(fraction))
 
-    def _on_returned(self, job: str, value: Any) -> None:
+    def _on_returned(self, job: str, value: Any):
         if isinstance(value, SourceDone):
-            self._sources.on_returned(value)
-        elif job == "quantize":
-            self._on_quantized(value)
-        elif job == "save":
+            return self._sources.on_returned(value)
+        if job == "quantize":
+            return self._on_quantized(value)
+        if job == "save":
             self._on_saved(value)
         else:
             self._then = self._compare.on_swept(value)
+        return None
 
-    def _on_quantized(self, done: tuple[QuantizeOutcome, list]) -> None:
-        outcome, all_tuples = done
-        from napari.utils.notifications import show_info, show_warning
+    def _on_quantized(self, done: tuple[QuantizeOutcome, list]):
+        """Check the source is still there; the steps that show the result."""
+        from napari.utils.notifications import show_warning
 
         source = self._jobs.source
         if self._jobs.closed or source is None:
-            return
+            return None
         layer = source.layer
         if layer is None or layer not in self._viewer.layers:
             show_warning(
@@ -365,14 +369,25 @@ class QuantizeWidget(Container):
                 "quantised; no result layers were added."
             )
             self._status.value = f"{source.name!r} was removed: result discarded."
-            return
-        labels, updated = add_result(self._viewer, all_tuples, self._in.outputs.value)
+            return None
+        return self._show_result(*done, source)
+
+    def _show_result(self, outcome: QuantizeOutcome, all_tuples: list, source):
+        """Add the layers one per step (the viewer repaints between), then fill
+        the readout."""
+        from napari.utils.notifications import show_info
+
+        layer = source.layer
+        labels, updated = yield from add_result_iter(
+            self._viewer, all_tuples, self._in.outputs.value
+        )
+        yield
         if self._in.image.value is not layer and layer in self._in.image.choices:
             self._in.image.value = layer
         for note in outcome.notes:
             show_info(f"{source.name}: {note}")
         name = labels.name.removesuffix(" labels")
-        self._current = (outcome, source, name)
+        self._current = self._ran = (outcome, source, name)
         self._readout.show(outcome, name, list(labels.features["hex"]), source)
         result = outcome.result
         distinct = (
@@ -389,6 +404,24 @@ class QuantizeWidget(Container):
             )
         self._scroll_to(self._readout)
 
+    def _on_preview(self, outcome: QuantizeOutcome | None, name: str, source) -> None:
+        """The readout follows the k browser; back to the last run's result when
+        the preview goes."""
+        if outcome is not None:
+            self._current = (outcome, source, name)
+            hexes = palette_hexes(outcome.result.palette, source)
+            self._readout.show(outcome, name, hexes, source)
+        elif self._ran is not None:
+            self._current = self._ran
+            ran, source, name = self._ran
+            self._readout.show(
+                ran, name, palette_hexes(ran.result.palette, source), source
+            )
+        else:
+            self._current = None
+            self._readout.visible = False
+        self._update_enabled()
+
     def remove_results(self, source_name: str | None = None) -> int:
         """Remove every layer the plugin made from one source; return how many.
 
@@ -403,6 +436,8 @@ class QuantizeWidget(Container):
                 return 0
             source_name = layer.name
         removed = remove_outputs(self._viewer, source_name)
+        if self._ran is not None and self._ran[1].name == source_name:
+            self._ran = None
         if self._current is not None and self._current[1].name == source_name:
             self._current = None
             self._readout.visible = False

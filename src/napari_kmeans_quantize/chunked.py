@@ -11,17 +11,21 @@ memory, but the image is only ever touched one chunk at a time:
 1. **Exact colour histogram, chunk by chunk.** Every chunk (the channel axis is made
    whole first) is reduced to its distinct colours and their pixel counts, as packed
    integer keys. For 8-bit RGB and other small key spaces (at most 2**24 keys:
-   8-bit RGB, 8- and 16-bit grey) a chunk with at least a sixteenth as many pixels
-   as possible colours (2**20 for 8-bit RGB) is counted through a bitmap over the
-   key space, each pixel's key made as it is counted (no array of keys), a smaller
-   one by sorting. The chunk results are computed in batches of a few chunks (one dask graph per batch, so
-   the progress bar moves and the work can be cancelled between batches); inside a
-   batch they are merged by a dask task, and the batch results are added into a
-   fixed 2**24-entry count array (small key spaces) or merged into a sorted list of
-   distinct keys (every other dtype). Either way the histogram is *exact* for every
-   dtype: there is no binning and no error. What differs is memory: a fixed 128 MiB
-   for small key spaces, and 8 to 24 bytes per distinct colour otherwise (uint16
-   RGB, RGBA, floats). Floats are keyed by their bits (-0.0 counts as 0.0), so an
+   8-bit RGB, 8- and 16-bit grey) each pixel's key is made as it is counted (no
+   array of keys). On dask's threaded or synchronous scheduler every running task
+   adds its chunk straight into a uint32 count array over the whole key space
+   (64 MiB for 8-bit RGB, one per task running at a time): one increment per
+   pixel, nothing sent back. Elsewhere (a ``dask.distributed`` cluster, say) a
+   chunk with at least a sixteenth as many pixels as possible colours is counted
+   through a bitmap over the key space, a smaller one by sorting. The chunks are
+   computed in batches of a few chunks (one dask graph per batch, so the progress
+   bar moves and the work can be cancelled between batches); chunk results sent
+   back are added into a fixed 2**24-entry count array (small key spaces) or
+   merged, by a dask task per batch, into a sorted list of distinct keys (every
+   other dtype). Either way the histogram is *exact* for every dtype: there is no
+   binning and no error. What differs is memory: a fixed 64 to 128 MiB per
+   counting thread for small key spaces, and 8 to 24 bytes per distinct colour
+   otherwise (uint16 RGB, RGBA, floats). Floats are keyed by their bits (-0.0 counts as 0.0), so an
    image whose every pixel is a different float needs memory proportional to its
    pixel count; pass ``max_pixels`` to shorten the fit, not the histogram.
 2. **Fit.** Weighted k-means on the distinct colours, exactly as in memory: the
@@ -50,37 +54,17 @@ from __future__ import annotations
 from collections.abc import Generator, Sequence
 from typing import Any
 
-import numpy as np
-
+from ._engine.api import checked_options, plain_form, with_options
 from ._engine.dask_backend import dask_quantize_iter
 from ._engine.multiscale import multiscale_iter
-from ._engine.options import (
-    DEFAULT_COLOR_SPACE,
-    DEFAULT_MAX_ITER,
-    DEFAULT_RANDOM_STATE,
-    DEFAULT_TOL,
-    QuantizeOptions,
-)
-from ._engine.progress import drain
 from ._engine.result import QuantizeResult
 
 __all__ = ["quantize_dask_iter", "quantize_multiscale", "quantize_multiscale_iter"]
 
 
+@with_options()
 def quantize_dask_iter(
-    image: Any,
-    n_colors: int,
-    *,
-    channel_axis: int | None = -1,
-    color_space: str = DEFAULT_COLOR_SPACE,
-    dither: bool = False,
-    random_state: int | np.random.Generator | None = DEFAULT_RANDOM_STATE,
-    max_pixels: int | None = None,
-    max_iter: int = DEFAULT_MAX_ITER,
-    tol: float = DEFAULT_TOL,
-    alpha: bool = True,
-    standardize: bool = False,
-    histogram_method: str = "auto",
+    image: Any, n_colors: int, *, histogram_method: str = "auto", **options: Any
 ) -> Generator[float, None, QuantizeResult]:
     """Quantise a dask array chunk by chunk; the generator form, with progress.
 
@@ -97,18 +81,17 @@ def quantize_dask_iter(
         Image laid out as for :func:`~napari_kmeans_quantize.quantize`. Chunks may
         split the channel axis (it is rechunked whole). Other array types are
         wrapped with ``dask.array.asarray``.
-    n_colors, channel_axis, color_space, random_state, max_pixels, max_iter, tol
-        As for :func:`~napari_kmeans_quantize.quantize`.
-    alpha, standardize
-        As for :func:`~napari_kmeans_quantize.quantize`.
+    n_colors : int
+        Palette size k, as for :func:`~napari_kmeans_quantize.quantize`.
+    %(options)s
     dither : bool, optional
         Must be False: error diffusion is sequential over the whole image, so it
         cannot be mapped lazily chunk by chunk (a ValueError says so).
     histogram_method : {'auto', 'dense', 'sparse'}, optional
         How colours are counted. 'dense' (only for key spaces of at most 2**24
-        keys, e.g. 8-bit RGB): big chunks are counted with a bincount over the
-        whole key space and the chunk counts are added into one fixed count array
-        on the caller's side. 'sparse': every chunk is sorted into distinct colours
+        keys, e.g. 8-bit RGB): counts over the whole key space, which the tasks
+        of the threaded scheduler add their chunks into directly (elsewhere big
+        chunks are counted with a bitmap and added up on the caller's side). 'sparse': every chunk is sorted into distinct colours
         and counts, and these sorted lists are merged. 'auto' picks 'dense'
         whenever it applies. The result is the same either way.
 
@@ -129,20 +112,32 @@ def quantize_dask_iter(
         As :func:`~napari_kmeans_quantize.quantize`; NaN or infinity are found
         chunk by chunk during the histogram pass, and the error names the chunk.
     """
-    options = QuantizeOptions.from_params(locals())
-    return (
-        yield from dask_quantize_iter(
-            image,
-            options,
-            channel_axis=channel_axis,
-            histogram_method=histogram_method,
-        )
+    checked, axis = checked_options(n_colors, options)
+    run = dask_quantize_iter(
+        image, checked, channel_axis=axis, histogram_method=histogram_method
     )
+    return (yield from run)
 
 
-def quantize_multiscale(
-    levels: Sequence[Any], n_colors: int, **kwargs: Any
-) -> list[QuantizeResult]:
+@with_options(exclude=("weights", "init", "n_init"))
+def quantize_multiscale_iter(
+    levels: Sequence[Any],
+    n_colors: int,
+    *,
+    fit_level: int = 0,
+    lazy: bool = True,
+    **options: Any,
+) -> Generator[float, None, list[QuantizeResult]]:
+    """Generator form of :func:`quantize_multiscale`, yielding progress fractions."""
+    checked, axis = checked_options(n_colors, options)
+    run = multiscale_iter(
+        levels, checked, channel_axis=axis, fit_level=fit_level, lazy=lazy
+    )
+    return (yield from run)
+
+
+@plain_form(quantize_multiscale_iter)
+def quantize_multiscale() -> list[QuantizeResult]:
     """Quantise a multiscale image (a pyramid) with one palette for every level.
 
     The palette is fitted on one level, by default the finest (``fit_level=0``),
@@ -171,12 +166,10 @@ def quantize_multiscale(
         True (the default): every level is a dask array and the results are lazy
         (no dithering). False: every level is read into memory and mapped at
         once, and ``dither=True`` diffuses the error on every level.
-    **kwargs
-        ``channel_axis``, ``color_space``, ``dither``, ``random_state``,
-        ``max_pixels``, ``max_iter``, ``tol``, ``alpha``, ``standardize`` and
-        ``fixed_colors`` as for
-        :func:`~napari_kmeans_quantize.quantize` (``dither`` needs
-        ``lazy=False``).
+    dither : bool, optional
+        Error diffusion on every level, as for
+        :func:`~napari_kmeans_quantize.quantize`; needs ``lazy=False``.
+    %(options)s
 
     Returns
     -------
@@ -201,30 +194,3 @@ def quantize_multiscale(
     >>> all((r.palette == res[0].palette).all() for r in res)
     True
     """
-    return drain(quantize_multiscale_iter(levels, n_colors, **kwargs))
-
-
-def quantize_multiscale_iter(
-    levels: Sequence[Any],
-    n_colors: int,
-    *,
-    fit_level: int = 0,
-    channel_axis: int | None = -1,
-    color_space: str = DEFAULT_COLOR_SPACE,
-    dither: bool = False,
-    random_state: int | np.random.Generator | None = DEFAULT_RANDOM_STATE,
-    max_pixels: int | None = None,
-    max_iter: int = DEFAULT_MAX_ITER,
-    tol: float = DEFAULT_TOL,
-    alpha: bool = True,
-    standardize: bool = False,
-    lazy: bool = True,
-    fixed_colors: np.ndarray | None = None,
-) -> Generator[float, None, list[QuantizeResult]]:
-    """Generator form of :func:`quantize_multiscale`, yielding progress fractions."""
-    options = QuantizeOptions.from_params(locals())
-    return (
-        yield from multiscale_iter(
-            levels, options, channel_axis=channel_axis, fit_level=fit_level, lazy=lazy
-        )
-    )

@@ -29,6 +29,9 @@ __all__ = ["error_diffusion", "error_diffusion_iter"]
 # _YIELD_SECONDS have passed since the last report, and at the end.
 _BLOCK_PIXELS = 1 << 16
 _YIELD_SECONDS = 0.05
+# Pixel types the kernel reads as they are (widening each value to float64 as it
+# goes); others are converted a block at a time.
+_KERNEL_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float64))
 
 
 def error_diffusion(image: np.ndarray, palette: np.ndarray) -> np.ndarray:
@@ -202,17 +205,17 @@ def _diffuse_iter(
     done = 0
     rows = max(1, _BLOCK_PIXELS // width)
     below = np.empty((width, n_channels))
-    errors = np.empty((width, n_channels))
     reported = time.perf_counter()
     for plane in planes:
         below[:] = 0.0
         for y in range(0, height, rows):
-            block = np.ascontiguousarray(image[plane][y : y + rows], dtype=np.float64)
+            block = image[plane][y : y + rows]
+            if block.dtype not in _KERNEL_DTYPES or not block.flags.c_contiguous:
+                block = np.ascontiguousarray(block, dtype=np.float64)
             diffuse_rows(
                 block,
                 y,
                 below,
-                errors,
                 grid,
                 index,
                 labels[plane][y : y + rows],

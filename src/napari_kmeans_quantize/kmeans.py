@@ -11,32 +11,51 @@ deterministic. The method is described in the private ``_engine.kmeans``.
 from __future__ import annotations
 
 from collections.abc import Generator
+from typing import Any
 
 import numpy as np
 
+from ._engine.api import plain_form, with_options
 from ._engine.kmeans import KMeansFit, Pyramid, fit_iter, kernels_compiled
 from ._engine.kmeans.kernels import _assign_kernel, _lloyd_run  # noqa: F401
-from ._engine.options import (
-    DEFAULT_MAX_ITER,
-    DEFAULT_TOL,
-    check_positive_int,
-    check_tol,
-)
-from ._engine.progress import drain
+from ._engine.options import check_positive_int, check_tol
 
 # (_lloyd_run and _assign_kernel stay importable from here for callers that
 # probe numba's cache directly; kernels_compiled() is the public check.)
 __all__ = ["KMeansFit", "kernels_compiled", "weighted_kmeans", "weighted_kmeans_iter"]
 
 
-def weighted_kmeans(
-    points: np.ndarray,
-    weights: np.ndarray,
-    n_clusters: int,
-    *,
-    max_iter: int = DEFAULT_MAX_ITER,
-    tol: float = DEFAULT_TOL,
-) -> KMeansFit:
+@with_options(only=("max_iter", "tol"))
+def weighted_kmeans_iter(
+    points: np.ndarray, weights: np.ndarray, n_clusters: int, **options: Any
+) -> Generator[float, None, KMeansFit]:
+    """Generator form of :func:`weighted_kmeans`.
+
+    Yields the fraction of the work done (0..1) after each stage and iteration, so
+    a caller can show progress and stop early by closing the generator; the
+    :class:`KMeansFit` is the generator's return value.
+    """
+    points = np.ascontiguousarray(points, dtype=np.float64)
+    if points.ndim != 2:
+        raise ValueError(f"points must have shape (n, d), got {points.shape}.")
+    weights = np.ascontiguousarray(weights, dtype=np.float64)
+    n = len(points)
+    if weights.shape != (n,):
+        raise ValueError(
+            f"weights must have shape ({n},) to match points, got {weights.shape}."
+        )
+    if isinstance(n_clusters, bool) or not 1 <= n_clusters <= n:
+        raise ValueError(f"n_clusters must be between 1 and {n}, got {n_clusters}.")
+    k = int(n_clusters)
+    max_iter = check_positive_int("max_iter", options["max_iter"], none=False)
+    tol = check_tol(options["tol"])
+    return (
+        yield from fit_iter(Pyramid(points, weights), k, max_iter=max_iter, tol=tol)
+    )
+
+
+@plain_form(weighted_kmeans_iter)
+def weighted_kmeans() -> KMeansFit:
     """Cluster weighted points with exact Lloyd k-means.
 
     Parameters
@@ -70,39 +89,3 @@ def weighted_kmeans(
     >>> sorted(fit.centers.ravel().tolist())
     [0.5, 10.5]
     """
-    return drain(
-        weighted_kmeans_iter(points, weights, n_clusters, max_iter=max_iter, tol=tol)
-    )
-
-
-def weighted_kmeans_iter(
-    points: np.ndarray,
-    weights: np.ndarray,
-    n_clusters: int,
-    *,
-    max_iter: int = DEFAULT_MAX_ITER,
-    tol: float = DEFAULT_TOL,
-) -> Generator[float, None, KMeansFit]:
-    """Generator form of :func:`weighted_kmeans`.
-
-    Yields the fraction of the work done (0..1) after each stage and iteration, so
-    a caller can show progress and stop early by closing the generator; the
-    :class:`KMeansFit` is the generator's return value.
-    """
-    points = np.ascontiguousarray(points, dtype=np.float64)
-    if points.ndim != 2:
-        raise ValueError(f"points must have shape (n, d), got {points.shape}.")
-    weights = np.ascontiguousarray(weights, dtype=np.float64)
-    n = len(points)
-    if weights.shape != (n,):
-        raise ValueError(
-            f"weights must have shape ({n},) to match points, got {weights.shape}."
-        )
-    if isinstance(n_clusters, bool) or not 1 <= n_clusters <= n:
-        raise ValueError(f"n_clusters must be between 1 and {n}, got {n_clusters}.")
-    k = int(n_clusters)
-    max_iter = check_positive_int("max_iter", max_iter, none=False)
-    tol = check_tol(tol)
-    return (
-        yield from fit_iter(Pyramid(points, weights), k, max_iter=max_iter, tol=tol)
-    )

@@ -77,6 +77,7 @@ from ._encode import (
     to_gif_bytes,
     to_png_bytes,
     to_tiff_bytes,
+    writes_file_of,
 )
 from ._file_sizes import FileSizes, file_sizes
 from ._webp import MAX_WEBP_SIDE, to_webp_bytes, write_webp
@@ -112,23 +113,16 @@ __all__ = [
 # --- public API: files -------------------------------------------------------------
 
 
+@writes_file_of(to_png_bytes)
 def write_indexed_png(
     path: str | os.PathLike,
     labels: np.ndarray,
     palette: np.ndarray,
     *,
     bits: int | None = None,
-    optimize: bool = True,
+    optimize: bool | str = True,
 ) -> str:
     """Write labels and palette as an indexed PNG file (atomically).
-
-    Parameters and errors are those of :func:`to_png_bytes`; the data is checked
-    before anything is written.
-
-    Returns
-    -------
-    path : str
-        The path written.
 
     Examples
     --------
@@ -148,6 +142,7 @@ def write_indexed_png(
     )
 
 
+@writes_file_of(to_gif_bytes)
 def write_indexed_gif(
     path: str | os.PathLike,
     labels: np.ndarray,
@@ -155,21 +150,14 @@ def write_indexed_gif(
     *,
     optimize: bool = True,
 ) -> str:
-    """Write labels and palette as a GIF file (atomically).
-
-    Parameters and errors are those of :func:`to_gif_bytes`.
-
-    Returns
-    -------
-    path : str
-        The path written.
-    """
+    """Write labels and palette as a GIF file (atomically)."""
     check_gif_alpha(
         prepare(labels, palette, fmt="GIF", max_colors=MAX_PNG_COLORS, planes=False)[1]
     )
     return atomic_write(path, lambda f: save_gif(f, labels, palette, optimize=optimize))
 
 
+@writes_file_of(to_tiff_bytes)
 def write_palette_tiff(
     path: str | os.PathLike,
     labels: np.ndarray,
@@ -177,16 +165,8 @@ def write_palette_tiff(
     *,
     compression: str | None = "zlib",
 ) -> str:
-    """Write labels and palette as a palette-colour TIFF file (atomically).
-
-    N-D label stacks become a multi-page TIFF. Parameters and errors are those of
-    :func:`to_tiff_bytes`.
-
-    Returns
-    -------
-    path : str
-        The path written.
-    """
+    """Write labels and palette as a palette-colour TIFF file (atomically); N-D
+    label stacks become a multi-page TIFF."""
     check_tiff_alpha(
         prepare(labels, palette, fmt="TIFF", max_colors=MAX_TIFF_COLORS, planes=True)[1]
     )

@@ -15,22 +15,15 @@ The steps live in the private ``_engine.pipeline``; dask arrays go to
 from __future__ import annotations
 
 from collections.abc import Generator
+from typing import Any
 
 import numpy as np
 
+from ._engine.api import checked_options, plain_form, with_options
 from ._engine.dask_backend import dask_quantize_iter
 from ._engine.image import is_dask
-from ._engine.options import (
-    DEFAULT_COLOR_SPACE,
-    DEFAULT_INIT,
-    DEFAULT_MAX_ITER,
-    DEFAULT_RANDOM_STATE,
-    DEFAULT_TOL,
-    MAX_COLORS,
-    QuantizeOptions,
-)
+from ._engine.options import MAX_COLORS
 from ._engine.pipeline import memory_apply_iter, memory_quantize_iter
-from ._engine.progress import drain
 from ._engine.result import FewColorsWarning, QuantizeResult
 
 __all__ = [
@@ -48,24 +41,42 @@ QuantizeResult.__module__ = __name__
 FewColorsWarning.__module__ = __name__
 
 
-def quantize(
-    image: np.ndarray,
-    n_colors: int,
-    *,
-    channel_axis: int | None = -1,
-    color_space: str = DEFAULT_COLOR_SPACE,
-    dither: bool = False,
-    random_state: int | np.random.Generator | None = DEFAULT_RANDOM_STATE,
-    max_pixels: int | None = None,
-    max_iter: int = DEFAULT_MAX_ITER,
-    tol: float = DEFAULT_TOL,
-    alpha: bool = True,
-    standardize: bool = False,
-    weights: np.ndarray | None = None,
-    fixed_colors: np.ndarray | None = None,
-    init: str = DEFAULT_INIT,
-    n_init: int = 1,
-) -> QuantizeResult:
+@with_options()
+def quantize_iter(
+    image: np.ndarray, n_colors: int, **options: Any
+) -> Generator[float, None, QuantizeResult]:
+    """Generator form of :func:`quantize` for progress bars and cancellation.
+
+    Yields the fraction of the work done (a float from 0 to 1) between steps; the
+    :class:`QuantizeResult` is the generator's return value. Closing the generator
+    (or simply not resuming it) stops the work; nothing is left half-done because
+    the input is never written to. All parameters are those of :func:`quantize`,
+    and they are validated before the first value is yielded (for a dask array,
+    ``n_colors=1`` on RGBA with transparent and visible pixels is only found once
+    the colours have been counted, since that needs a pass over the data).
+
+    Examples
+    --------
+    >>> from skimage import data
+    >>> gen = quantize_iter(data.coffee(), 8)
+    >>> fractions = []
+    >>> while True:
+    ...     try:
+    ...         fractions.append(next(gen))
+    ...     except StopIteration as stop:
+    ...         result = stop.value
+    ...         break
+    >>> fractions[-1], result.n_colors
+    (1.0, 8)
+    """
+    checked, axis = checked_options(n_colors, options)
+    # Dask: the bigger-than-memory path (histogram chunk by chunk, lazy labels).
+    run = dask_quantize_iter if is_dask(image) else memory_quantize_iter
+    return (yield from run(image, checked, channel_axis=axis))
+
+
+@plain_form(quantize_iter)
+def quantize() -> QuantizeResult:
     """Reduce an image to `n_colors` colours by k-means clustering of its pixels.
 
     The palette minimises the sum of squared colour errors over *all* pixels (exact
@@ -84,64 +95,7 @@ def quantize(
     n_colors : int
         Number of palette colours k, 1 <= k <= 65536. If the image has fewer
         distinct colours, those are returned exactly (with a warning).
-    channel_axis : int or None, optional
-        Axis of the colour channels, as in scikit-image. None means the image is
-        single-channel (intensity quantisation).
-    color_space : {'rgb', 'lab', 'oklab'}, optional
-        Space the clustering runs in. 'rgb' minimises the squared error over the
-        channels as they are (what PSNR measures), for any channel count; 'lab'
-        (CIELAB) and 'oklab' are perceptual and lower the mean CIEDE2000
-        difference. Perceptual spaces need RGB(A) images with integer data or
-        floats in [0, 1].
-    dither : bool, optional
-        Assign pixels by serpentine Floyd-Steinberg error diffusion instead of
-        nearest colour. The palette is the same.
-    random_state : int, numpy.random.Generator or None, optional
-        Seed for the pixel sample when `max_pixels` is set and for the seeds of
-        ``init='k-means++'``. The default fit is deterministic.
-    max_pixels : int or None, optional
-        Fit the palette on at most this many randomly chosen pixels (faster on huge
-        images, slightly worse). None (the default) uses every pixel. Every pixel is
-        mapped either way.
-    max_iter : int, optional
-        Most Lloyd iterations.
-    tol : float, optional
-        Stop when an iteration lowers the error by less than this fraction
-        (finite, >= 0).
-    alpha : bool, optional
-        Whether a 4-channel image is RGBA (the default: fully transparent pixels
-        share one palette entry). False says these are 4 plain channels, fitted
-        like any other channel count.
-    standardize : bool, optional
-        Fit (and assign) on the channels divided by their standard deviation
-        over the pixels, so that every channel weighs the same; the palette is
-        still returned in the image's units and dtype. Use it when the channels
-        are on different scales (a 12-bit and a 16-bit channel, stains of very
-        different brightness), where the brightest channel would otherwise
-        decide the clusters alone. Leave it off for colour images and for
-        channels whose absolute differences matter. Only with
-        ``color_space='rgb'``.
-    weights : ndarray or dask array, optional
-        An importance map: one finite weight >= 0 per pixel (the image's shape
-        without the channel axis). The fit minimises the weighted squared error
-        (each colour counts with the summed weight of its pixels); weight 0
-        leaves a pixel out of the fit, yet every pixel is mapped. A weight of 2
-        counts a pixel as if it were there twice. None: every pixel weighs 1.
-    fixed_colors : (m, C) array_like, optional
-        Locked colours, m <= `n_colors`, in the image's dtype and range (whole
-        numbers for integer images): the palette holds them bit for bit, even
-        if no pixel takes them. The fit moves only the other ``n_colors - m``
-        entries (weighted Lloyd with the locked ones pinned). With m equal to
-        `n_colors` the result is that of :func:`apply_palette`.
-    init : {'variance-split', 'k-means++'}, optional
-        How the centres start. 'variance-split' (the default) is a
-        deterministic divisive split of the colours. 'k-means++' seeds with
-        :func:`sklearn.cluster.kmeans_plusplus` on the distinct colours (their
-        pixel counts, or weights, as sample weights), from `random_state`, as
-        :class:`sklearn.cluster.KMeans` does.
-    n_init : int, optional
-        Runs from different k-means++ seeds; the palette of lowest inertia is
-        kept. Above 1 only with ``init='k-means++'``.
+    %(options)s
 
     Returns
     -------
@@ -191,70 +145,18 @@ def quantize(
     >>> classes.palette.shape, classes.labels.shape
     ((8, 5), (64, 64))
     """
-    # Same parameters, same names: the generator form does the work.
-    return drain(quantize_iter(**locals()))
 
 
-def quantize_iter(
-    image: np.ndarray,
-    n_colors: int,
-    *,
-    channel_axis: int | None = -1,
-    color_space: str = DEFAULT_COLOR_SPACE,
-    dither: bool = False,
-    random_state: int | np.random.Generator | None = DEFAULT_RANDOM_STATE,
-    max_pixels: int | None = None,
-    max_iter: int = DEFAULT_MAX_ITER,
-    tol: float = DEFAULT_TOL,
-    alpha: bool = True,
-    standardize: bool = False,
-    weights: np.ndarray | None = None,
-    fixed_colors: np.ndarray | None = None,
-    init: str = DEFAULT_INIT,
-    n_init: int = 1,
+@with_options(only=("channel_axis", "color_space", "dither", "alpha"))
+def apply_palette_iter(
+    image: np.ndarray, palette: np.ndarray, **options: Any
 ) -> Generator[float, None, QuantizeResult]:
-    """Generator form of :func:`quantize` for progress bars and cancellation.
-
-    Yields the fraction of the work done (a float from 0 to 1) between steps; the
-    :class:`QuantizeResult` is the generator's return value. Closing the generator
-    (or simply not resuming it) stops the work; nothing is left half-done because
-    the input is never written to. All parameters are those of :func:`quantize`,
-    and they are validated before the first value is yielded (for a dask array,
-    ``n_colors=1`` on RGBA with transparent and visible pixels is only found once
-    the colours have been counted, since that needs a pass over the data).
-
-    Examples
-    --------
-    >>> from skimage import data
-    >>> gen = quantize_iter(data.coffee(), 8)
-    >>> fractions = []
-    >>> while True:
-    ...     try:
-    ...         fractions.append(next(gen))
-    ...     except StopIteration as stop:
-    ...         result = stop.value
-    ...         break
-    >>> fractions[-1], result.n_colors
-    (1.0, 8)
-    """
-    options = QuantizeOptions.from_params(locals())
-    if is_dask(image):
-        # Bigger-than-memory path: histogram chunk by chunk, labels mapped lazily.
-        return (
-            yield from dask_quantize_iter(image, options, channel_axis=channel_axis)
-        )
-    return (yield from memory_quantize_iter(image, options, channel_axis=channel_axis))
+    """Generator form of :func:`apply_palette`, yielding progress fractions."""
+    return (yield from memory_apply_iter(image, palette, **options))
 
 
-def apply_palette(
-    image: np.ndarray,
-    palette: np.ndarray,
-    *,
-    channel_axis: int | None = -1,
-    color_space: str = DEFAULT_COLOR_SPACE,
-    dither: bool = False,
-    alpha: bool = True,
-) -> QuantizeResult:
+@plain_form(apply_palette_iter)
+def apply_palette() -> QuantizeResult:
     """Map an image onto a given palette (nearest colour, or error diffusion).
 
     Use it to give a series of images (or the frames of a movie) one shared
@@ -298,26 +200,3 @@ def apply_palette(
     >>> bool((second.palette == first.palette).all())
     True
     """
-    return drain(apply_palette_iter(**locals()))
-
-
-def apply_palette_iter(
-    image: np.ndarray,
-    palette: np.ndarray,
-    *,
-    channel_axis: int | None = -1,
-    color_space: str = DEFAULT_COLOR_SPACE,
-    dither: bool = False,
-    alpha: bool = True,
-) -> Generator[float, None, QuantizeResult]:
-    """Generator form of :func:`apply_palette`, yielding progress fractions."""
-    return (
-        yield from memory_apply_iter(
-            image,
-            palette,
-            channel_axis=channel_axis,
-            color_space=color_space,
-            dither=dither,
-            alpha=alpha,
-        )
-    )

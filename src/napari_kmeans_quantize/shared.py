@@ -10,41 +10,28 @@ from __future__ import annotations
 from collections.abc import Generator, Sequence
 from typing import Any
 
-import numpy as np
-
-from ._engine.options import (
-    DEFAULT_COLOR_SPACE,
-    DEFAULT_INIT,
-    DEFAULT_MAX_ITER,
-    DEFAULT_RANDOM_STATE,
-    DEFAULT_TOL,
-    QuantizeOptions,
-)
-from ._engine.progress import drain
+from ._engine.api import checked_options, plain_form, with_options
 from ._engine.result import QuantizeResult
 from ._engine.shared import shared_iter
 
 __all__ = ["quantize_shared", "quantize_shared_iter"]
 
 
-def quantize_shared(
+@with_options()
+def quantize_shared_iter(
     images: Sequence[Any],
     n_colors: int,
     *,
-    channel_axis: int | None = -1,
-    color_space: str = DEFAULT_COLOR_SPACE,
-    dither: bool = False,
-    random_state: int | np.random.Generator | None = DEFAULT_RANDOM_STATE,
-    max_pixels: int | None = None,
-    max_iter: int = DEFAULT_MAX_ITER,
-    tol: float = DEFAULT_TOL,
-    alpha: bool = True,
-    standardize: bool = False,
     weights: Sequence[Any] | None = None,
-    fixed_colors: np.ndarray | None = None,
-    init: str = DEFAULT_INIT,
-    n_init: int = 1,
-) -> list[QuantizeResult]:
+    **options: Any,
+) -> Generator[float, None, list[QuantizeResult]]:
+    """Generator form of :func:`quantize_shared`, yielding progress fractions."""
+    checked, axis = checked_options(n_colors, {**options, "weights": weights})
+    return (yield from shared_iter(images, checked, channel_axis=axis))
+
+
+@plain_form(quantize_shared_iter)
+def quantize_shared() -> list[QuantizeResult]:
     """Quantise several images with one palette fitted to all of them.
 
     The palette minimises the squared error over the pixels of every image
@@ -99,27 +86,3 @@ def quantize_shared(
     >>> bool((a.palette == b.palette).all()), a.image.shape, b.image.shape
     (True, (512, 512, 3), (400, 600, 3))
     """
-    return drain(quantize_shared_iter(**locals()))
-
-
-def quantize_shared_iter(
-    images: Sequence[Any],
-    n_colors: int,
-    *,
-    channel_axis: int | None = -1,
-    color_space: str = DEFAULT_COLOR_SPACE,
-    dither: bool = False,
-    random_state: int | np.random.Generator | None = DEFAULT_RANDOM_STATE,
-    max_pixels: int | None = None,
-    max_iter: int = DEFAULT_MAX_ITER,
-    tol: float = DEFAULT_TOL,
-    alpha: bool = True,
-    standardize: bool = False,
-    weights: Sequence[Any] | None = None,
-    fixed_colors: np.ndarray | None = None,
-    init: str = DEFAULT_INIT,
-    n_init: int = 1,
-) -> Generator[float, None, list[QuantizeResult]]:
-    """Generator form of :func:`quantize_shared`, yielding progress fractions."""
-    options = QuantizeOptions.from_params(locals())
-    return (yield from shared_iter(images, options, channel_axis=channel_axis))

@@ -1,45 +1,42 @@
 """Quality and size over k: the k-means compression experiment as one call.
 
 :func:`sweep` quantises an image at several palette sizes (k = 2, 4, ..., 256 by
-default) and returns a :class:`SweepTable`: for every k the PSNR, the mean CIEDE2000,
-the formula bits (indices plus palette), the real indexed-PNG bytes, the compression ratio and the
-time. :func:`auto_k` picks the smallest k that reaches a quality target, and
-:func:`plot_sweep` draws quality against size with matplotlib.
+default) and returns a :class:`SweepTable`: for every k the PSNR, the mean
+CIEDE2000, the formula bits (indices plus palette), the real indexed-PNG bytes, the
+compression ratio and the time (and, when asked, the weighted PSNR and the bytes of
+every file format). :func:`auto_k` picks the smallest k that reaches a quality
+target, and :func:`plot_sweep` draws quality against size with matplotlib.
 
 Every row is exactly what ``quantize(image, k, ...)`` gives for that k (same palette,
 same labels), so a k picked from the table reproduces its row. What is shared across
-k: the input is validated once per k before any work starts, the original's distinct
-colours and their CIELAB values are computed once and reused for every row's PSNR and
-CIEDE2000 (exact, no per-pixel pass), and the k values run in parallel threads
-(the k-means and the PNG encoder release the GIL for most of their work).
+k: the input is validated once, one histogram, one set of fit-space colours and one
+pyramid serve every fit, the original's distinct colours and their CIELAB values are
+computed once and reused for every row's PSNR and CIEDE2000, and the k values run in
+parallel threads (the k-means and the PNG encoder release the GIL for most of their
+work). Unless the results are kept (or weights given), no row builds its quantised
+image: its figures come from each distinct colour's label and the PNG from the
+labels.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
 import threading
 import time
 import warnings
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from . import gather
+from ._engine.api import checked_options, plain_form, with_options
 from ._engine.dask_backend import dask_quantize_iter
 from ._engine.image import check_one_entry, checked_image, is_dask
-from ._engine.options import (
-    DEFAULT_COLOR_SPACE,
-    DEFAULT_KS,
-    DEFAULT_RANDOM_STATE,
-    QuantizeOptions,
-    check_ks,
-)
+from ._engine.options import DEFAULT_KS, check_bool, check_ks
 from ._engine.pipeline import (
     FitInputs,
     checked_arrays,
@@ -47,7 +44,6 @@ from ._engine.pipeline import (
     quantize_histogram_iter,
     sample_weights,
 )
-from ._engine.progress import drain
 from ._engine.quality import (
     Reference,
     SizeReport,
@@ -58,6 +54,7 @@ from ._engine.quality import (
     with_weighted_psnr,
 )
 from ._engine.result import FewColorsWarning, QuantizeResult
+from ._engine.table import SweepRow, SweepTable, check_targets, fmt_psnr
 from .plot import plot_sweep
 
 __all__ = [
@@ -70,315 +67,34 @@ __all__ = [
     "sweep_iter",
 ]
 
-
-# Columns of the table: (attribute, Markdown header, CSV header).
-_COLUMNS = (
-    ("k", "k", "k"),
-    ("n_colors", "colours", "n_colors"),
-    ("formula_bits", "formula bits", "formula_bits"),
-    ("png_bytes", "PNG bytes", "png_bytes"),
-    ("ratio", "ratio", "ratio"),
-    ("psnr", "PSNR (dB)", "psnr_db"),
-    ("ciede2000", "mean CIEDE2000", "ciede2000"),
-    ("seconds", "seconds", "seconds"),
-)
-
-
-@dataclass(frozen=True)
-class SweepRow:
-    """One k of a sweep.
-
-    Attributes
-    ----------
-    k : int
-        Palette size asked for.
-    n_colors : int
-        Palette entries actually used (smaller than k when the image has fewer
-        distinct colours).
-    psnr : float
-        PSNR in dB against the original.
-    ciede2000 : float or None
-        Mean CIEDE2000 against the original (None for single-channel images, and
-        for floats outside [0, 1] and 32- or 64-bit integers without a
-        ``data_range``).
-    formula_bits : int
-        The formula size, ``H*W*ceil(log2 k) + k*24`` (32 per entry for RGBA).
-    png_bytes : int or None
-        Real bytes of the indexed PNG (None above 256 colours).
-    ratio : float or None
-        Raw original bytes (H*W*3 for 8-bit RGB) over `png_bytes`.
-    seconds : float
-        Wall time of this k's quantisation (while other k may run in parallel
-        threads, see ``workers``).
-    report : SizeReport
-        The full size report of this row.
-    """
-
-    k: int
-    n_colors: int
-    psnr: float
-    ciede2000: float | None
-    formula_bits: int
-    png_bytes: int | None
-    ratio: float | None
-    seconds: float
-    report: SizeReport = field(repr=False, compare=False)
-
-    @classmethod
-    def from_report(cls, k: int, report: SizeReport) -> SweepRow:
-        return cls(
-            k=int(k),
-            n_colors=report.n_colors,
-            psnr=report.psnr,
-            ciede2000=report.ciede2000,
-            formula_bits=report.formula_bits,
-            png_bytes=report.png_bytes,
-            ratio=report.ratio,
-            seconds=report.seconds,
-            report=report,
-        )
-
-    def meets(
-        self, *, max_ciede2000: float | None = None, min_psnr: float | None = None
-    ) -> bool:
-        """Whether this row reaches the quality target(s) given.
-
-        Parameters
-        ----------
-        max_ciede2000 : float, optional
-            Largest acceptable mean CIEDE2000 (2.3 is about one just-noticeable
-            difference). Rows without CIEDE2000 (grey images) never meet it.
-        min_psnr : float, optional
-            Smallest acceptable PSNR in dB.
-        """
-        if max_ciede2000 is not None and (
-            self.ciede2000 is None or self.ciede2000 > max_ciede2000
-        ):
-            return False
-        return min_psnr is None or self.psnr >= min_psnr
-
-
-@dataclass(frozen=True)
-class SweepTable:
-    """Quality and size for several k; iterate it for the rows (ascending k).
-
-    Attributes
-    ----------
-    rows : tuple of SweepRow
-        One row per k, ascending.
-    shape : tuple of int
-        Spatial shape of the image (its labels).
-    n_distinct : int
-        Distinct colours in the image.
-    bits_per_pixel : int
-        Bits of one raw pixel (24 for 8-bit RGB).
-    original_bits : int
-        Raw size of the image, ``n_pixels * bits_per_pixel``.
-    source_bytes : int or None
-        Size of the file the image came from, when given.
-    color_space : str
-        Space the palettes were fitted in.
-    seconds : float
-        Wall time of the whole sweep.
-    psnr_peak : float or None
-        The peak value the PSNRs used (the ``data_range`` given, or the automatic
-        one, see :func:`~napari_kmeans_quantize.metrics.psnr`).
-    results : tuple of QuantizeResult or None
-        The results per row, when the sweep was asked to keep them.
-    """
-
-    rows: tuple[SweepRow, ...]
-    shape: tuple[int, ...]
-    n_distinct: int
-    bits_per_pixel: int
-    original_bits: int
-    source_bytes: int | None = None
-    color_space: str = "rgb"
-    seconds: float = 0.0
-    psnr_peak: float | None = None
-    results: tuple[QuantizeResult, ...] | None = field(
-        default=None, repr=False, compare=False
-    )
-
-    def __iter__(self) -> Iterator[SweepRow]:
-        return iter(self.rows)
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, index: int) -> SweepRow:
-        return self.rows[index]
-
-    @property
-    def ks(self) -> tuple[int, ...]:
-        """The k of every row."""
-        return tuple(row.k for row in self.rows)
-
-    def row(self, k: int) -> SweepRow:
-        """The row of palette size `k` (KeyError if it was not swept)."""
-        for row in self.rows:
-            if row.k == k:
-                return row
-        raise KeyError(f"k={k} is not in this sweep (ks = {self.ks}).")
-
-    def result(self, k: int) -> QuantizeResult:
-        """The quantisation result of palette size `k` (needs ``keep_results``)."""
-        if self.results is None:
-            raise ValueError("this sweep did not keep its results (keep_results=True).")
-        return self.results[self.ks.index(self.row(k).k)]
-
-    def smallest_k(
-        self, *, max_ciede2000: float | None = None, min_psnr: float | None = None
-    ) -> SweepRow | None:
-        """The first row (smallest k) that reaches the target(s), or None."""
-        _check_targets(max_ciede2000, min_psnr)
-        for row in self.rows:
-            if row.meets(max_ciede2000=max_ciede2000, min_psnr=min_psnr):
-                return row
-        return None
-
-    def to_records(self) -> list[dict[str, Any]]:
-        """The rows as dicts with the CSV column names."""
-        return [
-            {csv_name: getattr(row, attr) for attr, _, csv_name in _COLUMNS}
-            for row in self.rows
-        ]
-
-    def to_markdown(self) -> str:
-        """The table in GitHub Markdown (ratio against the raw original).
-
-        Examples
-        --------
-        >>> from skimage import data
-        >>> print(sweep(data.coffee()[::8, ::8], ks=(2, 4)).to_markdown())
-        ... # doctest: +NORMALIZE_WHITESPACE, +ELLIPSIS
-        | k | colours | formula bits | PNG bytes | ratio | PSNR (dB) | mean CIEDE2000 | seconds |
-        |---:|---:|---:|---:|---:|---:|---:|---:|
-        | 2 | 2 | 3,798 | ... |
-        | 4 | 4 | 7,596 | ... |
-        """
-        header = "| " + " | ".join(md for _, md, _ in _COLUMNS) + " |"
-        rule = "|" + "|".join("---:" for _ in _COLUMNS) + "|"
-        lines = [header, rule]
-        for row in self.rows:
-            cells = [
-                str(row.k),
-                str(row.n_colors),
-                f"{row.formula_bits:,}",
-                "n/a" if row.png_bytes is None else f"{row.png_bytes:,}",
-                "n/a" if row.ratio is None else f"{row.ratio:.2f}",
-                _fmt_psnr(row.psnr),
-                "n/a" if row.ciede2000 is None else f"{row.ciede2000:.2f}",
-                f"{row.seconds:.2f}",
-            ]
-            lines.append("| " + " | ".join(cells) + " |")
-        return "\n".join(lines)
-
-    def to_csv(self) -> str:
-        """The table as CSV text (full precision, empty cells for n/a)."""
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow([name for _, _, name in _COLUMNS])
-        for record in self.to_records():
-            writer.writerow(["" if v is None else v for v in record.values()])
-        return buf.getvalue()
+# Documented (and pickled) where users import them from.
+SweepRow.__module__ = SweepTable.__module__ = __name__
 
 
 # --- the sweep -----------------------------------------------------------------------
 
 
-def sweep(
-    image: np.ndarray,
-    ks: Iterable[int] = DEFAULT_KS,
-    *,
-    channel_axis: int | None = -1,
-    color_space: str = DEFAULT_COLOR_SPACE,
-    random_state: int | np.random.Generator | None = DEFAULT_RANDOM_STATE,
-    dither: bool = False,
-    progress: Callable[[float], Any] | None = None,
-    source_bytes: int | None = None,
-    keep_results: bool = False,
-    workers: int | None = None,
-    data_range: float | None = None,
-    alpha: bool = True,
-    standardize: bool = False,
-    weights: np.ndarray | None = None,
-) -> SweepTable:
-    """Quantise an image at several k and tabulate quality and size.
-
-    Parameters
-    ----------
-    image : ndarray
-        Image as for :func:`~napari_kmeans_quantize.quantize`.
-    ks : iterable of int, optional
-        Palette sizes (each 1..65536); duplicates are dropped and rows come out in
-        ascending k. Default 2, 4, 8, ..., 256.
-    channel_axis, color_space, random_state, dither
-        Passed to :func:`~napari_kmeans_quantize.quantize` for every k.
-    progress : callable, optional
-        Called with the fraction of the work done (0..1), from the calling thread.
-    source_bytes : int, optional
-        Size of the image's file, for the reports' source ratio.
-    keep_results : bool, optional
-        Keep every :class:`QuantizeResult` in ``table.results`` (memory: one
-        quantised image and labels per k).
-    workers : int, optional
-        Threads running different k at once. Default: the number of CPUs, at most
-        4 and at most ``len(ks)``. 1 runs them one after another.
-    data_range : float, optional
-        The PSNR peak and, for integer RGB(A) images, the value of full intensity
-        for CIEDE2000, as for :func:`~napari_kmeans_quantize.size_report` (whose
-        docstring gives the default per dtype): e.g. 4095 for 12-bit data stored
-        as uint16. Finite and above 0.
-    alpha, standardize : bool, optional
-        As for :func:`~napari_kmeans_quantize.quantize`: whether 4 channels are
-        RGBA, and whether to fit on unit-variance channels.
-    weights : ndarray or dask array, optional
-        An importance map for every k's fit, as for
-        :func:`~napari_kmeans_quantize.quantize`; every row's report then also
-        gives ``psnr_weighted``, the PSNR inside the region it marks.
-
-    Returns
-    -------
-    table : SweepTable
-        One row per k (PSNR, mean CIEDE2000, formula bits, PNG bytes, ratio, seconds).
-
-    Raises
-    ------
-    TypeError, ValueError
-        For a bad image or options (the errors of ``quantize``), a bad `ks` or
-        `data_range`.
-
-    Examples
-    --------
-    >>> from skimage import data
-    >>> table = sweep(data.astronaut()[::4, ::4], ks=(2, 16, 64))
-    >>> [row.k for row in table]
-    [2, 16, 64]
-    >>> psnrs = [row.psnr for row in table]
-    >>> psnrs == sorted(psnrs)
-    True
-    """
-    params = dict(locals())
-    progress = params.pop("progress")
-    return drain(sweep_iter(**params), progress)
-
-
+@with_options(
+    only=(
+        "channel_axis",
+        "color_space",
+        "random_state",
+        "dither",
+        "alpha",
+        "standardize",
+        "weights",
+    )
+)
 def sweep_iter(
     image: np.ndarray,
     ks: Iterable[int] = DEFAULT_KS,
     *,
-    channel_axis: int | None = -1,
-    color_space: str = DEFAULT_COLOR_SPACE,
-    random_state: int | np.random.Generator | None = DEFAULT_RANDOM_STATE,
-    dither: bool = False,
     source_bytes: int | None = None,
     keep_results: bool = False,
     workers: int | None = None,
     data_range: float | None = None,
-    alpha: bool = True,
-    standardize: bool = False,
-    weights: np.ndarray | None = None,
+    file_formats: bool = False,
+    **options: Any,
 ) -> Generator[float, None, SweepTable]:
     """Generator form of :func:`sweep` for progress bars and cancellation.
 
@@ -393,27 +109,24 @@ def sweep_iter(
     ks = check_ks(ks)
     data_range = checked_data_range(data_range)
     source_bytes = checked_source_bytes(source_bytes)
+    file_formats = check_bool("file_formats", file_formats)
     # One checked set of options; every k differs only in n_colors.
-    base = QuantizeOptions(
-        ks[0],
-        color_space=color_space,
-        dither=dither,
-        random_state=random_state,
-        alpha=alpha,
-        standardize=standardize,
-        weights=weights,
-    )
+    base, channel_axis = checked_options(ks[0], options)
+    color_space, weights = base.color_space, options["weights"]
     options = {k: replace(base, n_colors=k) for k in ks}
     if is_dask(image):
         # Validate up front: a quantize_iter checks everything before its first
         # yield.
         gens = {
-            k: dask_quantize_iter(image, options[k], channel_axis=channel_axis)
+            k: _with_no_entries(
+                dask_quantize_iter(image, options[k], channel_axis=channel_axis)
+            )
             for k in ks
         }
         for gen in gens.values():
             next(gen)
         yield 0.0
+        hist = None
         axis = _normalised_axis(image, channel_axis)
         ref = Reference(image, axis, data_range=data_range, alpha=base.alpha)
     else:
@@ -442,8 +155,13 @@ def sweep_iter(
             alpha=base.alpha,
             standardize=base.standardize,
         )
+        # Without kept results the rows need no quantised images (the weighted
+        # PSNR reads one), and the quality figures read each colour's label.
+        make_image = keep_results or weights is not None
         gens = {
-            k: quantize_histogram_iter(arr, arr_axis, hist, inputs, options[k])
+            k: quantize_histogram_iter(
+                arr, arr_axis, hist, inputs, options[k], image=make_image
+            )
             for k in ks
         }
 
@@ -468,10 +186,19 @@ def sweep_iter(
             try:
                 done_fraction[k] = next(gen)
             except StopIteration as finished:
+                result, entries = finished.value
                 # The time of this k's own work (not of waiting for a thread).
-                result = replace(finished.value, seconds=time.perf_counter() - t0)
+                result = replace(result, seconds=time.perf_counter() - t0)
                 # The report (PNG encoding above all) runs here too, in parallel.
-                report = build_size_report(result, ref, source_bytes)
+                report = build_size_report(
+                    result,
+                    ref,
+                    source_bytes,
+                    file_formats=file_formats,
+                    # The colours' labels are the reference's where its
+                    # histogram is the fit's (no transparent pixels merged).
+                    entries=entries if ref.hist is hist else None,
+                )
                 return result, with_weighted_psnr(report, result, image, weights)
 
     results: dict[int, QuantizeResult] = {}
@@ -528,19 +255,84 @@ def sweep_iter(
     return table
 
 
+@plain_form(sweep_iter, progress=True)
+def sweep() -> SweepTable:
+    """Quantise an image at several k and tabulate quality and size.
+
+    Parameters
+    ----------
+    image : ndarray
+        Image as for :func:`~napari_kmeans_quantize.quantize`.
+    ks : iterable of int, optional
+        Palette sizes (each 1..65536); duplicates are dropped and rows come out in
+        ascending k. Default 2, 4, 8, ..., 256.
+    channel_axis, color_space, random_state, dither
+        Passed to :func:`~napari_kmeans_quantize.quantize` for every k.
+    progress : callable, optional
+        Called with the fraction of the work done (0..1), from the calling thread.
+    source_bytes : int, optional
+        Size of the image's file, for the reports' source ratio.
+    keep_results : bool, optional
+        Keep every :class:`QuantizeResult` in ``table.results`` (memory: one
+        quantised image and labels per k).
+    workers : int, optional
+        Threads running different k at once. Default: the number of CPUs, at most
+        4 and at most ``len(ks)``. 1 runs them one after another.
+    data_range : float, optional
+        The PSNR peak and, for integer RGB(A) images, the value of full intensity
+        for CIEDE2000, as for :func:`~napari_kmeans_quantize.size_report` (whose
+        docstring gives the default per dtype): e.g. 4095 for 12-bit data stored
+        as uint16. Finite and above 0.
+    alpha, standardize : bool, optional
+        As for :func:`~napari_kmeans_quantize.quantize`: whether 4 channels are
+        RGBA, and whether to fit on unit-variance channels.
+    weights : ndarray or dask array, optional
+        An importance map for every k's fit, as for
+        :func:`~napari_kmeans_quantize.quantize`; every row's report then also
+        gives ``psnr_weighted``, the PSNR inside the region it marks (a
+        column of the table).
+    file_formats : bool, optional
+        Also encode every row in every file format that holds it exactly (PNG,
+        GIF, TIFF, WebP, ... as :func:`~napari_kmeans_quantize.size_report`
+        with ``file_formats=True``): the rows then give the real bytes of each
+        (``file_bytes``) and name the smallest. Costs one encoding per format
+        and k.
+
+    Returns
+    -------
+    table : SweepTable
+        One row per k (PSNR, mean CIEDE2000, formula bits, PNG bytes, ratio,
+        seconds; the weighted PSNR with `weights`, the bytes of every format
+        with `file_formats`).
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a bad image or options (the errors of ``quantize``), a bad `ks` or
+        `data_range`.
+
+    Examples
+    --------
+    >>> from skimage import data
+    >>> table = sweep(data.astronaut()[::4, ::4], ks=(2, 16, 64))
+    >>> [row.k for row in table]
+    [2, 16, 64]
+    >>> psnrs = [row.psnr for row in table]
+    >>> psnrs == sorted(psnrs)
+    True
+    """
+
+
+@with_options(only=("channel_axis", "color_space", "random_state", "dither", "weights"))
 def auto_k(
     image: np.ndarray,
     *,
     max_ciede2000: float | None = None,
     min_psnr: float | None = None,
     ks: Iterable[int] = DEFAULT_KS,
-    channel_axis: int | None = -1,
-    color_space: str = DEFAULT_COLOR_SPACE,
-    random_state: int | np.random.Generator | None = DEFAULT_RANDOM_STATE,
-    dither: bool = False,
     progress: Callable[[float], Any] | None = None,
     data_range: float | None = None,
-    weights: np.ndarray | None = None,
+    **options: Any,
 ) -> int:
     """The smallest k that reaches a quality target.
 
@@ -588,10 +380,10 @@ def auto_k(
     >>> auto_k(data.astronaut()[::4, ::4], min_psnr=25.0)
     16
     """
-    _check_targets(max_ciede2000, min_psnr)
+    check_targets(max_ciede2000, min_psnr)
     ks = check_ks(ks)
     data_range = checked_data_range(data_range)
-    if max_ciede2000 is not None and channel_axis is None:
+    if max_ciede2000 is not None and options["channel_axis"] is None:
         raise ValueError(
             "max_ciede2000 needs an RGB(A) image; use min_psnr for single-channel "
             "images."
@@ -610,17 +402,7 @@ def auto_k(
             raise ValueError(f"max_ciede2000 needs {need}; or use min_psnr.")
     row = None
     for i, k in enumerate(ks):
-        table = sweep(
-            image,
-            (k,),
-            channel_axis=channel_axis,
-            color_space=color_space,
-            random_state=random_state,
-            dither=dither,
-            workers=1,
-            data_range=data_range,
-            weights=weights,
-        )
+        table = sweep(image, (k,), workers=1, data_range=data_range, **options)
         row = table.rows[0]
         if progress is not None:
             progress((i + 1) / len(ks))
@@ -631,7 +413,7 @@ def auto_k(
     assert row is not None
     warnings.warn(
         f"No k in {ks} reaches the target (best: k={row.k}, PSNR "
-        f"{_fmt_psnr(row.psnr)} dB, mean CIEDE2000 "
+        f"{fmt_psnr(row.psnr)} dB, mean CIEDE2000 "
         f"{'n/a' if row.ciede2000 is None else f'{row.ciede2000:.2f}'}); "
         f"returning k={ks[-1]}.",
         UserWarning,
@@ -643,19 +425,11 @@ def auto_k(
 # --- helpers -------------------------------------------------------------------------
 
 
-def _check_targets(max_ciede2000: float | None, min_psnr: float | None) -> None:
-    if max_ciede2000 is None and min_psnr is None:
-        raise ValueError("give a target: max_ciede2000 (e.g. 2.3) and/or min_psnr.")
-    for name, value in (("max_ciede2000", max_ciede2000), ("min_psnr", min_psnr)):
-        if value is not None and not (
-            isinstance(value, int | float | np.number) and math.isfinite(value)
-        ):
-            raise ValueError(f"{name} must be a finite number, got {value!r}.")
-    if max_ciede2000 is not None and max_ciede2000 < 0:
-        raise ValueError(
-            f"max_ciede2000 must be >= 0 (0 means no visible difference at all), "
-            f"got {max_ciede2000!r}."
-        )
+def _with_no_entries(
+    gen: Generator[float, None, QuantizeResult],
+) -> Generator[float, None, tuple[QuantizeResult, None]]:
+    # A dask result, in the form of an in-memory row: no colour labels.
+    return (yield from gen), None
 
 
 def _n_workers(workers: int | None, n_jobs: int) -> int:
@@ -679,7 +453,3 @@ def _overall(done: dict[int, float], n_reported: int, n: int) -> float:
     weights = {k: math.log2(k) + 1 for k in done}
     fit = sum(weights[k] * f for k, f in done.items()) / sum(weights.values())
     return min(0.99, 0.9 * fit + 0.1 * n_reported / n)
-
-
-def _fmt_psnr(value: float) -> str:
-    return "inf" if value == math.inf else f"{value:.2f}"

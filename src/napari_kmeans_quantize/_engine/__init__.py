@@ -4,7 +4,7 @@ The public modules (``quantize``, ``chunked``, ``sweep``, ``kmeans``, ``metrics`
 check what the caller passed, build a :class:`~.options.QuantizeOptions` and hand
 on to the steps here: image checks (``image``), the fit pipeline (``pipeline``:
 histogram -> fit space -> k-means -> palette -> assignment), the dask backend
-(``dask_backend``, ``multiscale``), the quality figures (``quality``,
+(``dask_backend``, ``dask_histogram``, ``multiscale``), the quality figures (``quality``,
 ``ciede2000``) and the k-means (``kmeans``). Of the public modules only the
 leaves (``colorspace``, ``gather``, ``histogram``, ``palette_io``, which import
 nothing of the engine) are imported here, so the dependencies run one way:

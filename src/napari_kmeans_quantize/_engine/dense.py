@@ -10,6 +10,9 @@ bits).
 
 from __future__ import annotations
 
+import queue
+import threading
+
 import numpy as np
 from numba import njit
 
@@ -111,3 +114,114 @@ def colour_entries(
         elif lut[c] != labels[i]:
             return lut, False
     return lut, True
+
+
+@njit(nogil=True, cache=True)
+def count_into(pixels, bits, flip, acc):  # pragma: no cover
+    """``acc[key of pixel i] += 1`` for every pixel: one scattered increment each."""
+    for i in range(pixels.shape[0]):
+        acc[_key(pixels, i, bits, flip)] += 1
+
+
+@njit(nogil=True, cache=True)
+def _fold(total, acc):  # pragma: no cover
+    for i in range(len(acc)):
+        total[i] += acc[i]
+        acc[i] = 0
+
+
+@njit(nogil=True, cache=True)
+def _nonzero(counts, like):  # pragma: no cover
+    # np.flatnonzero and the counts there in one pass, keys in like's dtype.
+    n = 0
+    for key in range(len(counts)):
+        if counts[key]:
+            n += 1
+    keys = np.empty(n, dtype=like.dtype)
+    out = np.empty(n, dtype=np.int64)
+    j = 0
+    for key in range(len(counts)):
+        if counts[key]:
+            keys[j] = key
+            out[j] = counts[key]
+            j += 1
+    return keys, out
+
+
+class DenseCounter:
+    """Pixel counts over a small key space, added into by concurrent tasks.
+
+    Every task that runs at the same time counts into an array of its own (taken
+    from a free list, made when none is free), so the counts need no lock and no
+    per-chunk list of distinct colours is made, shipped and added up: one
+    scattered increment per pixel. Arrays are uint32 (64 MiB for 8-bit RGB), at
+    most ``_MAX_ARRAYS`` of them; one about to overflow is first added into an
+    int64 array. For tasks that share this process's memory (dask's threaded or
+    synchronous scheduler).
+    """
+
+    _LIMIT = (1 << 32) - 1
+    # Tasks past this many at once wait for an array (bounds the memory: 512
+    # MiB for 8-bit RGB).
+    _MAX_ARRAYS = 8
+
+    def __init__(self, spec: KeySpec) -> None:
+        self.spec = spec
+        self._free: queue.SimpleQueue = queue.SimpleQueue()
+        self._arrays: list[list] = []  # [counts, pixels counted into them]
+        self._lock = threading.Lock()
+        self._spill: np.ndarray | None = None
+
+    def __dask_tokenize__(self) -> object:
+        return ("DenseCounter", id(self))
+
+    def add(self, pixels: np.ndarray) -> None:
+        """Count the (N, C) `pixels` (of the counter's dtype and channels)."""
+        if len(pixels) > self._LIMIT:
+            for lo in range(0, len(pixels), self._LIMIT):
+                self.add(pixels[lo : lo + self._LIMIT])
+            return
+        try:
+            slot = self._free.get_nowait()
+        except queue.Empty:
+            with self._lock:
+                make = len(self._arrays) < self._MAX_ARRAYS
+                if make:
+                    slot = [np.zeros(self.spec.n_keys, dtype=np.uint32), 0]
+                    self._arrays.append(slot)
+            if not make:
+                slot = self._free.get()  # wait for a task to hand one back
+        try:
+            if slot[1] + len(pixels) > self._LIMIT:
+                with self._lock:
+                    if self._spill is None:
+                        self._spill = np.zeros(self.spec.n_keys, dtype=np.int64)
+                    _fold(self._spill, slot[0])
+                slot[1] = 0
+            count_into(*key_args(pixels, self.spec), slot[0])
+            slot[1] += len(pixels)
+        finally:
+            self._free.put(slot)
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """The distinct keys (ascending, of the spec's key dtype) and their counts;
+        the count arrays are released."""
+        slots, self._arrays = self._arrays, []
+        spill, self._spill = self._spill, None
+        like = np.empty(0, dtype=self.spec.key_dtype)
+        if not slots:
+            return like, np.empty(0, dtype=np.int64)
+        base, n = slots[0]
+        for counts, m in slots[1:]:
+            # Added in place while no count can pass the uint32 range.
+            if n + m <= self._LIMIT:
+                _fold(base, counts)
+                n += m
+            else:
+                if spill is None:
+                    spill = np.zeros(self.spec.n_keys, dtype=np.int64)
+                _fold(spill, counts)
+        if spill is not None:
+            _fold(spill, base)
+            base = spill
+        return _nonzero(base, like)

@@ -7,10 +7,10 @@ dask and multiscale paths (``dask_backend``) and the sweep (once per k):
   shared by every k) their fit-space points and pyramid;
 - :func:`fit_palette`: weighted k-means on them and the palette in the input's
   dtype (one entry kept for the transparent colour of RGBA images);
-- :func:`color_labels`: the nearest palette entry of every distinct colour and
-  the pixel count of every entry;
-- :func:`order_by_share`: the palette most frequent first;
-- :func:`assign`: the per-pixel labels and image of an in-memory result.
+- ``assignment``: the nearest palette entry of every distinct colour
+  (``color_labels``), the palette most frequent first (``order_by_share``) and
+  the per-pixel labels and image of an in-memory result (``assign``); the
+  conversions into the fit space are in ``fitspace``.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
-from scipy.spatial import cKDTree
 
-from .. import gather
-from ..colorspace import COLOR_SPACES, from_fit_space, to_fit_space
+from ..colorspace import COLOR_SPACES, from_fit_space
 from ..histogram import ColorHistogram, color_histogram
+from .assignment import assign, color_labels, nearest, order_by_share
+from .fitspace import channel_scale, fit_points, from_unit
 from .fixed import checked_fixed_colors, pinned_lloyd
 from .image import (
     check_one_entry,
@@ -38,77 +38,28 @@ from .image import (
     one_entry_rgba,
 )
 from .kmeans import KMeansFit, Pyramid
-from .options import QuantizeOptions, check_bool, check_option, label_dtype
+from .options import QuantizeOptions, check_bool, check_option
 from .progress import scaled
 from .restarts import seeded_fit_iter
 from .result import FewColorsWarning, QuantizeResult
 from .weights import checked_weights, colour_weights
 
-# Nearest-entry searches for more points than this use every core.
-_PARALLEL_QUERY = 1 << 14
-
-
-# --- colour scale -------------------------------------------------------------------
-
-
-def _unit_scale(dtype: np.dtype) -> float:
-    return float(np.iinfo(dtype).max) if dtype.kind in "ui" else 1.0
-
-
-def to_unit(
-    colors: np.ndarray,
-    dtype: np.dtype,
-    color_space: str,
-    scale: np.ndarray | None = None,
-) -> np.ndarray:
-    """Colours of `dtype` as float64, scaled to [0, 1] for a perceptual space,
-    or divided by the per-channel `scale` (see :func:`channel_scale`)."""
-    colors = colors.astype(np.float64)
-    if scale is not None:
-        return colors / scale
-    if color_space == "rgb":
-        return colors
-    return colors / _unit_scale(dtype)
-
-
-def from_unit(
-    colors: np.ndarray,
-    dtype: np.dtype,
-    color_space: str,
-    scale: np.ndarray | None = None,
-) -> np.ndarray:
-    """The inverse of :func:`to_unit`, rounded and clipped into `dtype`."""
-    if scale is not None:
-        colors = colors * scale
-    elif color_space != "rgb":
-        colors = colors * _unit_scale(dtype)
-    if dtype.kind in "ui":
-        info = np.iinfo(dtype)
-        colors = np.clip(np.rint(colors), info.min, info.max)
-    return colors.astype(dtype)
-
-
-def fit_points(
-    colors: np.ndarray,
-    dtype: np.dtype,
-    color_space: str,
-    scale: np.ndarray | None = None,
-) -> np.ndarray:
-    """Colours of `dtype` as points of the fit space."""
-    return to_fit_space(to_unit(colors, dtype, color_space, scale), color_space)
-
-
-def channel_scale(colors: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """The weighted standard deviation of every channel of the `colors` (1 for a
-    constant channel): dividing by it gives every channel unit variance."""
-    values = colors.astype(np.float64)
-    total = weights.sum()
-    if total <= 0:
-        return np.ones(values.shape[1])
-    mean = weights @ values / total
-    std = np.sqrt(weights @ (values - mean) ** 2 / total)
-    return np.where(std > 0, std, 1.0)
-
+# Where the dask backend takes them from: one pipeline, one import.
+__all__ = [
+    "FitInputs",
+    "checked_arrays",
+    "color_labels",
+    "fit_palette",
+    "fit_points",
+    "memory_apply_iter",
+    "memory_quantize_iter",
+    "nearest",
+    "order_by_share",
+    "pixel_histogram",
+    "pixel_sample",
+    "quantize_histogram_iter",
+    "sample_weights",
+]
 
 # --- fit inputs -----------------------------------------------------------------------
 
@@ -395,149 +346,6 @@ def _guess_kernel(
         certain[rows[i]] = np.sqrt(sq) < lower[i] - slack
 
 
-# --- assignment -----------------------------------------------------------------------
-
-
-def nearest_colors(
-    colors: np.ndarray,
-    dtype: np.dtype,
-    palette: np.ndarray,
-    color_space: str,
-    guess: tuple[np.ndarray, np.ndarray] | None = None,
-    scale: np.ndarray | None = None,
-) -> np.ndarray:
-    """Nearest palette entry of each colour, in the fit space.
-
-    With a `guess` (from :func:`palette_of_fit`) only the colours it does not
-    prove are converted and searched.
-    """
-    pal_fit = fit_points(palette, dtype, color_space, scale)
-    if guess is None:
-        return nearest(fit_points(colors, dtype, color_space, scale), pal_fit, palette)
-    labels, certain = guess
-    labels = labels.copy()
-    todo = np.flatnonzero(~certain)
-    if len(todo):
-        col_fit = fit_points(colors[todo], dtype, color_space, scale)
-        labels[todo] = nearest(col_fit, pal_fit, palette)
-    return labels
-
-
-def nearest(points: np.ndarray, pal_fit: np.ndarray, palette: np.ndarray) -> np.ndarray:
-    """Index of the nearest palette entry for each point.
-
-    Equidistant entries are common with integer colours; the tree is built over the
-    palette in a canonical (sorted) order so that ties resolve the same way whatever
-    order the palette is given in (quantize and apply_palette then agree).
-    """
-    if len(palette) == 1:
-        return np.zeros(len(points), dtype=np.intp)
-    canon = np.lexsort(palette.T[::-1])
-    workers = -1 if len(points) > _PARALLEL_QUERY and gather.workers() > 1 else 1
-    idx = cKDTree(pal_fit[canon]).query(points, workers=workers)[1]
-    return canon[idx]
-
-
-def color_labels(
-    colors: np.ndarray,
-    counts: np.ndarray,
-    dtype: np.dtype,
-    palette: np.ndarray,
-    color_space: str,
-    guess: tuple[np.ndarray, np.ndarray] | None = None,
-    scale: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The nearest entry of every distinct colour and the pixels of every entry."""
-    labels = nearest_colors(
-        colors, dtype, palette, color_space, guess=guess, scale=scale
-    )
-    # Float weights are exact for totals below 2**53 pixels.
-    entry_counts = np.bincount(labels, weights=counts, minlength=len(palette))
-    return labels, np.rint(entry_counts).astype(np.int64)
-
-
-def order_by_share(
-    counts: np.ndarray, keep: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """The palette order most frequent first (ties by index), unused entries
-    dropped unless `keep` says so, and the map from old to new entry
-    (``remap[order] = arange``)."""
-    order = np.lexsort((np.arange(len(counts)), -counts))
-    used = counts[order] > 0
-    order = order[used if keep is None else used | keep[order]]
-    # The smallest type that holds every entry: remap[labels] over a dithered
-    # image's pixels is then no wider than the labels it returns.
-    remap = np.zeros(len(counts), dtype=label_dtype(len(counts)))
-    remap[order] = np.arange(len(order))
-    return order, remap
-
-
-def assign(
-    arr: np.ndarray,
-    hist: ColorHistogram,
-    palette: np.ndarray,
-    color_space: str,
-    dither: bool,
-    k_requested: int,
-    axis: int | None,
-    *,
-    keep_order: bool = False,
-    guess: tuple[np.ndarray, np.ndarray] | None = None,
-    scale: np.ndarray | None = None,
-    keep: np.ndarray | None = None,
-) -> Generator[float, None, QuantizeResult]:
-    """Map the pixels of a channels-last image to palette entries; the result.
-
-    Yields 0.5 half-way. Without `keep_order` the palette comes out most
-    frequent first, unused entries dropped (except those in `keep`).
-    """
-    dtype = arr.dtype
-    if dither:
-        from ..dither import error_diffusion_iter
-
-        pal_fit = fit_points(palette, dtype, color_space, scale)
-        if color_space == "rgb" and scale is None and arr.shape[-1] != 4:
-            # rgb's fit space is the pixel values themselves, which the kernel
-            # widens row by row: no float64 copy of the whole image. (RGBA is
-            # excluded: its histogram merged the fully transparent pixels.)
-            source = arr
-        else:
-            col_fit = fit_points(hist.colors, dtype, color_space, scale)
-            source = col_fit[hist.inverse].reshape(arr.shape)
-        labels = yield from scaled(error_diffusion_iter(source, pal_fit), 0.0, 0.5)
-        labels = labels.ravel()
-        counts = np.bincount(labels, minlength=len(palette)).astype(np.int64)
-    else:
-        # Without dithering a colour's pixels all take one entry, so everything
-        # up to the final per-pixel lookup works on the (far fewer) colours.
-        labels, counts = color_labels(
-            hist.colors, hist.counts, dtype, palette, color_space, guess, scale
-        )
-    yield 0.5
-    if not keep_order:
-        order, remap = order_by_share(counts, keep)
-        palette, counts, labels = palette[order], counts[order], remap[labels]
-    labels = labels.astype(label_dtype(len(palette)))
-    if dither:
-        image = gather.take(palette, labels)
-    else:
-        labels, image = hist.expand_pair(labels, palette)
-    labels = labels.reshape(arr.shape[:-1])
-    image = image.reshape(arr.shape)
-    image = image[..., 0] if axis is None else np.moveaxis(image, -1, axis)
-    return QuantizeResult(
-        image=image,
-        labels=labels,
-        palette=palette,
-        counts=counts,
-        n_colors_requested=k_requested,
-        color_space=color_space,
-        n_distinct=hist.n_colors,
-        channel_axis=axis,
-        dither=dither,
-    )
-
-
 def pixel_histogram(arr: np.ndarray, alpha: bool = True) -> tuple[ColorHistogram, bool]:
     """Histogram of a channels-last image's pixels, fully transparent ones merged.
 
@@ -555,13 +363,16 @@ def quantize_histogram_iter(
     hist: ColorHistogram,
     inputs: FitInputs,
     options: QuantizeOptions,
-) -> Generator[float, None, QuantizeResult]:
+    *,
+    image: bool = True,
+) -> Generator[float, None, tuple[QuantizeResult, np.ndarray | None]]:
     """The in-memory steps after the histogram: fit, then assignment.
 
     `arr` is the validated channels-last image, `hist` the histogram of its
     pixels (fully transparent ones merged) and `inputs` made from it; a sweep
-    shares all three between its k. Yields fractions from 0 to 1; the result's
-    ``seconds`` is left for the caller to set.
+    shares all three between its k. Yields fractions from 0 to 1; returns the
+    result (whose ``seconds`` is left for the caller to set; no ``image``
+    without `image`) and, without dithering, every distinct colour's label.
     """
     # Error diffusion is the longest step of a dithered run: give it the bar.
     split = 0.3 if options.dither else 0.9
@@ -571,7 +382,7 @@ def quantize_histogram_iter(
     scale, alpha = inputs.scale, inputs.alpha
     del inputs
     yield split
-    result = yield from scaled(
+    result, entries = yield from scaled(
         assign(
             arr,
             hist,
@@ -583,11 +394,12 @@ def quantize_histogram_iter(
             guess=fit.guess,
             scale=scale,
             keep=fit.keep,
+            image=image,
         ),
         split,
         1.0,
     )
-    return replace_result(
+    result = replace_result(
         result,
         inertia=fit.inertia,
         n_iter=fit.n_iter,
@@ -595,6 +407,7 @@ def quantize_histogram_iter(
         channel_scale=scale,
         alpha=alpha,
     )
+    return result, entries
 
 
 def checked_arrays(
@@ -634,7 +447,7 @@ def memory_quantize_iter(
         hist, options.max_pixels, options.random_state, options.weights
     )
     yield 0.1
-    result = yield from scaled(
+    result, _ = yield from scaled(
         quantize_histogram_iter(
             arr,
             axis,
@@ -679,7 +492,7 @@ def memory_apply_iter(
     yield 0.0
     hist = color_histogram(arr.reshape(-1, arr.shape[-1]))
     yield 0.3
-    result = yield from scaled(
+    result, _ = yield from scaled(
         assign(
             arr,
             hist,

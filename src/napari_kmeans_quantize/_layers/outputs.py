@@ -193,7 +193,7 @@ def layer_data_tuples(
     }
 
     # 3. the palette strip beside the source, in its last two spatial axes
-    strip, strip_meta = _palette_strip(result, source)
+    strip, strip_meta = palette_strip(result, source)
     strip_meta.update(
         {
             "name": palette_name,
@@ -299,7 +299,7 @@ def _placement(source: SourceInfo) -> dict[str, Any]:
     }
 
 
-def _palette_strip(
+def palette_strip(
     result: QuantizeResult, source: SourceInfo
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """A (k, 1[, C]) swatch strip and the placement that puts it right of the source.
@@ -375,6 +375,11 @@ def _display_colors(palette: np.ndarray, source: SourceInfo) -> np.ndarray:
     values = np.clip((pal[:, 0] - lo) / span, 0.0, 1.0) ** source.gamma
     colors = np.asarray(source.colormap.map(values), dtype=np.float64)
     return colors.reshape(len(pal), 4)
+
+
+def palette_hexes(palette: np.ndarray, source: SourceInfo) -> list[str]:
+    """The hex colour napari draws for each palette entry of `source`'s result."""
+    return [_hex(c) for c in _display_colors(palette, source)]
 
 
 def _hex(rgba: np.ndarray) -> str:

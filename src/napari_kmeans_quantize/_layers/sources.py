@@ -28,6 +28,12 @@ if TYPE_CHECKING:
 MULTISCALE_FIT_PIXELS = 4_000_000
 #: Largest array (in pixels, channels not counted) loaded into memory for one run.
 MAX_PIXELS_IN_MEMORY = 2**27
+#: A lazy single-scale 2-D result above this many pixels is shown as a pyramid
+#: (see :func:`display_levels`), its coarsest level at least DISPLAY_MIN_SIDE wide.
+DISPLAY_PYRAMID_PIXELS = 4096 * 4096
+DISPLAY_MIN_SIDE = 1024
+#: Levels of a display pyramid up to this many pixels are computed in the worker.
+DISPLAY_EAGER_PIXELS = 2048 * 2048
 
 
 @dataclass(frozen=True, eq=False)
@@ -201,20 +207,22 @@ def quantize_source_iter(
       then every level is mapped onto it, so the outputs are multiscale too.
       Counts, shares and figures refer to the finest level (to the fitted level
       for lazy data).
+    * A lazy single-scale 2-D source above ``DISPLAY_PYRAMID_PIXELS`` pixels
+      (without weights) gets a display pyramid: its result's every 2nd, 4th, ...
+      pixel as coarser levels (:func:`display_levels`), so that napari computes
+      only what the screen shows. ``result`` is the full-resolution one.
     * `fixed_colors` and `weights` (a layer, e.g. a painted Labels layer, or an
-      array of the source's spatial shape) are those of ``quantize``; weights
-      need single-scale data in memory, locked colours data in memory.
+      array of the source's spatial shape) are those of ``quantize``, for data in
+      memory and lazy data; weights need single-scale data.
     """
     weights = weight_array(weights)
-    if (weights is not None and (source.multiscale or source.is_lazy)) or (
-        fixed_colors is not None and source.is_lazy
-    ):
-        what = "an importance layer" if weights is not None else "locked colours"
+    if weights is not None and source.multiscale:
+        # the engine's multiscale path fits one level and takes no weights
         raise ValueError(
-            f"{what} needs {'single-scale ' if weights is not None else ''}image "
-            f"data in memory; {source.name!r} is "
-            f"{'lazy' if source.is_lazy else 'multiscale'}. Quantise it without, "
-            "or with napari_kmeans_quantize.quantize on a numpy array."
+            f"an importance layer needs single-scale image data; {source.name!r} "
+            "is multiscale. Quantise it without, or quantise one of its levels "
+            "(napari_kmeans_quantize.quantize takes weights for numpy and dask "
+            "arrays)."
         )
     params = {
         "n_colors": int(n_colors),
@@ -312,7 +320,7 @@ def _quantize_source(
     channel_axis = source.channel_axis
     levels = source.levels
     if source.is_lazy and not dither:
-        return (yield from _quantize_lazy(source, params))
+        return (yield from _quantize_lazy(source, params, fixed_colors, weights))
     # Lazy data only reaches here for dithering, which needs the whole image.
     fix = (
         "turn dithering off (lazy data is then quantised chunk by chunk)"
@@ -419,16 +427,20 @@ def fit_level(source: SourceInfo) -> int:
 
 
 def _quantize_lazy(
-    source: SourceInfo, params: dict
+    source: SourceInfo,
+    params: dict,
+    fixed_colors: np.ndarray | None,
+    weights: np.ndarray | None,
 ) -> Generator[float, None, QuantizeOutcome]:
     """Chunk-by-chunk quantisation of dask/zarr data; lazy image and labels."""
-    from ..chunked import quantize_dask_iter, quantize_multiscale_iter
+    from ..chunked import quantize_multiscale_iter
 
     kwargs = {
         "channel_axis": source.channel_axis,
         "color_space": params["color_space"],
         "random_state": params["random_state"],
         "max_pixels": params["max_pixels"],
+        "fixed_colors": fixed_colors,
     }
     notes = [
         "The layer's data is lazy (dask or zarr): its colours were counted chunk by "
@@ -437,15 +449,33 @@ def _quantize_lazy(
         "they would read every pixel."
     ]
     yield 0.0
+    n_colors = params["n_colors"]
     if not source.multiscale:
-        result = yield from quantize_dask_iter(
-            source.data, params["n_colors"], **kwargs
+        levels = display_levels(source) if weights is None else [source.data]
+        if len(levels) == 1:
+            result = yield from quantize_iter(
+                source.data, n_colors, weights=weights, **kwargs
+            )
+            return QuantizeOutcome(result, params, None, size_report(result), notes)
+        # Fitted on level 0, so level 0 is the plain dask run bit for bit; the
+        # coarser levels are its every 2nd, 4th, ... pixel, mapped onto the same
+        # palette, for napari to draw only what the screen shows.
+        results = yield from quantize_multiscale_iter(
+            levels, n_colors, fit_level=0, **kwargs
         )
-        report = size_report(result)
-        return QuantizeOutcome(result, params, None, report, notes)
+        notes.append(
+            f"The result is shown as a pyramid of {len(levels)} levels (every "
+            "2nd, 4th, ... pixel of it), so napari computes only what the screen "
+            "shows; level 0 is the full result."
+        )
+        yield 0.95
+        pyramid = _computed_coarse_levels([(r.image, r.labels) for r in results])
+        return QuantizeOutcome(
+            results[0], params, pyramid, size_report(results[0]), notes
+        )
     fitted = fit_level(source)
     results = yield from quantize_multiscale_iter(
-        source.levels, params["n_colors"], fit_level=fitted, **kwargs
+        source.levels, n_colors, fit_level=fitted, **kwargs
     )
     notes.append(
         f"Multiscale image: the palette was fitted on level {fitted} and all "
@@ -458,6 +488,52 @@ def _quantize_lazy(
     pyramid = [(r.image, r.labels) for r in results]
     report = size_report(result)
     return QuantizeOutcome(result, params, pyramid, report, notes)
+
+
+def _computed_coarse_levels(pyramid: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
+    """The levels of at most ``DISPLAY_EAGER_PIXELS`` pixels computed (here, in
+    the worker), the finer ones left lazy.
+
+    napari draws a coarse level first (and makes the thumbnail from the
+    coarsest) on the main thread; computed, they cost it nothing. Together they
+    hold at most a third more than the largest of them.
+    """
+    import dask
+
+    small = [
+        i
+        for i, (_, labels) in enumerate(pyramid)
+        if labels.size <= DISPLAY_EAGER_PIXELS
+    ]
+    arrays = [array for i in small for array in pyramid[i]]
+    computed = iter(dask.compute(*arrays))
+    out = list(pyramid)
+    for i in small:
+        out[i] = (next(computed), next(computed))
+    return out
+
+
+def display_levels(source: SourceInfo) -> list:
+    """The levels a lazy single-scale 2-D source's result is shown at.
+
+    Above ``DISPLAY_PYRAMID_PIXELS`` pixels, napari would compute the whole result
+    on the main thread to draw it once; as a pyramid of every 2nd, 4th, ...
+    pixel (down to ``DISPLAY_MIN_SIDE``) it computes the level and region that
+    the screen shows. Otherwise just the data.
+    """
+    data = source.data
+    if (
+        source.multiscale
+        or source.ndim != 2
+        or _spatial_pixels(data.shape, source.rgb) <= DISPLAY_PYRAMID_PIXELS
+    ):
+        return [data]
+    levels = [data]
+    step = 2
+    while max(data.shape[:2]) // step >= DISPLAY_MIN_SIDE:
+        levels.append(data[::step, ::step])
+        step *= 2
+    return levels
 
 
 def sweep_source_iter(
@@ -473,26 +549,31 @@ def sweep_source_iter(
     """Sweep k on a source snapshot (:func:`~napari_kmeans_quantize.sweep.sweep_iter`).
 
     Yields progress fractions; the :class:`~napari_kmeans_quantize.sweep.SweepTable`
-    is the return value. Lazy data is computed into memory first; for a multiscale
-    source the sweep runs on the level a quantisation fits its palette on (the
-    finest with at most ``MULTISCALE_FIT_PIXELS`` pixels). `data_range` is the
-    PSNR peak (None: automatic), as in :func:`~napari_kmeans_quantize.sweep.sweep`;
-    `keep_results` keeps every k's result in the table (``table.results``).
+    is the return value. A single-scale dask array is swept chunk by chunk
+    (never loaded whole; without dithering): its rows have no PNG size (it would
+    read every pixel) and its results are lazy. Other lazy data is computed into
+    memory first; for a multiscale source the sweep runs on the level a
+    quantisation fits its palette on (the finest with at most
+    ``MULTISCALE_FIT_PIXELS`` pixels). `data_range` is the PSNR peak (None:
+    automatic), as in :func:`~napari_kmeans_quantize.sweep.sweep`; `keep_results`
+    keeps every k's result in the table (``table.results``).
     """
     from ..sweep import sweep_iter
 
     data_range = check_data_range(data_range)
     levels = source.levels
-    sizes = [_spatial_pixels(level.shape, source.rgb) for level in levels]
     index = fit_level(source)
-    if sizes[index] > MAX_PIXELS_IN_MEMORY:
-        raise ValueError(
-            f"{source.name!r} has {sizes[index]:,} pixels, more than the "
-            f"{MAX_PIXELS_IN_MEMORY:,} this plugin loads into memory at once; "
-            "crop it or sweep a downsampled copy."
-        )
+    data = levels[index]
+    if source.multiscale or dither or not _is_dask(data):
+        n_px = _spatial_pixels(data.shape, source.rgb)
+        if n_px > MAX_PIXELS_IN_MEMORY:
+            raise ValueError(
+                f"{source.name!r} has {n_px:,} pixels, more than the "
+                f"{MAX_PIXELS_IN_MEMORY:,} this plugin loads into memory at once; "
+                "crop it or sweep a downsampled copy."
+            )
+        data = np.asarray(data)
     yield 0.0
-    data = np.asarray(levels[index])
     table = yield from _scaled(
         sweep_iter(
             data,
@@ -509,6 +590,10 @@ def sweep_source_iter(
         1.0,
     )
     return table
+
+
+def _is_dask(data: Any) -> bool:
+    return type(data).__module__.split(".")[0] == "dask"
 
 
 def _spatial_pixels(shape: Sequence[int], rgb: bool) -> int:

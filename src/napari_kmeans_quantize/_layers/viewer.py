@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,8 +31,20 @@ def add_or_update_layers(
     does not match is replaced at the same position. A palette strip added or
     updated is made visible, and the other palette strips of the same source are
     hidden (they would sit under it). Updated layers move to the top of the list,
-    in the order given, as new ones are appended. Without a viewer the layers are created and
-    returned but not added anywhere.
+    in the order given, as new ones are appended. Without a viewer the layers are
+    created and returned but not added anywhere.
+    """
+    return drain(add_layers_iter(viewer, tuples))
+
+
+def add_layers_iter(
+    viewer: napari.Viewer | None, tuples: Sequence[tuple[Any, dict, str]]
+) -> Generator[Layer, None, list[Layer]]:
+    """:func:`add_or_update_layers`, yielding each layer once it is in the viewer.
+
+    napari takes about 0.1 s to add each layer (its visual, overlays and
+    controls); the widget adds them one per event-loop turn, so that the viewer
+    repaints in between.
     """
     from napari.layers import Layer
 
@@ -45,40 +57,43 @@ def add_or_update_layers(
             )
         if existing is not None and _can_update(existing, data, meta, layer_type):
             _update_layer(existing, data, meta)
-            layers.append(existing)
+            layer = existing
             # To the top, as a new layer would go: re-running k = 8 after k = 64
             # (a click in the Compare k table, say) must show k = 8, not leave it
             # under the k = 64 image.
             viewer.layers.move(viewer.layers.index(existing), len(viewer.layers))
-            continue
-        new = Layer.create(data, dict(meta), layer_type)
+        else:
+            layer = Layer.create(data, dict(meta), layer_type)
+            if viewer is not None:
+                if existing is not None:
+                    index = viewer.layers.index(existing)
+                    viewer.layers.remove(existing)
+                    viewer.layers.insert(index, layer)
+                else:
+                    viewer.layers.append(layer)
         if viewer is not None:
-            if existing is not None:
-                index = viewer.layers.index(existing)
-                viewer.layers.remove(existing)
-                viewer.layers.insert(index, new)
-            else:
-                viewer.layers.append(new)
-        layers.append(new)
-    if viewer is not None:
-        for layer in layers:
             if _is_strip(layer):
                 _show_only_strip(viewer, layer)
+            follow_ndisplay(viewer)
+            _fit_to_view(layer, viewer.dims.ndisplay)
+        layers.append(layer)
+        yield layer
     return layers
 
 
-def add_result(
+def add_result_iter(
     viewer: napari.Viewer, tuples: Sequence[tuple[Any, dict, str]], outputs: str
-) -> tuple[Layer, bool]:
+) -> Generator[Layer, None, tuple[Layer, bool]]:
     """Add a run's layer data tuples for an `outputs` choice; select its labels.
 
-    A new palette strip sits beside the image, so the view is reset to bring it
-    in. Returns the labels layer (it shows the palette colour under the cursor,
-    even hidden) and whether it was updated in place (same settings as before).
+    Yields each layer as it is added (see :func:`add_layers_iter`). A new palette
+    strip sits beside the image, so the view is reset to bring it in. Returns the
+    labels layer (it shows the palette colour under the cursor, even hidden) and
+    whether it was updated in place (same settings as before).
     """
     chosen = select_outputs(tuples, outputs)
     existing = {lay.name for lay in viewer.layers}
-    layers = add_or_update_layers(viewer, chosen)
+    layers = yield from add_layers_iter(viewer, chosen)
     labels = next(lay for lay in layers if lay.metadata["role"] == LABELS_ROLE)
     if any(
         meta.get("metadata", {}).get("role") == STRIP_ROLE
@@ -88,6 +103,60 @@ def add_result(
         viewer.reset_view()
     viewer.layers.selection.active = labels
     return labels, labels.name in existing
+
+
+def drain(gen: Generator) -> Any:
+    """Run a generator to its end; its return value."""
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
+
+
+#: ``metadata`` flag of a labels layer this plugin hid on the way into 3D
+HIDDEN_IN_3D = "hidden in 3D"
+
+
+class _NdisplayWatcher:
+    """Refits the plugin's labels layers to the view when it goes 2D / 3D."""
+
+    def __init__(self, viewer: napari.Viewer) -> None:
+        import weakref
+
+        self._layers = weakref.ref(viewer.layers)
+
+    def __call__(self, event: Any) -> None:
+        layers = self._layers()
+        for layer in layers if layers is not None else ():
+            _fit_to_view(layer, event.value)
+
+
+def follow_ndisplay(viewer: napari.Viewer) -> None:
+    """Hide the plugin's labels volumes in 3D; show them again back in 2D.
+
+    Drawn in 3D, a volume of palette indices is an opaque block: label 0 (the
+    most frequent colour, in a fluorescence volume its dark background) would
+    wall off everything behind it. The quantised image, drawn like its source
+    (``mip``, ...), shows the volume; the labels come back when the view returns
+    to 2D (hover and saving work on them in either view). Labels of a 2-D
+    image, a plane in a 3D view, stay as they are. Connects once per viewer.
+    """
+    emitter = viewer.dims.events.ndisplay
+    if not any(isinstance(cb, _NdisplayWatcher) for cb in emitter.callbacks):
+        emitter.connect(_NdisplayWatcher(viewer))
+
+
+def _fit_to_view(layer: Layer, ndisplay: int) -> None:
+    from napari.layers import Labels
+
+    if not (is_output(layer) and isinstance(layer, Labels) and layer.ndim >= 3):
+        return
+    if ndisplay == 3 and layer.visible:
+        layer.metadata[HIDDEN_IN_3D] = True
+        layer.visible = False
+    elif ndisplay == 2 and layer.metadata.pop(HIDDEN_IN_3D, False):
+        layer.visible = True
 
 
 def is_output(layer: Any) -> bool:
@@ -280,12 +349,7 @@ def quantize_layer(
         fixed_colors=fixed_colors,
         weights=weights,
     )
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            outcome: QuantizeOutcome = stop.value
-            break
+    outcome: QuantizeOutcome = drain(gen)
     if viewer is None:
         import napari
 

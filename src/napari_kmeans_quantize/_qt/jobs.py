@@ -23,6 +23,8 @@ from typing import Any
 # FIRST_RUN_HINT_DELAY_MS and numba's cache does not hold the engine's kernels.
 FIRST_RUN_HINT = " The first run after installing compiles the engine once (10-20 s)."
 FIRST_RUN_HINT_DELAY_MS = 2000
+#: Between two steps of showing a result: long enough for the viewer to repaint.
+STEP_DELAY_MS = 1
 _engine_warm = False
 
 
@@ -32,6 +34,8 @@ class JobState(enum.Enum):
     IDLE = "idle"
     RUNNING = "running"
     CANCELLING = "cancelling"
+    #: the worker has returned; its result is being shown, step by step
+    FINISHING = "finishing"
 
 
 class JobRunner:
@@ -44,7 +48,10 @@ class JobRunner:
     handlers : dict
         Callbacks by signal: ``yielded(fraction)``, ``returned(job, value)``,
         ``errored(job, exc)``, ``warned(message)``, ``aborted(job)`` and
-        ``finished(job)``; none is called once the owner is gone.
+        ``finished(job)``; none is called once the owner is gone. ``returned``
+        may return a generator: its steps then run one per event-loop turn
+        after the worker has ended (state FINISHING, still running, not
+        cancellable), and ``finished`` follows the last.
     status : callable
         Reads and sets the status line (``status()`` / ``status(text)``).
     """
@@ -55,6 +62,8 @@ class JobRunner:
         self.state = JobState.IDLE
         self.job = "quantize"
         self.source: Any = None  # the source snapshot of the running job
+        # what the returned handler left to do on the main thread (a generator)
+        self._steps: Any = None
         self.started = time.perf_counter()
         self._handlers = handlers
         self._status = status
@@ -84,6 +93,7 @@ class JobRunner:
 
         self.source = source
         self.job = job
+        self._steps = None
         # superqt's GeneratorWorker (not napari's subclass) so that errors and
         # warnings reach the user once, through our handlers, as plain messages.
         worker = create_worker(
@@ -113,7 +123,8 @@ class JobRunner:
     def cancel(self) -> bool:
         """Ask the worker to stop at its next step; whether one was running."""
         worker = self._state["worker"]
-        if worker is None:
+        if worker is None or self.state is JobState.FINISHING:
+            # the result has arrived: it is shown whole, never half
             return False
         worker.quit()
         self.state = JobState.CANCELLING
@@ -129,7 +140,7 @@ class JobRunner:
         global _engine_warm
         _engine_warm = True
         if not self.closed:
-            self._handlers["returned"](self.job, value)
+            self._steps = self._handlers["returned"](self.job, value)
 
     def _on_errored(self, exc: Exception) -> None:
         self._handlers["errored"](self.job, exc)
@@ -142,9 +153,35 @@ class JobRunner:
             self._handlers["aborted"](self.job)
 
     def _on_finished(self) -> None:
+        if self._steps is not None and not self.closed:
+            self.state = JobState.FINISHING
+            self._next_step()
+            return
+        self._end()
+
+    def _next_step(self) -> None:
+        """Run one step of the result's arrival, the next one on a later turn of
+        the event loop (the viewer repaints and takes clicks in between)."""
+        from qtpy.QtCore import QTimer
+
+        try:
+            if self.closed:
+                raise StopIteration
+            next(self._steps)
+        except StopIteration:
+            self._end()
+        except Exception as exc:
+            self._end(exc)
+        else:
+            QTimer.singleShot(STEP_DELAY_MS, self._next_step)
+
+    def _end(self, exc: Exception | None = None) -> None:
+        self._steps = None
         self._state["worker"] = None
         self.state = JobState.IDLE
         if not self.closed:
+            if exc is not None:
+                self._handlers["errored"](self.job, exc)
             self._handlers["finished"](self.job)
 
     def _start_hint_timer(self, worker, message: str) -> None:

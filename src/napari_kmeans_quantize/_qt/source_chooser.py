@@ -408,20 +408,22 @@ class SourceRuns:
         args = ("shared" if kind == "shared" else "channels", job, snapshot, k)
         return w._start("quantize", _tagged, args, kwargs, message, first)
 
-    def on_returned(self, done: SourceDone) -> None:
-        """Add the returned layers and fill the readout (main thread)."""
+    def on_returned(self, done: SourceDone) -> Generator[None, None, None] | None:
+        """The steps that add the returned layers (one per turn of the event
+        loop, as Run's) and fill the readout (main thread)."""
         if self._w._jobs.closed:
-            return
+            return None
         if done.kind == "channels":
-            self._show_channels(*done.payload)
-        else:
-            self._show_shared(done.payload)
+            return self._show_channels(*done.payload)
+        return self._show_shared(done.payload)
 
-    def _show_channels(self, outcome: ChannelOutcome, tuples: list) -> None:
+    def _show_channels(
+        self, outcome: ChannelOutcome, tuples: list
+    ) -> Generator[None, None, None]:
         from napari.utils.notifications import show_info, show_warning
 
         from .._channel_layers import MEANS_ROLE
-        from .._layers import OUTPUTS, add_or_update_layers
+        from .._layers import OUTPUTS, add_layers_iter
 
         w, source = self._w, outcome.source
         if len(source.layers) < len(source.layer_refs) or any(
@@ -442,7 +444,7 @@ class SourceRuns:
             elif (role == MEANS_ROLE and strip) or (role != MEANS_ROLE and image):
                 chosen.append((data, meta, kind))
         new = not any(lay.name == chosen[-1][1]["name"] for lay in w._viewer.layers)
-        layers = add_or_update_layers(w._viewer, chosen)
+        layers = yield from add_layers_iter(w._viewer, chosen)
         labels = next(lay for lay in layers if lay.metadata["role"] == LABELS_ROLE)
         if new:
             w._viewer.reset_view()
@@ -451,7 +453,8 @@ class SourceRuns:
             show_info(f"{source.name}: {note}")
         name = labels.name.removesuffix(" labels")
         show_channels(w._readout, outcome, name)
-        w._current = None  # Save writes RGB/grey palettes; channels save as TIFF + CSV
+        # Save writes RGB/grey palettes; channels save as labels TIFF + CSV
+        w._current = w._ran = None
         w._status.value = (
             f"Done in {w._jobs.waited():.2f} s: {outcome.result.n_colors} classes of "
             f"{source.n_channels} channels. Save the labels layer (File > Save "
@@ -460,10 +463,12 @@ class SourceRuns:
         w._update_enabled()
         w._scroll_to(w._readout)
 
-    def _show_shared(self, done: list[tuple[QuantizeOutcome, list]]) -> None:
+    def _show_shared(
+        self, done: list[tuple[QuantizeOutcome, list]]
+    ) -> Generator[None, None, None]:
         from napari.utils.notifications import show_info, show_warning
 
-        from .._layers import add_result
+        from .._layers import add_result_iter
 
         w = self._w
         gone = [
@@ -479,7 +484,10 @@ class SourceRuns:
             w._status.value = "A layer was removed: the shared result was discarded."
             return
         outputs = w._in.outputs.value
-        firsts = [add_result(w._viewer, tuples, outputs)[0] for _, tuples in done]
+        firsts = []
+        for _, tuples in done:
+            labels, _updated = yield from add_result_iter(w._viewer, tuples, outputs)
+            firsts.append(labels)
         labels = firsts[0]
         w._viewer.reset_view()
         w._viewer.layers.selection.active = labels
@@ -488,7 +496,7 @@ class SourceRuns:
         name = labels.name.removesuffix(" labels")
         w._readout.show(outcome, name, list(labels.features["hex"]), w._jobs.source)
         w._readout.palette_title.value += shared_title(outcome)
-        w._current = (outcome, w._jobs.source, name)
+        w._current = w._ran = (outcome, w._jobs.source, name)
         w._status.value = (
             f"Done in {w._jobs.waited():.2f} s: one palette of "
             f"{outcome.result.n_colors} colours for {len(done)} layers."

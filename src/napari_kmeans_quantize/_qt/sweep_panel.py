@@ -24,10 +24,12 @@ import numpy as np
 from magicgui.widgets import Container, Label, PushButton, Slider, Table
 
 from .._layers import (
+    ORDER_NOTE,
     PLUGIN,
     QuantizeOutcome,
     SourceInfo,
     image_layer_meta,
+    palette_strip,
     result_tags,
     sweep_source_iter,
 )
@@ -59,7 +61,8 @@ class Comparison:
         The run options (color_space, random_state, dither, data_range).
     kept : dict of int to QuantizeResult
         Each k's result with its image dropped (``image`` is None): labels,
-        palette and counts are kept.
+        palette and counts are kept. Lazy (dask) results are kept whole: they
+        hold no pixels.
     level : int
         The pyramid level the sweep ran on (0 for single-scale data).
     """
@@ -72,12 +75,18 @@ class Comparison:
 
     @property
     def kept_bytes(self) -> int:
-        """Memory the kept labels and palettes hold."""
-        return sum(r.labels.nbytes + r.palette.nbytes for r in self.kept.values())
+        """Memory the kept labels and palettes hold (lazy labels hold none)."""
+        return sum(
+            r.palette.nbytes + (r.labels.nbytes if _in_memory(r.labels) else 0)
+            for r in self.kept.values()
+        )
 
     def image(self, k: int) -> np.ndarray:
-        """The quantised image of `k`, rebuilt from its labels and palette."""
+        """The quantised image of `k`, rebuilt from its labels and palette (a
+        lazy one as kept)."""
         kept = self.kept[k]
+        if kept.image is not None:
+            return kept.image
         palette = kept.palette if self.source.rgb else kept.palette[:, 0]
         return palette[kept.labels]
 
@@ -98,12 +107,18 @@ def compare_iter(
     from .._layers import fit_level
 
     table = yield from sweep_source_iter(source, ks, keep_results=True, **params)
+    # An image in memory is dropped (rebuilt from labels and palette when shown);
+    # a lazy one costs nothing to keep.
     kept = {
-        k: replace(result, image=None)
+        k: replace(result, image=None) if _in_memory(result.image) else result
         for k, result in zip(table.ks, table.results, strict=True)
     }
     level = fit_level(source) if source.multiscale else 0
     return Comparison(replace(table, results=None), source, params, kept, level)
+
+
+def _in_memory(array: Any) -> bool:
+    return isinstance(array, np.ndarray)
 
 
 def keep_iter(comparison: Comparison, k: int) -> Generator[float, None, Any]:
@@ -121,12 +136,16 @@ class SweepPanel(Container):
         Where the preview layer goes.
     on_keep : callable
         Called with (comparison, k) by "Keep this k".
+    on_preview : callable, optional
+        Called with (outcome, layer name, source) when the browser shows a k, and
+        with (None, "", None) when the preview goes.
     """
 
     def __init__(
         self,
         viewer: napari.Viewer,
         on_keep: Callable[[Comparison, int], Any],
+        on_preview: Callable[[QuantizeOutcome | None, str, Any], Any] | None = None,
     ) -> None:
         super().__init__(labels=False, visible=False)
         self.margins = (0, 0, 0, 0)
@@ -135,6 +154,8 @@ class SweepPanel(Container):
         self.comparison: Comparison | None = None
         self.stale = ""
         self._preview: Any = None  # weakref to the preview layer
+        self._strip: Any = None  # weakref to the preview's palette strip
+        self._on_preview = on_preview
         self._watched: Any = None  # weakref to the source layer we listen to
         self.title = Label(value="")
         self.k_slider = Slider(min=0, max=0, value=0, readout=False, label="")
@@ -306,19 +327,29 @@ class SweepPanel(Container):
         return " ".join((c.source.name, "compare", *tags))
 
     def _show_preview(self, k: int) -> None:
+        """Show k in the preview layer and its palette strip (over the kept
+        run's strip); the readout follows through ``on_preview``."""
         c = self.comparison
-        image = c.image(k)
+        outcome = c.outcome(k)
+        name = self._preview_name(k)
+        self._show_preview_image(outcome.result.image, name, k)
+        self._show_preview_strip(outcome, name)
+        if self._on_preview is not None:
+            self._on_preview(outcome, name, c.source)
+
+    def _show_preview_image(self, image: Any, name: str, k: int) -> None:
+        c = self.comparison
         layer = self._preview() if self._preview is not None else None
         if layer is not None and layer in self._viewer.layers:
             layer.data = image
-            layer.name = self._preview_name(k)
+            layer.name = name
             layer.metadata["n_colors_requested"] = int(k)
             return
         from napari.layers import Image
 
         meta = image_layer_meta(
             c.source,
-            self._preview_name(k),
+            name,
             {"plugin": PLUGIN, "role": PREVIEW_ROLE, "source": c.source.name},
         )
         meta["metadata"]["n_colors_requested"] = int(k)
@@ -334,11 +365,35 @@ class SweepPanel(Container):
         self._viewer.layers.append(layer)
         self._preview = weakref.ref(layer)
 
-    def _remove_preview(self) -> None:
-        layer = self._preview() if self._preview is not None else None
-        self._preview = None
+    def _show_preview_strip(self, outcome: QuantizeOutcome, name: str) -> None:
+        """The previewed k's swatches, on top of (so hiding) the kept strips: they
+        all cover the same place beside the source."""
+        from napari.layers import Image
+
+        c = self.comparison
+        strip, meta = palette_strip(outcome.result, c.source)
+        meta["name"] = f"{name} palette"
+        meta["metadata"] = {
+            "plugin": PLUGIN,
+            "role": PREVIEW_ROLE,
+            "source": c.source.name,
+            "description": f"palette swatches, {ORDER_NOTE}",
+        }
+        layer = self._strip() if self._strip is not None else None
         if layer is not None and layer in self._viewer.layers:
             self._viewer.layers.remove(layer)
+        layer = Image(strip, **meta)
+        self._viewer.layers.append(layer)
+        self._strip = weakref.ref(layer)
+
+    def _remove_preview(self) -> None:
+        for ref in (self._preview, self._strip):
+            layer = ref() if ref is not None else None
+            if layer is not None and layer in self._viewer.layers:
+                self._viewer.layers.remove(layer)
+        self._preview = self._strip = None
+        if self._on_preview is not None:
+            self._on_preview(None, "", None)
 
     # --- the source ---------------------------------------------------------------
 
