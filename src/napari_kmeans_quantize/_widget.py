@@ -32,6 +32,7 @@ from ._qt.controls import Controls
 from ._qt.inputs import Inputs, image_layers, importance_layers
 from ._qt.jobs import CANCELLED, FAILED, JobRunner
 from ._qt.readout import Readout, ResultsArea, done_text
+from ._qt.source_chooser import SourceDone, SourceRuns
 from ._qt.sweep_panel import SweepPanel
 
 if TYPE_CHECKING:
@@ -102,6 +103,7 @@ class QuantizeWidget(Container):
         self._swatches = self._readout.swatches
         self._swatches.native.cellClicked.connect(self._on_swatch_clicked)
         self._palette_title = self._readout.palette_title
+        self._sources = SourceRuns(self)  # Run on channels or a shared palette
         self._compare = CompareK(self)
         self._panel = SweepPanel(self._viewer, self._compare.keep, self._on_preview)
         self.extend(
@@ -189,6 +191,8 @@ class QuantizeWidget(Container):
         Refused (with a notification, returning None) while a run is in progress
         or when no image layer is selected.
         """
+        if self._in.sources.kind != "image":
+            return self._sources.run()
         source = self._prepare()
         if source is None:
             return None
@@ -215,9 +219,10 @@ class QuantizeWidget(Container):
         )
 
     def _on_swatch_clicked(self, row: int, _column: int = 0) -> None:
-        """A click on a palette swatch locks its colour."""
+        """A click on a palette swatch locks its colour (not a class of channels)."""
         item = self._swatches.native.item(row, 1)
-        if item is not None:
+        header = self._swatches.native.horizontalHeaderItem(1)
+        if item is not None and header is not None and header.text() == "hex":
             self._in.lock_color(item.text()[:7])
 
     def compare(self, ks: Any = None):
@@ -320,6 +325,8 @@ class QuantizeWidget(Container):
         self._progress.value = round(100 * float(fraction))
 
     def _on_returned(self, job: str, value: Any):
+        if isinstance(value, SourceDone):
+            return self._sources.on_returned(value)
         if job == "quantize":
             return self._on_quantized(value)
         if job == "save":
@@ -380,9 +387,11 @@ class QuantizeWidget(Container):
     def remove_results(self, source_name: str | None = None) -> int:
         """Remove every layer the plugin made from one source; return how many.
 
-        `source_name` defaults to the layer in the image-layer box. The source
-        itself is never touched.
+        `source_name` defaults to the layer in the image-layer box (the chosen
+        channel layers, when they are the source). The source itself is never
+        touched.
         """
+        source_name = source_name or self._sources.source_name()
         if source_name is None:
             layer = self._in.image.value
             if layer is None:
@@ -475,6 +484,7 @@ class QuantizeWidget(Container):
                 self._current is not None,
             )
             self._in.update_enabled()
+            self._sources.update_enabled()
 
     def _set_running(self, running: bool, message: str = "") -> None:
         self._in.set_running(running)

@@ -60,11 +60,7 @@ class Readout(Container):
             item = table.item(i, 0)
             if item is not None:
                 item.setBackground(QColor(hex_color))
-        table.resizeColumnsToContents()
-        shown = min(len(rows), 10)
-        height = table.horizontalHeader().sizeHint().height() + 2 * table.frameWidth()
-        height += shown * table.verticalHeader().defaultSectionSize()
-        table.setFixedHeight(height + 2)
+        self.fit_table()
         self.figures.value = figures_html(
             outcome.report,
             source,
@@ -72,6 +68,16 @@ class Readout(Container):
             file=outcome.file,
         )
         self.visible = True
+
+    def fit_table(self) -> None:
+        """Size the swatch table's columns to their contents, and its height to
+        at most 10 rows."""
+        table = self.swatches.native
+        table.resizeColumnsToContents()
+        shown = min(table.rowCount(), 10)
+        height = table.horizontalHeader().sizeHint().height() + 2 * table.frameWidth()
+        height += shown * table.verticalHeader().defaultSectionSize()
+        table.setFixedHeight(height + 2)
 
     def _setup_native(self) -> None:
         from qtpy.QtWidgets import QAbstractItemView
