@@ -633,8 +633,9 @@ labels equal: **{labels_ok}**, image equal: **{image_ok}**.
    gives each chunk's labels, indexed by each pixel's key made on the fly; the
    image is `palette[labels]`.
 
-Memory is bounded by the chunk size (a few chunks in flight), the fixed count
-array and, in the fit, about 250 bytes per distinct colour: a noisier image with
+Memory is bounded by the chunk size (a few chunks in flight), the count arrays
+(64 MiB per task counting at once, at most 8) and, in the fit, about 250 bytes
+per distinct colour: a noisier image with
 more distinct colours needs more memory in the fit (8-bit RGB has at most 16.8
 million).
 """

@@ -12,7 +12,10 @@ immunohistochemistry sample, one quantised at k = 6: the result keeps its
 channel's colormap and blending) and ``docs/volume.png`` (a generated volume
 quantised at k = 8, in 3D) and ``docs/palette-control.png`` (the paint-and-rerun
 loop: the face painted into a Labels layer chosen as importance, white locked, and
-the run again). Nothing is mocked: the widget is docked through the
+the run again), and ``docs/channels-2d.png`` / ``docs/channels-3d.png`` (a generated
+two-channel stand-in for scikit-image's cells3d, 12-bit nuclei and 16-bit
+membranes, quantised as two channels at k = 8 from its two channel layers, in 2D
+and in 3D). Nothing is mocked: the widget is docked through the
 plugin's manifest and its buttons do the work.
 """
 
@@ -23,6 +26,7 @@ import time
 from pathlib import Path
 
 import napari
+import numpy as np
 from qtpy.QtWidgets import QApplication
 from skimage import data
 
@@ -50,6 +54,20 @@ def _save(viewer: napari.Viewer, name: str) -> None:
     shot = viewer.screenshot(canvas_only=False, flash=False)
     imsave(DOCS / name, shot, check_contrast=False)
     print(f"wrote {DOCS / name} ({shot.shape[1]} x {shot.shape[0]})")
+
+
+def _save_3d(
+    viewer: napari.Viewer, widget, name: str, angles: tuple, zoom: float = 1.0
+) -> None:
+    """Turn to 3D at camera `angles` (and `zoom` times the fitted zoom), save the
+    screenshot `name`, close the viewer."""
+    viewer.dims.ndisplay = 3
+    viewer.reset_view()
+    viewer.camera.angles = angles
+    viewer.camera.zoom *= zoom
+    _wait(widget)
+    _save(viewer, name)
+    viewer.close()
 
 
 def _viewer_with_widget():
@@ -119,13 +137,8 @@ def volume() -> None:
     widget.run()
     _wait(widget)
     source.visible = False
-    viewer.dims.ndisplay = 3
-    viewer.reset_view()
-    viewer.camera.angles = (15, 35, 140)
-    viewer.camera.zoom *= 0.6  # room for the palette strip beside the volume
-    _wait(widget)
-    _save(viewer, "volume.png")
-    viewer.close()
+    # zoomed out: room for the palette strip beside the volume
+    _save_3d(viewer, widget, "volume.png", (15, 35, 140), zoom=0.6)
 
 
 def palette_control() -> None:
@@ -158,10 +171,56 @@ def palette_control() -> None:
     viewer.close()
 
 
+def _cells() -> np.ndarray:
+    """A (60, 2, 256, 256) uint16 stand-in for cells3d: cells packed in a volume,
+    a 12-bit nucleus in each and 16-bit membranes where two cells meet."""
+    from scipy.spatial import cKDTree
+
+    rng = np.random.default_rng(3)
+    centres = rng.uniform((0, 0, 0), (60, 256, 256), (40, 3))
+    grid = np.stack(np.meshgrid(*map(np.arange, (60, 256, 256)), indexing="ij"), -1)
+    # z planes are further apart than pixels (anisotropic, as in a confocal stack)
+    dist, _ = cKDTree(centres * (3, 1, 1)).query(grid.reshape(-1, 3) * (3, 1, 1), k=2)
+    near, second = (d.reshape(60, 256, 256) for d in dist.T)
+    nuclei = 3600 * np.exp(-((near / 13) ** 4)) + rng.normal(300, 60, near.shape)
+    membranes = 52000 * np.exp(-(((second - near) / 3) ** 2))
+    membranes += rng.normal(4000, 1500, near.shape)
+    stack = np.stack([nuclei.clip(0, 4095), membranes.clip(0, 65535)], axis=1)
+    return stack.astype(np.uint16)
+
+
+def channels() -> None:
+    viewer, widget = _viewer_with_widget()
+    nuclei, membranes = viewer.add_image(
+        _cells(),
+        channel_axis=1,
+        name=["nuclei", "membranes"],
+        contrast_limits=[(0, 4095), (0, 65535)],
+        scale=(0.29, 0.26, 0.26),
+    )
+    # in 3D the mesh of membranes would hide the nuclei under its projection
+    membranes.rendering = "attenuated_mip"
+    widget._in.sources.mode.value = "layers"
+    widget._in.sources.layers.value = [nuclei, membranes]
+    widget._n_colors.value = 8
+    widget.run()
+    _wait(widget)
+    nuclei.visible = membranes.visible = False
+    viewer.dims.set_point(0, 30 * 0.29)
+    viewer.reset_view()
+    _save(viewer, "channels-2d.png")
+    means = viewer.layers["nuclei + membranes k=8 channel means"]
+    means.visible = False
+    viewer.layers["membranes k=8"].attenuation = 0.15
+    _save_3d(viewer, widget, "channels-3d.png", (10, 30, 130))
+
+
 def main(names: list[str]) -> None:
-    """Make the screenshots named (photo, microscopy, volume, palette_control),
-    or all of them."""
-    makers = {f.__name__: f for f in (photo, microscopy, volume, palette_control)}
+    """Make the screenshots named (photo, microscopy, volume, palette_control,
+    channels), or all of them."""
+    makers = {
+        f.__name__: f for f in (photo, microscopy, volume, palette_control, channels)
+    }
     for name in names or makers:
         makers[name]()
 

@@ -135,3 +135,66 @@ def photo():
     """Factory ``photo(h=40, w=56, seed=0)``: a photo-like uint8 RGB image (colour
     ramps plus noise, so many distinct colours)."""
     return _noisy_photo
+
+
+def _cells3d_like() -> np.ndarray:
+    """A (60, 2, 256, 256) uint16 stand-in for scikit-image's cells3d.
+
+    Channel 0: 12-bit nuclei (three bright ellipsoids); channel 1: 16-bit
+    membranes (a bright mesh). Values are stepped so the stack has a few
+    hundred distinct pixel vectors, which keeps the exact fit quick.
+    """
+    z, y, x = np.ogrid[0:60, 0:256, 0:256]
+    nuclei = np.zeros((60, 256, 256))
+    for cz, cy, cx, r in [(30, 80, 80, 40), (20, 180, 170, 35), (40, 190, 60, 30)]:
+        nuclei += np.exp(
+            -(((z - cz) * 3.0) ** 2 + (y - cy) ** 2 + (x - cx) ** 2) / (2 * r * r)
+        )
+    nuclei = np.round(nuclei / nuclei.max() * 63) * 64  # 0 .. 4032, 12-bit
+    mesh = np.abs(np.sin(x / 12.0)) * np.abs(np.sin(y / 15.0)) + 0 * z
+    membranes = np.round((1 - mesh) ** 4 * 15) * 4096  # 0 .. 61440, 16-bit
+    return np.stack([nuclei, membranes], axis=1).astype(np.uint16)
+
+
+@pytest.fixture(scope="session")
+def cells() -> np.ndarray:
+    """The cells3d-like (60, 2, 256, 256) uint16 stack (z, c, y, x); read only."""
+    stack = _cells3d_like()
+    stack.flags.writeable = False
+    return stack
+
+
+@pytest.fixture
+def channel_layers():
+    """Factory ``channel_layers(stack, lazy=False)``: the two channels of a
+    (z, 2, y, x) stack as Image layers "nuclei" (magenta, 12-bit limits) and
+    "membranes" (green, additive, 16-bit limits, gamma 0.8); dask if `lazy`."""
+    from napari.layers import Image
+
+    def factory(stack: np.ndarray, lazy: bool = False) -> list:
+        data = [stack[:, 0], stack[:, 1]]
+        if lazy:
+            import dask.array as da
+
+            data = [da.from_array(d, chunks=(15, 128, 128)) for d in data]
+        common = {"scale": (0.29, 0.26, 0.26)}
+        return [
+            Image(
+                data[0],
+                name="nuclei",
+                colormap="magenta",
+                contrast_limits=(0, 4095),
+                **common,
+            ),
+            Image(
+                data[1],
+                name="membranes",
+                colormap="green",
+                blending="additive",
+                contrast_limits=(0, 65535),
+                gamma=0.8,
+                **common,
+            ),
+        ]
+
+    return factory

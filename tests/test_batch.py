@@ -198,6 +198,7 @@ def test_progress_is_one_line_on_a_terminal_and_plain_lines_otherwise(capsys):
 
 def test_expand_inputs_skips_hidden_and_other_files(photos):
     (photos / ".hidden.png").write_bytes(b"")
+    (photos / "doc.pdf").write_bytes(b"%PDF-1.4")  # Pillow writes PDF, reads none
     paths, failures = expand_inputs([photos])
     assert [p.name for p in paths] == ["p0.png", "p1.png", "p2.png", "p3.png", "p9.jpg"]
     assert failures == []

@@ -70,3 +70,41 @@ def test_multiscale_comparison_says_which_level_its_figures_are_from(
     np.testing.assert_allclose(preview.scale, [4, 4])
     corners = [preview.data_to_world(p) for p in ((-0.5, -0.5), (127.5, 127.5))]
     np.testing.assert_allclose(corners, [(-0.5, -0.5), (511.5, 511.5)])
+
+
+def test_big_lazy_source_is_previewed_as_a_pyramid_of_its_own_pixels(
+    make_widget, wait_idle, astronaut, monkeypatch
+):
+    import dask.array as da
+
+    from napari_kmeans_quantize import _layers, quantize
+
+    monkeypatch.setattr(_layers.sources, "DISPLAY_PYRAMID_PIXELS", 64 * 64)
+    monkeypatch.setattr(_layers.sources, "DISPLAY_MIN_SIDE", 32)
+    monkeypatch.setattr(_layers.sources, "DISPLAY_EAGER_PIXELS", 64 * 64)
+    small = astronaut[::2, ::2]  # 256 x 256: levels 256, 128 lazy; 64, 32 made
+    viewer, widget = make_widget()
+    lazy = da.from_array(small, chunks=(64, 64, 3))
+    viewer.add_image(lazy, name="big", rgb=True)
+    panel = _compare(widget, wait_idle, (4, 8))
+    preview = viewer.layers["big compare k=4"]
+    assert preview.multiscale
+    eager = quantize(small, 4)
+    levels = list(preview.data)
+    assert [np.shape(level)[:2] for level in levels] == [
+        (256, 256),
+        (128, 128),
+        (64, 64),
+        (32, 32),
+    ]
+    assert isinstance(levels[0], da.Array) and isinstance(levels[1], da.Array)
+    for i, level in enumerate(levels):
+        np.testing.assert_array_equal(level, eager.image[:: 2**i, :: 2**i])
+    # the kept coarse labels are counted in the memory the panel states
+    coarse = sum(lab.nbytes for lab in panel.comparison.coarse[4])
+    assert coarse == 64 * 64 + 32 * 32
+    assert panel.comparison.kept_bytes >= 2 * coarse
+    # browsing swaps the whole pyramid
+    panel.browse(8)
+    eight = quantize(small, 8)
+    np.testing.assert_array_equal(list(preview.data)[-1], eight.image[::8, ::8])

@@ -523,7 +523,11 @@ def test_compare_k_fills_table_and_plot(make_widget, qtbot, wait_idle, small_ast
     _compare(widget, wait_idle)
 
     # no result added: only the k browser's preview, at the chosen k
-    assert [layer.name for layer in viewer.layers] == ["astro", "astro compare k=8"]
+    assert [layer.name for layer in viewer.layers] == [
+        "astro",
+        "astro compare k=8",
+        "astro compare k=8 palette",
+    ]
     assert widget._compare_button.text == "Compare k"
     assert widget._run_button.enabled
     expected = sweep(small_astronaut, SWEEP_KS)
@@ -764,6 +768,7 @@ def test_cancel_compare_k_leaves_the_widget_usable(
     _run(widget, qtbot, wait_idle)
     assert [layer.name for layer in viewer.layers][1:] == [
         "astro compare k=2",
+        "astro compare k=2 palette",
         *_result_names("astro", 4),
     ]
 
@@ -1270,7 +1275,7 @@ def test_remove_results_clears_one_sources_outputs(
     _run(widget, qtbot, wait_idle)
     widget.compare((2, 4))
     wait_idle(widget)
-    assert len(viewer.layers) == 2 + 3 + 3 + 1
+    assert len(viewer.layers) == 2 + 3 + 3 + 2  # + the k browser's image and strip
     widget._image.value = img
     widget._remove_button.native.click()
     assert [lay.name for lay in viewer.layers] == [
@@ -1278,7 +1283,7 @@ def test_remove_results_clears_one_sources_outputs(
         "img",
         *_result_names("other", 4),
     ]
-    assert "Removed 4 result layers of 'img'" in widget._status.value
+    assert "Removed 5 result layers of 'img'" in widget._status.value
 
 
 def test_status_time_is_what_the_user_waited(

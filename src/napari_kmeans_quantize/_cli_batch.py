@@ -198,7 +198,10 @@ def _is_pattern(text: str) -> bool:
 def _image_suffixes() -> frozenset[str]:
     from PIL import Image
 
-    readable = {ext for ext, fmt in Image.registered_extensions().items()}
+    # Pillow also registers formats it only writes (.pdf): only those it reads.
+    Image.init()
+    extensions = Image.registered_extensions().items()
+    readable = {ext for ext, fmt in extensions if fmt in Image.OPEN}
     return frozenset(readable | {".tif", ".tiff"})
 
 

@@ -22,7 +22,6 @@ from ._layers import (
     QuantizeOutcome,
     SourceInfo,
     add_result_iter,
-    palette_hexes,
     quantize_source_iter,
     remove_outputs,
     source_info,
@@ -31,8 +30,9 @@ from ._layers import (
 from ._qt.compare import CompareK
 from ._qt.controls import Controls
 from ._qt.inputs import Inputs, image_layers, importance_layers
-from ._qt.jobs import JobRunner, JobState
-from ._qt.readout import Readout, ResultsArea
+from ._qt.jobs import CANCELLED, FAILED, JobRunner
+from ._qt.readout import Readout, ResultsArea, done_text
+from ._qt.source_chooser import SourceDone, SourceRuns
 from ._qt.sweep_panel import SweepPanel
 
 if TYPE_CHECKING:
@@ -103,6 +103,7 @@ class QuantizeWidget(Container):
         self._swatches = self._readout.swatches
         self._swatches.native.cellClicked.connect(self._on_swatch_clicked)
         self._palette_title = self._readout.palette_title
+        self._sources = SourceRuns(self)  # Run on channels or a shared palette
         self._compare = CompareK(self)
         self._panel = SweepPanel(self._viewer, self._compare.keep, self._on_preview)
         self.extend(
@@ -190,6 +191,8 @@ class QuantizeWidget(Container):
         Refused (with a notification, returning None) while a run is in progress
         or when no image layer is selected.
         """
+        if self._in.sources.kind != "image":
+            return self._sources.run()
         source = self._prepare()
         if source is None:
             return None
@@ -216,9 +219,10 @@ class QuantizeWidget(Container):
         )
 
     def _on_swatch_clicked(self, row: int, _column: int = 0) -> None:
-        """A click on a palette swatch locks its colour."""
+        """A click on a palette swatch locks its colour (not a class of channels)."""
         item = self._swatches.native.item(row, 1)
-        if item is not None:
+        header = self._swatches.native.horizontalHeaderItem(1)
+        if item is not None and header is not None and header.text() == "hex":
             self._in.lock_color(item.text()[:7])
 
     def compare(self, ks: Any = None):
@@ -262,23 +266,12 @@ class QuantizeWidget(Container):
             If there is no result yet, the extension is none of these, or a job
             is running.
         """
-        from ._qt.save import save_iter, writer_for
+        from ._qt.save import save_iter, save_job
 
-        if self._current is None:
-            raise ValueError("Nothing to save yet: run a quantisation first.")
         if self.is_running:
             raise ValueError("A job is running; wait for it or cancel it first.")
-        writer_for(path)  # a bad extension is refused before any work
-        outcome, source, name = self._current
-        labels = outcome.result.labels
-        return self._start(
-            "save",
-            save_iter,
-            (os.fspath(path), labels, outcome.result.palette),
-            {},
-            f"Saving {name!r} to {os.fspath(path)!r}...",
-            source,
-        )
+        args, message = save_job(self._current, path)
+        return self._start("save", save_iter, args, {}, message, self._current[1])
 
     def cancel(self) -> None:
         """Ask the running worker to stop; no layers are added."""
@@ -293,17 +286,9 @@ class QuantizeWidget(Container):
         """The selected layer's snapshot, or None (with a notification)."""
         from napari.utils.notifications import show_error, show_warning
 
-        if self._jobs.state is JobState.CANCELLING:
-            show_warning(
-                "The cancelled job is still stopping (at its next step); start "
-                "again in a moment."
-            )
-            return None
-        if self.is_running:
-            show_warning(
-                "K-means quantisation is already running; wait for it or press "
-                "Cancel before starting another run."
-            )
+        busy = self._jobs.busy()
+        if busy:
+            show_warning(busy)
             return None
         layer = self._in.image.value
         if layer is None or layer not in self._viewer.layers:
@@ -340,6 +325,8 @@ class QuantizeWidget(Container):
         self._progress.value = round(100 * float(fraction))
 
     def _on_returned(self, job: str, value: Any):
+        if isinstance(value, SourceDone):
+            return self._sources.on_returned(value)
         if job == "quantize":
             return self._on_quantized(value)
         if job == "save":
@@ -381,46 +368,30 @@ class QuantizeWidget(Container):
             show_info(f"{source.name}: {note}")
         name = labels.name.removesuffix(" labels")
         self._current = self._ran = (outcome, source, name)
-        self._readout.show(outcome, name, list(labels.features["hex"]), source)
-        result = outcome.result
-        distinct = (
-            f" ({result.n_distinct:,} distinct in the source)"
-            if result.n_distinct > 0
-            else ""
+        self._readout.show(outcome, source, name)
+        self._status.value = done_text(
+            outcome.result, self._jobs.waited(), updated, name
         )
-        self._status.value = (
-            f"Done in {self._jobs.waited():.2f} s: {result.n_colors} colours{distinct}."
-        )
-        if updated:
-            self._status.value += (
-                f" Updated {name!r} in place: same settings as before."
-            )
         self._scroll_to(self._readout)
 
     def _on_preview(self, outcome: QuantizeOutcome | None, name: str, source) -> None:
         """The readout follows the k browser; back to the last run's result when
         the preview goes."""
-        if outcome is not None:
-            self._current = (outcome, source, name)
-            hexes = palette_hexes(outcome.result.palette, source)
-            self._readout.show(outcome, name, hexes, source)
-        elif self._ran is not None:
-            self._current = self._ran
-            ran, source, name = self._ran
-            self._readout.show(
-                ran, name, palette_hexes(ran.result.palette, source), source
-            )
+        self._current = (outcome, source, name) if outcome is not None else self._ran
+        if self._current is not None:
+            self._readout.show(*self._current)
         else:
-            self._current = None
             self._readout.visible = False
         self._update_enabled()
 
     def remove_results(self, source_name: str | None = None) -> int:
         """Remove every layer the plugin made from one source; return how many.
 
-        `source_name` defaults to the layer in the image-layer box. The source
-        itself is never touched.
+        `source_name` defaults to the layer in the image-layer box (the chosen
+        channel layers, when they are the source). The source itself is never
+        touched.
         """
+        source_name = source_name or self._sources.source_name()
         if source_name is None:
             layer = self._in.image.value
             if layer is None:
@@ -443,42 +414,34 @@ class QuantizeWidget(Container):
     def _on_save_button(self, _value: Any = None) -> None:
         from napari.utils.notifications import show_error
 
-        from ._qt.save import ask_save_path
+        from ._qt.save import ask_result_path
 
         if self.is_running:
             self.cancel()
             return
-        if self._current is None:
-            return
-        outcome, _source, name = self._current
-        ext = outcome.file.extension if outcome.file is not None else ".png"
-        fmt = outcome.file.format if outcome.file is not None else "indexed PNG"
-        path = ask_save_path(self.native, name + ext, fmt)
-        if path is None:
-            return
-        try:
-            self.save(path)
-        except ValueError as exc:
-            show_error(str(exc))
+        path = (
+            None
+            if self._current is None
+            else ask_result_path(self.native, self._current)
+        )
+        if path is not None:
+            try:
+                self.save(path)
+            except ValueError as exc:
+                show_error(str(exc))
 
     def _on_errored(self, job: str, exc: Exception) -> None:
         from napari.utils.notifications import show_error
 
         source = self._jobs.source
         name = source.name if source is not None else "the layer"
-        what = {"quantize": "K-means quantisation", "save": "Saving"}.get(
-            job, "Comparing k"
-        )
-        show_error(f"{what} of {name!r} failed: {exc}")
+        show_error(f"{FAILED.get(job, FAILED['sweep'])} of {name!r} failed: {exc}")
         if not self._jobs.closed:
             self._status.value = f"Failed: {exc}"
 
     def _on_aborted(self, job: str) -> None:
         self._then = None
-        self._status.value = {
-            "quantize": "Cancelled: no layers were added.",
-            "save": "Cancelled: nothing was saved.",
-        }.get(job, "Cancelled: the comparison of k was discarded.")
+        self._status.value = CANCELLED.get(job, CANCELLED["sweep"])
 
     def _on_finished(self, _job: str) -> None:
         self._set_running(False)
@@ -521,6 +484,7 @@ class QuantizeWidget(Container):
                 self._current is not None,
             )
             self._in.update_enabled()
+            self._sources.update_enabled()
 
     def _set_running(self, running: bool, message: str = "") -> None:
         self._in.set_running(running)

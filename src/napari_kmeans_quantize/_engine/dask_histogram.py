@@ -57,11 +57,10 @@ def _block_histogram(
     """
     pixels = _block_pixels(block)
     bad = _count_bad(pixels)
+    empty = np.empty(0, dtype=spec.key_dtype)
     if bad:
-        empty = np.empty(0, dtype=spec.key_dtype)
         return empty, np.empty(0, dtype=np.int64), [bad], empty, None
     value_range = (pixels.min(), pixels.max()) if want_range else None
-    empty = np.empty(0, spec.key_dtype)
     if spec.dense and (
         counter is not None or spec.n_keys * _BINCOUNT_MIN_FILL <= len(pixels)
     ):
@@ -80,7 +79,7 @@ def _block_histogram(
     distinct, counts = np.unique(keys, return_counts=True)
     counts = counts.astype(np.int64)
     # (Not keys[:0]: an empty view would keep the whole keys array alive.)
-    sampled = keys[sample] if sample is not None else np.empty(0, spec.key_dtype)
+    sampled = keys[sample] if sample is not None else empty
     return distinct, counts, [0], sampled, value_range
 
 

@@ -58,13 +58,17 @@ from .outputs import (
     with_layer_data,
 )
 from .sources import (
+    DISPLAY_EAGER_PIXELS,
     MAX_CHANNELS,
     MAX_PIXELS_IN_MEMORY,
     MULTISCALE_FIT_PIXELS,
     QuantizeOutcome,
     SourceInfo,
     channel_note,
+    computed_in_worker,
+    display_levels,
     fit_level,
+    likely_channel_axis,
     quantize_source_iter,
     source_info,
     sweep_source_iter,
@@ -81,6 +85,7 @@ from .viewer import (
 )
 
 __all__ = [
+    "DISPLAY_EAGER_PIXELS",
     "IMAGE_ROLE",
     "LABELS_ROLE",
     "MAX_CHANNELS",
@@ -97,12 +102,15 @@ __all__ = [
     "add_or_update_layers",
     "add_result_iter",
     "channel_note",
+    "computed_in_worker",
+    "display_levels",
     "drain",
     "fit_level",
     "image_layer_meta",
     "is_output",
     "layer_data_tuples",
     "layer_names",
+    "likely_channel_axis",
     "palette_hexes",
     "palette_strip",
     "quantize_layer",

@@ -244,17 +244,42 @@ def quantize_source_iter(
     return replace(outcome, file=file, notes=notes)
 
 
-#: Axes this short (not the last two) may well be channels.
-MAX_CHANNELS = 4
+#: Axes from 2 to this long (not the last two) may well be channels (the engine
+#: fits up to 16).
+MAX_CHANNELS = 16
 _CHANNEL_LABELS = {"c", "ch", "channel", "channels"}
+
+
+def likely_channel_axis(shape: Sequence[int], axis_labels: Sequence) -> int | None:
+    """The axis of a single-channel layer's data that most likely holds channels.
+
+    One labelled ``c``/``ch``/``channel``, else the shortest axis before the last
+    two with 2 to ``MAX_CHANNELS`` entries; None if there is none.
+
+    Examples
+    --------
+    >>> likely_channel_axis((60, 2, 256, 256), ("0", "1", "2", "3"))
+    1
+    >>> likely_channel_axis((40, 256, 256), ("z", "y", "x")) is None
+    True
+    """
+    leading = range(len(shape) - 2)
+    labels = [str(label).lower() for label in tuple(axis_labels)[: len(leading)]]
+    named = [
+        a for a, label in zip(leading, labels, strict=True) if label in _CHANNEL_LABELS
+    ]
+    if named:
+        return named[0]
+    short = sorted((shape[a], a) for a in leading if 2 <= shape[a] <= MAX_CHANNELS)
+    return short[0][1] if short else None
 
 
 def channel_note(source: SourceInfo) -> str:
     """How a single-channel layer with a likely channel axis inside it is treated.
 
     A (z, c, y, x) layer that napari shows as one layer is quantised as intensity,
-    one palette over every axis; say so when an axis is labelled as channels or
-    is short (at most ``MAX_CHANNELS``), and how to quantise each channel alone.
+    one palette over every axis; say so when an axis looks like channels
+    (:func:`likely_channel_axis`), and how to quantise the channels instead.
     Returns "" when there is nothing to say.
 
     Examples
@@ -268,23 +293,16 @@ def channel_note(source: SourceInfo) -> str:
     if source.rgb or source.ndim < 3:
         return ""
     shape = source.levels[0].shape
-    leading = range(source.ndim - 2)
-    labels = [str(label).lower() for label in source.axis_labels[: len(leading)]]
-    named = [
-        axis
-        for axis, label in zip(leading, labels, strict=True)
-        if label in _CHANNEL_LABELS
-    ]
-    short = sorted((shape[a], a) for a in leading if shape[a] <= MAX_CHANNELS)
-    if not named and not short:
+    axis = likely_channel_axis(shape, source.axis_labels)
+    if axis is None:
         return ""
-    # a labelled axis, else the shortest one
-    axis = named[0] if named else short[0][1]
     return (
         f"Axis {axis} (length {shape[axis]}) may be channels: the layer is "
-        "quantised as intensity, with one palette over all its axes. To give "
-        "each channel its own palette, split it first (right-click the "
-        "layer > Split Stack) and quantise each channel layer."
+        "quantised as intensity, with one palette over all its axes. If they are "
+        "channels, set 'source' to 'channels inside the image layer' (channel "
+        f"axis {axis}) to quantise them together as {shape[axis]}-channel "
+        "colours, or split the layer (right-click > Split Stack) for one palette "
+        "per channel."
     )
 
 
@@ -485,7 +503,7 @@ def _computed_coarse_levels(pyramid: list[tuple[Any, Any]]) -> list[tuple[Any, A
     small = [
         i
         for i, (_, labels) in enumerate(pyramid)
-        if labels.size <= DISPLAY_EAGER_PIXELS
+        if computed_in_worker(labels.shape, rgb=False)
     ]
     arrays = [array for i in small for array in pyramid[i]]
     computed = iter(dask.compute(*arrays))
@@ -493,6 +511,12 @@ def _computed_coarse_levels(pyramid: list[tuple[Any, Any]]) -> list[tuple[Any, A
     for i in small:
         out[i] = (next(computed), next(computed))
     return out
+
+
+def computed_in_worker(shape: Sequence[int], *, rgb: bool) -> bool:
+    """Whether a display-pyramid level of this shape is computed in the worker
+    (at most ``DISPLAY_EAGER_PIXELS`` pixels)."""
+    return _spatial_pixels(shape, rgb) <= DISPLAY_EAGER_PIXELS
 
 
 def display_levels(source: SourceInfo) -> list:

@@ -12,10 +12,12 @@ from magicgui.widgets import (
     Container,
     FloatSpinBox,
     LineEdit,
+    PushButton,
     SpinBox,
 )
 
 from .._layers import is_output
+from .source_chooser import CHANNEL_MODES, SourceChooser
 
 if TYPE_CHECKING:
     from napari.layers import Image
@@ -108,6 +110,12 @@ class Inputs:
                 "its colour. k-means moves only the other entries."
             ),
         )
+        self.pick_color = PushButton(
+            text="pick a colour to lock...",
+            label="",
+            tooltip="Choose a colour in a colour dialog and add it to 'locked colours'.",
+        )
+        self.pick_color.changed.connect(lambda _=None: self.pick_locked_color())
         self.importance = ComboBox(
             label="importance",
             choices=importance_choices or (lambda _w=None: [("none", None)]),
@@ -188,14 +196,17 @@ class Inputs:
             value=TARGET_DEFAULTS["ciede2000"],
             tooltip="Mean CIEDE2000 at most this, or PSNR (dB) at least this.",
         )
+        self.sources = SourceChooser(image_choices)
         self.target_chosen = False  # set once the user picks an auto-k target
         self._setting_target = False
         self.run_box = Container(
             widgets=[
                 self.image,
+                *self.sources.widgets,
                 self.n_colors,
                 self.color_space,
                 self.locked,
+                self.pick_color,
                 self.importance,
                 self.show_advanced,
                 *(getattr(self, name) for name in ADVANCED),
@@ -208,6 +219,7 @@ class Inputs:
         for box in (self.run_box, self.sweep_box):
             box.margins = (0, 0, 0, 0)
         self.on_show_advanced(False)
+        self.sources.mode.changed.connect(lambda _=None: self.update_enabled())
         self.target.changed.connect(self._on_target_changed)
         self.show_advanced.changed.connect(self.on_show_advanced)
         self._setup_peak_field()
@@ -242,6 +254,22 @@ class Inputs:
         if layer is not None and layer in layers:
             control["weights"] = weight_array(layer).copy()
         return control
+
+    def pick_locked_color(self) -> str | None:
+        """Ask for a colour (a colour dialog) and lock it; the hex value, or None
+        if the dialog was cancelled."""
+        from qtpy.QtGui import QColor
+        from qtpy.QtWidgets import QColorDialog
+
+        current = [c.strip() for c in self.locked.value.split(",") if c.strip()]
+        start = QColor(current[-1]) if current else QColor("#ffffff")
+        color = QColorDialog.getColor(
+            start, self.locked.native, "Lock a colour of the palette"
+        )
+        if not color.isValid():
+            return None
+        self.lock_color(color.name())
+        return color.name()
 
     def lock_color(self, hex_color: str) -> None:
         """Add a colour to the locked colours (once)."""
@@ -297,7 +325,9 @@ class Inputs:
         """Auto k's default target follows the data: PSNR for one channel.
 
         Mean CIEDE2000 needs colours; once the user picks a target it stays.
+        The channel axis follows the layer too.
         """
+        self.sources.follow_layer(layer)
         if layer is None or self.target_chosen:
             return
         target = "ciede2000" if bool(getattr(layer, "rgb", True)) else "psnr"
@@ -322,7 +352,10 @@ class Inputs:
     def update_enabled(self) -> None:
         """Enable what the chosen layer allows (when no job runs)."""
         layer = self.image.value
-        rgb = bool(getattr(layer, "rgb", True))
+        kind = self.sources.kind
+        rgb = bool(getattr(layer, "rgb", True)) and kind not in CHANNEL_MODES
+        self.locked.enabled = self.pick_color.enabled = kind not in CHANNEL_MODES
+        self.importance.enabled = kind != "shared"
         self.color_space.enabled = rgb
         # the seed only drives the pixel sample of 'fit palette on'
         self.seed.enabled = self.fit_pixels.value is not None

@@ -120,6 +120,20 @@ class JobRunner:
         worker.start()
         return worker
 
+    def busy(self) -> str:
+        """Why a new job cannot start now ("" when it can)."""
+        if self.state is JobState.CANCELLING:
+            return (
+                "The cancelled job is still stopping (at its next step); start "
+                "again in a moment."
+            )
+        if self.is_running:
+            return (
+                "K-means quantisation is already running; wait for it or press "
+                "Cancel before starting another run."
+            )
+        return ""
+
     def cancel(self) -> bool:
         """Ask the worker to stop at its next step; whether one was running."""
         worker = self._state["worker"]
@@ -224,3 +238,12 @@ def _on_destroyed(state: dict, *_: Any) -> None:
     worker = state.get("worker")
     if worker is not None:
         worker.quit()
+
+
+#: What failed, and what a cancel left, by job.
+FAILED = {"quantize": "K-means quantisation", "save": "Saving", "sweep": "Comparing k"}
+CANCELLED = {
+    "quantize": "Cancelled: no layers were added.",
+    "save": "Cancelled: nothing was saved.",
+    "sweep": "Cancelled: the comparison of k was discarded.",
+}

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from magicgui.widgets import Container, Label, Table
 
+from .._layers import palette_hexes
 from .controls import wrap_labels
 
 if TYPE_CHECKING:
@@ -31,16 +32,13 @@ class Readout(Container):
         self._setup_native()
 
     def show(
-        self,
-        outcome: QuantizeOutcome,
-        layer_name: str,
-        hexes: list[str],
-        source: SourceInfo | None,
+        self, outcome: QuantizeOutcome, source: SourceInfo, layer_name: str
     ) -> None:
         """Fill the readout with `outcome` (named `layer_name`) and show it."""
         from qtpy.QtGui import QColor
 
         result = outcome.result
+        hexes = palette_hexes(result.palette, source)
         total = max(int(result.counts.sum()), 1)
         rows = [
             ["", hexes[i], f"{int(c):,}", f"{100 * int(c) / total:.1f} %"]
@@ -62,11 +60,7 @@ class Readout(Container):
             item = table.item(i, 0)
             if item is not None:
                 item.setBackground(QColor(hex_color))
-        table.resizeColumnsToContents()
-        shown = min(len(rows), 10)
-        height = table.horizontalHeader().sizeHint().height() + 2 * table.frameWidth()
-        height += shown * table.verticalHeader().defaultSectionSize()
-        table.setFixedHeight(height + 2)
+        self.fit_table()
         self.figures.value = figures_html(
             outcome.report,
             source,
@@ -74,6 +68,16 @@ class Readout(Container):
             file=outcome.file,
         )
         self.visible = True
+
+    def fit_table(self) -> None:
+        """Size the swatch table's columns to their contents, and its height to
+        at most 10 rows."""
+        table = self.swatches.native
+        table.resizeColumnsToContents()
+        shown = min(table.rowCount(), 10)
+        height = table.horizontalHeader().sizeHint().height() + 2 * table.frameWidth()
+        height += shown * table.verticalHeader().defaultSectionSize()
+        table.setFixedHeight(height + 2)
 
     def _setup_native(self) -> None:
         from qtpy.QtWidgets import QAbstractItemView
@@ -117,6 +121,19 @@ class ResultsArea:
 
         # after the layout has placed the new content
         QTimer.singleShot(0, show)
+
+
+def done_text(result: Any, waited: float, updated: bool, name: str) -> str:
+    """The status line once a run's result is shown."""
+    distinct = (
+        f" ({result.n_distinct:,} distinct in the source)"
+        if result.n_distinct > 0
+        else ""
+    )
+    text = f"Done in {waited:.2f} s: {result.n_colors} colours{distinct}."
+    if updated:
+        text += f" Updated {name!r} in place: same settings as before."
+    return text
 
 
 def peak_note(dtype: np.dtype, peak: float | None, given: bool) -> str:

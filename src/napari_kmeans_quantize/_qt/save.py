@@ -156,3 +156,29 @@ def ask_save_path(parent: Any, suggested: str, default_format: str) -> str | Non
         ext = next(exts[0] for name, exts, _ in FORMATS if chosen.startswith(name))
         path += ext
     return path
+
+
+def save_job(current: Any, path: str | os.PathLike) -> tuple[tuple, str]:
+    """The arguments of :func:`save_iter` for the shown result `current`
+    (outcome, source, name) and the status message.
+
+    Raises
+    ------
+    ValueError
+        If there is no result or the extension has no writer (before any work).
+    """
+    if current is None:
+        raise ValueError("Nothing to save yet: run a quantisation first.")
+    writer_for(path)
+    outcome, _source, name = current
+    path = os.fspath(path)
+    args = (path, outcome.result.labels, outcome.result.palette)
+    return args, f"Saving {name!r} to {path!r}..."
+
+
+def ask_result_path(parent: Any, current: Any) -> str | None:
+    """Ask where to save the shown result, offering the file type that holds it."""
+    outcome, _source, name = current
+    file = outcome.file
+    ext = file.extension if file is not None else ".png"
+    return ask_save_path(parent, name + ext, file.format if file else "indexed PNG")

@@ -28,6 +28,8 @@ from .._layers import (
     PLUGIN,
     QuantizeOutcome,
     SourceInfo,
+    computed_in_worker,
+    display_levels,
     image_layer_meta,
     palette_strip,
     result_tags,
@@ -72,6 +74,7 @@ class Comparison:
     params: dict
     kept: dict[int, QuantizeResult] = field(repr=False)
     level: int = 0
+    coarse: dict[int, list[np.ndarray]] = field(default_factory=dict, repr=False)
 
     @property
     def kept_bytes(self) -> int:
@@ -79,7 +82,20 @@ class Comparison:
         return sum(
             r.palette.nbytes + (r.labels.nbytes if _in_memory(r.labels) else 0)
             for r in self.kept.values()
-        )
+        ) + sum(lab.nbytes for levels in self.coarse.values() for lab in levels)
+
+    def display(self, k: int) -> Any:
+        """What the k browser shows for `k`: its image or, for a big lazy source,
+        the same display pyramid as a Run's (see ``_layers.display_levels``)."""
+        image = self.image(k)
+        coarse = self.coarse.get(k)
+        if not coarse:
+            return image
+        n_lazy = len(display_levels(self.source)) - len(coarse)
+        palette = self.kept[k].palette
+        palette = palette if self.source.rgb else palette[:, 0]
+        lazy = [image[:: 2**i, :: 2**i] for i in range(n_lazy)]
+        return lazy + [palette[labels] for labels in coarse]
 
     def image(self, k: int) -> np.ndarray:
         """The quantised image of `k`, rebuilt from its labels and palette (a
@@ -114,7 +130,39 @@ def compare_iter(
         for k, result in zip(table.ks, table.results, strict=True)
     }
     level = fit_level(source) if source.multiscale else 0
-    return Comparison(replace(table, results=None), source, params, kept, level)
+    coarse = yield from _coarse_labels(source, kept, params)
+    table = replace(table, results=None)
+    return Comparison(table, source, params, kept, level, coarse)
+
+
+def _coarse_labels(
+    source: SourceInfo, kept: dict[int, QuantizeResult], params: dict
+) -> Generator[float, None, dict[int, list[np.ndarray]]]:
+    """Each k's labels at the coarse levels of a big lazy source's display
+    pyramid, mapped here (in the worker) onto its palette: previewed as a
+    pyramid, napari computes only what the screen shows."""
+    from .. import apply_palette
+
+    levels = display_levels(source)
+    if len(levels) == 1 or any(_in_memory(r.labels) for r in kept.values()):
+        return {}
+    small = [
+        np.asarray(lv) for lv in levels if computed_in_worker(lv.shape, rgb=source.rgb)
+    ]
+    space = params.get("color_space", "rgb") if source.rgb else "rgb"
+    coarse = {}
+    for k, result in kept.items():
+        coarse[k] = [
+            apply_palette(
+                level,
+                result.palette,
+                channel_axis=source.channel_axis,
+                color_space=space,
+            ).labels
+            for level in small
+        ]
+        yield 1.0
+    return coarse
 
 
 def _in_memory(array: Any) -> bool:
@@ -125,6 +173,98 @@ def keep_iter(comparison: Comparison, k: int) -> Generator[float, None, Any]:
     """The outcome of one kept k (a generator, so it runs in the job runner)."""
     yield 0.0
     return comparison.outcome(k)
+
+
+class KPreview:
+    """The k browser's layers: the previewed k's image and its palette strip."""
+
+    def __init__(self, viewer: napari.Viewer) -> None:
+        self._viewer = viewer
+        self._image: Any = None  # weakref to the preview image layer
+        self._strip: Any = None  # weakref to its palette strip
+
+    def show(self, c: Comparison, k: int) -> tuple[QuantizeOutcome, str]:
+        """Show `k` of `c` (over the kept run's strip); its outcome and name."""
+        outcome = c.outcome(k)
+        name = _preview_name(c, k)
+        self._show_image(c, c.display(k), name, k)
+        self._show_strip(c, outcome, name)
+        return outcome, name
+
+    def remove(self) -> bool:
+        """Remove the preview layers; whether there was a preview."""
+        had = self._image is not None or self._strip is not None
+        for ref in (self._image, self._strip):
+            layer = ref() if ref is not None else None
+            if layer is not None and layer in self._viewer.layers:
+                self._viewer.layers.remove(layer)
+        self._image = self._strip = None
+        return had
+
+    def forget(self, layer: Any) -> None:
+        """`layer` was removed from the viewer (by the user, say)."""
+        if self._image is not None and layer is self._image():
+            self._image = None
+
+    def _show_image(self, c: Comparison, image: Any, name: str, k: int) -> None:
+        layer = self._image() if self._image is not None else None
+        if layer is not None and layer in self._viewer.layers:
+            layer.data = image
+            layer.name = name
+            layer.metadata["n_colors_requested"] = int(k)
+            return
+        from napari.layers import Image
+
+        meta = image_layer_meta(
+            c.source,
+            name,
+            {"plugin": PLUGIN, "role": PREVIEW_ROLE, "source": c.source.name},
+        )
+        meta["metadata"]["n_colors_requested"] = int(k)
+        del meta["multiscale"]
+        if c.level:
+            # the sweep ran on a coarser pyramid level: stretch it over level 0
+            shape0 = np.array(_spatial_shape(c.source, 0), dtype=float)
+            shape = np.array(_spatial_shape(c.source, c.level), dtype=float)
+            factor = shape0 / shape
+            meta["translate"] = meta["translate"] + (factor - 1) / 2 * meta["scale"]
+            meta["scale"] = meta["scale"] * factor
+        layer = Image(image, **meta)
+        self._viewer.layers.append(layer)
+        self._image = weakref.ref(layer)
+
+    def _show_strip(self, c: Comparison, outcome: QuantizeOutcome, name: str) -> None:
+        """The previewed k's swatches, on top of (so hiding) the kept strips: they
+        all cover the same place beside the source."""
+        from napari.layers import Image
+
+        strip, meta = palette_strip(outcome.result, c.source)
+        meta["name"] = f"{name} palette"
+        meta["metadata"] = {
+            "plugin": PLUGIN,
+            "role": PREVIEW_ROLE,
+            "source": c.source.name,
+            "description": f"palette swatches, {ORDER_NOTE}",
+        }
+        layer = self._strip() if self._strip is not None else None
+        if layer is not None and layer in self._viewer.layers:
+            # in place: removing a layer costs napari a garbage collection
+            layer.data = strip
+            for key in ("scale", "translate", "name", "metadata"):
+                setattr(layer, key, meta[key])
+            return
+        layer = Image(strip, **meta)
+        self._viewer.layers.append(layer)
+        self._strip = weakref.ref(layer)
+
+
+def _preview_name(c: Comparison, k: int) -> str:
+    tags = result_tags(
+        k,
+        color_space=c.params.get("color_space", "rgb"),
+        dither=bool(c.params.get("dither")),
+    )
+    return " ".join((c.source.name, "compare", *tags))
 
 
 class SweepPanel(Container):
@@ -153,8 +293,7 @@ class SweepPanel(Container):
         self._on_keep = on_keep
         self.comparison: Comparison | None = None
         self.stale = ""
-        self._preview: Any = None  # weakref to the preview layer
-        self._strip: Any = None  # weakref to the preview's palette strip
+        self._previews = KPreview(viewer)
         self._on_preview = on_preview
         self._watched: Any = None  # weakref to the source layer we listen to
         self.title = Label(value="")
@@ -317,82 +456,13 @@ class SweepPanel(Container):
 
     # --- the preview layer --------------------------------------------------------
 
-    def _preview_name(self, k: int) -> str:
-        c = self.comparison
-        tags = result_tags(
-            k,
-            color_space=c.params.get("color_space", "rgb"),
-            dither=bool(c.params.get("dither")),
-        )
-        return " ".join((c.source.name, "compare", *tags))
-
     def _show_preview(self, k: int) -> None:
-        """Show k in the preview layer and its palette strip (over the kept
-        run's strip); the readout follows through ``on_preview``."""
-        c = self.comparison
-        outcome = c.outcome(k)
-        name = self._preview_name(k)
-        self._show_preview_image(outcome.result.image, name, k)
-        self._show_preview_strip(outcome, name)
+        outcome, name = self._previews.show(self.comparison, k)
         if self._on_preview is not None:
-            self._on_preview(outcome, name, c.source)
-
-    def _show_preview_image(self, image: Any, name: str, k: int) -> None:
-        c = self.comparison
-        layer = self._preview() if self._preview is not None else None
-        if layer is not None and layer in self._viewer.layers:
-            layer.data = image
-            layer.name = name
-            layer.metadata["n_colors_requested"] = int(k)
-            return
-        from napari.layers import Image
-
-        meta = image_layer_meta(
-            c.source,
-            name,
-            {"plugin": PLUGIN, "role": PREVIEW_ROLE, "source": c.source.name},
-        )
-        meta["metadata"]["n_colors_requested"] = int(k)
-        del meta["multiscale"]
-        if c.level:
-            # the sweep ran on a coarser pyramid level: stretch it over level 0
-            shape0 = np.array(_spatial_shape(c.source, 0), dtype=float)
-            shape = np.array(_spatial_shape(c.source, c.level), dtype=float)
-            factor = shape0 / shape
-            meta["translate"] = meta["translate"] + (factor - 1) / 2 * meta["scale"]
-            meta["scale"] = meta["scale"] * factor
-        layer = Image(image, **meta)
-        self._viewer.layers.append(layer)
-        self._preview = weakref.ref(layer)
-
-    def _show_preview_strip(self, outcome: QuantizeOutcome, name: str) -> None:
-        """The previewed k's swatches, on top of (so hiding) the kept strips: they
-        all cover the same place beside the source."""
-        from napari.layers import Image
-
-        c = self.comparison
-        strip, meta = palette_strip(outcome.result, c.source)
-        meta["name"] = f"{name} palette"
-        meta["metadata"] = {
-            "plugin": PLUGIN,
-            "role": PREVIEW_ROLE,
-            "source": c.source.name,
-            "description": f"palette swatches, {ORDER_NOTE}",
-        }
-        layer = self._strip() if self._strip is not None else None
-        if layer is not None and layer in self._viewer.layers:
-            self._viewer.layers.remove(layer)
-        layer = Image(strip, **meta)
-        self._viewer.layers.append(layer)
-        self._strip = weakref.ref(layer)
+            self._on_preview(outcome, name, self.comparison.source)
 
     def _remove_preview(self) -> None:
-        for ref in (self._preview, self._strip):
-            layer = ref() if ref is not None else None
-            if layer is not None and layer in self._viewer.layers:
-                self._viewer.layers.remove(layer)
-        self._preview = self._strip = None
-        if self._on_preview is not None:
+        if self._previews.remove() and self._on_preview is not None:
             self._on_preview(None, "", None)
 
     # --- the source ---------------------------------------------------------------
@@ -417,8 +487,8 @@ class SweepPanel(Container):
         removed = getattr(event, "value", None)
         if c.source.layer is None or removed is c.source.layer:
             self.clear()
-        elif self._preview is not None and removed is self._preview():
-            self._preview = None
+        else:
+            self._previews.forget(removed)
 
     # --- inputs -------------------------------------------------------------------
 

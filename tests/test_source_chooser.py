@@ -1,0 +1,200 @@
+"""The widget's other sources in a real viewer: a layer's channels, one layer per
+channel, layers sharing one palette; and the colour picker of locked colours."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+def _add_channels(viewer, stack):
+    return viewer.add_image(
+        stack,
+        channel_axis=1,
+        name=["nuclei", "membranes"],
+        contrast_limits=[(0, 4095), (0, 65535)],
+    )
+
+
+def _run(widget, wait_idle, timeout=60_000):
+    worker = widget.run()
+    assert worker is not None
+    wait_idle(widget, timeout=timeout)
+
+
+def test_channel_layers_quantise_as_two_channels(make_widget, wait_idle, cells):
+    viewer, widget = make_widget()
+    nuclei, membranes = _add_channels(viewer, cells)
+    chooser = widget._in.sources
+    chooser.mode.value = "layers"
+    assert not chooser.layers.native.isHidden()
+    assert not chooser.standardize.native.isHidden()
+    assert not widget._in.locked.enabled  # hex colours are not channel values
+    assert not widget._compare_button.enabled and not widget._auto_button.enabled
+    chooser.layers.value = [membranes, nuclei]  # taken in the layer list's order
+    widget._n_colors.value = 6
+    _run(widget, wait_idle)
+
+    names = [lay.name for lay in viewer.layers]
+    assert names == [
+        "nuclei",
+        "membranes",
+        "nuclei k=6",
+        "membranes k=6",
+        "nuclei + membranes k=6 labels",
+        "nuclei + membranes k=6 channel means",
+    ]
+    labels = viewer.layers["nuclei + membranes k=6 labels"]
+    assert labels.data.shape == (60, 256, 256) and not labels.visible
+    assert viewer.layers.selection.active is labels
+    columns = list(labels.features.columns)
+    assert columns[2:4] == ["nuclei", "membranes"]  # named by the layers
+    assert {"index", "hex", "count", "share %"} <= set(columns)
+    assert labels.features["count"].sum() == 60 * 256 * 256
+    out = viewer.layers["membranes k=6"]
+    assert out.colormap.name == membranes.colormap.name
+    assert out.blending == membranes.blending
+    assert tuple(out.contrast_limits) == (0, 65535)
+    palette = labels.metadata["palette"]
+    np.testing.assert_array_equal(out.data, palette[labels.data, 1])
+    # the readout: a row per class, channel values named by the layers
+    table = widget._swatches.native
+    header = [table.horizontalHeaderItem(j).text() for j in range(table.columnCount())]
+    assert header == ["colour", "nuclei", "membranes", "pixels", "share"]
+    assert table.rowCount() == 6
+    assert table.item(0, 1).text() == str(palette[0, 0])
+    assert "Classes of" in widget._palette_title.value
+    assert "standardised" in widget._palette_title.value
+    assert "6 classes of 2 channels" in widget._status.value
+    # a click on a class does not lock it as a colour
+    widget._on_swatch_clicked(0)
+    assert widget._locked.value == ""
+    # Remove results removes the results of the chosen channel layers
+    assert widget.remove_results() == 4
+    assert [lay.name for lay in viewer.layers] == ["nuclei", "membranes"]
+
+
+def test_channels_inside_one_layer_follow_the_guessed_axis(
+    make_widget, wait_idle, cells
+):
+    viewer, widget = make_widget()
+    layer = viewer.add_image(cells[:12], name="cells")
+    chooser = widget._in.sources
+    chooser.mode.value = "axis"
+    assert widget._image.value is layer and chooser.channel_axis.value == 1
+    chooser.standardize.value = False
+    widget._n_colors.value = 4
+    _run(widget, wait_idle)
+    assert [lay.name for lay in viewer.layers][1:] == [
+        "cells ch0 k=4 unscaled",
+        "cells ch1 k=4 unscaled",
+        "cells k=4 unscaled labels",
+        "cells k=4 unscaled channel means",
+    ]
+    labels = viewer.layers["cells k=4 unscaled labels"]
+    assert labels.data.shape == (12, 256, 256)
+    assert labels.metadata["standardize"] is False
+    assert "as they are" in widget._palette_title.value
+
+
+def test_bad_channel_sources_are_refused(make_widget, notifications, cells):
+    viewer, widget = make_widget()
+    nuclei, _ = _add_channels(viewer, cells[:4])
+    viewer.add_image(np.zeros((8, 8, 3), np.uint8), rgb=True, name="photo")
+    chooser = widget._in.sources
+    chooser.mode.value = "layers"
+    chooser.layers.value = [nuclei]
+    assert widget.run() is None
+    assert any("two or more channel layers" in m for m, _ in notifications)
+    chooser.layers.value = [nuclei, viewer.layers["photo"]]
+    assert widget.run() is None
+    assert any("'photo' is an RGB(A) layer" in m for m, _ in notifications)
+    chooser.mode.value = "axis"
+    widget._image.value = viewer.add_image(np.zeros((8, 8)), name="flat")
+    assert widget.run() is None
+    assert any("does not fit 'flat' of shape (8, 8)" in m for m, _ in notifications)
+    assert not widget.is_running
+
+
+def test_layers_sharing_one_palette_say_so(make_widget, wait_idle, photo):
+    viewer, widget = make_widget()
+    first = viewer.add_image(photo(seed=0), name="frame 1")
+    second = viewer.add_image(photo(h=32, w=48, seed=5), name="frame 2")
+    chooser = widget._in.sources
+    chooser.mode.value = "shared"
+    assert not widget._in.importance.enabled and chooser.standardize.native.isHidden()
+    chooser.layers.value = [first, second]
+    widget._n_colors.value = 8
+    _run(widget, wait_idle)
+    a = viewer.layers["frame 1 k=8 shared labels"]
+    b = viewer.layers["frame 2 k=8 shared labels"]
+    np.testing.assert_array_equal(a.metadata["palette"], b.metadata["palette"])
+    assert "frame 2 k=8 shared" in [lay.name for lay in viewer.layers]
+    from napari_kmeans_quantize import quantize_shared
+
+    expected = quantize_shared([first.data, second.data], 8)
+    np.testing.assert_array_equal(a.metadata["palette"], expected[0].palette)
+    np.testing.assert_array_equal(b.data, expected[1].labels)
+    title = widget._palette_title.value
+    assert "<b>shared</b> by 2 layers: frame 1, frame 2" in title
+    assert "for 2 layers" in widget._status.value
+    assert widget._save_button.enabled  # the readout's (first) result saves
+    chooser.mode.value = "image"
+    assert widget._compare_button.enabled and widget._in.importance.enabled
+
+
+def test_a_layer_removed_during_a_shared_run_discards_it(
+    make_widget, wait_idle, photo, notifications
+):
+    viewer, widget = make_widget()
+    first = viewer.add_image(photo(seed=0), name="frame 1")
+    second = viewer.add_image(photo(seed=1), name="frame 2")
+    widget._in.sources.mode.value = "shared"
+    widget._in.sources.layers.value = [first, second]
+    assert widget.run() is not None
+    viewer.layers.remove(second)
+    wait_idle(widget)
+    assert [lay.name for lay in viewer.layers] == ["frame 1"]
+    assert any("'frame 2' was removed" in m for m, _ in notifications)
+
+
+def test_a_shared_palette_of_one_layer_is_refused(make_widget, notifications, photo):
+    viewer, widget = make_widget()
+    only = viewer.add_image(photo(), name="only")
+    widget._in.sources.mode.value = "shared"
+    widget._in.sources.layers.value = [only]
+    assert widget.run() is None
+    assert any("two or more layers" in m for m, _ in notifications)
+
+
+def test_the_colour_picker_appends_a_locked_colour(
+    make_widget, wait_idle, monkeypatch, small_rgb
+):
+    from qtpy.QtGui import QColor
+    from qtpy.QtWidgets import QColorDialog
+
+    viewer, widget = make_widget()
+    viewer.add_image(small_rgb, name="ramp")
+    answers = iter([QColor("#ff8000"), QColor()])  # the second dialog is cancelled
+    monkeypatch.setattr(QColorDialog, "getColor", lambda *a, **k: next(answers))
+    widget._locked.value = "#ffffff"
+    widget._in.pick_color.native.click()
+    assert widget._locked.value == "#ffffff, #ff8000"
+    widget._in.pick_color.native.click()
+    assert widget._locked.value == "#ffffff, #ff8000"
+    widget._n_colors.value = 6
+    _run(widget, wait_idle)
+    palette = viewer.layers["ramp k=6 labels"].metadata["palette"]
+    rows = {tuple(int(v) for v in row) for row in palette}
+    assert {(255, 255, 255), (255, 128, 0)} <= rows
+
+
+@pytest.mark.parametrize("row", [0, 3])
+def test_a_click_on_a_swatch_locks_it(make_widget, wait_idle, small_rgb, row):
+    viewer, widget = make_widget()
+    viewer.add_image(small_rgb, name="ramp")
+    widget._n_colors.value = 6
+    _run(widget, wait_idle)
+    hexes = list(viewer.layers["ramp k=6 labels"].features["hex"])
+    widget._swatches.native.cellClicked.emit(row, 0)
+    assert widget._locked.value == hexes[row]
