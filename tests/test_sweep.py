@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 import warnings
+import weakref
 
 import numpy as np
 import pytest
@@ -488,6 +489,31 @@ def test_rows_without_kept_results_have_the_figures_of_quantize(image):
         assert row.ciede2000 == pytest.approx(report.ciede2000, rel=1e-12)
         assert row.png_bytes == report.png_bytes
         assert row.psnr_weighted is None and row.file_bytes is None
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_finished_rows_hold_no_labels_unless_kept(photo, monkeypatch, workers):
+    # Each row's labels are an image-sized array: without kept results a sweep
+    # must not accumulate one per k, only those of the k running (one a thread).
+    module = sys.modules["napari_kmeans_quantize.sweep"]
+    real = module.build_size_report
+    labels: list[weakref.ref] = []
+    alive: list[int] = []
+
+    def recording(result, *args, **kwargs):
+        labels.append(weakref.ref(result.labels))
+        alive.append(sum(ref() is not None for ref in labels))
+        return real(result, *args, **kwargs)
+
+    monkeypatch.setattr(module, "build_size_report", recording)
+    ks = (2, 4, 8, 16, 32)
+    sweep(photo, ks=ks, workers=workers)
+    assert len(alive) == len(ks) and max(alive) <= workers
+    labels.clear()
+    alive.clear()
+    kept = sweep(photo, ks=ks, workers=workers, keep_results=True)
+    assert max(alive) == len(ks)
+    assert {id(ref()) for ref in labels} == {id(r.labels) for r in kept.results}
 
 
 def test_weights_add_a_weighted_psnr_column(photo):

@@ -169,14 +169,14 @@ def sweep_iter(
     done_fraction = dict.fromkeys(ks, 0.0)
     stop = threading.Event()
 
-    def run(k: int) -> tuple[QuantizeResult, SizeReport] | None:
+    def run(k: int) -> tuple[QuantizeResult | None, SizeReport] | None:
         if n_workers > 1:
             # The k run side by side on every core already: each keeps to one.
             with gather.one_core():
                 return run_one(k)
         return run_one(k)
 
-    def run_one(k: int) -> tuple[QuantizeResult, SizeReport] | None:
+    def run_one(k: int) -> tuple[QuantizeResult | None, SizeReport] | None:
         gen = gens[k]
         t0 = time.perf_counter()
         while True:
@@ -199,9 +199,12 @@ def sweep_iter(
                     # histogram is the fit's (no transparent pixels merged).
                     entries=entries if ref.hist is hist else None,
                 )
-                return result, with_weighted_psnr(report, result, image, weights)
+                report = with_weighted_psnr(report, result, image, weights)
+                # A finished row's labels (12 MB a k at 12 MP) are dropped here
+                # unless kept: at most one k per thread holds its arrays.
+                return (result if keep_results else None), report
 
-    results: dict[int, QuantizeResult] = {}
+    results: dict[int, QuantizeResult | None] = {}
     reports: dict[int, SizeReport] = {}
     # Largest k first: they take longest, so the threads finish together.
     order = sorted(ks, reverse=True)
