@@ -10,7 +10,8 @@ on the same images (the machine is shared, so the ratio is what counts):
 * ``sweep``: ``sweep(image)`` over the eight default k, every row with its figures.
 
 Wall and CPU time (``time.process_time``: every thread of the process, which a
-loaded machine inflates less than the wall time) are both printed, best of R.
+loaded machine inflates less than the wall time) are both printed, best of R, the three
+called in turn in every repeat.
 ``sweep / (quantize + report)`` compares like with like: each row of the sweep
 holds the figures that ``size_report`` computes for one run (and the widget's Run
 shows the same report). ``sweep / quantize`` counts the eight rows' reports on one
@@ -19,17 +20,22 @@ side only; it is printed too.
 Usage::
 
     python benchmarks/bench_sweep.py [FOLDER] [--limit N] [--repeat R] [--large]
+        [--only-large] [--memory]
 
 FOLDER defaults to ``../shared/data/cq100`` beside the repository. ``--large``
 adds bench_peers.py's 12-megapixel photo (the astronaut upscaled to 4000 x 3000
-with noise) as the last row.
+with noise) as the last row. ``--memory`` also prints each side's peak resident
+memory above its input (one fresh process per side and image).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -43,16 +49,61 @@ from napari_kmeans_quantize.metrics import size_report
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _best_of(func, repeat: int) -> tuple[float, float]:
+def _best_of(funcs, repeat: int) -> list[tuple[float, float]]:
     """Shortest wall time and shortest CPU time (of this process, every thread)
-    of `repeat` calls: the least disturbed by other load."""
-    times, cpu = [], []
+    of `repeat` calls of each of `funcs`, called in turn (a, b, c, a, b, c, ...)
+    so that a change in the machine's load falls on every side alike."""
+    times: list[list[float]] = [[] for _ in funcs]
+    cpu: list[list[float]] = [[] for _ in funcs]
     for _ in range(repeat):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        func()
-        times.append(time.perf_counter() - start)
-        cpu.append(time.process_time() - start_cpu)
-    return min(times), min(cpu)
+        for i, func in enumerate(funcs):
+            start, start_cpu = time.perf_counter(), time.process_time()
+            func()
+            times[i].append(time.perf_counter() - start)
+            cpu[i].append(time.process_time() - start_cpu)
+    return [(min(t), min(c)) for t, c in zip(times, cpu, strict=True)]
+
+
+def _load(path: Path) -> np.ndarray:
+    if path.suffix == ".npy":
+        return np.load(path)
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _peak_rss(side: str, path: Path) -> None:
+    """Print the peak resident memory above the loaded image's of one call
+    (run in a fresh process: the peak of a process only ever grows)."""
+    image = _load(path)
+
+    def call(image: np.ndarray) -> None:
+        if side == "sweep":
+            sweep(image)
+        else:
+            size_report(quantize(image, 256), image)
+
+    call(image[:64, :64])  # the compiled kernels' memory is not the call's
+    start = _rss_mb()
+    call(image)
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - start)
+
+
+def _memory(path: Path) -> tuple[float, float]:
+    """Peak MB above the input of quantize + report and of the sweep."""
+    peaks = []
+    for side in ("report", "sweep"):
+        out = subprocess.run(
+            [sys.executable, __file__, "--peak-rss", side, str(path)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        peaks.append(float(out.stdout.split()[-1]))
+    return peaks[0], peaks[1]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -77,7 +128,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--only-large", action="store_true", help="the 12-megapixel photo alone"
     )
+    parser.add_argument(
+        "--memory",
+        action="store_true",
+        help="also the peak memory (RSS above the input) of each side",
+    )
+    parser.add_argument("--peak-rss", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.peak_rss:
+        _peak_rss(args.peak_rss[0], Path(args.peak_rss[1]))
+        return
     paths = (
         []
         if args.only_large
@@ -104,21 +164,25 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     ratios, ratios_report, ratios_cpu = [], [], []
     for path in paths:
-        if path.suffix == ".npy":
-            image = np.load(path)
-        else:
-            image = np.asarray(Image.open(path).convert("RGB"))
-        t_q, _ = _best_of(lambda image=image: quantize(image, 256), args.repeat)
-        t_qr, c_qr = _best_of(
-            lambda image=image: size_report(quantize(image, 256), image), args.repeat
+        image = _load(path)
+        (t_q, _), (t_qr, c_qr), (t_s, c_s) = _best_of(
+            (
+                lambda image=image: quantize(image, 256),
+                lambda image=image: size_report(quantize(image, 256), image),
+                lambda image=image: sweep(image),
+            ),
+            args.repeat,
         )
-        t_s, c_s = _best_of(lambda image=image: sweep(image), args.repeat)
         ratios.append(t_s / t_q)
         ratios_report.append(t_s / t_qr)
         ratios_cpu.append(c_s / c_qr)
         print(f"| {path.stem} | {t_q:.2f} | {t_qr:.2f} | {t_s:.2f} | "
               f"{t_s / t_q:.2f} | {t_s / t_qr:.2f} | {c_qr:.2f} | {c_s:.2f} | "
               f"{c_s / c_qr:.2f} |", flush=True)  # fmt: skip
+        if args.memory:
+            m_qr, m_s = _memory(path)
+            print(f"  peak memory above the input: quantize + report {m_qr:.0f} "
+                  f"MB, sweep {m_s:.0f} MB ({m_s / m_qr:.2f}x)", flush=True)  # fmt: skip
     print(f"median sweep / (quantize + report): "
           f"{statistics.median(ratios_report):.2f} (like for like; target < 2); "
           f"sweep / quantize alone: {statistics.median(ratios):.2f}; "
