@@ -15,13 +15,11 @@ ValueError. The public home of these functions is :mod:`.palette_io`.
 
 from __future__ import annotations
 
-import os
 from typing import IO
 
 import numpy as np
 
-from ._atomic import atomic_write
-from ._encode import encode, writes_file_of
+from ._encode import encode, file_form
 
 __all__ = ["MAX_WEBP_SIDE", "to_webp_bytes", "write_webp"]
 
@@ -72,14 +70,8 @@ def to_webp_bytes(labels: np.ndarray, palette: np.ndarray, *, method: int = 4) -
     return encode(_save_webp, *_checked(labels, palette, method), method=method)
 
 
-@writes_file_of(to_webp_bytes)
-def write_webp(
-    path: str | os.PathLike,
-    labels: np.ndarray,
-    palette: np.ndarray,
-    *,
-    method: int = 4,
-) -> str:
+@file_form(to_webp_bytes)
+def write_webp() -> str:
     """Write ``palette[labels]`` as a lossless WebP file (atomically).
 
     Examples
@@ -92,8 +84,6 @@ def write_webp(
     ...     Image.open(out).getpixel((1, 1))
     (4, 5, 6)
     """
-    lab, pal = _checked(labels, palette, method)
-    return atomic_write(path, lambda f: _save_webp(f, lab, pal, method=method))
 
 
 def check_method(method: int) -> None:
