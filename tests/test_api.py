@@ -42,6 +42,12 @@ def test_signatures_list_every_parameter_keyword_only(func):
         assert params[name].default == OPTIONS[name].default
 
 
+def test_the_generator_forms_stay_generator_functions():
+    for func in (quantize_iter, sweep_iter, chunked.quantize_multiscale_iter):
+        assert inspect.isgeneratorfunction(func)
+    assert not inspect.isgeneratorfunction(quantize)
+
+
 def test_quantize_shows_its_options_and_their_docs():
     sig = inspect.signature(quantize)
     assert list(sig.parameters)[:3] == ["image", "n_colors", "channel_axis"]
@@ -66,7 +72,7 @@ def test_a_misspelt_option_is_a_type_error_naming_the_function():
     with pytest.raises(TypeError, match=r"quantize\(\).*colour_space"):
         quantize(image, 2, colour_space="lab")
     with pytest.raises(TypeError, match=r"quantize_iter\(\).*colour_space"):
-        quantize_iter(image, 2, colour_space="lab")
+        next(quantize_iter(image, 2, colour_space="lab"))
     with pytest.raises(TypeError, match=r"sweep\(\).*max_pixels"):
         sweep(image, (2,), max_pixels=10)
 

@@ -19,6 +19,7 @@ from napari_kmeans_quantize import (
     quantize_iter,
 )
 from napari_kmeans_quantize._engine import dask_backend, dask_histogram
+from napari_kmeans_quantize._engine.progress import drain
 from napari_kmeans_quantize.chunked import (
     quantize_dask_iter,
     quantize_multiscale,
@@ -561,3 +562,21 @@ def test_multiscale_standardized_levels_share_the_fit_space(lazy):
     coarse = img[::2, ::2, None, :].astype(float)
     d = (((coarse - full.palette) / full.channel_scale) ** 2).sum(-1)
     np.testing.assert_array_equal(np.asarray(res[1].labels), d.argmin(-1))
+
+
+def test_quantize_dask_iter_takes_every_option_of_quantize():
+    # Its signature comes from the same option list as quantize's: the weights,
+    # locked colours and seeding reach the dask path as they reach quantize.
+    img = data.astronaut()[::8, ::8]
+    weights = np.ones(img.shape[:2])
+    weights[:20] = 5.0
+    fixed = np.array([[0, 0, 0]], dtype=np.uint8)
+    options = dict(weights=weights, fixed_colors=fixed, init="k-means++", n_init=2)
+    lazy = drain(
+        quantize_dask_iter(da.from_array(img, chunks=(32, 32, 3)), 6, **options)
+    )
+    alone = quantize(img, 6, **options)
+    np.testing.assert_array_equal(lazy.palette, alone.palette)
+    np.testing.assert_array_equal(np.asarray(lazy.labels), alone.labels)
+    with pytest.raises(TypeError, match=r"quantize_dask_iter\(\).*colour_space"):
+        next(quantize_dask_iter(img, 6, colour_space="lab"))

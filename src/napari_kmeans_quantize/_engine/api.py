@@ -7,7 +7,8 @@ those of :func:`_option_parameters`, and :func:`with_options` gives a function
 written as ``f(image, n_colors, *, own=..., **options)`` the explicit
 keyword-only signature that ``inspect.signature`` and ``help()`` show; calls are
 bound against it, so a misspelt option is a TypeError naming the function, as
-for any Python function. :func:`plain_form` makes ``quantize`` from
+for any Python function (at the first ``next()`` for a generator function, which
+stays one). :func:`plain_form` makes ``quantize`` from
 ``quantize_iter`` (run to its end), with the same signature and the result as
 its return annotation. Both fill the docstring's ``%(name)s`` fields from
 :mod:`._docs`.
@@ -103,14 +104,29 @@ def with_options(
             + [own_kw.get(name, OPTIONS[name]) for name in names]
         )
 
-        @functools.wraps(func)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
+        def bind(args: tuple, kwargs: dict) -> inspect.BoundArguments:
             try:
                 bound = signature.bind(*args, **kwargs)
             except TypeError as error:
                 raise TypeError(f"{func.__name__}() {error}") from None
             bound.apply_defaults()
-            return func(*bound.args, **bound.kwargs)
+            return bound
+
+        if inspect.isgeneratorfunction(func):
+            # Still a generator function (as tools such as napari's
+            # thread_worker check); the arguments are then bound at the first
+            # next(), where the options are checked too.
+            @functools.wraps(func)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                bound = bind(args, kwargs)
+                return (yield from func(*bound.args, **bound.kwargs))
+
+        else:
+
+            @functools.wraps(func)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                bound = bind(args, kwargs)
+                return func(*bound.args, **bound.kwargs)
 
         wrapper.__signature__ = signature  # type: ignore[attr-defined]
         # The options documented by the shared entries (for plain_form's docs).

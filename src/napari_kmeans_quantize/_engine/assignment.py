@@ -20,9 +20,6 @@ from .result import QuantizeResult
 _PARALLEL_QUERY = 1 << 14
 
 
-# --- assignment -----------------------------------------------------------------------
-
-
 def nearest(points: np.ndarray, pal_fit: np.ndarray, palette: np.ndarray) -> np.ndarray:
     """Index of the nearest palette entry for each point.
 

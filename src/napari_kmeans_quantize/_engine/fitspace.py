@@ -7,8 +7,6 @@ import numpy as np
 
 from ..colorspace import to_fit_space
 
-# --- colour scale -------------------------------------------------------------------
-
 
 def _unit_scale(dtype: np.dtype) -> float:
     return float(np.iinfo(dtype).max) if dtype.kind in "ui" else 1.0

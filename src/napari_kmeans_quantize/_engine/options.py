@@ -1,8 +1,8 @@
 """The options of a quantisation: one frozen object, every check in one place.
 
-The public functions keep their explicit keyword-only signatures (with the
-defaults below) and build a :class:`QuantizeOptions`; everything after that
-reads the checked, normalised values from it.
+The public functions get their keyword-only signatures, with the defaults
+below, from ``api.with_options`` and build a :class:`QuantizeOptions`;
+everything after that reads the checked, normalised values from it.
 """
 
 from __future__ import annotations
