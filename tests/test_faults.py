@@ -279,9 +279,9 @@ STOP_MID_WRITE = textwrap.dedent(
             print("writing", flush=True)
             time.sleep(60)
         return real(path, half, **kw)
-    import napari_kmeans_quantize._animated as anim
+    import napari_kmeans_quantize._encode as enc
     import napari_kmeans_quantize.palette_io as pio
-    pio.atomic_write = anim.atomic_write = slow
+    pio.atomic_write = enc.atomic_write = slow
     """
 )
 _STOP_MID_WRITE = STOP_MID_WRITE.replace("\n", "\n        ")

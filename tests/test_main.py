@@ -723,10 +723,10 @@ def test_demo_writes_every_file_through_the_atomic_writer(tmp_path, monkeypatch)
         return real(path, write, **kwargs)
 
     # Every writer module reaches the one function through its own import.
-    from napari_kmeans_quantize import _animated, _targets, _webp, palette_io
     from napari_kmeans_quantize import _cli_sweep as cli
+    from napari_kmeans_quantize import _encode, _targets, palette_io
 
-    for module in (cli, _targets, palette_io, _animated, _webp):
+    for module in (cli, _targets, palette_io, _encode):
         monkeypatch.setattr(module, "atomic_write", spy)
     out = tmp_path / "demo"
     assert main(["demo", "--sample", "chelsea", "--ks", "2", "--out", str(out)]) == 0

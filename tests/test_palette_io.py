@@ -527,3 +527,30 @@ def test_tiff_compression_that_cannot_be_written_is_a_clear_error(tmp_path):
     else:
         write_palette_tiff(tmp_path / "q.tif", labels, palette, compression="lzw")
         assert (tifffile.imread(tmp_path / "q.tif") == labels).all()
+
+
+@pytest.mark.parametrize(
+    ("name", "suffix"),
+    [("apng", ".png"), ("animated_gif", ".gif"), ("webp", ".webp")],
+)
+def test_writers_made_from_their_encoders_take_path_then_its_parameters(
+    tmp_path, name, suffix
+):
+    import inspect
+
+    write = getattr(palette_io, f"write_{name}")
+    encode = getattr(palette_io, f"to_{name}_bytes")
+    params = list(inspect.signature(write).parameters.values())
+    assert params[0].name == "path"
+    assert params[1:] == list(inspect.signature(encode).parameters.values())
+    assert inspect.signature(write).return_annotation == "str"
+    assert f":func:`{encode.__name__}`" in write.__doc__
+    labels, palette = _quantized(4)
+    # path and labels by keyword bind as in any function.
+    out = write(path=tmp_path / f"q{suffix}", labels=labels, palette=palette)
+    assert Path(out).read_bytes() == encode(labels, palette)
+    with pytest.raises(TypeError, match=rf"^write_{name}\(\) missing .*'palette'"):
+        write(tmp_path / f"bad{suffix}", labels)
+    with pytest.raises(TypeError, match=rf"^write_{name}\(\) .*'colour'"):
+        write(tmp_path / f"bad{suffix}", labels, palette, colour=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"q{suffix}"]

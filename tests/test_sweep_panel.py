@@ -7,7 +7,8 @@ from napari.layers import Image
 
 from conftest import drain
 from napari_kmeans_quantize._layers import source_info
-from napari_kmeans_quantize._qt.sweep_panel import compare_iter, table_tsv
+from napari_kmeans_quantize._qt.k_browser import compare_iter
+from napari_kmeans_quantize._qt.sweep_panel import table_tsv
 
 
 def _compare(widget, wait_idle, ks):

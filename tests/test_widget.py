@@ -494,9 +494,9 @@ def small_astronaut(astronaut):
 def slow_sweep(monkeypatch):
     """Slow the widget's sweep down; ``calls["yields"]`` counts computed steps."""
     from conftest import slow_down
-    from napari_kmeans_quantize._qt import sweep_panel
+    from napari_kmeans_quantize._qt import k_browser
 
-    return slow_down(monkeypatch, "sweep_source_iter", 0.2, sweep_panel)
+    return slow_down(monkeypatch, "sweep_source_iter", 0.2, k_browser)
 
 
 def _compare(widget, wait_idle, ks=SWEEP_KS):
@@ -592,13 +592,13 @@ def test_compare_k_fills_table_and_plot(make_widget, qtbot, wait_idle, small_ast
 
 def _forbid_recomputing(monkeypatch):
     """Make every quantisation entry point of the widget fail."""
-    from napari_kmeans_quantize._qt import sweep_panel
+    from napari_kmeans_quantize._qt import k_browser
 
     def fail(*_args, **_kwargs):
         raise AssertionError("recomputed")
 
     monkeypatch.setattr(_widget_module(), "quantize_source_iter", fail)
-    monkeypatch.setattr(sweep_panel, "sweep_source_iter", fail)
+    monkeypatch.setattr(k_browser, "sweep_source_iter", fail)
 
 
 def _widget_module():

@@ -42,6 +42,8 @@ __all__ = ["main"]
 
 SAMPLES = ("astronaut", "coffee", "chelsea")
 _COLOR_SPACES = ("rgb", "lab", "oklab")
+# The options of the commands that quantise at several k (demo and sweep).
+_SWEEP_OPTIONS = ("--ks", "--color-space", "--workers")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,7 +129,7 @@ def _parser() -> argparse.ArgumentParser:
         help="output folder, created if needed; files in it are overwritten "
         "(default: ./%(default)s)",
     )
-    _add_sweep_options(demo)
+    _add_shared_options(demo, *_SWEEP_OPTIONS)
     _add_common_options(demo)
     demo.set_defaults(run=_cli_sweep.run_demo)
 
@@ -220,7 +222,7 @@ def _parser() -> argparse.ArgumentParser:
         help="assign pixels by Floyd-Steinberg error diffusion (smoother gradients, "
         "larger files)",
     )
-    _add_shared_option(quant, "--data-range")
+    _add_shared_options(quant, "--data-range")
     quant.add_argument(
         "--rgb-out",
         type=Path,
@@ -249,8 +251,7 @@ def _parser() -> argparse.ArgumentParser:
         help="write images, indexed files, table.md, table.csv, plot.png and "
         "contact_sheet.png into DIR (default: only print the table)",
     )
-    _add_sweep_options(sw)
-    _add_shared_option(sw, "--data-range")
+    _add_shared_options(sw, *_SWEEP_OPTIONS, "--data-range")
     sw.add_argument(
         "--max-ciede2000",
         type=float,
@@ -270,7 +271,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_quantize_options(p: argparse.ArgumentParser) -> None:
-    _add_shared_option(p, "--color-space")
+    _add_shared_options(p, "--color-space")
     p.add_argument(
         "--seed",
         type=int,
@@ -324,24 +325,6 @@ def _channel_axis(text: str) -> int | None:
         ) from None
 
 
-def _add_sweep_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--ks",
-        type=_positive_int,
-        nargs="+",
-        default=list(DEFAULT_KS),
-        metavar="K",
-        help="palette sizes to try (default: %(default)s)",
-    )
-    _add_shared_option(p, "--color-space")
-    p.add_argument(
-        "--workers",
-        type=_positive_int,
-        metavar="N",
-        help="k values quantised at once in threads (default: CPUs, at most 4)",
-    )
-
-
 def _add_common_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--force",
@@ -378,15 +361,27 @@ def _add_input_options(p: argparse.ArgumentParser, *, several: bool = False) -> 
     )
 
 
-def _add_shared_option(p: argparse.ArgumentParser, flag: str) -> None:
-    """An option several commands take, defined once."""
+def _add_shared_options(p: argparse.ArgumentParser, *flags: str) -> None:
+    """Options several commands take, each defined once, in the order given."""
     options: dict[str, dict[str, Any]] = {
+        "--ks": dict(
+            type=_positive_int,
+            nargs="+",
+            default=list(DEFAULT_KS),
+            metavar="K",
+            help="palette sizes to try (default: %(default)s)",
+        ),
         "--color-space": dict(
             choices=_COLOR_SPACES,
             default="rgb",
             help="space the colours are clustered in: rgb minimises the RGB error "
             "(PSNR), lab (CIELAB) and oklab lower the perceived difference "
             "(CIEDE2000) (default: %(default)s)",
+        ),
+        "--workers": dict(
+            type=_positive_int,
+            metavar="N",
+            help="k values quantised at once in threads (default: CPUs, at most 4)",
         ),
         "--data-range": dict(
             type=_data_range,
@@ -397,7 +392,8 @@ def _add_shared_option(p: argparse.ArgumentParser, flag: str) -> None:
             "- min for other floats and 32/64-bit integers)",
         ),
     }
-    p.add_argument(flag, **options[flag])
+    for flag in flags:
+        p.add_argument(flag, **options[flag])
 
 
 def _data_range(text: str) -> float:

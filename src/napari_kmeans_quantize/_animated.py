@@ -32,15 +32,13 @@ from __future__ import annotations
 
 import io
 import itertools
-import os
 import struct
 from collections.abc import Sequence
 from typing import IO
 
 import numpy as np
 
-from ._atomic import atomic_write
-from ._encode import encode, writes_file_of
+from ._encode import encode, file_form
 
 __all__ = [
     "to_animated_gif_bytes",
@@ -105,16 +103,8 @@ def to_apng_bytes(
     )
 
 
-@writes_file_of(to_apng_bytes)
-def write_apng(
-    path: str | os.PathLike,
-    labels: np.ndarray,
-    palette: np.ndarray,
-    *,
-    duration: _Duration = 100,
-    loop: int = 0,
-    optimize: bool | str = True,
-) -> str:
+@file_form(to_apng_bytes)
+def write_apng() -> str:
     """Write a label stack as an animated PNG file (atomically).
 
     Examples
@@ -127,8 +117,6 @@ def write_apng(
     ...     Image.open(out).n_frames
     4
     """
-    checked = _frames(labels, palette, "APNG", duration, loop)
-    return atomic_write(path, lambda f: _save_apng(f, *checked, optimize))
 
 
 def to_animated_gif_bytes(
@@ -177,15 +165,8 @@ def to_animated_gif_bytes(
     return encode(save_gif, *_frames(labels, palette, "GIF", duration, loop))
 
 
-@writes_file_of(to_animated_gif_bytes)
-def write_animated_gif(
-    path: str | os.PathLike,
-    labels: np.ndarray,
-    palette: np.ndarray,
-    *,
-    duration: _Duration = 100,
-    loop: int = 0,
-) -> str:
+@file_form(to_animated_gif_bytes)
+def write_animated_gif() -> str:
     """Write a label stack as an animated GIF file (atomically).
 
     Examples
@@ -198,8 +179,6 @@ def write_animated_gif(
     ...     os.listdir(tmp)
     ['blink.gif']
     """
-    checked = _frames(labels, palette, "GIF", duration, loop)
-    return atomic_write(path, lambda f: save_gif(f, *checked))
 
 
 # --- checks ------------------------------------------------------------------------

@@ -7,6 +7,8 @@ public home of the writers; the animated and WebP writers use these pieces too.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import io
 import struct
 import zlib
@@ -16,12 +18,15 @@ from typing import IO, Any, TypeVar
 import deflate
 import numpy as np
 
+from ._atomic import atomic_write
+
 #: Largest palette an indexed PNG or GIF can hold.
 MAX_PNG_COLORS = 256
 #: Largest palette a palette TIFF can hold (16-bit indices).
 MAX_TIFF_COLORS = 65536
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+_PATH = "str | os.PathLike"
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # libdeflate compression levels (1..12) of optimised and plain PNGs. Level 9
@@ -81,6 +86,50 @@ def writes_file_of(encoder: Callable[..., bytes]) -> Callable[[_F], _F]:
         return func
 
     return decorate
+
+
+def file_form(
+    encoder: Callable[..., bytes],
+) -> Callable[[Callable[..., str]], Callable[..., str]]:
+    """Make the decorated stub the file writer of the in-memory `encoder`.
+
+    The stub carries only the docstring (its summary and Examples); the function
+    returned takes ``path`` and then `encoder`'s parameters, encodes (so bad data
+    raises before anything is written) and writes the bytes to `path` atomically.
+    """
+
+    def decorate(stub: Callable[..., str]) -> Callable[..., str]:
+        signature = inspect.signature(encoder)
+        path = inspect.Parameter(
+            "path", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=_PATH
+        )
+        signature = signature.replace(
+            parameters=[path, *signature.parameters.values()],
+            return_annotation="str",
+        )
+
+        @functools.wraps(stub)
+        def writer(*args: Any, **kwargs: Any) -> str:
+            bound = _bind(signature, stub.__name__, args, kwargs)
+            target, *rest = bound.args
+            data = encoder(*rest, **bound.kwargs)
+            return atomic_write(target, lambda f: f.write(data))
+
+        writer.__signature__ = signature  # type: ignore[attr-defined]
+        return writes_file_of(encoder)(writer)
+
+    return decorate
+
+
+def _bind(
+    signature: inspect.Signature, name: str, args: tuple, kwargs: dict[str, Any]
+) -> inspect.BoundArguments:
+    """The arguments bound to `signature`; a TypeError naming `name` if they
+    do not fit (rather than the function the call is passed on to)."""
+    try:
+        return signature.bind(*args, **kwargs)
+    except TypeError as error:
+        raise TypeError(f"{name}() {error}") from None
 
 
 def png_bit_depth(n_colors: int) -> int:

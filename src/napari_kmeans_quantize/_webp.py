@@ -15,13 +15,11 @@ ValueError. The public home of these functions is :mod:`.palette_io`.
 
 from __future__ import annotations
 
-import os
 from typing import IO
 
 import numpy as np
 
-from ._atomic import atomic_write
-from ._encode import encode, writes_file_of
+from ._encode import encode, file_form
 
 __all__ = ["MAX_WEBP_SIDE", "to_webp_bytes", "write_webp"]
 
@@ -72,28 +70,21 @@ def to_webp_bytes(labels: np.ndarray, palette: np.ndarray, *, method: int = 4) -
     return encode(_save_webp, *_checked(labels, palette, method), method=method)
 
 
-@writes_file_of(to_webp_bytes)
-def write_webp(
-    path: str | os.PathLike,
-    labels: np.ndarray,
-    palette: np.ndarray,
-    *,
-    method: int = 4,
-) -> str:
+@file_form(to_webp_bytes)
+def write_webp() -> str:
     """Write ``palette[labels]`` as a lossless WebP file (atomically).
 
     Examples
     --------
-    >>> import tempfile
-    >>> from PIL import Image
-    >>> palette = [[1, 2, 3], [4, 5, 6]]
+    The file holds exactly the bytes of :func:`to_webp_bytes`:
+
+    >>> import pathlib, tempfile
+    >>> labels, palette = np.eye(3, dtype=int), [[1, 2, 3], [4, 5, 6]]
     >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     out = write_webp(f"{tmp}/e.webp", np.eye(3, dtype=int), palette)
-    ...     Image.open(out).getpixel((1, 1))
-    (4, 5, 6)
+    ...     out = write_webp(pathlib.Path(tmp) / "e.webp", labels, palette)
+    ...     pathlib.Path(out).read_bytes() == to_webp_bytes(labels, palette)
+    True
     """
-    lab, pal = _checked(labels, palette, method)
-    return atomic_write(path, lambda f: _save_webp(f, lab, pal, method=method))
 
 
 def check_method(method: int) -> None:

@@ -8,8 +8,8 @@ import numpy as np
 
 from .._layers import SourceInfo, quantize_source_iter, with_layer_data
 from ..metrics import has_ciede2000
+from .k_browser import Comparison, compare_iter, keep_iter
 from .readout import peak_note
-from .sweep_panel import Comparison, compare_iter, keep_iter
 
 if TYPE_CHECKING:
     from .._widget import QuantizeWidget

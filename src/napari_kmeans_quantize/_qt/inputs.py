@@ -29,6 +29,11 @@ COLOR_SPACES = [
     ("CIELAB (perceptual)", "lab"),
     ("Oklab (perceptual)", "oklab"),
 ]
+COLOR_SPACE_TOOLTIP = (
+    "Space in which k-means clusters the colours. RGB minimises the "
+    "squared RGB error (highest PSNR); CIELAB and Oklab minimise a "
+    "perceptual error (lower mean CIEDE2000). RGB(A) images only."
+)
 FIT_PIXELS = [
     ("all pixels (exact)", None),
     ("1,000,000 sampled pixels", 1_000_000),
@@ -36,11 +41,22 @@ FIT_PIXELS = [
     ("100,000 sampled pixels", 100_000),
     ("20,000 sampled pixels", 20_000),
 ]
+FIT_PIXELS_TOOLTIP = (
+    "Fit the palette on every pixel (exact, the default) or on a random "
+    "sample (faster on very large images). Every pixel is mapped "
+    "either way."
+)
 DEFAULT_SWEEP_KS = "2, 4, 8, 16, 32, 64, 128, 256"
 TARGETS = [
     ("mean CIEDE2000 at most", "ciede2000"),
     ("PSNR at least (dB)", "psnr"),
 ]
+TARGET_TOOLTIP = (
+    "Auto k picks the smallest k whose quantisation reaches this "
+    "target. Mean CIEDE2000 2.3 is about one just-noticeable difference. "
+    "It follows the data (PSNR for single-channel layers) until you "
+    "choose one."
+)
 TARGET_DEFAULTS = {"ciede2000": 2.3, "psnr": 30.0}
 OUTPUT_CHOICES = [
     ("image + palette strip (labels hidden)", "image+strip"),
@@ -48,6 +64,12 @@ OUTPUT_CHOICES = [
     ("labels + palette strip", "labels+strip"),
     ("image, labels and strip, all shown", "all"),
 ]
+OUTPUTS_TOOLTIP = (
+    "Which result layers go on the canvas. The labels layer is always "
+    "added (it looks exactly like the quantised image; selected, it "
+    "shows each pixel's palette colour on hover, and it is what saves "
+    "as an indexed PNG), hidden unless chosen here."
+)
 PSNR_PEAK_TOOLTIP = (
     "The peak value of the PSNR (scikit-image's data_range), for Run's readout, "
     "Compare k and Auto k; for integer RGB(A) images also the value read as full "
@@ -60,6 +82,11 @@ PSNR_PEAK_TOOLTIP = (
 )
 #: the advanced options, shown by the "advanced options" box
 ADVANCED = ("fit_pixels", "seed", "dither", "outputs", "psnr_peak")
+
+
+def _drop_down(label: str, choices: list, value: Any, tooltip: str) -> ComboBox:
+    """A drop-down of fixed (text, value) choices."""
+    return ComboBox(label=label, choices=choices, value=value, tooltip=tooltip)
 
 
 class Inputs:
@@ -91,15 +118,8 @@ class Inputs:
             value=16,
             tooltip="Number of palette colours k (2 to 256).",
         )
-        self.color_space = ComboBox(
-            label="colour space",
-            choices=COLOR_SPACES,
-            value="rgb",
-            tooltip=(
-                "Space in which k-means clusters the colours. RGB minimises the "
-                "squared RGB error (highest PSNR); CIELAB and Oklab minimise a "
-                "perceptual error (lower mean CIEDE2000). RGB(A) images only."
-            ),
+        self.color_space = _drop_down(
+            "colour space", COLOR_SPACES, "rgb", COLOR_SPACE_TOOLTIP
         )
         self.locked = LineEdit(
             label="locked colours",
@@ -127,15 +147,8 @@ class Inputs:
             ),
         )
         self.show_advanced = CheckBox(text="advanced options", value=False, label="")
-        self.fit_pixels = ComboBox(
-            label="fit palette on",
-            choices=FIT_PIXELS,
-            value=None,
-            tooltip=(
-                "Fit the palette on every pixel (exact, the default) or on a random "
-                "sample (faster on very large images). Every pixel is mapped "
-                "either way."
-            ),
+        self.fit_pixels = _drop_down(
+            "fit palette on", FIT_PIXELS, None, FIT_PIXELS_TOOLTIP
         )
         self.seed = SpinBox(
             label="random seed",
@@ -155,16 +168,8 @@ class Inputs:
             label="",
             tooltip="Spread the colour error to neighbouring pixels; same palette.",
         )
-        self.outputs = ComboBox(
-            label="add layers",
-            choices=OUTPUT_CHOICES,
-            value="image+strip",
-            tooltip=(
-                "Which result layers go on the canvas. The labels layer is always "
-                "added (it looks exactly like the quantised image; selected, it "
-                "shows each pixel's palette colour on hover, and it is what saves "
-                "as an indexed PNG), hidden unless chosen here."
-            ),
+        self.outputs = _drop_down(
+            "add layers", OUTPUT_CHOICES, "image+strip", OUTPUTS_TOOLTIP
         )
         self.psnr_peak = LineEdit(
             label="PSNR peak", value="", tooltip=PSNR_PEAK_TOOLTIP
@@ -177,17 +182,7 @@ class Inputs:
                 "commas or spaces)."
             ),
         )
-        self.target = ComboBox(
-            label="auto k target",
-            choices=TARGETS,
-            value="ciede2000",
-            tooltip=(
-                "Auto k picks the smallest k whose quantisation reaches this "
-                "target. Mean CIEDE2000 2.3 is about one just-noticeable difference. "
-                "It follows the data (PSNR for single-channel layers) until you "
-                "choose one."
-            ),
-        )
+        self.target = _drop_down("auto k target", TARGETS, "ciede2000", TARGET_TOOLTIP)
         self.target_value = FloatSpinBox(
             label="target value",
             min=0.0,
