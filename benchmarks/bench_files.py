@@ -49,11 +49,10 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from _photos import add_folder_argument
 from PIL import Image
 
 from napari_kmeans_quantize import palette_io, psnr, quantize
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def pngquant(path: Path, k: int, tmp: Path) -> tuple[int, np.ndarray]:
@@ -136,13 +135,7 @@ def _mean(values) -> float:
 def main(argv: list[str] | None = None) -> None:
     """Measure every photo at every k; print per-k tables of means and ratios."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "folder",
-        nargs="?",
-        type=Path,
-        default=ROOT.parent / "shared" / "data" / "cq100",
-        help="folder of PNG/JPEG photos (default: ../shared/data/cq100)",
-    )
+    add_folder_argument(parser, "PNG/JPEG")
     parser.add_argument("--ks", type=int, nargs="+", default=[16, 64, 256])
     parser.add_argument("--limit", type=int, default=None, help="photos used")
     parser.add_argument(

@@ -18,14 +18,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
+from _photos import add_folder_argument
 from PIL import Image
 
 from napari_kmeans_quantize import mse, quantize
 
-ROOT = Path(__file__).resolve().parent.parent
 RUNS = {
     "default": {},
     "k-means++ n_init=1": {"init": "k-means++", "n_init": 1},
@@ -37,13 +36,7 @@ RUNS = {
 def main(argv: list[str] | None = None) -> None:
     """Print MSE and time of every initialisation, per k, beside the default."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "folder",
-        nargs="?",
-        type=Path,
-        default=ROOT.parent / "shared" / "data" / "cq100",
-        help="folder of PNG photos (default: ../shared/data/cq100)",
-    )
+    add_folder_argument(parser, "PNG")
     parser.add_argument("--limit", type=int, default=None, help="first N photos")
     parser.add_argument("--ks", type=int, nargs="+", default=[16, 64, 256])
     args = parser.parse_args(argv)

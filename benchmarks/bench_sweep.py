@@ -40,12 +40,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _photos import add_folder_argument
 from PIL import Image
 
 from napari_kmeans_quantize import quantize, sweep
 from napari_kmeans_quantize.metrics import size_report
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _best_of(funcs, repeat: int) -> list[tuple[float, float]]:
@@ -112,13 +111,7 @@ def _memory(path: Path) -> tuple[float, float]:
 def main(argv: list[str] | None = None) -> None:
     """Time a k = 256 run and a full sweep on every image; print the ratios."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "folder",
-        nargs="?",
-        type=Path,
-        default=ROOT.parent / "shared" / "data" / "cq100",
-        help="folder of PNG/JPEG photos (default: ../shared/data/cq100)",
-    )
+    add_folder_argument(parser, "PNG/JPEG")
     parser.add_argument(
         "--limit", type=int, default=None, help="images used (default: all)"
     )
