@@ -342,6 +342,101 @@ def test_sweep_with_out_writes_files_and_notes_few_colours(tmp_path, capsys):
     assert (out / "table.md").exists() and (out / "k004_indexed.png").exists()
 
 
+def _sweep_cells(text: str, k: int) -> list[str]:
+    row = next(line for line in text.splitlines() if line.startswith(f"| {k} |"))
+    return [cell.strip() for cell in row.strip("|").split("|")]
+
+
+@pytest.mark.parametrize(
+    ("kind", "n_channels"), [("imagej", 4), ("ome", 3), ("imagej", 2)]
+)
+def test_sweep_reads_a_fluorescence_tiff_as_quantize_does(
+    tmp_path, capsys, kind, n_channels
+):
+    import tifffile
+
+    from napari_kmeans_quantize import quantize, sweep
+    from napari_kmeans_quantize.palette_io import read_palette_csv
+
+    rng = np.random.default_rng(3)
+    cells = rng.integers(0, 4096, (n_channels, 30, 40), dtype=np.uint16)  # C Y X
+    cells[-1, :10] = 0  # no transparency: a fourth channel is no alpha
+    src = tmp_path / "cells.tif"
+    metadata = {"axes": "CYX"}
+    tifffile.imwrite(src, cells, metadata=metadata, **{kind: True})
+    out = tmp_path / "s"
+    argv = ["sweep", str(src), "--ks", "2", "4", "--out", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    # The table of the channels as quantize reads them: plain channels, not RGB(A).
+    want = sweep(cells, [2, 4], channel_axis=0, alpha=False)
+    cells_4 = _sweep_cells(printed, 4)
+    assert cells_4[5] == f"{want.rows[1].psnr:.2f}"
+    if n_channels != 3:
+        assert cells_4[3] == cells_4[6] == "n/a"  # no PNG, no colour difference
+    # Each k's labels as a TIFF with the palette as CSV, as quantize writes them.
+    expected = quantize(cells, 4, channel_axis=0, alpha=False)
+    np.testing.assert_array_equal(
+        tifffile.imread(out / "k004_indexed.tif"), expected.labels
+    )
+    palette, _ = read_palette_csv(out / "k004_indexed_palette.csv")
+    np.testing.assert_array_equal(palette, expected.palette)
+    assert not (out / "k004_indexed.png").exists()
+    # The pictures show the channels in colour, as napari draws them.
+    with Image.open(out / "original.png") as pil:
+        assert pil.mode == "RGB" and pil.size == (40, 30)
+    assert (out / "contact_sheet.png").exists()
+
+
+def test_sweep_takes_the_channel_options_of_quantize(photo_file, tmp_path, capsys):
+    import tifffile
+
+    from napari_kmeans_quantize import quantize
+
+    out = tmp_path / "s"
+    argv = ["sweep", str(photo_file), "--ks", "4", "--out", str(out)]
+    assert main([*argv, "--plain-channels"]) == 0
+    photo = _photo()
+    expected = quantize(photo, 4, alpha=False)
+    np.testing.assert_array_equal(
+        tifffile.imread(out / "k004_indexed.tif"), expected.labels
+    )
+    grey = tmp_path / "grey.png"
+    Image.fromarray(photo[..., 0]).save(grey)
+    capsys.readouterr()
+    argv = ["sweep", str(grey), "--ks", "4", "--channel-axis", "0"]
+    # The axis given is the one read: 40 rows are 40 channels, refused.
+    assert main(argv) == 1
+    assert "40 channels along axis 0" in _error_line(capsys)
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "says"),
+    [
+        (
+            "text.png",
+            lambda p: p.write_text("hello"),
+            "not an image file that can be read",
+        ),
+        (
+            "c17.tif",
+            lambda p: __import__("tifffile").imwrite(
+                p, np.zeros((17, 8, 8), np.uint8), imagej=True, metadata={"axes": "CYX"}
+            ),
+            "has 17 channels per pixel",
+        ),
+    ],
+)
+def test_sweep_refuses_a_bad_file_in_one_line(tmp_path, capsys, name, make, says):
+    path = tmp_path / name
+    make(path)
+    assert main(["sweep", str(path), "--ks", "2", "--out", str(tmp_path / "s")]) == 1
+    line = _error_line(capsys)
+    assert line.startswith(f"napari-kmeans-quantize sweep: error: {path}")
+    assert says in line
+    assert not (tmp_path / "s").exists()
+
+
 # --- data range ----------------------------------------------------------------------
 
 

@@ -31,10 +31,11 @@ from ._cli_run import PROG, Notes, clean_exit_on_signals, describe
 from ._file_sizes import EFFORTS
 from ._input import (
     DEFAULT_PIXEL_LIMIT,
+    FROM_FILE,
     PIXEL_LIMIT_FLAG,
     PixelLimitError,
     read_image,
-    read_input,
+    read_source,
 )
 from .sweep import DEFAULT_KS
 
@@ -244,6 +245,7 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     _add_input_options(sw)
+    _add_channel_options(sw)
     sw.add_argument(
         "--out",
         type=Path,
@@ -286,10 +288,21 @@ def _add_quantize_options(p: argparse.ArgumentParser) -> None:
         help="fit the palette on at most N random pixels (faster on huge images); "
         "every pixel is still mapped (default: all pixels)",
     )
+    _add_channel_options(p)
+    p.add_argument(
+        "--standardize",
+        action="store_true",
+        help="fit on the channels scaled to unit variance (channels on different "
+        "scales); the palette stays in the image's units",
+    )
+
+
+def _add_channel_options(p: argparse.ArgumentParser) -> None:
+    """How the input's channels are read (by :func:`read_source`)."""
     p.add_argument(
         "--channel-axis",
         type=_channel_axis,
-        default=_FROM_FILE,
+        default=FROM_FILE,
         metavar="AXIS",
         help="axis of the channels (1 to 16, e.g. fluorescence channels), or "
         "'none' for a single-channel image (default: read from the file: a TIFF's "
@@ -302,16 +315,6 @@ def _add_quantize_options(p: argparse.ArgumentParser) -> None:
         "RGBA colours: the labels go to a TIFF with the palette as CSV beside it "
         "(default: colours, unless a TIFF's metadata names them channels)",
     )
-    p.add_argument(
-        "--standardize",
-        action="store_true",
-        help="fit on the channels scaled to unit variance (channels on different "
-        "scales); the palette stays in the image's units",
-    )
-
-
-# Not a string: argparse would pass a string default through the option's type.
-_FROM_FILE: Any = object()
 
 
 def _channel_axis(text: str) -> int | None:
@@ -427,7 +430,7 @@ def _run_quantize(args: argparse.Namespace) -> int:
     from .shared import quantize_shared
 
     if _cli_batch.is_batch(args):
-        return _cli_batch.run(args, channel_axis_from_file=_FROM_FILE)
+        return _cli_batch.run(args)
     paths = args.images
     if len(paths) > 1 and (args.out is not None or args.rgb_out is not None):
         raise ValueError(
@@ -458,18 +461,24 @@ def _run_quantize(args: argparse.Namespace) -> int:
     _targets.check_distinct(*outputs)
     for path in outputs:
         _targets.check_output(path, inputs=tuple(paths), force=args.force)
-    read = [read_input(p, pixel_limit=args.pixel_limit) for p in paths]
+    read = [
+        read_source(
+            p,
+            pixel_limit=args.pixel_limit,
+            channel_axis=args.channel_axis,
+            plain_channels=args.plain_channels,
+        )
+        for p in paths
+    ]
     images = [r.image for r in read]
     channel_axis = read[0].channel_axis
     # The file's word (a TIFF's channels) or the user's: no colours.
-    plain = args.plain_channels or not all(r.colors for r in read)
+    plain = not all(r.colors for r in read)
     if any(r.channel_axis != channel_axis for r in read):
         raise ValueError(
             "--shared needs images of one kind: all colour or all grey (convert "
             "them to the same mode first)."
         )
-    if args.channel_axis is not _FROM_FILE:
-        channel_axis = args.channel_axis
     colors = True
     for out, image in zip(outs, images, strict=True):
         colors = _targets.check_channels_fit(out, fmt, image, channel_axis, plain=plain)

@@ -27,7 +27,7 @@ from typing import Any, TextIO
 from . import _targets
 from ._atomic import remove_stale_temps, replacing_read_only
 from ._cli_run import describe, exit_cleanly_on_sigterm, on_signal
-from ._input import read_input
+from ._input import FROM_FILE, read_source
 
 _GLOB_CHARS = frozenset("*?[")
 
@@ -116,7 +116,7 @@ def expand_inputs(items: Iterable[Path]) -> tuple[list[Path], list[Outcome]]:
     return unique, failures
 
 
-def run(args: argparse.Namespace, *, channel_axis_from_file: Any) -> int:
+def run(args: argparse.Namespace) -> int:
     """Quantise every photo the arguments name; 0 if all were written, else 1."""
     for flag, value in (
         ("--out", args.out),
@@ -140,7 +140,7 @@ def run(args: argparse.Namespace, *, channel_axis_from_file: Any) -> int:
         make_folder(args.out_dir)
     jobs, refused = _targets_of(paths, args, suffix)
     failures += refused
-    from_file = args.channel_axis is channel_axis_from_file
+    from_file = args.channel_axis is FROM_FILE
     n_jobs = max(1, min(args.jobs or os.cpu_count() or 1, len(jobs)))
     settings = Settings(
         k=args.k,
@@ -362,11 +362,15 @@ def _quantize_file(source: Path, target: Path, settings: Settings) -> Outcome:
     from .quantize import quantize
 
     fmt = _targets.INDEXED_FORMATS[settings.suffix]
-    read = read_input(source, pixel_limit=settings.pixel_limit)
+    read = read_source(
+        source,
+        pixel_limit=settings.pixel_limit,
+        # The sentinel is no value a spawned worker would receive as it is.
+        channel_axis=FROM_FILE if settings.axis_from_file else settings.channel_axis,
+        plain_channels=settings.plain_channels,
+    )
     image, channel_axis = read.image, read.channel_axis
-    if not settings.axis_from_file:
-        channel_axis = settings.channel_axis
-    plain = settings.plain_channels or not read.colors
+    plain = not read.colors
     colors = _targets.check_channels_fit(target, fmt, image, channel_axis, plain=plain)
     _targets.check_indexed_fits(target, fmt, image, channel_axis)
     fixed = None

@@ -7,6 +7,7 @@ import argparse
 import errno
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,17 +15,23 @@ import numpy as np
 
 from . import _targets
 from ._atomic import atomic_write
-from ._input import read_image
+from ._input import read_source
 
 
 def run_sweep(args: argparse.Namespace) -> int:
     """``sweep IMAGE``: the table for the user's image (and its files with --out)."""
     if args.out is not None:
         _check_sweep_folder(args.out, args.ks, inputs=(args.image,), force=args.force)
-    image, channel_axis = read_image(args.image, pixel_limit=args.pixel_limit)
+    read = read_source(
+        args.image,
+        pixel_limit=args.pixel_limit,
+        channel_axis=args.channel_axis,
+        plain_channels=args.plain_channels,
+    )
     code = _sweep_and_report(
-        image,
-        channel_axis=channel_axis,
+        read.image,
+        channel_axis=read.channel_axis,
+        colors=read.colors,
         name=str(args.image),
         source_bytes=args.image.stat().st_size,
         out=args.out,
@@ -50,11 +57,13 @@ _SWEEP_FILES = (
 
 def _sweep_file_names(ks: list[int]) -> list[str]:
     """Every name the sweep's files may take (an indexed file is a PNG for one
-    plane of up to 256 colours, else a palette TIFF)."""
+    plane of up to 256 colours, else a palette TIFF; plain channels' labels are
+    a TIFF with the palette as CSV beside it)."""
     names = list(_SWEEP_FILES)
     for k in sorted(set(ks)):
         names += [f"k{k:03d}_quantized.png", f"k{k:03d}_indexed.png"]
         names.append(f"k{k:03d}_indexed.tif")
+        names.append(f"k{k:03d}_indexed_palette.csv")
     return names
 
 
@@ -110,6 +119,7 @@ def _sweep_and_report(
     image: np.ndarray,
     *,
     channel_axis: int | None,
+    colors: bool = True,
     name: str,
     source_bytes: int | None,
     out: Path | None,
@@ -129,6 +139,7 @@ def _sweep_and_report(
         ks,
         channel_axis=channel_axis,
         color_space=color_space,
+        alpha=colors,
         source_bytes=source_bytes,
         keep_results=out is not None,
         workers=workers,
@@ -138,7 +149,7 @@ def _sweep_and_report(
     preface = _preface(table, name)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        _write_files(out, table, image, channel_axis, preface, workers)
+        _write_files(out, table, image, channel_axis, preface, workers, colors)
     print()
     print("\n".join(preface))
     print()
@@ -192,13 +203,23 @@ def _write_files(
     channel_axis: int | None,
     preface: list[str],
     workers: int | None = None,
+    colors: bool = True,
 ) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     from . import palette_io
 
+    plain = not colors and channel_axis is not None and image.shape[channel_axis] > 1
+    draw = _drawing(image, channel_axis, plain)
+
     def indexed(row: Any, result: Any) -> str:
         stem = f"k{row.k:03d}_indexed"
+        if plain:
+            # As ``quantize`` writes them: plain channels have no palette colours.
+            tiff, _ = palette_io.write_labels_tiff(
+                out / f"{stem}.tif", result.labels, result.palette
+            )
+            return tiff
         if result.n_colors <= palette_io.MAX_PNG_COLORS and result.labels.ndim == 2:
             path = out / f"{stem}.png"
         else:
@@ -210,26 +231,17 @@ def _write_files(
     n_threads = workers or min(4, os.cpu_count() or 1)
     pairs = list(zip(table.rows, table.results, strict=True))
     with ThreadPoolExecutor(max_workers=n_threads) as pool:
-        original_job = pool.submit(
-            _targets.save_rgb, out / "original.png", image, channel_axis
-        )
+        original_job = pool.submit(_save_drawn, out / "original.png", image, draw)
         rgb_jobs = {
             row.k: pool.submit(
-                _targets.save_rgb,
-                out / f"k{row.k:03d}_quantized.png",
-                result.image,
-                channel_axis,
+                _save_drawn, out / f"k{row.k:03d}_quantized.png", result.image, draw
             )
             for row, result in pairs
         }
         jobs = [pool.submit(indexed, row, result) for row, result in pairs]
         jobs.append(
             pool.submit(
-                _save_contact_sheet,
-                out / "contact_sheet.png",
-                table,
-                image,
-                channel_axis,
+                _save_contact_sheet, out / "contact_sheet.png", table, image, draw
             )
         )
         try:
@@ -278,14 +290,59 @@ def _save_plot(path: Path, table: Any) -> None:
     atomic_write(path, lambda f: ax.figure.savefig(f, format="png", dpi=120))
 
 
+# The colours napari gives channel layers (``add_image(channel_axis=)``):
+# magenta and green for two channels, else cyan, yellow, magenta, red, green and
+# blue in turn.
+_TWO_CHANNELS = ((1, 0, 1), (0, 1, 0))
+_CHANNEL_COLORS = ((0, 1, 1), (1, 1, 0), (1, 0, 1), (1, 0, 0), (0, 1, 0), (0, 0, 1))
+
+
+def _drawing(
+    image: np.ndarray, channel_axis: int | None, plain: bool
+) -> Callable[[np.ndarray], np.ndarray]:
+    """How the image and its quantised forms are drawn as 8-bit pictures: their
+    colours as they are, or plain channels each scaled from the original's own
+    range, coloured and added up, as napari shows them."""
+    if not plain or channel_axis is None:
+        return lambda arr: _targets.display_uint8(arr, channel_axis)
+    axis = channel_axis % image.ndim
+    others = tuple(i for i in range(image.ndim) if i != axis)
+    lo = np.min(image, axis=others).astype(np.float64)
+    span = np.max(image, axis=others) - lo
+    span = np.where(span > 0, span, 1.0)
+    n = len(lo)
+    cycle = _TWO_CHANNELS if n == 2 else _CHANNEL_COLORS
+    mix = np.array([cycle[i % len(cycle)] for i in range(n)], np.float64)
+
+    def draw(arr: np.ndarray) -> np.ndarray:
+        a = np.moveaxis(np.asarray(arr), axis, -1)
+        while a.ndim > 3:
+            a = a[0]
+        rgb = np.clip((a - lo) / span, 0, 1) @ mix
+        return np.rint(np.clip(rgb, 0, 1) * 255).astype(np.uint8)
+
+    return draw
+
+
+def _save_drawn(
+    path: Path, arr: np.ndarray, draw: Callable[[np.ndarray], np.ndarray]
+) -> str:
+    picture = draw(arr)
+    return _targets.save_rgb(path, picture, None if picture.ndim == 2 else -1)
+
+
 def _save_contact_sheet(
-    path: Path, table: Any, image: np.ndarray, channel_axis: int | None, tile: int = 384
+    path: Path,
+    table: Any,
+    image: np.ndarray,
+    draw: Callable[[np.ndarray], np.ndarray],
+    tile: int = 384,
 ) -> None:
     """Original and every k side by side, each tile captioned with k, size, quality."""
     from PIL import Image, ImageDraw, ImageFont
 
     def to_pil(arr: np.ndarray) -> Image.Image:
-        pil = Image.fromarray(_targets.display_uint8(arr, channel_axis))
+        pil = Image.fromarray(draw(arr))
         if max(pil.size) > tile:
             scale = tile / max(pil.size)
             size = (max(1, round(pil.width * scale)), max(1, round(pil.height * scale)))

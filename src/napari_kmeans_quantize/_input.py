@@ -19,8 +19,9 @@ import math
 import struct
 import warnings
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +29,9 @@ import numpy as np
 DEFAULT_PIXEL_LIMIT = 16384 * 16384
 #: The command-line flag that raises the budget (named in the refusal).
 PIXEL_LIMIT_FLAG = "--pixel-limit"
+#: `channel_axis` of :func:`read_source` when the file says it. Not a string:
+#: argparse would pass a string default through the option's type.
+FROM_FILE: Any = object()
 
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 # Decoding errors of truncated or damaged files take many types across Pillow,
@@ -72,8 +76,31 @@ class InputImage:
     channel_axis: int | None
     #: False when the file says its channels are no colours: a TIFF whose
     #: metadata (ImageJ, OME) names them channels (C), e.g. 3 fluorescence
-    #: channels, rather than the samples (S) of an RGB(A) pixel.
+    #: channels, rather than the samples (S) of an RGB(A) pixel; with
+    #: :func:`read_source`, also when the user says so.
     colors: bool = True
+
+
+def read_source(
+    path: Path,
+    *,
+    pixel_limit: int = DEFAULT_PIXEL_LIMIT,
+    channel_axis: Any = FROM_FILE,
+    plain_channels: bool = False,
+) -> InputImage:
+    """Read an image to quantise as every command reads it: the file's channel
+    axis unless `channel_axis` gives one (None for grey), and its channels
+    colours unless the file (a TIFF's metadata) or `plain_channels` says they are
+    plain channels, e.g. fluorescence.
+
+    Raises as :func:`read_input`.
+    """
+    read = read_input(path, pixel_limit=pixel_limit)
+    if channel_axis is not FROM_FILE:
+        read = replace(read, channel_axis=channel_axis)
+    if plain_channels:
+        read = replace(read, colors=False)
+    return read
 
 
 def read_input(path: Path, *, pixel_limit: int = DEFAULT_PIXEL_LIMIT) -> InputImage:
@@ -252,8 +279,8 @@ def _tiff_channel_axis(path: Path, shape: tuple[int, ...], axes: str) -> int | N
 
 def _refuse_channels(path: Path, shape: tuple[int, ...], n: int) -> None:
     raise ImageFileError(
-        f"{path} has {n} channels per pixel (shape {shape}); quantize reads 1 to "
-        "16 channels: save the channels to quantise as their own file."
+        f"{path} has {n} channels per pixel (shape {shape}); 1 to 16 channels can "
+        "be quantised: save the channels to quantise as their own file."
     )
 
 
