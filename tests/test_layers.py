@@ -9,6 +9,7 @@ from napari.layers import Image, Labels, Layer
 from conftest import drain
 from napari_kmeans_quantize import apply_palette, quantize
 from napari_kmeans_quantize._layers import (
+    RunOptions,
     layer_data_tuples,
     layer_names,
     quantize_layer,
@@ -371,6 +372,43 @@ def test_quantize_layer_without_viewer_returns_layers(astronaut, data_hash):
     layers = quantize_layer(source, n_colors=4)
     assert [type(lay) for lay in layers] == [Image, Labels, Image]
     assert data_hash(source.data) == before
+
+
+def test_run_options_are_the_keywords_of_quantize_layer():
+    import dataclasses
+    import inspect
+
+    # One list of options: quantize_layer's keywords (bar the layer, k, viewer
+    # and outputs) are RunOptions' fields, with the same defaults.
+    params = inspect.signature(quantize_layer).parameters
+    run_fields = {f.name: f.default for f in dataclasses.fields(RunOptions)}
+    keywords = {
+        name: p.default
+        for name, p in params.items()
+        if name not in ("layer", "n_colors", "viewer", "outputs")
+    }
+    assert keywords == run_fields
+
+
+def test_source_run_takes_options_and_keywords_alike(astronaut):
+    small = astronaut[::8, ::8]
+    source = source_info(Image(small, rgb=True))
+    white = np.array([[255, 255, 255]], np.uint8)
+    options = RunOptions(color_space="lab", fixed_colors=white)
+    by_options = _drain(quantize_source_iter(source, 5, options))
+    by_keywords = _drain(
+        quantize_source_iter(source, 5, color_space="lab", fixed_colors=white)
+    )
+    want = quantize(small, 5, color_space="lab", fixed_colors=white)
+    for outcome in (by_options, by_keywords):
+        np.testing.assert_array_equal(outcome.result.palette, want.palette)
+        assert outcome.params["color_space"] == "lab"
+        assert outcome.params["fixed_colors"] == [[255, 255, 255]]
+    # Keywords replace the options given.
+    rgb = _drain(quantize_source_iter(source, 5, options, color_space="rgb"))
+    assert rgb.params["color_space"] == "rgb"
+    with pytest.raises(TypeError, match="colour_space"):
+        _drain(quantize_source_iter(source, 5, colour_space="lab"))
 
 
 def test_quantize_layer_rejects_other_layer_types():

@@ -171,19 +171,46 @@ class QuantizeOutcome:
     file: ResultFile | None = None
 
 
+@dataclass(frozen=True, eq=False)
+class RunOptions:
+    """The options of one quantisation of a source, each as
+    :func:`~napari_kmeans_quantize.quantize_layer` describes it (which takes
+    them one by one and passes them on as one of these)."""
+
+    color_space: str = "rgb"
+    random_state: int | None = 0
+    dither: bool = False
+    max_pixels: int | None = None
+    data_range: float | None = None
+    fixed_colors: Any = None
+    weights: Any = None
+
+    def recorded(self, n_colors: int) -> dict[str, Any]:
+        """The parameters a run records in its outcome (and layers' metadata)."""
+        return {
+            "n_colors": int(n_colors),
+            "color_space": self.color_space,
+            "random_state": self.random_state,
+            "dither": bool(self.dither),
+            "max_pixels": self.max_pixels,
+            "data_range": check_data_range(self.data_range),
+            "fixed_colors": None
+            if self.fixed_colors is None
+            else np.asarray(self.fixed_colors).tolist(),
+        }
+
+
 def quantize_source_iter(
     source: SourceInfo,
     n_colors: int,
-    *,
-    color_space: str = "rgb",
-    random_state: int | None = 0,
-    dither: bool = False,
-    max_pixels: int | None = None,
-    data_range: float | None = None,
-    fixed_colors: np.ndarray | None = None,
-    weights: Any = None,
+    options: RunOptions | None = None,
+    **changes: Any,
 ) -> Generator[float, None, QuantizeOutcome]:
     """Quantise a source snapshot, yielding progress fractions from 0 to 1.
+
+    `options` are the run's options (the defaults if None); keywords named as
+    the fields of :class:`RunOptions` (``color_space=``, ``weights=``, ...)
+    replace them, as the widget passes them.
 
     The outcome names the file type that holds the result and its real size
     (:attr:`QuantizeOutcome.file`; a stack's multi-page TIFF is encoded here to be
@@ -215,7 +242,8 @@ def quantize_source_iter(
       array of the source's spatial shape) are those of ``quantize``, for data in
       memory and lazy data; weights need single-scale data.
     """
-    weights = weight_array(weights)
+    run = replace(options or RunOptions(), **changes)
+    weights = weight_array(run.weights)
     if weights is not None and source.multiscale:
         # the engine's multiscale path fits one level and takes no weights
         raise ValueError(
@@ -224,17 +252,8 @@ def quantize_source_iter(
             "(napari_kmeans_quantize.quantize takes weights for numpy and dask "
             "arrays)."
         )
-    params = {
-        "n_colors": int(n_colors),
-        "color_space": color_space,
-        "random_state": random_state,
-        "dither": bool(dither),
-        "max_pixels": max_pixels,
-        "data_range": check_data_range(data_range),
-        "fixed_colors": None
-        if fixed_colors is None
-        else np.asarray(fixed_colors).tolist(),
-    }
+    params = run.recorded(n_colors)
+    fixed_colors = run.fixed_colors
     outcome = yield from _quantize_source(source, params, fixed_colors, weights)
     result = outcome.result
     png_bytes = None if outcome.report is None else outcome.report.png_bytes

@@ -14,7 +14,7 @@ from .outputs import (
     layer_data_tuples,
     select_outputs,
 )
-from .sources import QuantizeOutcome, quantize_source_iter, source_info
+from .sources import QuantizeOutcome, RunOptions, quantize_source_iter, source_info
 
 if TYPE_CHECKING:
     import napari
@@ -338,9 +338,7 @@ def quantize_layer(
     """
     select_outputs([(None, {}, "")] * 3, outputs)  # checked before any work
     source = source_info(layer)
-    gen = quantize_source_iter(
-        source,
-        n_colors,
+    options = RunOptions(
         color_space=color_space,
         random_state=random_state,
         dither=dither,
@@ -349,6 +347,7 @@ def quantize_layer(
         fixed_colors=fixed_colors,
         weights=weights,
     )
+    gen = quantize_source_iter(source, n_colors, options)
     outcome: QuantizeOutcome = drain(gen)
     if viewer is None:
         import napari
