@@ -30,19 +30,21 @@ def key_args(pixels: np.ndarray, spec: KeySpec) -> tuple[np.ndarray, int, int]:
 @njit(nogil=True, cache=True, inline="always")
 def _key(pixels, i, bits, flip):  # pragma: no cover
     # RGB and grey written out: a loop of unknown length per pixel made the
-    # count 1.5x slower.
+    # count 1.5x slower. Unsigned, as the row index: numba checks every signed
+    # index for a negative (from-the-end) value, which halved the lookups' speed.
+    i = np.uint64(i)
     if pixels.shape[1] == 3:
-        return (
+        return np.uint64(
             ((np.int64(pixels[i, 0]) ^ flip) << (2 * bits))
             | ((np.int64(pixels[i, 1]) ^ flip) << bits)
             | (np.int64(pixels[i, 2]) ^ flip)
         )
     if pixels.shape[1] == 1:
-        return np.int64(pixels[i, 0]) ^ flip
+        return np.uint64(np.int64(pixels[i, 0]) ^ flip)
     key = 0
     for c in range(pixels.shape[1]):
         key = (key << bits) | (np.int64(pixels[i, c]) ^ flip)
-    return key
+    return np.uint64(key)
 
 
 @njit(nogil=True, cache=True)
@@ -52,15 +54,17 @@ def count_keys(pixels, bits, flip, n_keys, like):  # pragma: no cover
     words = np.zeros((n_keys + 63) >> 6, dtype=np.uint64)
     one = np.uint64(1)
     for i in range(pixels.shape[0]):
-        key = np.uint64(_key(pixels, i, bits, flip))
+        key = _key(pixels, i, bits, flip)
         words[key >> np.uint64(6)] |= one << (key & np.uint64(63))
     rank, distinct = bitmap_rank(words, like)
     counts = np.zeros(len(distinct), dtype=np.int64)
     for i in range(pixels.shape[0]):
-        key = np.uint64(_key(pixels, i, bits, flip))
+        key = _key(pixels, i, bits, flip)
         w = key >> np.uint64(6)
         counts[
-            rank[w] + _popcount(words[w] & ((one << (key & np.uint64(63))) - one))
+            np.uint64(
+                rank[w] + _popcount(words[w] & ((one << (key & np.uint64(63))) - one))
+            )
         ] += 1
     return distinct, counts
 
@@ -68,7 +72,7 @@ def count_keys(pixels, bits, flip, n_keys, like):  # pragma: no cover
 @njit(nogil=True, cache=True)
 def lookup(pixels, bits, flip, table, out, lo, hi):  # pragma: no cover
     """``out[i] = table[key of pixel i]`` for i in [lo, hi)."""
-    for i in range(lo, hi):
+    for i in range(np.uint64(lo), np.uint64(hi)):
         out[i] = table[_key(pixels, i, bits, flip)]
 
 
@@ -77,7 +81,7 @@ def lookup_pair(
     pixels, bits, flip, lut, table, values, rows, lo, hi
 ):  # pragma: no cover
     """``values[i] = lut[key]`` and ``rows[i] = table[values[i]]`` for i in [lo, hi)."""
-    for i in range(lo, hi):
+    for i in range(np.uint64(lo), np.uint64(hi)):
         v = lut[_key(pixels, i, bits, flip)]
         values[i] = v
         for j in range(table.shape[1]):
@@ -106,12 +110,15 @@ def colour_entries(
     one = np.uint64(1)
     lut = np.full(n_colors, -1, dtype=np.intp)
     for i in range(pixels.shape[0]):
-        key = np.uint64(_key(pixels, i, bits, flip))
+        key = _key(pixels, i, bits, flip)
         w = key >> np.uint64(6)
-        c = rank[w] + _popcount(words[w] & ((one << (key & np.uint64(63))) - one))
+        c = np.uint64(
+            rank[w] + _popcount(words[w] & ((one << (key & np.uint64(63))) - one))
+        )
+        label = labels[np.uint64(i)]
         if lut[c] < 0:
-            lut[c] = labels[i]
-        elif lut[c] != labels[i]:
+            lut[c] = label
+        elif lut[c] != label:
             return lut, False
     return lut, True
 

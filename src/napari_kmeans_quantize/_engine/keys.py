@@ -35,9 +35,10 @@ def bitmap_unique(keys, n_keys, with_inverse):  # pragma: no cover
         key = np.uint64(keys[i])
         w = key >> np.uint64(6)
         below = words[w] & ((one << (key & np.uint64(63))) - one)
-        r = rank[w] + _popcount(below)
+        # Unsigned: numba checks signed indices for negative (from-the-end) values.
+        r = np.uint64(rank[w] + _popcount(below))
         if with_inverse:
-            inverse[i] = r
+            inverse[np.uint64(i)] = r
         counts[r] += 1
     return distinct, inverse, counts
 
