@@ -58,6 +58,32 @@ def test_save_iter_writes_and_reports_the_size(tmp_path):
     assert name == "indexed PNG" and n_bytes == (tmp_path / "q.png").stat().st_size
 
 
+def test_channel_results_save_exactly_as_labels_tiff_and_csv(tmp_path):
+    import tifffile
+
+    from napari_kmeans_quantize.palette_io import read_palette_csv
+
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 4, (3, 16, 16)).astype(np.uint8)  # a z stack
+    palette = np.array(
+        [[0, 65535, 7], [4095, 12, 40000], [1, 2, 3], [60000, 0, 65535]], np.uint16
+    )
+    names = ["DAPI", "GFP", "RFP"]
+    path = str(tmp_path / "cells.tif")
+    written, name, n_bytes = drain(save_iter(path, labels, palette, names))
+    assert written == path and name.startswith("labels TIFF + CSV")
+    csv = tmp_path / "cells_palette.csv"
+    assert n_bytes == (tmp_path / "cells.tif").stat().st_size + csv.stat().st_size
+    np.testing.assert_array_equal(tifffile.imread(path), labels)
+    back, back_names = read_palette_csv(csv)
+    np.testing.assert_array_equal(back, palette)
+    assert back_names == names
+    # A palette file would lose the channel values: refused before any work.
+    with pytest.raises(ValueError, match=r"\.tif, \.tiff \(labels TIFF \+ CSV\)"):
+        drain(save_iter(str(tmp_path / "cells.png"), labels, palette, names))
+    assert not (tmp_path / "cells.png").exists()
+
+
 def test_file_filter_lists_every_format_and_selects_the_default():
     filters, selected = file_filter("palette TIFF")
     assert filters.split(";;") == [

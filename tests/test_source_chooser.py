@@ -74,6 +74,53 @@ def test_channel_layers_quantise_as_two_channels(make_widget, wait_idle, cells):
     assert [lay.name for lay in viewer.layers] == ["nuclei", "membranes"]
 
 
+def test_a_channel_result_saves_as_a_labels_tiff_and_its_palette_csv(
+    make_widget, wait_idle, cells, tmp_path, monkeypatch
+):
+    import tifffile
+
+    from napari_kmeans_quantize._qt import save as save_module
+    from napari_kmeans_quantize.palette_io import read_palette_csv
+
+    viewer, widget = make_widget()
+    nuclei, membranes = _add_channels(viewer, cells[:6])
+    chooser = widget._in.sources
+    chooser.mode.value = "layers"
+    chooser.layers.value = [nuclei, membranes]
+    widget._n_colors.value = 5
+    _run(widget, wait_idle)
+    assert widget._save_button.enabled
+    labels = viewer.layers["nuclei + membranes k=5 labels"]
+    # Channel values are no palette colours: only the labels TIFF + CSV.
+    with pytest.raises(ValueError, match=r"\.tif, \.tiff \(labels TIFF \+ CSV\)"):
+        widget.save(tmp_path / "c.png")
+    target = tmp_path / "c.tif"
+    target.write_bytes(b"an older file, replaced whole")
+    asked = []
+
+    def ask(parent, suggested, default_format, formats):
+        asked.append((suggested, default_format))
+        return str(target)
+
+    monkeypatch.setattr(save_module, "ask_save_path", ask)
+    widget._save_button.native.click()
+    assert widget.is_running  # the write runs in a worker
+    wait_idle(widget)
+    assert asked == [("nuclei + membranes k=5.tif", "labels TIFF + CSV")]
+    np.testing.assert_array_equal(tifffile.imread(target), labels.data)
+    palette, names = read_palette_csv(tmp_path / "c_palette.csv")
+    np.testing.assert_array_equal(palette, labels.metadata["palette"])
+    assert names == ["nuclei", "membranes"]
+    status = widget._status.value
+    assert "Saved" in status and "labels TIFF + CSV" in status
+    assert "c_palette.csv" in status
+    # Atomic writes: no temporary file is left beside them.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.tif", "c_palette.csv"]
+    # Removing the result leaves nothing to save.
+    widget.remove_results()
+    assert not widget._save_button.enabled
+
+
 def test_channels_inside_one_layer_follow_the_guessed_axis(
     make_widget, wait_idle, cells
 ):

@@ -82,8 +82,10 @@ class QuantizeWidget(Container):
         super().__init__(labels=False)
         self._viewer = napari_viewer
         # the result in the readout: what Save writes (the k browser's while it
-        # previews one, else the last run's, kept in _ran)
-        self._current: tuple[QuantizeOutcome, SourceInfo, str] | None = None
+        # previews one, else the last run's, kept in _ran; a channel run's
+        # ChannelOutcome and ChannelSource are never kept in _ran, whose readout
+        # shows colour results)
+        self._current: tuple[Any, Any, str] | None = None
         self._ran: tuple[QuantizeOutcome, SourceInfo, str] | None = None
         self._then: Any = None  # what to do once the running worker has finished
 
@@ -256,9 +258,12 @@ class QuantizeWidget(Container):
 
         The file type follows the extension: ``.png`` an indexed PNG (one 2-D
         plane, at most 256 colours), ``.gif`` a palette GIF, ``.tif``/``.tiff`` a
-        palette TIFF (multi-page for a stack). The labels and palette are those of
-        the readout's result; the file is written atomically, so a failed save
-        leaves no half-written file.
+        palette TIFF (multi-page for a stack). A channel result (e.g.
+        fluorescence) saves to ``.tif``/``.tiff`` only: the labels as a grey TIFF
+        and the exact palette as ``<stem>_palette.csv`` beside it, its columns
+        named by the channels. The labels and palette are those of the readout's
+        result; the files are written atomically, so a failed save leaves no
+        half-written file.
 
         Raises
         ------

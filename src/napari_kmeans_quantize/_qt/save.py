@@ -24,6 +24,12 @@ FORMATS = (
     ("animated PNG", (".apng",), palette_io.write_apng),
     ("lossless WebP", (".webp",), palette_io.write_webp),
 )
+#: The file type of a channel result (e.g. fluorescence), whose palette entries
+#: are no colours a palette file holds: the labels as a grey TIFF with the exact
+#: palette as CSV beside it, both written atomically.
+CHANNEL_FORMATS = (
+    ("labels TIFF + CSV", (".tif", ".tiff"), palette_io.write_labels_tiff),
+)
 
 
 @dataclass(frozen=True)
@@ -99,8 +105,9 @@ def result_file(
     return ResultFile(name, ext, n_bytes, why)
 
 
-def writer_for(path: str | os.PathLike) -> tuple[str, Any]:
-    """(format name, palette_io writer) for the extension of `path`.
+def writer_for(path: str | os.PathLike, formats: tuple = FORMATS) -> tuple[str, Any]:
+    """(format name, palette_io writer) for the extension of `path`, among
+    `formats` (those of a colour result by default, or ``CHANNEL_FORMATS``).
 
     Raises
     ------
@@ -108,54 +115,79 @@ def writer_for(path: str | os.PathLike) -> tuple[str, Any]:
         For an extension no writer has.
     """
     ext = os.path.splitext(os.fspath(path))[1].lower()
-    for name, extensions, write in FORMATS:
+    for name, extensions, write in formats:
         if ext in extensions:
             return name, write
-    known = ", ".join(e for _, exts, _ in FORMATS for e in exts)
+    known = ", ".join(e for _, exts, _ in formats for e in exts)
+    names = ", ".join(name for name, _, _ in formats)
     raise ValueError(
         f"Cannot save {os.fspath(path)!r}: the file name must end in one of {known} "
-        "(indexed PNG, palette GIF, palette TIFF, animated PNG, lossless WebP)."
+        f"({names})."
     )
 
 
-def save_iter(path: str, labels: Any, palette: np.ndarray):
+def save_iter(
+    path: str,
+    labels: Any,
+    palette: np.ndarray,
+    channel_names: list[str] | None = None,
+):
     """Write a result's labels and palette to `path` (a generator, for a worker).
 
-    Returns ``(path, format name, bytes written)``. Lazy labels are computed here,
-    in the worker; the file is written atomically by :mod:`.palette_io`.
+    With `channel_names` (a channel result) the labels go to a TIFF and the
+    palette, its columns so named, to the CSV beside it (``CHANNEL_FORMATS``).
+    Returns ``(path, format name, bytes written)``, the bytes of every file
+    written. Lazy labels are computed here, in the worker; the files are written
+    atomically by :mod:`.palette_io`.
     """
-    name, write = writer_for(path)
+    channels = channel_names is not None
+    name, write = writer_for(path, CHANNEL_FORMATS if channels else FORMATS)
     yield 0.0
     array = np.asarray(labels)
     yield 0.5
-    written = write(path, array, palette)
+    if channels:
+        files = write(path, array, palette, channel_names=list(channel_names))
+        name = f"{name}, the palette in {files[1]!r}"
+    else:
+        files = (write(path, array, palette),)
     yield 1.0
-    return written, name, os.path.getsize(written)
+    return files[0], name, sum(os.path.getsize(f) for f in files)
 
 
-def file_filter(default: str) -> tuple[str, str]:
+def file_filter(default: str, formats: tuple = FORMATS) -> tuple[str, str]:
     """The dialog's file-type list and the entry for `default` (a format name)."""
     entries = {
         name: f"{name} (" + " ".join(f"*{e}" for e in exts) + ")"
-        for name, exts, _ in FORMATS
+        for name, exts, _ in formats
     }
     return ";;".join(entries.values()), entries[default]
 
 
-def ask_save_path(parent: Any, suggested: str, default_format: str) -> str | None:
-    """Ask for a file name with Qt's save dialog; None when cancelled."""
+def ask_save_path(
+    parent: Any, suggested: str, default_format: str, formats: tuple = FORMATS
+) -> str | None:
+    """Ask for a file name with Qt's save dialog (among `formats`); None when
+    cancelled."""
     from qtpy.QtWidgets import QFileDialog
 
-    filters, selected = file_filter(default_format)
+    filters, selected = file_filter(default_format, formats)
     path, chosen = QFileDialog.getSaveFileName(
         parent, "Save the quantised result", suggested, filters, selected
     )
     if not path:
         return None
     if not os.path.splitext(path)[1]:
-        ext = next(exts[0] for name, exts, _ in FORMATS if chosen.startswith(name))
+        ext = next(exts[0] for name, exts, _ in formats if chosen.startswith(name))
         path += ext
     return path
+
+
+def channel_names(outcome: Any) -> list[str] | None:
+    """The channels' names of a channel result (saved as ``CHANNEL_FORMATS``);
+    None for a colour or grey result."""
+    source = getattr(outcome, "source", None)
+    channels = getattr(source, "channels", None)
+    return None if channels is None else [c.name for c in channels]
 
 
 def save_job(current: Any, path: str | os.PathLike) -> tuple[tuple, str]:
@@ -169,16 +201,20 @@ def save_job(current: Any, path: str | os.PathLike) -> tuple[tuple, str]:
     """
     if current is None:
         raise ValueError("Nothing to save yet: run a quantisation first.")
-    writer_for(path)
     outcome, _source, name = current
+    names = channel_names(outcome)
+    writer_for(path, FORMATS if names is None else CHANNEL_FORMATS)
     path = os.fspath(path)
-    args = (path, outcome.result.labels, outcome.result.palette)
+    args = (path, outcome.result.labels, outcome.result.palette, names)
     return args, f"Saving {name!r} to {path!r}..."
 
 
 def ask_result_path(parent: Any, current: Any) -> str | None:
     """Ask where to save the shown result, offering the file type that holds it."""
     outcome, _source, name = current
+    if channel_names(outcome) is not None:
+        format_name, extensions, _ = CHANNEL_FORMATS[0]
+        return ask_save_path(parent, name + extensions[0], format_name, CHANNEL_FORMATS)
     file = outcome.file
     ext = file.extension if file is not None else ".png"
     return ask_save_path(parent, name + ext, file.format if file else "indexed PNG")

@@ -453,12 +453,13 @@ class SourceRuns:
             show_info(f"{source.name}: {note}")
         name = labels.name.removesuffix(" labels")
         show_channels(w._readout, outcome, name)
-        # Save writes RGB/grey palettes; channels save as labels TIFF + CSV
-        w._current = w._ran = None
+        # Save writes it as a labels TIFF + palette CSV; not the k browser's
+        # result to come back to (its readout shows colour results only).
+        w._current, w._ran = (outcome, source, name), None
         w._status.value = (
             f"Done in {w._jobs.waited():.2f} s: {outcome.result.n_colors} classes of "
-            f"{source.n_channels} channels. Save the labels layer (File > Save "
-            "Selected Layers) as a labels TIFF with its palette CSV."
+            f"{source.n_channels} channels. Save writes the labels as a TIFF with "
+            "the palette as a CSV beside it."
         )
         w._update_enabled()
         w._scroll_to(w._readout)
