@@ -379,7 +379,10 @@ def _kernel_dtype(colors: np.ndarray) -> np.ndarray:
 def to_lab(colors: np.ndarray, unit: float) -> np.ndarray:
     from ..colorspace import rgb_to_lab
 
-    if colors.ndim == 2 and colors.dtype in (np.uint8, np.uint16):
+    # The same values either way; the table form pays off once its table
+    # (one entry per possible value) is small beside the colours.
+    table = colors.ndim == 2 and colors.dtype in (np.uint8, np.uint16)
+    if table and 8 * len(colors) > np.iinfo(colors.dtype).max:
         return integer_lab(colors, unit)
     return rgb_to_lab(np.clip(colors[:, :3].astype(np.float64) / unit, 0, 1))
 
