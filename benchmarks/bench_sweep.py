@@ -20,22 +20,27 @@ side only; it is printed too.
 Usage::
 
     python benchmarks/bench_sweep.py [FOLDER] [--limit N] [--repeat R] [--large]
-        [--only-large] [--memory]
+        [--only-large] [--memory] [--stages]
 
 FOLDER defaults to ``../shared/data/cq100`` beside the repository. ``--large``
 adds bench_peers.py's 12-megapixel photo (the astronaut upscaled to 4000 x 3000
 with noise) as the last row. ``--memory`` also prints each side's peak resident
-memory above its input (one fresh process per side and image).
+memory above its input (one fresh process per side and image). ``--stages``
+prints, instead of the timings, where one sweep of each image spends its CPU:
+the thread CPU time (``time.thread_time``, in whichever thread runs the stage)
+of each stage summed over the k, best of R.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -108,6 +113,108 @@ def _memory(path: Path) -> tuple[float, float]:
     return peaks[0], peaks[1]
 
 
+# (module, attribute, stage) of the functions timed by --stages; a name that
+# is missing (another version of the package) is skipped.
+_STAGES = (
+    ("napari_kmeans_quantize.sweep", "pixel_histogram", "histogram (once)"),
+    ("napari_kmeans_quantize._engine.pipeline", "fit_palette", "fits"),
+    ("napari_kmeans_quantize._engine.assignment", "color_labels", "nearest entries"),
+    ("napari_kmeans_quantize.histogram", "ColorHistogram.expand", "labels"),
+    ("napari_kmeans_quantize._encode", "png_rows", "PNG scanlines"),
+    ("napari_kmeans_quantize._encode", "deflate.zlib_compress", "PNG deflate"),
+    ("napari_kmeans_quantize._engine.quality", "to_lab", "CIELAB"),
+    ("napari_kmeans_quantize._engine.quality", "weighted_inertia", "PSNR error"),
+    ("napari_kmeans_quantize._engine.quality", "squared_error", "PSNR error"),
+    ("napari_kmeans_quantize._engine.quality", "_ciede2000_sum", "CIEDE2000"),
+)
+
+
+@contextlib.contextmanager
+def _timing_stages(totals: dict[str, float]):
+    """Inside the block, the _STAGES add their thread CPU time to `totals`."""
+    lock = threading.Lock()
+    undo = []
+
+    def add(stage: str, seconds: float) -> None:
+        with lock:
+            totals[stage] = totals.get(stage, 0.0) + seconds
+
+    def timed(func, stage):
+        def call(*args, **kwargs):
+            start = time.thread_time()
+            try:
+                return func(*args, **kwargs)
+            finally:
+                add(stage, time.thread_time() - start)
+
+        return call
+
+    def timed_gen(func, stage):
+        def call(*args, **kwargs):
+            gen = func(*args, **kwargs)
+            seconds = 0.0
+            try:
+                while True:  # the time of its own steps, not of the caller's
+                    start = time.thread_time()
+                    try:
+                        value = next(gen)
+                    except StopIteration as stop:
+                        return stop.value
+                    finally:
+                        seconds += time.thread_time() - start
+                    yield value
+            finally:
+                add(stage, seconds)
+
+        return call
+
+    import importlib
+    import inspect
+
+    for module, name, stage in _STAGES:
+        owner = importlib.import_module(module)
+        *path, attr = name.split(".")
+        for part in path:
+            owner = getattr(owner, part)
+        func = getattr(owner, attr, None)
+        if func is None:
+            continue
+        wrap = timed_gen if inspect.isgeneratorfunction(func) else timed
+        # A module's global, a class's method, or the deflate module's function.
+        setattr(owner, attr, wrap(func, stage))
+        undo.append((owner, attr, func))
+    try:
+        yield
+    finally:
+        for owner, attr, func in reversed(undo):
+            setattr(owner, attr, func)
+
+
+def _print_stages(image: np.ndarray, name: str, repeat: int) -> None:
+    """The thread CPU time of each stage of one sweep of `image`, best of
+    `repeat`, beside the process's CPU and wall time."""
+    best: dict[str, float] | None = None
+    for _ in range(repeat):
+        totals: dict[str, float] = {}
+        start, start_cpu = time.perf_counter(), time.process_time()
+        with _timing_stages(totals):
+            sweep(image)
+        totals["= process CPU"] = time.process_time() - start_cpu
+        totals["= wall"] = time.perf_counter() - start
+        if best is None or totals["= process CPU"] < best["= process CPU"]:
+            best = totals
+    assert best is not None
+    print(f"{name}: CPU s per stage, summed over the k (the sweep with the least")
+    print("process CPU time of its repeats)")
+    stages = [s for s in dict.fromkeys(stage for _, _, stage in _STAGES) if s in best]
+    for stage in stages:
+        print(f"  {stage:18s} {best[stage]:6.2f}")
+    rest = best["= process CPU"] - sum(best[s] for s in stages)
+    print(f"  {'the rest':18s} {rest:6.2f}")
+    print(f"  {'process CPU':18s} {best['= process CPU']:6.2f}")
+    print(f"  {'wall':18s} {best['= wall']:6.2f}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Time a k = 256 run and a full sweep on every image; print the ratios."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -128,6 +235,11 @@ def main(argv: list[str] | None = None) -> None:
         "--memory",
         action="store_true",
         help="also the peak memory (RSS above the input) of each side",
+    )
+    parser.add_argument(
+        "--stages",
+        action="store_true",
+        help="print the sweep's CPU time per stage instead of the timings",
     )
     parser.add_argument("--peak-rss", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -154,6 +266,15 @@ def main(argv: list[str] | None = None) -> None:
 
     print(f"{len(paths)} images from {args.folder}; {os.cpu_count()} cores; "
           f"load average before: {os.getloadavg()}")  # fmt: skip
+    if args.stages:
+        for path in paths:
+            image = _load(path)
+            sweep(image[:64, :64])  # the compiled kernels' loading is not a stage
+            _print_stages(image, path.stem, args.repeat)
+        print(f"load average after: {os.getloadavg()}")
+        if tmp is not None:
+            tmp.cleanup()
+        return
     print("| image | quantize k=256 s | + report s | sweep s | sweep / quantize "
           "| sweep / (quantize + report) | CPU s: + report | CPU s: sweep "
           "| CPU: sweep / (quantize + report) |")  # fmt: skip

@@ -328,3 +328,46 @@ def test_ciede2000_kernel_polynomials_match_libm():
     np.testing.assert_allclose(got[far], hues[far] - math.radians(230), atol=1e-9)
     error = np.abs(got[~far] - (hues[~far] - math.radians(230)))
     assert np.all(np.isnan(error) | (error < 1e-6))
+
+
+@pytest.mark.parametrize(
+    ("dtype", "unit"),
+    [(np.uint8, 255.0), (np.uint8, 200.0), (np.uint16, 65535.0), (np.uint16, 4095.0)],
+)
+def test_integer_lab_is_rgb_to_lab_bit_for_bit(dtype, unit):
+    # The quality figures read CIELAB through the table form: it must give
+    # exactly the colours rgb_to_lab gives (so no figure changes), including
+    # values above `unit` (clipped), blacks, whites and the sRGB curve's knee.
+    from napari_kmeans_quantize._engine.ciede2000 import integer_lab
+    from napari_kmeans_quantize.colorspace import rgb_to_lab
+
+    rng = np.random.default_rng(3)
+    top = np.iinfo(dtype).max
+    colors = rng.integers(0, top + 1, (200_000, 4)).astype(dtype)
+    edges = np.array([0, 1, 10, 11, 12, int(unit) - 1, int(unit), top], dtype)
+    grid = np.stack(np.meshgrid(edges, edges, edges, indexing="ij"), -1).reshape(-1, 3)
+    colors[: len(grid), :3] = grid
+    expected = rgb_to_lab(np.clip(colors[:, :3].astype(np.float64) / unit, 0, 1))
+    got = integer_lab(colors, unit)
+    assert got.dtype == np.float64 and got.shape == (len(colors), 3)
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(integer_lab(colors[::3, :3], unit), expected[::3])
+    with pytest.raises(TypeError, match="uint8 or uint16"):
+        integer_lab(colors.astype(np.int32), unit)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_squared_error_is_the_inertia_term_for_term(dtype):
+    from napari_kmeans_quantize._engine.ciede2000 import squared_error
+    from napari_kmeans_quantize._engine.kmeans import weighted_inertia
+
+    rng = np.random.default_rng(4)
+    colors = rng.integers(0, 256, (10_000, 3)).astype(dtype)
+    palette = rng.integers(0, 256, (17, 3)).astype(dtype)
+    entries = rng.integers(0, len(palette), len(colors))
+    weights = rng.integers(0, 50, len(colors)).astype(np.float64)
+    direct = weights @ ((colors.astype(float) - palette[entries]) ** 2).sum(axis=1)
+    total = squared_error(colors, weights, palette, entries)
+    assert total == weighted_inertia(colors, weights, palette, entries)
+    assert total == pytest.approx(direct, rel=1e-12)
+    assert squared_error(colors, weights, palette, entries.astype(np.uint8)) == total

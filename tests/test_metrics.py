@@ -614,3 +614,18 @@ def test_size_report_file_formats_of_a_stack_are_the_animations_and_tiff():
     result = quantize(frames.astype(np.uint8), 8)
     files = size_report(result, file_formats=True).file_bytes
     assert set(files) == {"apng", "gif", "tiff"}
+
+
+@pytest.mark.parametrize("n", [3, 40, 9000])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_quality_cielab_is_rgb_to_lab_for_few_and_many_colours(dtype, n):
+    # Many integer colours go through the table form, a palette's few through
+    # rgb_to_lab: the same values either way, so no figure depends on the route.
+    from napari_kmeans_quantize._engine.quality import to_lab
+    from napari_kmeans_quantize.colorspace import rgb_to_lab
+
+    colors = np.random.default_rng(n).integers(0, np.iinfo(dtype).max, (n, 4))
+    colors = colors.astype(dtype)
+    unit = float(np.iinfo(dtype).max)
+    expected = rgb_to_lab(np.clip(colors[:, :3] / unit, 0, 1))
+    np.testing.assert_array_equal(to_lab(colors, unit), expected)

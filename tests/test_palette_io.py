@@ -458,6 +458,28 @@ def test_png_rows_that_do_not_fill_their_last_byte_round_trip(k):
         np.testing.assert_array_equal(np.asarray(im.convert("RGBA")), palette[labels])
 
 
+@pytest.mark.parametrize("bits", [1, 2, 4, 8])
+def test_png_rows_are_the_filter_byte_and_the_packed_indices(bits):
+    # The scanlines deflate reads: per row a 0 (filter none), then the indices
+    # 8 / bits to a byte, first in the high bits, the last byte padded with 0;
+    # for any label dtype and for views that are not contiguous.
+    from napari_kmeans_quantize._encode import png_rows
+
+    rng = np.random.default_rng(bits)
+    per = 8 // bits
+    big = rng.integers(0, 1 << bits, (9, 40))
+    for width in (1, 2, 3, 5, 7, 8, 9, 17, 33):
+        for labels in (big[:, :width], big[1::2, 3 : 3 + width]):
+            padded = np.pad(labels, ((0, 0), (0, -width % per)))
+            weights = 1 << (8 - bits * np.arange(1, per + 1))
+            packed = (padded.reshape(len(labels), -1, per) * weights).sum(axis=-1)
+            expected = np.column_stack([np.zeros(len(labels)), packed])
+            for dtype in (np.uint8, np.uint16, np.int64):
+                rows = png_rows(labels.astype(dtype), bits)
+                assert rows.dtype == np.uint8 and rows.flags.c_contiguous
+                np.testing.assert_array_equal(rows, expected)
+
+
 @pytest.mark.parametrize("dtype", [np.uint16, np.float32, np.int16])
 def test_labels_tiff_and_palette_csv_round_trip(tmp_path, dtype):
     import tifffile

@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .ciede2000 import _ciede2000_sum
+from .ciede2000 import _ciede2000_sum, integer_lab, squared_error
 from .image import as_native, has_alpha
-from .kmeans import weighted_inertia
 from .weights import weighted_psnr
 
 if TYPE_CHECKING:
@@ -355,7 +354,7 @@ class Reference:
         measured = np.ascontiguousarray(
             _kernel_dtype(palette)[:, : self.measured_channels]
         )
-        sse = weighted_inertia(colors, weights, measured, entries)
+        sse = squared_error(colors, weights, measured, entries)
         n_values = self.n_measured * self.measured_channels
         per_channel = sse / n_values if n_values else 0.0
         quality_psnr = (
@@ -380,6 +379,11 @@ def _kernel_dtype(colors: np.ndarray) -> np.ndarray:
 def to_lab(colors: np.ndarray, unit: float) -> np.ndarray:
     from ..colorspace import rgb_to_lab
 
+    # The same values either way; the table form pays off once its table
+    # (one entry per possible value) is small beside the colours.
+    table = colors.ndim == 2 and colors.dtype in (np.uint8, np.uint16)
+    if table and 8 * len(colors) > np.iinfo(colors.dtype).max:
+        return integer_lab(colors, unit)
     return rgb_to_lab(np.clip(colors[:, :3].astype(np.float64) / unit, 0, 1))
 
 
