@@ -1100,7 +1100,7 @@ def test_save_button_asks_for_a_file_and_writes_in_a_worker(
     _run(widget, qtbot, wait_idle)
     asked = []
 
-    def ask(parent, suggested, default_format):
+    def ask(parent, suggested, default_format, formats):
         asked.append((suggested, default_format))
         return str(tmp_path / "chosen.gif")
 
