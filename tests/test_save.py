@@ -181,6 +181,30 @@ def test_a_csv_failing_after_the_tiff_names_which_was_written(tmp_path, monkeypa
     assert not tif.exists()
 
 
+def test_the_save_tooltip_names_the_dialog_formats_and_every_file(tmp_path):
+    from types import SimpleNamespace
+
+    from napari_kmeans_quantize._qt.save import (
+        CHANNEL_FORMATS,
+        ResultFile,
+        save_tooltip,
+    )
+
+    stack = SimpleNamespace(file=ResultFile("palette TIFF", ".tif", 10), source=None)
+    tip = save_tooltip((stack, None, "z k=8"))
+    assert tip.startswith("Save 'z k=8'") and "starts on palette TIFF" in tip
+    for entry in file_filter("palette TIFF")[0].split(";;"):
+        assert entry in tip
+    channels = [SimpleNamespace(name="nuclei"), SimpleNamespace(name="membranes")]
+    outcome = SimpleNamespace(file=None, source=SimpleNamespace(channels=channels))
+    tip = save_tooltip((outcome, None, "n k=5"))
+    entry = file_filter("labels TIFF + CSV", CHANNEL_FORMATS)[1]
+    assert tip.startswith(f"Save 'n k=5' as {entry}:")
+    assert "writes 'n k=5.tif'\n    writes 'n k=5_palette.csv'" in tip
+    assert "PNG" not in tip and "GIF" not in tip
+    assert "run a quantisation first" in save_tooltip(None)
+
+
 def test_the_replace_question_names_every_file_and_no_declines(monkeypatch):
     from qtpy.QtWidgets import QMessageBox
 
@@ -199,6 +223,6 @@ def test_the_replace_question_names_every_file_and_no_declines(monkeypatch):
     assert not confirm_replace(None, files, ["/d/c_palette.csv"])
     answer = QMessageBox.StandardButton.Yes
     assert confirm_replace(None, files, list(files))
-    assert asked[0].startswith("Saving writes 'c.tif', 'c_palette.csv' in '/d'.")
+    assert asked[0].startswith("Saving writes 'c.tif' and 'c_palette.csv' in '/d'.")
     assert "'c_palette.csv' already exists. Replace it?" in asked[0]
-    assert "'c.tif', 'c_palette.csv' already exist. Replace them?" in asked[1]
+    assert "'c.tif' and 'c_palette.csv' already exist. Replace them?" in asked[1]

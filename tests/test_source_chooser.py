@@ -90,6 +90,11 @@ def test_a_channel_result_saves_as_a_labels_tiff_and_its_palette_csv(
     widget._n_colors.value = 5
     _run(widget, wait_idle)
     assert widget._save_button.enabled
+    # The tooltip says what Save writes for this result: both files, no PNG.
+    tooltip = widget._save_button.native.toolTip()
+    assert tooltip.startswith("Save 'nuclei + membranes k=5' as labels TIFF + CSV")
+    assert "writes 'nuclei + membranes k=5_palette.csv'" in tooltip
+    assert "PNG" not in tooltip
     labels = viewer.layers["nuclei + membranes k=5 labels"]
     # Channel values are no palette colours: only the labels TIFF + CSV.
     with pytest.raises(ValueError, match=r"\.tif, \.tiff \(labels TIFF \+ CSV\)"):
@@ -119,6 +124,7 @@ def test_a_channel_result_saves_as_a_labels_tiff_and_its_palette_csv(
     # Removing the result leaves nothing to save.
     widget.remove_results()
     assert not widget._save_button.enabled
+    assert "run a quantisation first" in widget._save_button.native.toolTip()
 
 
 def test_saving_a_channel_result_asks_before_replacing_its_csv(

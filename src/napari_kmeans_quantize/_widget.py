@@ -488,7 +488,7 @@ class QuantizeWidget(Container):
             self._controls.update_enabled(
                 has_images,
                 has_images and self._image.value is not None,
-                self._current is not None,
+                self._current,
             )
             self._in.update_enabled()
             self._sources.update_enabled()

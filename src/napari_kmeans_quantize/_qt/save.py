@@ -62,7 +62,7 @@ CHANNEL_FORMATS = (
         (".tif", ".tiff"),
         palette_io.write_labels_tiff,
         beside=(palette_io.palette_csv_path,),
-        note="the exact channel values in the CSV",
+        note="(the CSV holds the exact channel values)",
     ),
 )
 
@@ -258,7 +258,10 @@ def confirm_replace(parent: Any, files: tuple[str, ...], existing: list[str]) ->
     from qtpy.QtWidgets import QMessageBox
 
     def names(paths):
-        return ", ".join(repr(os.path.basename(p)) for p in paths)
+        quoted = [repr(os.path.basename(p)) for p in paths]
+        return " and ".join(
+            [", ".join(quoted[:-1]), quoted[-1]] if quoted[1:] else quoted
+        )
 
     verb = "exists" if len(existing) == 1 else "exist"
     text = (
@@ -353,3 +356,31 @@ def ask_result_path(parent: Any, current: Any) -> str | None:
     """Ask where to save the shown result, offering the file type that holds it."""
     formats, fmt, suggested = _default_format(current)
     return ask_save_path(parent, suggested, fmt.name, formats)
+
+
+def save_tooltip(current: Any) -> str:
+    """The Save button's tooltip: the file types the shown result `current`
+    saves to (those the dialog offers) and the files each writes."""
+    if current is None:
+        return "Nothing to save yet: run a quantisation first."
+    formats, default, suggested = _default_format(current)
+    entries = _filter_entries(formats)
+    stem = os.path.splitext(suggested)[0]
+
+    def describe(fmt: SaveFormat) -> str:
+        files = files_written(stem + fmt.extensions[0], formats)
+        if len(files) == 1:
+            return entries[fmt.name] + (f"; {fmt.note}" if fmt.note else "")
+        # a line each: plain-text tooltips do not wrap
+        lines = [f"writes {f!r}" for f in files] + ([fmt.note] if fmt.note else [])
+        return entries[fmt.name] + ":" + "".join(f"\n    {line}" for line in lines)
+
+    if len(formats) == 1:
+        return f"Save {current[2]!r} as {describe(formats[0])}"
+    return "\n".join(
+        [
+            f"Save {current[2]!r}; the file name's extension picks the type",
+            f"(the dialog starts on {default.name}):",
+            *(f"• {describe(fmt)}" for fmt in formats),
+        ]
+    )
