@@ -123,3 +123,106 @@ def test_a_stack_saves_as_an_animated_png(tmp_path):
         for i in range(3):
             im.seek(i)
             assert np.array_equal(np.asarray(im), labels[i])
+
+
+def test_files_written_are_the_files_each_format_writes(tmp_path):
+    from napari_kmeans_quantize._qt.save import CHANNEL_FORMATS, FORMATS, files_written
+
+    labels = np.array([[0, 1, 2], [2, 1, 0]], dtype=np.uint8)
+    for formats, names in ((FORMATS, None), (CHANNEL_FORMATS, ["a", "b", "c"])):
+        for fmt in formats:
+            folder = tmp_path / f"{fmt.name}{fmt.extensions[0]}"
+            folder.mkdir()
+            path = str(folder / f"q{fmt.extensions[0]}")
+            drain(save_iter(path, labels, PALETTE, names))
+            expected = {os.path.basename(f) for f in files_written(path, formats)}
+            assert set(os.listdir(folder)) == expected, fmt.name
+    assert files_written("d/c.tif", CHANNEL_FORMATS) == ("d/c.tif", "d/c_palette.csv")
+
+
+def test_a_read_only_csv_is_refused_before_the_tiff_is_written(tmp_path):
+    labels = np.array([[0, 1], [2, 1]], dtype=np.uint8)
+    tif, csv = tmp_path / "c.tif", tmp_path / "c_palette.csv"
+    tif.write_bytes(b"the older labels")
+    csv.write_bytes(b"the older palette")
+    csv.chmod(0o444)
+    with pytest.raises(PermissionError, match="read-only"):
+        drain(save_iter(str(tif), labels, PALETTE, ["r", "g", "b"]))
+    assert tif.read_bytes() == b"the older labels"
+    assert csv.read_bytes() == b"the older palette"
+
+
+def test_a_csv_failing_after_the_tiff_names_which_was_written(tmp_path, monkeypatch):
+    import errno
+
+    from napari_kmeans_quantize import palette_io
+
+    real = palette_io.atomic_write
+
+    def full_disk_for_the_csv(path, write, **kwargs):
+        if str(path).endswith(".csv"):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, write, **kwargs)
+
+    monkeypatch.setattr(palette_io, "atomic_write", full_disk_for_the_csv)
+    labels = np.array([[0, 1], [2, 1]], dtype=np.uint8)
+    tif, csv = tmp_path / "c.tif", tmp_path / "c_palette.csv"
+    csv.write_bytes(b"the older palette")
+    with pytest.raises(OSError) as caught:
+        drain(save_iter(str(tif), labels, PALETTE, ["r", "g", "b"]))
+    message = str(caught.value)
+    assert f"{str(tif)!r} was written but {str(csv)!r} was not" in message
+    assert "No space left on device" in message
+    assert csv.read_bytes() == b"the older palette"
+    # Failing before anything is written, the error is the writer's own.
+    tif.unlink()
+    with pytest.raises(ValueError, match="must name each"):
+        drain(save_iter(str(tif), labels, PALETTE, ["r", "g"]))
+    assert not tif.exists()
+
+
+def test_the_save_tooltip_names_the_dialog_formats_and_every_file(tmp_path):
+    from types import SimpleNamespace
+
+    from napari_kmeans_quantize._qt.save import (
+        CHANNEL_FORMATS,
+        ResultFile,
+        save_tooltip,
+    )
+
+    stack = SimpleNamespace(file=ResultFile("palette TIFF", ".tif", 10), source=None)
+    tip = save_tooltip((stack, None, "z k=8"))
+    assert tip.startswith("Save 'z k=8'") and "starts on palette TIFF" in tip
+    for entry in file_filter("palette TIFF")[0].split(";;"):
+        assert entry in tip
+    channels = [SimpleNamespace(name="nuclei"), SimpleNamespace(name="membranes")]
+    outcome = SimpleNamespace(file=None, source=SimpleNamespace(channels=channels))
+    tip = save_tooltip((outcome, None, "n k=5"))
+    entry = file_filter("labels TIFF + CSV", CHANNEL_FORMATS)[1]
+    assert tip.startswith(f"Save 'n k=5' as {entry}:")
+    assert "writes 'n k=5.tif'\n    writes 'n k=5_palette.csv'" in tip
+    assert "PNG" not in tip and "GIF" not in tip
+    assert "run a quantisation first" in save_tooltip(None)
+
+
+def test_the_replace_question_names_every_file_and_no_declines(monkeypatch):
+    from qtpy.QtWidgets import QMessageBox
+
+    from napari_kmeans_quantize._qt.save import confirm_replace
+
+    asked = []
+
+    def question(parent, title, text, buttons, default):
+        asked.append(text)
+        assert default == QMessageBox.StandardButton.No  # Enter keeps the files
+        return answer
+
+    monkeypatch.setattr(QMessageBox, "question", question)
+    files = ("/d/c.tif", "/d/c_palette.csv")
+    answer = QMessageBox.StandardButton.No
+    assert not confirm_replace(None, files, ["/d/c_palette.csv"])
+    answer = QMessageBox.StandardButton.Yes
+    assert confirm_replace(None, files, list(files))
+    assert asked[0].startswith("Saving writes 'c.tif' and 'c_palette.csv' in '/d'.")
+    assert "'c_palette.csv' already exists. Replace it?" in asked[0]
+    assert "'c.tif' and 'c_palette.csv' already exist. Replace them?" in asked[1]

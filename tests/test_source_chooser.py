@@ -90,6 +90,11 @@ def test_a_channel_result_saves_as_a_labels_tiff_and_its_palette_csv(
     widget._n_colors.value = 5
     _run(widget, wait_idle)
     assert widget._save_button.enabled
+    # The tooltip says what Save writes for this result: both files, no PNG.
+    tooltip = widget._save_button.native.toolTip()
+    assert tooltip.startswith("Save 'nuclei + membranes k=5' as labels TIFF + CSV")
+    assert "writes 'nuclei + membranes k=5_palette.csv'" in tooltip
+    assert "PNG" not in tooltip
     labels = viewer.layers["nuclei + membranes k=5 labels"]
     # Channel values are no palette colours: only the labels TIFF + CSV.
     with pytest.raises(ValueError, match=r"\.tif, \.tiff \(labels TIFF \+ CSV\)"):
@@ -119,6 +124,63 @@ def test_a_channel_result_saves_as_a_labels_tiff_and_its_palette_csv(
     # Removing the result leaves nothing to save.
     widget.remove_results()
     assert not widget._save_button.enabled
+    assert "run a quantisation first" in widget._save_button.native.toolTip()
+
+
+def test_saving_a_channel_result_asks_before_replacing_its_csv(
+    make_widget, wait_idle, cells, tmp_path, monkeypatch
+):
+    from qtpy.QtWidgets import QFileDialog
+
+    from napari_kmeans_quantize._qt import save as save_module
+    from napari_kmeans_quantize.palette_io import read_palette_csv
+
+    viewer, widget = make_widget()
+    nuclei, membranes = _add_channels(viewer, cells[:4])
+    widget._in.sources.mode.value = "layers"
+    widget._in.sources.layers.value = [nuclei, membranes]
+    widget._n_colors.value = 4
+    _run(widget, wait_idle)
+    # Only the CSV exists: the dialog's own question (about the TIFF) would
+    # not come; this one does, and No writes nothing and goes back to the dialog.
+    tif, csv = tmp_path / "c.tif", tmp_path / "c_palette.csv"
+    csv.write_bytes(b"an older palette")
+    answers = [(str(tif), "labels TIFF + CSV (*.tif *.tiff)"), ("", "")]
+    dialogs, questions = [], []
+
+    def dialog(parent, caption, suggested, filters, selected, *options):
+        dialogs.append((suggested, options))
+        return answers.pop(0)
+
+    def confirm(parent, files, existing):
+        questions.append((files, existing))
+        return False
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", dialog)
+    monkeypatch.setattr(save_module, "confirm_replace", confirm, raising=False)
+    widget._save_button.native.click()
+    assert not widget.is_running
+    assert questions == [((str(tif), str(csv)), [str(csv)])]
+    assert [d[0] for d in dialogs] == ["nuclei + membranes k=4.tif", str(tif)]
+    assert all(
+        d[1] and d[1][0] & QFileDialog.Option.DontConfirmOverwrite for d in dialogs
+    )
+    assert csv.read_bytes() == b"an older palette" and not tif.exists()
+    # A name typed without its extension gets one, and is asked about too.
+    answers[:] = [(str(tmp_path / "c"), "labels TIFF + CSV (*.tif *.tiff)")]
+
+    def replace(parent, files, existing):
+        questions.append((files, existing))
+        return True
+
+    monkeypatch.setattr(save_module, "confirm_replace", replace)
+    widget._save_button.native.click()
+    wait_idle(widget)
+    assert questions[-1] == ((str(tif), str(csv)), [str(csv)])
+    labels = viewer.layers["nuclei + membranes k=4 labels"]
+    palette, _names = read_palette_csv(csv)
+    np.testing.assert_array_equal(palette, labels.metadata["palette"])
+    assert tif.exists() and "c_palette.csv" in widget._status.value
 
 
 def test_channels_inside_one_layer_follow_the_guessed_axis(

@@ -1100,10 +1100,15 @@ def test_save_button_asks_for_a_file_and_writes_in_a_worker(
     _run(widget, qtbot, wait_idle)
     asked = []
 
-    def ask(parent, suggested, default_format):
+    def ask(parent, suggested, default_format, formats):
         asked.append((suggested, default_format))
         return str(tmp_path / "chosen.gif")
 
+    # the tooltip offers what the dialog offers
+    tooltip = widget._save_button.native.toolTip()
+    assert tooltip.startswith("Save 'img k=4'") and "starts on indexed PNG" in tooltip
+    for entry in save_module.file_filter("indexed PNG")[0].split(";;"):
+        assert entry in tooltip
     monkeypatch.setattr(save_module, "ask_save_path", ask)
     widget._save_button.native.click()
     assert widget.is_running  # the write runs in a worker

@@ -296,3 +296,21 @@ def test_multichannel_labels_as_tiff_plus_palette_csv(make_napari_viewer, tmp_pa
     palette, names = read_palette_csv(paths[1])
     np.testing.assert_array_equal(palette, result.palette)
     assert names == list("abcde")
+
+
+def test_a_read_only_palette_csv_is_refused_before_the_tiff(tmp_path):
+    from napari.layers import Labels
+
+    from napari_kmeans_quantize._writer import write_labels_with_csv
+
+    result = quantize(np.random.default_rng(3).integers(0, 4096, (8, 9, 2)), 3)
+    layer = Labels(result.labels, metadata={"palette": result.palette})
+    data, meta, _ = layer.as_layer_data_tuple()
+    tif, csv = tmp_path / "cells.tif", tmp_path / "cells_palette.csv"
+    tif.write_bytes(b"the older labels")
+    csv.write_bytes(b"the older palette")
+    csv.chmod(0o444)
+    with pytest.raises(PermissionError, match="read-only"):
+        write_labels_with_csv(str(tif), data, meta)
+    assert tif.read_bytes() == b"the older labels"
+    assert csv.read_bytes() == b"the older palette"

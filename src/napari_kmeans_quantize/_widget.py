@@ -263,7 +263,9 @@ class QuantizeWidget(Container):
         and the exact palette as ``<stem>_palette.csv`` beside it, its columns
         named by the channels. The labels and palette are those of the readout's
         result; the files are written atomically, so a failed save leaves no
-        half-written file.
+        half-written file, and all are checked first (a read-only CSV is refused
+        before the TIFF is written). Existing files are replaced without asking
+        here; the Save button asks first about every file it would replace.
 
         Raises
         ------
@@ -486,7 +488,7 @@ class QuantizeWidget(Container):
             self._controls.update_enabled(
                 has_images,
                 has_images and self._image.value is not None,
-                self._current is not None,
+                self._current,
             )
             self._in.update_enabled()
             self._sources.update_enabled()

@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from . import palette_io
+from ._atomic import check_target
 
 __all__ = [
     "write_apng",
@@ -147,10 +148,18 @@ def write_labels_with_csv(path: str, data: Any, meta: dict) -> list[str]:
     paths : list of str
         The TIFF and the CSV, or ``[]`` with a warning when the layer does not
         fit.
+
+    Raises
+    ------
+    OSError
+        If either file cannot be written; a read-only CSV (napari's dialog asks
+        about the TIFF only) is refused before the TIFF is written.
     """
     extra = meta.get("metadata") or {}
 
     def write(target: str, labels: np.ndarray, palette: np.ndarray) -> list[str]:
+        for file in (target, palette_io.palette_csv_path(target)):
+            check_target(file)
         own = extra.get("palette")
         names = None
         if own is not None and len(own) >= len(palette):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from magicgui.widgets import Container, Label, ProgressBar, PushButton
+
+from .save import save_tooltip
 
 #: The job buttons' texts, by job (a running job's button reads "Cancel").
 BUTTON_TEXT = {
@@ -32,10 +36,7 @@ class Controls:
         self.save_button = PushButton(
             text=BUTTON_TEXT["save"],
             enabled=False,
-            tooltip=(
-                "Save the shown result as an indexed PNG (the default), a palette "
-                "GIF or a palette TIFF (multi-page for a stack)."
-            ),
+            tooltip=save_tooltip(None),
         )
         self.remove_button = PushButton(
             text="Remove results",
@@ -70,12 +71,15 @@ class Controls:
             self.save_button,
         ]
 
-    def update_enabled(self, has_images: bool, can_run: bool, has_result: bool):
-        """Enable the job buttons for an idle widget."""
+    def update_enabled(self, has_images: bool, can_run: bool, current: Any) -> None:
+        """Enable the job buttons for an idle widget; Save's tooltip names the
+        files the shown result `current` (outcome, source, name, or None) saves
+        to."""
         self.hint.visible = not has_images
         for button in self.buttons():
             button.enabled = can_run
-        self.save_button.enabled = has_result
+        self.save_button.enabled = current is not None
+        self.save_button.tooltip = save_tooltip(current)
         self.run_button.tooltip = (
             "Quantise the selected image layer."
             if has_images

@@ -1,34 +1,69 @@
 """Which file holds a result, its real size, and writing it.
 
 The rules here import no Qt (the size is measured in the worker that computes the
-result); only :func:`ask_save_path` opens a dialog.
+result); only :func:`ask_save_path` and :func:`confirm_replace` open dialogs.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from .. import palette_io
+from .._atomic import check_target
 
-#: The file types a result saves to: (name, extensions, writer), the first is the
-#: default for one 2-D plane. PNG and GIF save a stack as an animation (frames
-#: along the first axis); WebP holds one plane.
+
+class SaveFormat(NamedTuple):
+    """A file type Save offers: the dialog's filter entry, the button's tooltip and
+    the writer all come from it."""
+
+    name: str
+    extensions: tuple[str, ...]
+    write: Callable[..., Any]
+    #: What `write` puts beside the file it is given, each a function of that
+    #: file's path (palette_io's own rule), so that a save asks before replacing
+    #: any of them.
+    beside: tuple[Callable[[str], str], ...] = ()
+    note: str = ""
+
+
+#: The file types a result saves to; the first is the default for one 2-D plane.
 FORMATS = (
-    ("indexed PNG", (".png",), palette_io.write_apng),
-    ("palette GIF", (".gif",), palette_io.write_animated_gif),
-    ("palette TIFF", (".tif", ".tiff"), palette_io.write_palette_tiff),
-    ("animated PNG", (".apng",), palette_io.write_apng),
-    ("lossless WebP", (".webp",), palette_io.write_webp),
+    SaveFormat(
+        "indexed PNG", (".png",), palette_io.write_apng, note="a stack: animated"
+    ),
+    SaveFormat(
+        "palette GIF",
+        (".gif",),
+        palette_io.write_animated_gif,
+        note="a stack: animated",
+    ),
+    SaveFormat(
+        "palette TIFF",
+        (".tif", ".tiff"),
+        palette_io.write_palette_tiff,
+        note="a stack: multi-page",
+    ),
+    SaveFormat("animated PNG", (".apng",), palette_io.write_apng),
+    SaveFormat(
+        "lossless WebP", (".webp",), palette_io.write_webp, note="one plane only"
+    ),
 )
 #: The file type of a channel result (e.g. fluorescence), whose palette entries
 #: are no colours a palette file holds: the labels as a grey TIFF with the exact
-#: palette as CSV beside it, both written atomically.
+#: palette as CSV beside it, each written atomically.
 CHANNEL_FORMATS = (
-    ("labels TIFF + CSV", (".tif", ".tiff"), palette_io.write_labels_tiff),
+    SaveFormat(
+        "labels TIFF + CSV",
+        (".tif", ".tiff"),
+        palette_io.write_labels_tiff,
+        beside=(palette_io.palette_csv_path,),
+        note="(the CSV holds the exact channel values)",
+    ),
 )
 
 
@@ -105,9 +140,9 @@ def result_file(
     return ResultFile(name, ext, n_bytes, why)
 
 
-def writer_for(path: str | os.PathLike, formats: tuple = FORMATS) -> tuple[str, Any]:
-    """(format name, palette_io writer) for the extension of `path`, among
-    `formats` (those of a colour result by default, or ``CHANNEL_FORMATS``).
+def format_of(path: str | os.PathLike, formats: tuple = FORMATS) -> SaveFormat:
+    """The entry of `formats` (those of a colour result by default, or
+    ``CHANNEL_FORMATS``) for the extension of `path`.
 
     Raises
     ------
@@ -115,14 +150,56 @@ def writer_for(path: str | os.PathLike, formats: tuple = FORMATS) -> tuple[str, 
         For an extension no writer has.
     """
     ext = os.path.splitext(os.fspath(path))[1].lower()
-    for name, extensions, write in formats:
-        if ext in extensions:
-            return name, write
-    known = ", ".join(e for _, exts, _ in formats for e in exts)
-    names = ", ".join(name for name, _, _ in formats)
+    for fmt in formats:
+        if ext in fmt.extensions:
+            return fmt
+    known = ", ".join(e for fmt in formats for e in fmt.extensions)
+    names = ", ".join(fmt.name for fmt in formats)
     raise ValueError(
         f"Cannot save {os.fspath(path)!r}: the file name must end in one of {known} "
         f"({names})."
+    )
+
+
+def writer_for(path: str | os.PathLike, formats: tuple = FORMATS) -> tuple[str, Any]:
+    """(format name, palette_io writer) for the extension of `path` (see
+    :func:`format_of`)."""
+    fmt = format_of(path, formats)
+    return fmt.name, fmt.write
+
+
+def files_written(path: str | os.PathLike, formats: tuple = FORMATS) -> tuple[str, ...]:
+    """Every file a save to `path` writes: `path`, then those its format writes
+    beside it (a labels TIFF's palette CSV).
+
+    Raises
+    ------
+    ValueError
+        For an extension no writer has.
+    """
+    path = os.fspath(path)
+    return (path, *(beside(path) for beside in format_of(path, formats).beside))
+
+
+def _identity(path: str) -> tuple[int, int, int] | None:
+    """What tells the file at `path` from the one an atomic write puts there."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def _half_written(files: tuple[str, ...], before: list, err: OSError) -> OSError:
+    """`err`, or when some of `files` were written before it, an error naming
+    those written and those not (each write is atomic, the set of them is not)."""
+    written = [f for f, old in zip(files, before, strict=True) if _identity(f) != old]
+    if not written:
+        return err
+    missing = [f for f in files if f not in written]
+    return OSError(
+        f"{', '.join(map(repr, written))} was written but {', '.join(map(repr, missing))}"
+        f" was not ({err}); save again to write them all."
     )
 
 
@@ -138,48 +215,98 @@ def save_iter(
     palette, its columns so named, to the CSV beside it (``CHANNEL_FORMATS``).
     Returns ``(path, format name, bytes written)``, the bytes of every file
     written. Lazy labels are computed here, in the worker; the files are written
-    atomically by :mod:`.palette_io`.
+    atomically by :mod:`.palette_io`, and every one of them is checked first (a
+    read-only CSV is refused before the TIFF is written).
     """
     channels = channel_names is not None
-    name, write = writer_for(path, CHANNEL_FORMATS if channels else FORMATS)
+    formats = CHANNEL_FORMATS if channels else FORMATS
+    fmt = format_of(path, formats)
+    files = files_written(path, formats)
+    for file in files:
+        check_target(file)
     yield 0.0
     array = np.asarray(labels)
     yield 0.5
-    if channels:
-        files = write(path, array, palette, channel_names=list(channel_names))
-        name = f"{name}, the palette in {files[1]!r}"
-    else:
-        files = (write(path, array, palette),)
+    options = {"channel_names": list(channel_names)} if channels else {}
+    before = [_identity(file) for file in files]
+    try:
+        fmt.write(path, array, palette, **options)
+    except OSError as err:
+        raise _half_written(files, before, err) from err
     yield 1.0
+    name = fmt.name
+    if len(files) > 1:
+        name += ", with " + ", ".join(map(repr, files[1:])) + " beside it"
     return files[0], name, sum(os.path.getsize(f) for f in files)
+
+
+def _filter_entries(formats: tuple) -> dict[str, str]:
+    return {
+        fmt.name: f"{fmt.name} (" + " ".join(f"*{e}" for e in fmt.extensions) + ")"
+        for fmt in formats
+    }
 
 
 def file_filter(default: str, formats: tuple = FORMATS) -> tuple[str, str]:
     """The dialog's file-type list and the entry for `default` (a format name)."""
-    entries = {
-        name: f"{name} (" + " ".join(f"*{e}" for e in exts) + ")"
-        for name, exts, _ in formats
-    }
+    entries = _filter_entries(formats)
     return ";;".join(entries.values()), entries[default]
+
+
+def confirm_replace(parent: Any, files: tuple[str, ...], existing: list[str]) -> bool:
+    """Ask whether to replace the `existing` ones of the `files` a save writes."""
+    from qtpy.QtWidgets import QMessageBox
+
+    def names(paths):
+        quoted = [repr(os.path.basename(p)) for p in paths]
+        return " and ".join(
+            [", ".join(quoted[:-1]), quoted[-1]] if quoted[1:] else quoted
+        )
+
+    verb = "exists" if len(existing) == 1 else "exist"
+    text = (
+        f"Saving writes {names(files)} in {os.path.dirname(files[0])!r}.\n\n"
+        f"{names(existing)} already {verb}. Replace {'it' if verb == 'exists' else 'them'}?"
+    )
+    yes, no = QMessageBox.StandardButton.Yes, QMessageBox.StandardButton.No
+    return QMessageBox.question(parent, "Replace?", text, yes | no, no) == yes
 
 
 def ask_save_path(
     parent: Any, suggested: str, default_format: str, formats: tuple = FORMATS
 ) -> str | None:
     """Ask for a file name with Qt's save dialog (among `formats`); None when
-    cancelled."""
+    cancelled.
+
+    One question covers every file the save would replace (:func:`files_written`,
+    not only the one named); No goes back to the dialog.
+    """
     from qtpy.QtWidgets import QFileDialog
 
     filters, selected = file_filter(default_format, formats)
-    path, chosen = QFileDialog.getSaveFileName(
-        parent, "Save the quantised result", suggested, filters, selected
-    )
-    if not path:
-        return None
-    if not os.path.splitext(path)[1]:
-        ext = next(exts[0] for name, exts, _ in formats if chosen.startswith(name))
-        path += ext
-    return path
+    while True:
+        path, selected = QFileDialog.getSaveFileName(
+            parent,
+            "Save the quantised result",
+            suggested,
+            filters,
+            selected,
+            QFileDialog.Option.DontConfirmOverwrite,
+        )
+        if not path:
+            return None
+        if not os.path.splitext(path)[1]:
+            path += next(
+                f.extensions[0] for f in formats if selected.startswith(f.name)
+            )
+        try:
+            files = files_written(path, formats)
+        except ValueError:  # Save refuses it with the known extensions
+            return path
+        existing = [f for f in files if os.path.lexists(f)]
+        if not existing or confirm_replace(parent, files, existing):
+            return path
+        suggested = path
 
 
 def channel_names(outcome: Any) -> list[str] | None:
@@ -188,6 +315,12 @@ def channel_names(outcome: Any) -> list[str] | None:
     source = getattr(outcome, "source", None)
     channels = getattr(source, "channels", None)
     return None if channels is None else [c.name for c in channels]
+
+
+def formats_of(outcome: Any) -> tuple[SaveFormat, ...]:
+    """The file types a result saves to: ``CHANNEL_FORMATS`` for a channel
+    result, else ``FORMATS``."""
+    return FORMATS if channel_names(outcome) is None else CHANNEL_FORMATS
 
 
 def save_job(current: Any, path: str | os.PathLike) -> tuple[tuple, str]:
@@ -202,19 +335,52 @@ def save_job(current: Any, path: str | os.PathLike) -> tuple[tuple, str]:
     if current is None:
         raise ValueError("Nothing to save yet: run a quantisation first.")
     outcome, _source, name = current
-    names = channel_names(outcome)
-    writer_for(path, FORMATS if names is None else CHANNEL_FORMATS)
+    format_of(path, formats_of(outcome))
     path = os.fspath(path)
-    args = (path, outcome.result.labels, outcome.result.palette, names)
+    args = (path, outcome.result.labels, outcome.result.palette, channel_names(outcome))
     return args, f"Saving {name!r} to {path!r}..."
+
+
+def _default_format(current: Any) -> tuple[tuple, SaveFormat, str]:
+    """(formats, the default one, its suggested file name) of the shown result."""
+    outcome, _source, name = current
+    formats = formats_of(outcome)
+    file = outcome.file if formats is FORMATS else None
+    default = file.format if file is not None else formats[0].name
+    fmt = next(f for f in formats if f.name == default)
+    ext = file.extension if file is not None else fmt.extensions[0]
+    return formats, fmt, name + ext
 
 
 def ask_result_path(parent: Any, current: Any) -> str | None:
     """Ask where to save the shown result, offering the file type that holds it."""
-    outcome, _source, name = current
-    if channel_names(outcome) is not None:
-        format_name, extensions, _ = CHANNEL_FORMATS[0]
-        return ask_save_path(parent, name + extensions[0], format_name, CHANNEL_FORMATS)
-    file = outcome.file
-    ext = file.extension if file is not None else ".png"
-    return ask_save_path(parent, name + ext, file.format if file else "indexed PNG")
+    formats, fmt, suggested = _default_format(current)
+    return ask_save_path(parent, suggested, fmt.name, formats)
+
+
+def save_tooltip(current: Any) -> str:
+    """The Save button's tooltip: the file types the shown result `current`
+    saves to (those the dialog offers) and the files each writes."""
+    if current is None:
+        return "Nothing to save yet: run a quantisation first."
+    formats, default, suggested = _default_format(current)
+    entries = _filter_entries(formats)
+    stem = os.path.splitext(suggested)[0]
+
+    def describe(fmt: SaveFormat) -> str:
+        files = files_written(stem + fmt.extensions[0], formats)
+        if len(files) == 1:
+            return entries[fmt.name] + (f"; {fmt.note}" if fmt.note else "")
+        # a line each: plain-text tooltips do not wrap
+        lines = [f"writes {f!r}" for f in files] + ([fmt.note] if fmt.note else [])
+        return entries[fmt.name] + ":" + "".join(f"\n    {line}" for line in lines)
+
+    if len(formats) == 1:
+        return f"Save {current[2]!r} as {describe(formats[0])}"
+    return "\n".join(
+        [
+            f"Save {current[2]!r}; the file name's extension picks the type",
+            f"(the dialog starts on {default.name}):",
+            *(f"• {describe(fmt)}" for fmt in formats),
+        ]
+    )
