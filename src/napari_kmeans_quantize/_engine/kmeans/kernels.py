@@ -15,6 +15,11 @@ from .centres import _best_two, _error, _means, _moved_kernel, _sq_dist
 # Why _lloyd_run returned.
 _CONVERGED, _STILL, _EMPTY, _RUN_OUT = 0, 1, 2, 3
 
+# What _assign_kernel does besides the search: nothing (the labels are left
+# for the caller), the sums' update on the way (one thread, all points), or the
+# list of the points that moved (a slice of the points, in a thread).
+_SEARCH, _FUSED, _COLLECT = 0, 1, 2
+
 
 @njit(nogil=True, cache=True)
 def _stop_rule(prev_err, err, tol, n_sum):  # pragma: no cover
@@ -56,7 +61,8 @@ def _lloyd_run(
             (weights, w_sum, s_sum, n_sum),
             0,
             n,
-            True,
+            _FUSED,
+            new_labels[:0],
         )
         err = _error(const, s_sum, w_sum, n_sum)
         if moved == 0:
@@ -68,19 +74,23 @@ def _lloyd_run(
 
 
 @njit(nogil=True, cache=True)
-def _assign_kernel(pts, cen, widen, wid, sums, first, stop, fused):  # pragma: no cover
+def _assign_kernel(
+    pts, cen, widen, wid, sums, first, stop, mode, moved_at
+):  # pragma: no cover
     # Grouped arguments: the per-point arrays (`pts`, updated in place except
-    # the labels unless `fused`), the search structure of the centres (`cen`,
+    # the labels unless _FUSED), the search structure of the centres (`cen`,
     # see _Centres), the pending bound widening (`wid`, applied first when
-    # `widen`) and the cluster sums (`sums`, only touched when `fused`).
+    # `widen`) and the cluster sums (`sums`, only touched when _FUSED).
     points, labels, upper, lower, new = pts
     centers, half_gap, proj, order, axis, nbr, nbr_dist, cnt, ext = cen
     weights, w_sum, s_sum, n_sum = sums
-    # Points first..stop-1 only, so that threads can share the arrays. With
-    # `fused` (one thread, all points) it also does _move_kernel's work as it
-    # goes: a point that moves updates the sums at once, in point order as
-    # _move_kernel does, so the sums are the same bit for bit and the points
-    # are read once per iteration instead of twice.
+    # Points first..stop-1 only, so that threads can share the arrays. Both
+    # other modes also find the clusters' largest upper bounds (what _radii
+    # would find next). _FUSED (one thread, all points) moves the points as it
+    # goes: a point that moves updates the sums at once, in point order, so the
+    # points are read once per iteration. _COLLECT writes the points that moved
+    # to moved_at[first:first + moved]; _apply_moves then adds those up, slice
+    # after slice, in the same point order: the sums are the same bit for bit.
     moved = 0
     top_upper = np.zeros(len(w_sum))
     d = points.shape[1]
@@ -154,13 +164,16 @@ def _assign_kernel(pts, cen, widen, wid, sums, first, stop, fused):  # pragma: n
                 new[i] = i1
                 upper[i] = np.sqrt(b1)
                 lower[i] = np.sqrt(b2)
-        if fused:
+        if mode != _SEARCH:
             b = new[i]
             top_upper[b] = max(top_upper[b], upper[i])
             if b != a:
+                if mode == _FUSED:
+                    _move_point(points, weights, i, a, b, w_sum, s_sum, n_sum)
+                    labels[i] = b
+                else:
+                    moved_at[first + moved] = i
                 moved += 1
-                _move_point(points, weights, i, a, b, w_sum, s_sum, n_sum)
-                labels[i] = b
     return moved, top_upper
 
 
@@ -188,23 +201,20 @@ def _widen_point(i, a, upper, lower, wid):  # pragma: no cover
 
 
 @njit(nogil=True, cache=True)
-def _move_kernel(
-    points, weights, labels, new, upper, w_sum, s_sum, n_sum
+def _apply_moves(
+    points, weights, labels, new, moved_at, firsts, counts, w_sum, s_sum, n_sum
 ):  # pragma: no cover
-    # Serial, in point order, so that the sums are the same on every run. Also
-    # the largest upper bound in each cluster (what _radii would find next).
+    # The moves that _COLLECT slices listed, slice after slice: in point order,
+    # without a pass over the points that stay.
     moved = 0
-    top_upper = np.zeros(len(w_sum))
-    for i in range(len(labels)):
-        b = new[i]
-        a = labels[i]
-        top_upper[b] = max(top_upper[b], upper[i])
-        if a == b:
-            continue
-        moved += 1
-        _move_point(points, weights, i, a, b, w_sum, s_sum, n_sum)
-        labels[i] = b
-    return moved, top_upper
+    for s in range(len(firsts)):
+        for t in range(firsts[s], firsts[s] + counts[s]):
+            i = moved_at[t]
+            b = new[i]
+            _move_point(points, weights, i, labels[i], b, w_sum, s_sum, n_sum)
+            labels[i] = b
+            moved += 1
+    return moved
 
 
 @njit(nogil=True, cache=True, inline="always")

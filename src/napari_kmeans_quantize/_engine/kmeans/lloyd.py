@@ -12,13 +12,15 @@ from scipy.spatial import cKDTree
 from ... import gather
 from .centres import _error, _means, _moved_kernel, _projections
 from .kernels import (
+    _COLLECT,
     _CONVERGED,
     _EMPTY,
+    _SEARCH,
     _STILL,
+    _apply_moves,
     _assign_kernel,
     _inherit_kernel,
     _lloyd_run,
-    _move_kernel,
     _radii,
     _stop_rule,
     _sums_kernel,
@@ -39,8 +41,14 @@ _OVERRELAX = 0.8
 _LOCAL_MAX_CLUSTERS = 1024
 
 
-# Assignments over more points than this use every core.
+# Assignments over more points than this use every core ...
 _PARALLEL_POINTS = 1 << 16
+
+
+# ... in this many chunks, which the threads take in turn (see
+# gather.each_chunk): a thread kept waiting for a core delays the others by one
+# chunk, not by half the points.
+_SEARCH_CHUNKS = 8
 
 
 # Iterations of a level that run in one kernel call between progress reports.
@@ -141,32 +149,42 @@ class _Centres:
             self.half_gap = 0.5 * tree.query(self.centers, k=2)[0][:, 1]
 
 
-# The weights and sums that _assign_kernel does not touch when not fused.
+# The weights and sums that _assign_kernel does not touch unless fused.
 _NO_SUMS = (np.zeros(0), np.zeros(0), np.zeros((0, 3)), np.zeros(0, dtype=np.intp))
 
 
-def _search_all(points: np.ndarray, cen: _Centres, state: _State) -> np.ndarray:
+def _search_all(
+    points: np.ndarray, cen: _Centres, state: _State, sums: tuple | None = None
+) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int, np.ndarray]]]:
     """Labels after moving every point whose bounds allow it to its nearest centre.
 
     Updates ``state.upper`` and ``state.lower`` in place; ``state.labels`` is
-    left as it was so that the caller can see which points moved.
+    left as it was so that the caller can see which points moved. Given the
+    cluster `sums` (left as they are) each slice also lists the points that
+    moved: returned with the labels are those lists' array and, per slice, its
+    first point, how many moved and its clusters' largest upper bounds.
     """
     new = np.empty_like(state.labels)
+    collect = sums is not None
+    moved_at = np.empty(len(points) if collect else 0, dtype=np.intp)
+    slices: list[tuple[int, int, np.ndarray]] = []
 
     def run(lo: int, hi: int) -> None:
-        _assign_kernel(
+        moved, top_upper = _assign_kernel(
             (points, state.labels, state.upper, state.lower, new),
             cen.search_args(),
             cen.widen,
             cen.widen_args(),
-            _NO_SUMS,
+            sums if collect else _NO_SUMS,
             lo,
             hi,
-            False,
+            _COLLECT if collect else _SEARCH,
+            moved_at,
         )
+        slices.append((lo, moved, top_upper))
 
-    gather.each_slice(len(points), run, _PARALLEL_POINTS)
-    return new
+    gather.each_chunk(len(points), run, _SEARCH_CHUNKS, _PARALLEL_POINTS)
+    return new, moved_at, sorted(slices, key=lambda s: s[0])
 
 
 def _initial_state(points: np.ndarray, centers: np.ndarray, axis: np.ndarray) -> _State:
@@ -176,7 +194,7 @@ def _initial_state(points: np.ndarray, centers: np.ndarray, axis: np.ndarray) ->
     state = _State(
         centers, np.zeros(n, dtype=np.intp), np.full(n, np.inf), np.full(n, -np.inf)
     )
-    state.labels = _search_all(points, _Centres(centers, axis), state)
+    state.labels = _search_all(points, _Centres(centers, axis), state)[0]
     return state
 
 
@@ -353,19 +371,29 @@ class _Clusters:
         Call after :meth:`update`, which widens the bounds.
         """
         st = self.state
-        new = _search_all(self.points, self.cen, st)
+        new, moved_at, slices = _search_all(
+            self.points,
+            self.cen,
+            st,
+            (self.weights, self.w_sum, self.s_sum, self.n_sum),
+        )
         self.cen.widen = False
-        moved, self.top_upper = _move_kernel(
+        firsts, counts, tops = zip(*slices, strict=True)
+        # A maximum is the same whatever the order: the slices' maxima are
+        # those over all points.
+        self.top_upper = np.maximum.reduce(tops) if len(tops) > 1 else tops[0]
+        return _apply_moves(
             self.points,
             self.weights,
             st.labels,
             new,
-            st.upper,
+            moved_at,
+            np.array(firsts, dtype=np.intp),
+            np.array(counts, dtype=np.intp),
             self.w_sum,
             self.s_sum,
             self.n_sum,
         )
-        return moved
 
 
 def _duplicates(centers: np.ndarray) -> np.ndarray:
