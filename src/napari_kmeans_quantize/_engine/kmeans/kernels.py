@@ -41,7 +41,6 @@ def _lloyd_run(
     iteration and the error after it.
     """
     n, k = len(points), len(centers)
-    new_labels = np.empty(n, dtype=np.intp)
     moved = 1
     for run in range(max_run):
         for a in range(k):
@@ -54,7 +53,7 @@ def _lloyd_run(
         ) = _moved_kernel(new, centers, top_upper, axis, True)  # fmt: skip
         centers = new
         moved, top_upper = _assign_kernel(
-            (points, labels, upper, lower, new_labels),
+            (points, labels, upper, lower, labels[:0]),
             (centers, half_gap, proj, order, axis, nbr, nbr_dist, cnt, ext),
             True,
             (shift, top_arg, second, local, cap),
@@ -62,7 +61,7 @@ def _lloyd_run(
             0,
             n,
             _FUSED,
-            new_labels[:0],
+            np.empty((2, 0), dtype=np.intp),
         )
         err = _error(const, s_sum, w_sum, n_sum)
         if moved == 0:
@@ -77,8 +76,8 @@ def _lloyd_run(
 def _assign_kernel(
     pts, cen, widen, wid, sums, first, stop, mode, moved_at
 ):  # pragma: no cover
-    # Grouped arguments: the per-point arrays (`pts`, updated in place except
-    # the labels unless _FUSED), the search structure of the centres (`cen`,
+    # Grouped arguments: the per-point arrays (`pts`, updated in place; the
+    # new labels go to `new` with _SEARCH only), the search structure of the centres (`cen`,
     # see _Centres), the pending bound widening (`wid`, applied first when
     # `widen`) and the cluster sums (`sums`, only touched when _FUSED).
     points, labels, upper, lower, new = pts
@@ -86,18 +85,19 @@ def _assign_kernel(
     weights, w_sum, s_sum, n_sum = sums
     # Points first..stop-1 only, so that threads can share the arrays. Both
     # other modes also find the clusters' largest upper bounds (what _radii
-    # would find next). _FUSED (one thread, all points) moves the points as it
-    # goes: a point that moves updates the sums at once, in point order, so the
-    # points are read once per iteration. _COLLECT writes the points that moved
-    # to moved_at[first:first + moved]; _apply_moves then adds those up, slice
-    # after slice, in the same point order: the sums are the same bit for bit.
+    # would find next) and relabel the points. _FUSED (one thread, all points)
+    # moves the points as it goes: a point that moves updates the sums at once,
+    # in point order, so the points are read once per iteration. _COLLECT
+    # writes the points that moved and their old labels to moved_at[:, first:
+    # first + moved]; _apply_moves then adds those up, slice after slice, in the
+    # same point order: the sums are the same bit for bit.
     moved = 0
     top_upper = np.zeros(len(w_sum))
     d = points.shape[1]
     k = len(centers)
     for i in range(first, stop):
         a = labels[i]
-        new[i] = a
+        b = a
         # One pass of this loop: a settled point breaks out to the tail below.
         for _ in range(1):
             if widen:
@@ -130,7 +130,7 @@ def _assign_kernel(
                 # Centres off the list are at least ext - u away.
                 far = ext[a] - u
                 if far >= 0 and far * far >= b1:
-                    new[i] = i1
+                    b = i1
                     upper[i] = np.sqrt(b1)
                     lower[i] = min(np.sqrt(b2), far)
                     break
@@ -161,19 +161,21 @@ def _assign_kernel(
                 upper[i] = u
                 lower[i] = np.sqrt(b2 if i1 == a else b1)
             else:
-                new[i] = i1
+                b = i1
                 upper[i] = np.sqrt(b1)
                 lower[i] = np.sqrt(b2)
-        if mode != _SEARCH:
-            b = new[i]
-            top_upper[b] = max(top_upper[b], upper[i])
-            if b != a:
-                if mode == _FUSED:
-                    _move_point(points, weights, i, a, b, w_sum, s_sum, n_sum)
-                    labels[i] = b
-                else:
-                    moved_at[first + moved] = i
-                moved += 1
+        if mode == _SEARCH:
+            new[i] = b
+            continue
+        top_upper[b] = max(top_upper[b], upper[i])
+        if b != a:
+            if mode == _FUSED:
+                _move_point(points, weights, i, a, b, w_sum, s_sum, n_sum)
+            else:
+                moved_at[0, first + moved] = i
+                moved_at[1, first + moved] = a
+            labels[i] = b
+            moved += 1
     return moved, top_upper
 
 
@@ -202,17 +204,17 @@ def _widen_point(i, a, upper, lower, wid):  # pragma: no cover
 
 @njit(nogil=True, cache=True)
 def _apply_moves(
-    points, weights, labels, new, moved_at, firsts, counts, w_sum, s_sum, n_sum
+    points, weights, labels, moved_at, firsts, counts, w_sum, s_sum, n_sum
 ):  # pragma: no cover
     # The moves that _COLLECT slices listed, slice after slice: in point order,
     # without a pass over the points that stay.
     moved = 0
     for s in range(len(firsts)):
         for t in range(firsts[s], firsts[s] + counts[s]):
-            i = moved_at[t]
-            b = new[i]
-            _move_point(points, weights, i, labels[i], b, w_sum, s_sum, n_sum)
-            labels[i] = b
+            i = moved_at[0, t]
+            _move_point(
+                points, weights, i, moved_at[1, t], labels[i], w_sum, s_sum, n_sum
+            )
             moved += 1
     return moved
 

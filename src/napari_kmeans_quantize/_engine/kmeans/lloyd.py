@@ -149,42 +149,35 @@ class _Centres:
             self.half_gap = 0.5 * tree.query(self.centers, k=2)[0][:, 1]
 
 
-# The weights and sums that _assign_kernel does not touch unless fused.
+# The weights and sums, and the list of moves, that _assign_kernel does not
+# touch in a plain search.
 _NO_SUMS = (np.zeros(0), np.zeros(0), np.zeros((0, 3)), np.zeros(0, dtype=np.intp))
+_NO_MOVES = np.zeros((2, 0), dtype=np.intp)
 
 
-def _search_all(
-    points: np.ndarray, cen: _Centres, state: _State, sums: tuple | None = None
-) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int, np.ndarray]]]:
+def _search_all(points: np.ndarray, cen: _Centres, state: _State) -> np.ndarray:
     """Labels after moving every point whose bounds allow it to its nearest centre.
 
     Updates ``state.upper`` and ``state.lower`` in place; ``state.labels`` is
-    left as it was so that the caller can see which points moved. Given the
-    cluster `sums` (left as they are) each slice also lists the points that
-    moved: returned with the labels are those lists' array and, per slice, its
-    first point, how many moved and its clusters' largest upper bounds.
+    left as it was so that the caller can see which points moved.
     """
     new = np.empty_like(state.labels)
-    collect = sums is not None
-    moved_at = np.empty(len(points) if collect else 0, dtype=np.intp)
-    slices: list[tuple[int, int, np.ndarray]] = []
 
     def run(lo: int, hi: int) -> None:
-        moved, top_upper = _assign_kernel(
+        _assign_kernel(
             (points, state.labels, state.upper, state.lower, new),
             cen.search_args(),
             cen.widen,
             cen.widen_args(),
-            sums if collect else _NO_SUMS,
+            _NO_SUMS,
             lo,
             hi,
-            _COLLECT if collect else _SEARCH,
-            moved_at,
+            _SEARCH,
+            _NO_MOVES,
         )
-        slices.append((lo, moved, top_upper))
 
-    gather.each_chunk(len(points), run, _SEARCH_CHUNKS, _PARALLEL_POINTS)
-    return new, moved_at, sorted(slices, key=lambda s: s[0])
+    gather.each_slice(len(points), run, _PARALLEL_POINTS)
+    return new
 
 
 def _initial_state(points: np.ndarray, centers: np.ndarray, axis: np.ndarray) -> _State:
@@ -194,7 +187,7 @@ def _initial_state(points: np.ndarray, centers: np.ndarray, axis: np.ndarray) ->
     state = _State(
         centers, np.zeros(n, dtype=np.intp), np.full(n, np.inf), np.full(n, -np.inf)
     )
-    state.labels = _search_all(points, _Centres(centers, axis), state)[0]
+    state.labels = _search_all(points, _Centres(centers, axis), state)
     return state
 
 
@@ -320,6 +313,7 @@ class _Clusters:
         self.cen = _Centres(state.centers, axis)
         # Largest upper bound in each cluster, from the last assignment.
         self.top_upper: np.ndarray | None = state.top_upper
+        self._moves: np.ndarray | None = None
         # Only valid for the state as it was: the iterations update both.
         state.sums = state.top_upper = None
 
@@ -371,14 +365,30 @@ class _Clusters:
         Call after :meth:`update`, which widens the bounds.
         """
         st = self.state
-        new, moved_at, slices = _search_all(
-            self.points,
-            self.cen,
-            st,
-            (self.weights, self.w_sum, self.s_sum, self.n_sum),
-        )
+        sums = (self.weights, self.w_sum, self.s_sum, self.n_sum)
+        if self._moves is None:
+            # The points that moved and their old labels, each slice's in its own
+            # columns: kept from one iteration to the next.
+            self._moves = np.empty((2, len(self.points)), dtype=np.intp)
+        slices: list[tuple[int, int, np.ndarray]] = []
+
+        def run(lo: int, hi: int) -> None:
+            moved, top_upper = _assign_kernel(
+                (self.points, st.labels, st.upper, st.lower, st.labels[:0]),
+                self.cen.search_args(),
+                self.cen.widen,
+                self.cen.widen_args(),
+                sums,
+                lo,
+                hi,
+                _COLLECT,
+                self._moves,
+            )
+            slices.append((lo, moved, top_upper))
+
+        gather.each_chunk(len(self.points), run, _SEARCH_CHUNKS, _PARALLEL_POINTS)
         self.cen.widen = False
-        firsts, counts, tops = zip(*slices, strict=True)
+        firsts, counts, tops = zip(*sorted(slices, key=lambda s: s[0]), strict=True)
         # A maximum is the same whatever the order: the slices' maxima are
         # those over all points.
         self.top_upper = np.maximum.reduce(tops) if len(tops) > 1 else tops[0]
@@ -386,13 +396,10 @@ class _Clusters:
             self.points,
             self.weights,
             st.labels,
-            new,
-            moved_at,
+            self._moves,
             np.array(firsts, dtype=np.intp),
             np.array(counts, dtype=np.intp),
-            self.w_sum,
-            self.s_sum,
-            self.n_sum,
+            *sums[1:],
         )
 
 
