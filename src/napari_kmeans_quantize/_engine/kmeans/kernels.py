@@ -301,6 +301,29 @@ def _radii(labels, upper, k):  # pragma: no cover
 
 
 @njit(nogil=True, cache=True)
+def _gaps(centers):  # pragma: no cover
+    """Distance from every centre to the nearest other one."""
+    k = len(centers)
+    gap = np.full(k, np.inf)
+    for a in range(k):
+        for c in range(a + 1, k):
+            g = _sq_dist(centers, a, centers, c)
+            gap[a] = min(gap[a], g)
+            gap[c] = min(gap[c], g)
+    return np.sqrt(gap)
+
+
+@njit(nogil=True, cache=True)
+def _lower_kernel(gap, labels, upper, lower):  # pragma: no cover
+    """Every point's lower bound, raised to its centre's gap minus its upper
+    bound where that is higher: one pass, no temporaries."""
+    out = np.empty(len(labels))
+    for i in range(len(labels)):
+        out[i] = max(lower[i], gap[labels[i]] - upper[i])
+    return out
+
+
+@njit(nogil=True, cache=True)
 def _inertia(points, weights, centers, labels):  # pragma: no cover
     """Weighted squared distance of the points to their centres (the k-means
     error; the metrics' squared error of colours against their palette entries)."""

@@ -19,8 +19,10 @@ from .kernels import (
     _STILL,
     _apply_moves,
     _assign_kernel,
+    _gaps,
     _inherit_kernel,
     _lloyd_run,
+    _lower_kernel,
     _radii,
     _stop_rule,
     _sums_kernel,
@@ -212,12 +214,16 @@ def _inherit(fine: _Level, coarse: _Level, state: _State) -> _State:
 
 def _lower(state: _State) -> np.ndarray:
     """Lower bound of the distance to every other centre, per point."""
-    lower = state.lower.copy()
-    if len(state.centers) > 1:
-        # Another centre is at least the own centre's gap minus upper away.
+    k = len(state.centers)
+    if k == 1:
+        return state.lower.copy()
+    # Another centre is at least the own centre's gap minus upper away. The
+    # gaps by all pairs up to the neighbour lists' limit (a tree beyond).
+    if k <= _LOCAL_MAX_CLUSTERS:
+        gap = _gaps(state.centers)
+    else:
         gap = cKDTree(state.centers).query(state.centers, k=2)[0][:, 1]
-        np.maximum(lower, np.take(gap, state.labels) - state.upper, out=lower)
-    return lower
+    return _lower_kernel(gap, state.labels, state.upper, state.lower)
 
 
 def _lloyd(
