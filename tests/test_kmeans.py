@@ -251,6 +251,27 @@ def test_centre_graph_equals_all_pairs(k):
         assert any(len(set(nbr_dist[a, : cnt[a]])) < cnt[a] for a in range(k))
 
 
+def test_variance_split_finds_separated_groups_and_their_means():
+    rng = np.random.default_rng(3)
+    # Five tight groups of different sizes and weights, far apart on every axis.
+    means = np.array([[0, 0, 0], [90, 10, 0], [10, 90, 40], [50, 50, 90], [90, 90, 0]])
+    sizes = [40, 7, 120, 15, 60]
+    points = np.concatenate(
+        [m + rng.normal(0, 1, (s, 3)) for m, s in zip(means, sizes, strict=True)]
+    )
+    weights = rng.integers(1, 5, len(points)).astype(np.float64)
+    got = seeding._variance_split_init(points, weights, 5)
+    group = np.repeat(np.arange(5), sizes)
+    want = np.array(
+        [
+            weights[group == g] @ points[group == g] / weights[group == g].sum()
+            for g in range(5)
+        ]
+    )
+    order = np.lexsort(got.T[::-1])
+    np.testing.assert_allclose(got[order], want[np.lexsort(want.T[::-1])])
+
+
 @pytest.mark.parametrize("n", [0, 1, 2, 7, 64, 1000])
 def test_stable_argsort_equals_numpys(n):
     rng = np.random.default_rng(n)
