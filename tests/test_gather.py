@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -40,7 +42,15 @@ def test_out_of_range_index_raises_in_threads_too(monkeypatch):
         gather.take(np.arange(10), index)
 
 
-def test_each_slice_covers_every_item_once(monkeypatch):
+@pytest.mark.parametrize(
+    ("run", "n_calls"),
+    [
+        (lambda n, work, min_len: gather.each_slice(n, work, min_len), 3),
+        (lambda n, work, min_len: gather.each_chunk(n, work, 7, min_len), 7),
+    ],
+    ids=["each_slice", "each_chunk"],
+)
+def test_passes_cover_every_item_once(monkeypatch, run, n_calls):
     monkeypatch.setattr(gather, "_workers", lambda: 3)
     hits = np.zeros(10_007, dtype=np.int64)
     seen = []
@@ -49,11 +59,14 @@ def test_each_slice_covers_every_item_once(monkeypatch):
         hits[lo:hi] += 1
         seen.append((lo, hi))
 
-    gather.each_slice(len(hits), work, min_len=1)
+    run(len(hits), work, 1)
     assert (hits == 1).all()
-    assert len(seen) == 3
+    assert len(seen) == n_calls
+    bounds = sorted(seen)
+    assert bounds[0][0] == 0 and bounds[-1][1] == len(hits)
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
     seen.clear()
-    gather.each_slice(len(hits), work, min_len=len(hits) + 1)
+    run(len(hits), work, len(hits) + 1)
     assert seen == [(0, len(hits))]
 
 
@@ -66,6 +79,41 @@ def test_each_slice_reraises_a_slice_error(monkeypatch):
 
     with pytest.raises(RuntimeError, match="slice 50:100 failed"):
         gather.each_slice(100, work, min_len=1)
+
+
+def test_each_chunk_lets_the_calling_thread_take_chunks(monkeypatch):
+    import threading
+
+    monkeypatch.setattr(gather, "_workers", lambda: 2)
+    me = threading.get_ident()
+    release = threading.Event()
+    seen = []
+
+    def work(lo, hi):
+        # A pool thread stalls on a chunk until the other five are done: the
+        # calling thread must take those, not wait for a fixed share.
+        if threading.get_ident() != me:
+            assert release.wait(10)
+        seen.append(lo)
+        if len(seen) == 5:
+            release.set()
+
+    gather.each_chunk(60, work, 6, min_len=1)
+    assert sorted(seen) == [0, 10, 20, 30, 40, 50]
+
+
+def test_each_chunk_reraises_a_chunk_error(monkeypatch):
+    monkeypatch.setattr(gather, "_workers", lambda: 2)
+    done = []
+
+    def work(lo, hi):
+        if lo == 25:
+            raise RuntimeError(f"chunk {lo}:{hi} failed")
+        done.append(lo)
+
+    with pytest.raises(RuntimeError, match="chunk 25:50 failed"):
+        gather.each_chunk(100, work, 4, min_len=1)
+    assert sorted(done) == [0, 50, 75]
 
 
 @pytest.mark.parametrize("threads", [False, True])

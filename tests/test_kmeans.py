@@ -223,6 +223,55 @@ def test_an_empty_cluster_gets_a_new_seed(monkeypatch, loop):
     np.testing.assert_allclose(d[np.arange(500), state.labels], d.min(axis=1))
 
 
+@pytest.mark.parametrize("k", [1, 2, 40, 256])
+def test_centre_graph_equals_all_pairs(k):
+    rng = np.random.default_rng(k)
+    # Integer centres: many equal distances, whose neighbours keep index order.
+    centers = rng.integers(0, 12, (k, 3)).astype(np.float64)
+    reach = rng.random(k) * 8
+    shift = rng.random(k)
+    shift_reach = 0.75 * reach
+    half_gap, nbr, nbr_dist, cnt, ext, local = centres._centre_graph(
+        centers, reach, shift, shift_reach
+    )
+    sq = ((centers[:, None, :] - centers[None]) ** 2).sum(axis=2)
+    np.fill_diagonal(sq, np.inf)
+    np.testing.assert_array_equal(half_gap, 0.5 * np.sqrt(sq.min(axis=1)))
+    for a in range(k):
+        inside = np.flatnonzero(sq[a] < reach[a] ** 2)
+        want = inside[np.argsort(np.sqrt(sq[a, inside]), kind="stable")]
+        np.testing.assert_array_equal(nbr[a, : cnt[a]], want)
+        np.testing.assert_array_equal(nbr_dist[a, : cnt[a]], np.sqrt(sq[a, want]))
+        outside = np.delete(sq[a], inside)
+        assert ext[a] == np.sqrt(outside.min() if len(outside) else np.inf)
+        near = sq[a] < shift_reach[a] ** 2
+        assert local[a] == (shift[near].max() if near.any() else 0.0)
+    if k == 256:
+        assert (cnt > 1).any() and (ext < np.inf).any()
+        assert any(len(set(nbr_dist[a, : cnt[a]])) < cnt[a] for a in range(k))
+
+
+def test_variance_split_finds_separated_groups_and_their_means():
+    rng = np.random.default_rng(3)
+    # Five tight groups of different sizes and weights, far apart on every axis.
+    means = np.array([[0, 0, 0], [90, 10, 0], [10, 90, 40], [50, 50, 90], [90, 90, 0]])
+    sizes = [40, 7, 120, 15, 60]
+    points = np.concatenate(
+        [m + rng.normal(0, 1, (s, 3)) for m, s in zip(means, sizes, strict=True)]
+    )
+    weights = rng.integers(1, 5, len(points)).astype(np.float64)
+    got = seeding._variance_split_init(points, weights, 5)
+    group = np.repeat(np.arange(5), sizes)
+    want = np.array(
+        [
+            weights[group == g] @ points[group == g] / weights[group == g].sum()
+            for g in range(5)
+        ]
+    )
+    order = np.lexsort(got.T[::-1])
+    np.testing.assert_allclose(got[order], want[np.lexsort(want.T[::-1])])
+
+
 @pytest.mark.parametrize("n", [0, 1, 2, 7, 64, 1000])
 def test_stable_argsort_equals_numpys(n):
     rng = np.random.default_rng(n)

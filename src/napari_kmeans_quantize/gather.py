@@ -21,6 +21,7 @@ from numba import njit
 
 __all__ = [
     "check_range",
+    "each_chunk",
     "each_slice",
     "one_core",
     "take",
@@ -283,5 +284,68 @@ def each_slice(
         _pool().submit(work, int(bounds[i]), int(bounds[i + 1]))
         for i in range(n_workers)
     ]
+    for f in futures:
+        f.result()
+
+
+def each_chunk(
+    n: int, work: Callable[[int, int], None], n_chunks: int, min_len: int
+) -> None:
+    """Call ``work(lo, hi)`` on `n_chunks` consecutive slices of ``range(n)``,
+    taken in turn by the calling thread and the other cores' threads.
+
+    For short passes repeated many times (an iteration over a few hundred
+    thousand points): a thread that the system leaves waiting for a core holds
+    up the others by one chunk at most, not by a fixed share of the work, and
+    the calling thread works instead of waiting. The same rules as
+    :func:`each_slice` apply to `work`; with fewer than `min_len` items, or
+    one core, it runs once, in the calling thread.
+
+    Parameters
+    ----------
+    n : int
+        Items.
+    work : callable
+        ``work(lo, hi)`` handles items lo..hi-1.
+    n_chunks : int
+        Slices to cut ``range(n)`` into (at least 1).
+    min_len : int
+        Fewest items worth more than one thread.
+
+    Raises
+    ------
+    Exception
+        The first error raised by any chunk, once every thread has stopped.
+
+    Examples
+    --------
+    >>> out = np.zeros(6)
+    >>> def fill(lo, hi):
+    ...     out[lo:hi] = np.arange(lo, hi)
+    >>> each_chunk(6, fill, 3, min_len=1)
+    >>> out.tolist()
+    [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    """
+    n_workers = _workers()
+    if n < min_len or n_workers == 1:
+        work(0, n)
+        return
+    bounds = np.linspace(0, n, max(1, n_chunks) + 1).astype(np.intp).tolist()
+    # next() on a shared iterator hands every chunk to exactly one thread
+    # (under the GIL); `work` runs without it.
+    chunks = iter(range(len(bounds) - 1))
+
+    def run() -> None:
+        for i in chunks:
+            work(bounds[i], bounds[i + 1])
+
+    futures = [_pool().submit(run) for _ in range(n_workers - 1)]
+    try:
+        run()
+    finally:
+        for f in futures:
+            # Every thread is done with the shared arrays before any error
+            # leaves: the first one raised is re-raised.
+            f.exception()
     for f in futures:
         f.result()

@@ -7,11 +7,13 @@ from __future__ import annotations
 from collections.abc import Generator
 
 import numpy as np
+from numba import njit
 from scipy.spatial import cKDTree
 
 from .. import gather
 from ..histogram import ColorHistogram
 from .fitspace import fit_points
+from .kmeans.centres import _sort_row, _sq_dist
 from .options import label_dtype
 from .progress import scaled
 from .result import QuantizeResult
@@ -60,10 +62,98 @@ def color_labels(
         todo = np.flatnonzero(~guess[1])
         if len(todo):
             col_fit = fit_points(colors[todo], dtype, color_space, scale)
-            labels[todo] = nearest(col_fit, pal_fit, palette)
+            found = _near_guess(col_fit, pal_fit, labels[todo])
+            left = np.flatnonzero(found < 0)
+            if len(left):
+                found[left] = nearest(col_fit[left], pal_fit, palette)
+            labels[todo] = found
     # Float weights are exact for totals below 2**53 pixels.
     entry_counts = np.bincount(labels, weights=counts, minlength=len(palette))
     return labels, np.rint(entry_counts).astype(np.int64)
+
+
+def _near_guess(
+    points: np.ndarray, pal_fit: np.ndarray, guess: np.ndarray
+) -> np.ndarray:
+    """The nearest palette entry of every point where it is unique by a clear
+    margin, found from the point's `guess` outwards; -1 elsewhere (ties and near
+    ties, which :func:`nearest` resolves as it always does)."""
+    points = np.ascontiguousarray(points, dtype=np.float64)
+    pal_fit = np.ascontiguousarray(pal_fit, dtype=np.float64)
+    slack = _NEAR_RTOL * (1.0 + float(np.abs(pal_fit).max()))
+    order, dist, cnt = _entry_neighbours(points, pal_fit, guess, slack)
+    out = np.empty(len(points), dtype=np.intp)
+    gather.each_slice(
+        len(points),
+        lambda lo, hi: _near_guess_kernel(
+            points, pal_fit, guess, order, dist, cnt, slack, out, lo, hi
+        ),
+        _PARALLEL_QUERY,
+    )
+    return out
+
+
+# Relative margin (and, times the largest coordinate, absolute margin) on the
+# distances: far above their rounding, so that an entry found nearer by it is
+# the one a tree search finds too.
+_NEAR_RTOL = 1e-9
+
+
+@njit(nogil=True, cache=True)
+def _entry_neighbours(points, pal, guess, slack):  # pragma: no cover
+    """For every entry, the other entries that the walks from it may reach,
+    nearest first (ties by index), with their distances and how many."""
+    m = len(pal)
+    # An entry more than (2 + rtol) u + slack from a point's guess, u the
+    # point's distance to it, is farther from the point than the guess by the
+    # margin: no walk from that guess needs it.
+    need = np.zeros(m)
+    for i in range(len(points)):
+        e = guess[i]
+        need[e] = max(need[e], np.sqrt(_sq_dist(points, i, pal, e)))
+    order = np.empty((m, m), dtype=np.intp)
+    dist = np.empty((m, m))
+    cnt = np.zeros(m, dtype=np.intp)
+    for e in range(m):
+        if need[e] == 0.0:
+            continue
+        reach = need[e] * (2.0 + _NEAR_RTOL) + slack
+        n = 0
+        for f in range(m):
+            d = np.sqrt(_sq_dist(pal, e, pal, f))
+            if f != e and d <= reach:
+                order[e, n] = f
+                dist[e, n] = d
+                n += 1
+        cnt[e] = n
+        _sort_row(order[e], dist[e], n)
+    return order, dist, cnt
+
+
+@njit(nogil=True, cache=True)
+def _near_guess_kernel(
+    points, pal, guess, order, dist, cnt, slack, out, lo, hi
+):  # pragma: no cover
+    # Entry f is at least dist(e, f) - u from a point at distance u from entry
+    # e: walking e's neighbours nearest first, the walk stops once that exceeds
+    # the nearest distance found by the margin.
+    for i in range(lo, hi):
+        e = guess[i]
+        b1 = _sq_dist(points, i, pal, e)
+        u = np.sqrt(b1)
+        r1, b2, i1 = u, np.inf, e
+        for t in range(cnt[e]):
+            if dist[e, t] - u > r1 * (1.0 + _NEAR_RTOL) + slack:
+                break
+            f = order[e, t]
+            df = _sq_dist(points, i, pal, f)
+            if df < b1:
+                b1, b2, i1 = df, b1, f
+                r1 = np.sqrt(b1)
+            elif df < b2:
+                b2 = df
+        clear = np.sqrt(b2) > r1 * (1.0 + _NEAR_RTOL) + slack
+        out[i] = i1 if clear else -1
 
 
 def order_by_share(

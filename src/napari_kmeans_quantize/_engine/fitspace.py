@@ -52,7 +52,10 @@ def fit_points(
     scale: np.ndarray | None = None,
 ) -> np.ndarray:
     """Colours of `dtype` as points of the fit space."""
-    return to_fit_space(to_unit(colors, dtype, color_space, scale), color_space)
+    unit = to_unit(colors, dtype, color_space, scale)
+    # rgb's fit space is the unit colours themselves, already a new array: no
+    # second copy (to_fit_space returns one).
+    return unit if color_space == "rgb" else to_fit_space(unit, color_space)
 
 
 def channel_scale(colors: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -171,11 +171,14 @@ class FitInputs:
         with self._lock:
             if transparent not in self._pyramids:
                 rows = self.rows(transparent)
-                points = fit_points(
-                    self.colors[rows], self.dtype, self.color_space, self.scale
-                )
+                # Every colour (the usual case): no copies of the colours and
+                # weights just to pick them all.
+                every = len(rows) == self.n_colors
+                colors = self.colors if every else self.colors[rows]
+                points = fit_points(colors, self.dtype, self.color_space, self.scale)
                 points = np.ascontiguousarray(points, dtype=np.float64)
-                self._pyramids[transparent] = Pyramid(points, self.weights[rows])
+                weights = self.weights if every else self.weights[rows]
+                self._pyramids[transparent] = Pyramid(points, weights)
             return self._pyramids[transparent]
 
 

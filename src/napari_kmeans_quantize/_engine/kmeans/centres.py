@@ -90,42 +90,66 @@ def _moved_kernel(new, old, top_upper, axis, lists):  # pragma: no cover
 @njit(nogil=True, cache=True)
 def _centre_graph(centers, reach, shift, shift_reach):  # pragma: no cover
     """Half the gap to the nearest other centre, the neighbour lists (centres
-    within `reach`) with the smallest gap to any centre left out, and the largest
-    shift among the centres within `shift_reach`, for every centre."""
-    k = len(centers)
-    half_gap = np.full(k, np.inf)
+    within `reach`, nearest first, ties by index) with the smallest gap to any
+    centre left out, and the largest shift among the centres within
+    `shift_reach`, for every centre."""
+    k, d = centers.shape
+    half_gap = np.empty(k)
     nbr = np.empty((k, k), dtype=np.intp)
     nbr_dist = np.empty((k, k))
     cnt = np.zeros(k, dtype=np.intp)
-    ext = np.full(k, np.inf)
+    ext = np.empty(k)
     local = np.zeros(k)
-    # Each pair once; both rows take it (a row's list stays in index order).
+    # Row by row, every distance first (one loop over the other centres per
+    # channel, which the compiler vectorises), then one scan without branches:
+    # the pairwise loop with its stores into both rows was the slower part of
+    # every Lloyd iteration at k=256.
+    columns = np.ascontiguousarray(centers.T)
+    sq = np.empty(k)
     for a in range(k):
-        for c in range(a + 1, k):
-            g = _sq_dist(centers, a, centers, c)
-            half_gap[a] = min(half_gap[a], g)
-            half_gap[c] = min(half_gap[c], g)
-            for x, y in ((a, c), (c, a)):
-                if g < reach[x] * reach[x]:
-                    nbr[x, cnt[x]] = y
-                    nbr_dist[x, cnt[x]] = np.sqrt(g)
-                    cnt[x] += 1
-                else:
-                    ext[x] = min(ext[x], g)
-                if g < shift_reach[x] * shift_reach[x]:
-                    local[x] = max(local[x], shift[y])
-    for a in range(k):
-        # Insertion sort by distance: stable, in place, and the lists are short.
-        for t in range(1, cnt[a]):
-            dt, ct = nbr_dist[a, t], nbr[a, t]
-            q = t - 1
-            while q >= 0 and nbr_dist[a, q] > dt:
-                nbr_dist[a, q + 1] = nbr_dist[a, q]
-                nbr[a, q + 1] = nbr[a, q]
-                q -= 1
-            nbr_dist[a, q + 1] = dt
-            nbr[a, q + 1] = ct
+        sq[:] = 0.0
+        for j in range(d):
+            x = centers[a, j]
+            col = columns[j]
+            for c in range(k):
+                t = x - col[c]
+                sq[c] += t * t
+        sq[a] = np.inf
+        r2 = reach[a] * reach[a]
+        s2 = shift_reach[a] * shift_reach[a]
+        nearest, out, top, n = np.inf, np.inf, 0.0, 0
+        for c in range(k):
+            g = sq[c]
+            nearest = g if g < nearest else nearest
+            inside = g < r2
+            e = np.inf if inside else g
+            out = e if e < out else out
+            s = shift[c] if g < s2 else 0.0
+            top = s if s > top else top
+            # Written always, kept only when inside.
+            nbr[a, n] = c
+            nbr_dist[a, n] = g
+            n += inside
+        for t in range(n):
+            nbr_dist[a, t] = np.sqrt(nbr_dist[a, t])
+        half_gap[a], ext[a], local[a], cnt[a] = nearest, out, top, n
+        _sort_row(nbr[a], nbr_dist[a], n)
     return 0.5 * np.sqrt(half_gap), nbr, nbr_dist, cnt, np.sqrt(ext), local
+
+
+@njit(nogil=True, cache=True)
+def _sort_row(nbr, dist, n):  # pragma: no cover
+    """Insertion sort of the first `n` entries by distance, in place: stable, so
+    ties stay in index order, and the lists are short."""
+    for t in range(1, n):
+        dt, ct = dist[t], nbr[t]
+        q = t - 1
+        while q >= 0 and dist[q] > dt:
+            dist[q + 1] = dist[q]
+            nbr[q + 1] = nbr[q]
+            q -= 1
+        dist[q + 1] = dt
+        nbr[q + 1] = ct
 
 
 @njit(nogil=True, cache=True)

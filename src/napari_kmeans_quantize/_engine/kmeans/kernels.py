@@ -15,6 +15,11 @@ from .centres import _best_two, _error, _means, _moved_kernel, _sq_dist
 # Why _lloyd_run returned.
 _CONVERGED, _STILL, _EMPTY, _RUN_OUT = 0, 1, 2, 3
 
+# What _assign_kernel does besides the search: nothing (the labels are left
+# for the caller), the sums' update on the way (one thread, all points), or the
+# list of the points that moved (a slice of the points, in a thread).
+_SEARCH, _FUSED, _COLLECT = 0, 1, 2
+
 
 @njit(nogil=True, cache=True)
 def _stop_rule(prev_err, err, tol, n_sum):  # pragma: no cover
@@ -36,7 +41,6 @@ def _lloyd_run(
     iteration and the error after it.
     """
     n, k = len(points), len(centers)
-    new_labels = np.empty(n, dtype=np.intp)
     moved = 1
     for run in range(max_run):
         for a in range(k):
@@ -49,14 +53,15 @@ def _lloyd_run(
         ) = _moved_kernel(new, centers, top_upper, axis, True)  # fmt: skip
         centers = new
         moved, top_upper = _assign_kernel(
-            (points, labels, upper, lower, new_labels),
+            (points, labels, upper, lower, labels[:0]),
             (centers, half_gap, proj, order, axis, nbr, nbr_dist, cnt, ext),
             True,
             (shift, top_arg, second, local, cap),
             (weights, w_sum, s_sum, n_sum),
             0,
             n,
-            True,
+            _FUSED,
+            np.empty((2, 0), dtype=np.intp),
         )
         err = _error(const, s_sum, w_sum, n_sum)
         if moved == 0:
@@ -68,26 +73,31 @@ def _lloyd_run(
 
 
 @njit(nogil=True, cache=True)
-def _assign_kernel(pts, cen, widen, wid, sums, first, stop, fused):  # pragma: no cover
-    # Grouped arguments: the per-point arrays (`pts`, updated in place except
-    # the labels unless `fused`), the search structure of the centres (`cen`,
+def _assign_kernel(
+    pts, cen, widen, wid, sums, first, stop, mode, moved_at
+):  # pragma: no cover
+    # Grouped arguments: the per-point arrays (`pts`, updated in place; the
+    # new labels go to `new` with _SEARCH only), the search structure of the centres (`cen`,
     # see _Centres), the pending bound widening (`wid`, applied first when
-    # `widen`) and the cluster sums (`sums`, only touched when `fused`).
+    # `widen`) and the cluster sums (`sums`, only touched when _FUSED).
     points, labels, upper, lower, new = pts
     centers, half_gap, proj, order, axis, nbr, nbr_dist, cnt, ext = cen
     weights, w_sum, s_sum, n_sum = sums
-    # Points first..stop-1 only, so that threads can share the arrays. With
-    # `fused` (one thread, all points) it also does _move_kernel's work as it
-    # goes: a point that moves updates the sums at once, in point order as
-    # _move_kernel does, so the sums are the same bit for bit and the points
-    # are read once per iteration instead of twice.
+    # Points first..stop-1 only, so that threads can share the arrays. Both
+    # other modes also find the clusters' largest upper bounds (what _radii
+    # would find next) and relabel the points. _FUSED (one thread, all points)
+    # moves the points as it goes: a point that moves updates the sums at once,
+    # in point order, so the points are read once per iteration. _COLLECT
+    # writes the points that moved and their old labels to moved_at[:, first:
+    # first + moved]; _apply_moves then adds those up, slice after slice, in the
+    # same point order: the sums are the same bit for bit.
     moved = 0
     top_upper = np.zeros(len(w_sum))
     d = points.shape[1]
     k = len(centers)
     for i in range(first, stop):
         a = labels[i]
-        new[i] = a
+        b = a
         # One pass of this loop: a settled point breaks out to the tail below.
         for _ in range(1):
             if widen:
@@ -120,7 +130,7 @@ def _assign_kernel(pts, cen, widen, wid, sums, first, stop, fused):  # pragma: n
                 # Centres off the list are at least ext - u away.
                 far = ext[a] - u
                 if far >= 0 and far * far >= b1:
-                    new[i] = i1
+                    b = i1
                     upper[i] = np.sqrt(b1)
                     lower[i] = min(np.sqrt(b2), far)
                     break
@@ -151,16 +161,21 @@ def _assign_kernel(pts, cen, widen, wid, sums, first, stop, fused):  # pragma: n
                 upper[i] = u
                 lower[i] = np.sqrt(b2 if i1 == a else b1)
             else:
-                new[i] = i1
+                b = i1
                 upper[i] = np.sqrt(b1)
                 lower[i] = np.sqrt(b2)
-        if fused:
-            b = new[i]
-            top_upper[b] = max(top_upper[b], upper[i])
-            if b != a:
-                moved += 1
+        if mode == _SEARCH:
+            new[i] = b
+            continue
+        top_upper[b] = max(top_upper[b], upper[i])
+        if b != a:
+            if mode == _FUSED:
                 _move_point(points, weights, i, a, b, w_sum, s_sum, n_sum)
-                labels[i] = b
+            else:
+                moved_at[0, first + moved] = i
+                moved_at[1, first + moved] = a
+            labels[i] = b
+            moved += 1
     return moved, top_upper
 
 
@@ -188,23 +203,20 @@ def _widen_point(i, a, upper, lower, wid):  # pragma: no cover
 
 
 @njit(nogil=True, cache=True)
-def _move_kernel(
-    points, weights, labels, new, upper, w_sum, s_sum, n_sum
+def _apply_moves(
+    points, weights, labels, moved_at, firsts, counts, w_sum, s_sum, n_sum
 ):  # pragma: no cover
-    # Serial, in point order, so that the sums are the same on every run. Also
-    # the largest upper bound in each cluster (what _radii would find next).
+    # The moves that _COLLECT slices listed, slice after slice: in point order,
+    # without a pass over the points that stay.
     moved = 0
-    top_upper = np.zeros(len(w_sum))
-    for i in range(len(labels)):
-        b = new[i]
-        a = labels[i]
-        top_upper[b] = max(top_upper[b], upper[i])
-        if a == b:
-            continue
-        moved += 1
-        _move_point(points, weights, i, a, b, w_sum, s_sum, n_sum)
-        labels[i] = b
-    return moved, top_upper
+    for s in range(len(firsts)):
+        for t in range(firsts[s], firsts[s] + counts[s]):
+            i = moved_at[0, t]
+            _move_point(
+                points, weights, i, moved_at[1, t], labels[i], w_sum, s_sum, n_sum
+            )
+            moved += 1
+    return moved
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -286,6 +298,29 @@ def _radii(labels, upper, k):  # pragma: no cover
         a = labels[i]
         rad[a] = max(rad[a], upper[i])
     return rad
+
+
+@njit(nogil=True, cache=True)
+def _gaps(centers):  # pragma: no cover
+    """Distance from every centre to the nearest other one."""
+    k = len(centers)
+    gap = np.full(k, np.inf)
+    for a in range(k):
+        for c in range(a + 1, k):
+            g = _sq_dist(centers, a, centers, c)
+            gap[a] = min(gap[a], g)
+            gap[c] = min(gap[c], g)
+    return np.sqrt(gap)
+
+
+@njit(nogil=True, cache=True)
+def _lower_kernel(gap, labels, upper, lower):  # pragma: no cover
+    """Every point's lower bound, raised to its centre's gap minus its upper
+    bound where that is higher: one pass, no temporaries."""
+    out = np.empty(len(labels))
+    for i in range(len(labels)):
+        out[i] = max(lower[i], gap[labels[i]] - upper[i])
+    return out
 
 
 @njit(nogil=True, cache=True)

@@ -12,13 +12,17 @@ from scipy.spatial import cKDTree
 from ... import gather
 from .centres import _error, _means, _moved_kernel, _projections
 from .kernels import (
+    _COLLECT,
     _CONVERGED,
     _EMPTY,
+    _SEARCH,
     _STILL,
+    _apply_moves,
     _assign_kernel,
+    _gaps,
     _inherit_kernel,
     _lloyd_run,
-    _move_kernel,
+    _lower_kernel,
     _radii,
     _stop_rule,
     _sums_kernel,
@@ -39,8 +43,14 @@ _OVERRELAX = 0.8
 _LOCAL_MAX_CLUSTERS = 1024
 
 
-# Assignments over more points than this use every core.
+# Assignments over more points than this use every core ...
 _PARALLEL_POINTS = 1 << 16
+
+
+# ... in this many chunks, which the threads take in turn (see
+# gather.each_chunk): a thread kept waiting for a core delays the others by one
+# chunk, not by half the points.
+_SEARCH_CHUNKS = 8
 
 
 # Iterations of a level that run in one kernel call between progress reports.
@@ -141,8 +151,10 @@ class _Centres:
             self.half_gap = 0.5 * tree.query(self.centers, k=2)[0][:, 1]
 
 
-# The weights and sums that _assign_kernel does not touch when not fused.
+# The weights and sums, and the list of moves, that _assign_kernel does not
+# touch in a plain search.
 _NO_SUMS = (np.zeros(0), np.zeros(0), np.zeros((0, 3)), np.zeros(0, dtype=np.intp))
+_NO_MOVES = np.zeros((2, 0), dtype=np.intp)
 
 
 def _search_all(points: np.ndarray, cen: _Centres, state: _State) -> np.ndarray:
@@ -162,7 +174,8 @@ def _search_all(points: np.ndarray, cen: _Centres, state: _State) -> np.ndarray:
             _NO_SUMS,
             lo,
             hi,
-            False,
+            _SEARCH,
+            _NO_MOVES,
         )
 
     gather.each_slice(len(points), run, _PARALLEL_POINTS)
@@ -201,12 +214,16 @@ def _inherit(fine: _Level, coarse: _Level, state: _State) -> _State:
 
 def _lower(state: _State) -> np.ndarray:
     """Lower bound of the distance to every other centre, per point."""
-    lower = state.lower.copy()
-    if len(state.centers) > 1:
-        # Another centre is at least the own centre's gap minus upper away.
+    k = len(state.centers)
+    if k == 1:
+        return state.lower.copy()
+    # Another centre is at least the own centre's gap minus upper away. The
+    # gaps by all pairs up to the neighbour lists' limit (a tree beyond).
+    if k <= _LOCAL_MAX_CLUSTERS:
+        gap = _gaps(state.centers)
+    else:
         gap = cKDTree(state.centers).query(state.centers, k=2)[0][:, 1]
-        np.maximum(lower, np.take(gap, state.labels) - state.upper, out=lower)
-    return lower
+    return _lower_kernel(gap, state.labels, state.upper, state.lower)
 
 
 def _lloyd(
@@ -302,6 +319,7 @@ class _Clusters:
         self.cen = _Centres(state.centers, axis)
         # Largest upper bound in each cluster, from the last assignment.
         self.top_upper: np.ndarray | None = state.top_upper
+        self._moves: np.ndarray | None = None
         # Only valid for the state as it was: the iterations update both.
         state.sums = state.top_upper = None
 
@@ -353,19 +371,42 @@ class _Clusters:
         Call after :meth:`update`, which widens the bounds.
         """
         st = self.state
-        new = _search_all(self.points, self.cen, st)
+        sums = (self.weights, self.w_sum, self.s_sum, self.n_sum)
+        if self._moves is None:
+            # The points that moved and their old labels, each slice's in its own
+            # columns: kept from one iteration to the next.
+            self._moves = np.empty((2, len(self.points)), dtype=np.intp)
+        slices: list[tuple[int, int, np.ndarray]] = []
+
+        def run(lo: int, hi: int) -> None:
+            moved, top_upper = _assign_kernel(
+                (self.points, st.labels, st.upper, st.lower, st.labels[:0]),
+                self.cen.search_args(),
+                self.cen.widen,
+                self.cen.widen_args(),
+                sums,
+                lo,
+                hi,
+                _COLLECT,
+                self._moves,
+            )
+            slices.append((lo, moved, top_upper))
+
+        gather.each_chunk(len(self.points), run, _SEARCH_CHUNKS, _PARALLEL_POINTS)
         self.cen.widen = False
-        moved, self.top_upper = _move_kernel(
+        firsts, counts, tops = zip(*sorted(slices, key=lambda s: s[0]), strict=True)
+        # A maximum is the same whatever the order: the slices' maxima are
+        # those over all points.
+        self.top_upper = np.maximum.reduce(tops) if len(tops) > 1 else tops[0]
+        return _apply_moves(
             self.points,
             self.weights,
             st.labels,
-            new,
-            st.upper,
-            self.w_sum,
-            self.s_sum,
-            self.n_sum,
+            self._moves,
+            np.array(firsts, dtype=np.intp),
+            np.array(counts, dtype=np.intp),
+            *sums[1:],
         )
-        return moved
 
 
 def _duplicates(centers: np.ndarray) -> np.ndarray:

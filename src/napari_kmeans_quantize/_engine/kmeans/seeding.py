@@ -42,12 +42,26 @@ def _variance_split_init(
 @njit(nogil=True, cache=True)
 def _split_kernel(pts, weights, order, k, fraction):  # pragma: no cover
     """The box of every point after the greedy splits, and how many boxes."""
-    n = len(pts)
+    n, d = pts.shape
     box = np.zeros(n, dtype=np.intp)
     gain = np.full(k, -np.inf)
     axis = np.zeros(k, dtype=np.intp)
     thr = np.zeros(k)
-    _best_cuts(pts, weights, order, box, np.zeros(1, dtype=np.intp), gain, axis, thr)
+    # Row a < d lists the points by box, each box's in the order of axis a
+    # (ties in point order); row d by box in point order. A box is the same
+    # segment of every row, so a split partitions its segments only (stably:
+    # each half stays in order), and a box's cut is found from its own
+    # segments, not from a pass over every point.
+    rows = np.empty((d + 1, n), dtype=np.intp)
+    rows[:d] = order
+    rows[d] = np.arange(n)
+    seg = np.zeros(k, dtype=np.intp)
+    seg_end = np.zeros(k, dtype=np.intp)
+    seg_end[0] = n
+    buf = np.empty(n, dtype=np.intp)
+    _best_cuts(
+        pts, weights, rows, seg, seg_end, np.zeros(1, dtype=np.intp), gain, axis, thr
+    )
     n_boxes = 1
     while n_boxes < k:
         splittable = np.empty(n_boxes, dtype=np.intp)
@@ -63,78 +77,79 @@ def _split_kernel(pts, weights, order, k, fraction):  # pragma: no cover
         # Largest gain first; a stable sort leaves ties in box order.
         rank = _stable_argsort(-gain[splittable])
         chosen = splittable[rank[:m]]
-        slot = np.full(n_boxes, -1, dtype=np.intp)
         for r in range(m):
-            slot[chosen[r]] = r
-        for i in range(n):
-            r = slot[box[i]]
-            if r >= 0 and pts[i, axis[chosen[r]]] > thr[chosen[r]]:
-                box[i] = n_boxes + r
+            b, nb = chosen[r], n_boxes + r
+            lo, hi = seg[b], seg_end[b]
+            ax, t = axis[b], thr[b]
+            for row in range(d + 1):
+                left, right = lo, 0
+                for q in range(lo, hi):
+                    i = rows[row, q]
+                    if pts[i, ax] > t:
+                        buf[right] = i
+                        right += 1
+                    else:
+                        rows[row, left] = i
+                        left += 1
+                rows[row, left:hi] = buf[:right]
+            for q in range(left, hi):
+                box[rows[d, q]] = nb
+            seg_end[b] = left
+            seg[nb], seg_end[nb] = left, hi
         new = np.empty(2 * m, dtype=np.intp)
         new[:m] = chosen
         new[m:] = n_boxes + np.arange(m)
         n_boxes += m
-        _best_cuts(pts, weights, order, box, new, gain, axis, thr)
+        _best_cuts(pts, weights, rows, seg, seg_end, new, gain, axis, thr)
     return box, n_boxes
 
 
 @njit(nogil=True, cache=True)
-def _best_cuts(pts, weights, order, box, boxes, gain, axis, thr):  # pragma: no cover
+def _best_cuts(
+    pts, weights, rows, seg, seg_end, boxes, gain, axis, thr
+):  # pragma: no cover
     """Find, for each of `boxes`, the axis cut that lowers its error most.
 
     Writes the error reduction (-inf if the box holds one distinct point), the axis
     and the threshold (left part: coordinate <= threshold) into `gain`, `axis` and
-    `thr`. ``order[a]`` sorts all points by coordinate `a` (stably), so one pass
-    over it lists every box's members in that order without sorting them again.
-    Ties go to the first axis, then to the lowest cut.
+    `thr`. A box's segment of ``rows[a]`` lists its points by coordinate `a`
+    (stably), that of ``rows[d]`` in point order (see _split_kernel). Ties go to
+    the first axis, then to the lowest cut.
     """
-    n, d = pts.shape
-    nb = len(boxes)
-    slot = np.full(len(gain), -1, dtype=np.intp)
-    for j in range(nb):
-        slot[boxes[j]] = j
-        gain[boxes[j]] = -np.inf
-    start = np.zeros(nb + 1, dtype=np.intp)
-    tw = np.zeros(nb)
-    ts = np.zeros((nb, d))
-    for i in range(n):
-        j = slot[box[i]]
-        if j >= 0:
-            start[j + 1] += 1
-            tw[j] += weights[i]
-            for c in range(d):
-                ts[j, c] += weights[i] * pts[i, c]
-    for j in range(nb):
-        start[j + 1] += start[j]
-    members = np.empty(start[-1], dtype=np.intp)
+    d = pts.shape[1]
     ls = np.empty(d)
-    for a in range(d):
-        fill = start[:-1].copy()
-        for q in range(n):
-            i = order[a, q]
-            j = slot[box[i]]
-            if j >= 0:
-                members[fill[j]] = i
-                fill[j] += 1
-        for j in range(nb):
+    ts = np.empty(d)
+    for j in range(len(boxes)):
+        b = boxes[j]
+        gain[b] = -np.inf
+        lo, hi = seg[b], seg_end[b]
+        # The box's totals in point order, as a pass over all points adds them.
+        tw = 0.0
+        ts[:] = 0.0
+        for q in range(lo, hi):
+            i = rows[d, q]
+            tw += weights[i]
+            for c in range(d):
+                ts[c] += weights[i] * pts[i, c]
+        for a in range(d):
+            members = rows[a]
             lw = 0.0
             ls[:] = 0.0
             best, best_i = -np.inf, -1
-            for q in range(start[j], start[j + 1] - 1):
+            for q in range(lo, hi - 1):
                 i = members[q]
                 lw += weights[i]
                 for c in range(d):
                     ls[c] += weights[i] * pts[i, c]
                 if pts[members[q + 1], a] > pts[i, a]:
-                    rw = tw[j] - lw
+                    rw = tw - lw
                     dist = 0.0
                     for c in range(d):
-                        diff = ls[c] / lw - (ts[j, c] - ls[c]) / rw
+                        diff = ls[c] / lw - (ts[c] - ls[c]) / rw
                         dist += diff * diff
-                    g = lw * rw / tw[j] * dist
+                    g = lw * rw / tw * dist
                     if g > best:
                         best, best_i = g, i
-            b = boxes[j]
             if best > gain[b]:
                 gain[b] = best
                 axis[b] = a
