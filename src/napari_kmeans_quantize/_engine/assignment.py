@@ -137,7 +137,7 @@ def _near_guess_kernel(
     # Entry f is at least dist(e, f) - u from a point at distance u from entry
     # e: walking e's neighbours nearest first, the walk stops once that exceeds
     # the nearest distance found by the margin.
-    for i in range(lo, hi):
+    for i in range(np.uint64(lo), np.uint64(hi)):  # unsigned: no from-the-end checks
         e = guess[i]
         b1 = _sq_dist(points, i, pal, e)
         u = np.sqrt(b1)

@@ -95,7 +95,8 @@ def _assign_kernel(
     top_upper = np.zeros(len(w_sum))
     d = points.shape[1]
     k = len(centers)
-    for i in range(first, stop):
+    # Unsigned: numba checks every signed index for a from-the-end value.
+    for i in range(np.uint64(first), np.uint64(stop)):
         a = labels[i]
         b = a
         # One pass of this loop: a settled point breaks out to the tail below.
