@@ -517,6 +517,31 @@ def test_labels_tiff_refuses_labels_outside_the_palette(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+def test_labels_tiff_checks_the_csv_target_before_writing_the_tiff(tmp_path):
+    from napari_kmeans_quantize._atomic import replacing_read_only
+    from napari_kmeans_quantize.palette_io import read_palette_csv, write_labels_tiff
+
+    labels, palette = np.array([[0, 1], [1, 1]], np.uint8), np.ones((2, 3))
+    tif, csv = tmp_path / "c.tif", tmp_path / "c_palette.csv"
+    tif.write_bytes(b"the older labels")
+    csv.write_bytes(b"the older palette")
+    csv.chmod(0o444)
+    with pytest.raises(PermissionError, match="read-only"):
+        write_labels_tiff(tif, labels, palette)
+    assert tif.read_bytes() == b"the older labels"
+    assert csv.read_bytes() == b"the older palette"
+    # A TIFF name that fits whose CSV name is too long: nothing is written.
+    stem = "s" * (os.pathconf(tmp_path, "PC_NAME_MAX") - len(".tif"))
+    with pytest.raises(OSError, match="too long"):
+        write_labels_tiff(tmp_path / f"{stem}.tif", labels, palette)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([csv.name, tif.name])
+    # Replacing read-only files, when asked for (--force), replaces both.
+    with replacing_read_only():
+        write_labels_tiff(tif, labels, palette)
+    np.testing.assert_array_equal(tifffile.imread(tif), labels)
+    np.testing.assert_array_equal(read_palette_csv(csv)[0], palette)
+
+
 def test_new_formats_are_public_in_palette_io():
     from napari_kmeans_quantize import _animated, _webp
 

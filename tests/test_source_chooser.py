@@ -307,3 +307,40 @@ def test_a_click_on_a_swatch_locks_it(make_widget, wait_idle, small_rgb, row):
     hexes = list(viewer.layers["ramp k=6 labels"].features["hex"])
     widget._swatches.native.cellClicked.emit(row, 0)
     assert widget._locked.value == hexes[row]
+
+
+def test_controls_that_do_not_apply_to_the_source_are_hidden(make_widget, wait_idle):
+    viewer, widget = make_widget(show=True)
+    viewer.window._qt_window.resize(1280, 1000)
+    rng = np.random.default_rng(5)
+    nuclei, membranes = _add_channels(viewer, rng.integers(0, 4096, (2, 2, 24, 20)))
+    stack = viewer.add_image(rng.integers(0, 4096, (3, 24, 20)), name="stack")
+    inputs, chooser = widget._in, widget._in.sources
+
+    def hidden():
+        rows = ("image", "color_space", "locked", "pick_color", "importance")
+        return {n for n in rows if getattr(inputs, n).native.isHidden()}
+
+    assert hidden() == set()
+    chooser.mode.value = "layers"
+    chooser.layers.value = [nuclei, membranes]
+    _run(widget, wait_idle)
+    assert "nuclei + membranes k=16 labels" in viewer.layers
+    # After the run too: no colour space, no hex colours, no image-layer box
+    # naming one of the channel layers.
+    assert hidden() == {"image", "color_space", "locked", "pick_color"}
+    assert inputs.importance.enabled
+    # The layer list's row keeps its height: the room of the hidden rows does
+    # not become a gap around the list (a tall dock).
+    row = chooser.layers.native.parentWidget()
+    assert row.height() == 88
+    chooser.mode.value = "axis"
+    widget._image.value = stack
+    _run(widget, wait_idle)
+    assert "stack k=16 labels" in viewer.layers
+    assert hidden() == {"color_space", "locked", "pick_color"}
+    assert not inputs.image.native.isHidden() and inputs.image.value is stack
+    chooser.mode.value = "shared"
+    assert hidden() == {"importance"}
+    chooser.mode.value = "image"
+    assert hidden() == set()

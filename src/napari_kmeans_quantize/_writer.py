@@ -50,7 +50,6 @@ from typing import Any
 import numpy as np
 
 from . import palette_io
-from ._atomic import check_target
 
 __all__ = [
     "write_apng",
@@ -153,13 +152,12 @@ def write_labels_with_csv(path: str, data: Any, meta: dict) -> list[str]:
     ------
     OSError
         If either file cannot be written; a read-only CSV (napari's dialog asks
-        about the TIFF only) is refused before the TIFF is written.
+        about the TIFF only) is refused before the TIFF is written
+        (:func:`.palette_io.write_labels_tiff` checks both first).
     """
     extra = meta.get("metadata") or {}
 
     def write(target: str, labels: np.ndarray, palette: np.ndarray) -> list[str]:
-        for file in (target, palette_io.palette_csv_path(target)):
-            check_target(file)
         own = extra.get("palette")
         names = None
         if own is not None and len(own) >= len(palette):

@@ -56,13 +56,14 @@ import os
 
 import numpy as np
 
+from . import _atomic
 from ._animated import (
     to_animated_gif_bytes,
     to_apng_bytes,
     write_animated_gif,
     write_apng,
 )
-from ._atomic import atomic_write
+from ._atomic import atomic_write, check_target
 from ._encode import (
     MAX_PNG_COLORS,
     MAX_TIFF_COLORS,
@@ -204,7 +205,10 @@ def write_labels_tiff(
     a multi-page TIFF that ``tifffile.imread`` returns in their shape), the CSV
     beside it (:func:`palette_csv_path`) one row per entry: ``label``, one
     column per channel with the exact values, ``pixels`` and ``share`` (the
-    fraction of the pixels). Both files are written atomically, the CSV last.
+    fraction of the pixels). Both files are written atomically, the CSV last,
+    and both targets are checked before either is written: a CSV that cannot be
+    written (read-only, an unwritable folder, a name too long) leaves an older
+    TIFF untouched.
 
     Parameters
     ----------
@@ -231,6 +235,9 @@ def write_labels_tiff(
     ValueError
         If the labels are not at least 2-D, are empty or do not index the
         palette, or `channel_names` does not name every channel once.
+    OSError
+        If either file cannot be written (raised before anything is written
+        when the target itself refuses it, e.g. a read-only CSV).
 
     Examples
     --------
@@ -291,6 +298,8 @@ def write_labels_tiff(
         rows.append(",".join([str(i), *values, str(n), repr(n / lab.size)]))
     text = ("\n".join(rows) + "\n").encode()
     dtype = np.uint8 if len(pal) <= 256 else np.uint16
+    csv_path = palette_csv_path(path)
+    _check_targets(path, csv_path)
     tif = atomic_write(
         path,
         lambda f: tifffile.imwrite(
@@ -301,8 +310,16 @@ def write_labels_tiff(
             metadata=None if lab.ndim == 2 else {},
         ),
     )
-    csv = atomic_write(palette_csv_path(path), lambda f: f.write(text))
+    csv = atomic_write(csv_path, lambda f: f.write(text))
     return tif, csv
+
+
+def _check_targets(*paths: str | os.PathLike) -> None:
+    """Refuse, before any of several files is written, a set that could not be
+    written whole: each write is atomic, the set of them is not."""
+    for path in paths:
+        # Read at call time: a command run with --force replaces read-only files.
+        check_target(path, replace_read_only=_atomic._replace_read_only)
 
 
 def read_palette_csv(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:

@@ -214,7 +214,9 @@ class Inputs:
         for box in (self.run_box, self.sweep_box):
             box.margins = (0, 0, 0, 0)
         self.on_show_advanced(False)
+        self.sources.mode.changed.connect(self.follow_source)
         self.sources.mode.changed.connect(lambda _=None: self.update_enabled())
+        self.follow_source()
         self.target.changed.connect(self._on_target_changed)
         self.show_advanced.changed.connect(self.on_show_advanced)
         self._setup_peak_field()
@@ -336,6 +338,21 @@ class Inputs:
     def on_show_advanced(self, value: bool) -> None:
         for name in ADVANCED:
             getattr(self, name).visible = bool(value)
+
+    def follow_source(self, _value: Any = None) -> None:
+        """Show only the controls that apply to the chosen source.
+
+        Hidden, not greyed, as the source box hides its own rows: a channel
+        source has no colour space and no hex colours, the chosen channel layers
+        replace the image layer, and a shared palette takes no importance map.
+        What the chosen layer does not allow is greyed (:meth:`update_enabled`).
+        """
+        kind = self.sources.kind
+        channels = kind in CHANNEL_MODES
+        self.image.visible = kind != "layers"
+        self.color_space.visible = not channels
+        self.locked.visible = self.pick_color.visible = not channels
+        self.importance.visible = kind != "shared"
 
     def set_running(self, running: bool) -> None:
         """Lock every input while a job runs."""

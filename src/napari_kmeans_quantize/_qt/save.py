@@ -14,7 +14,6 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .. import palette_io
-from .._atomic import check_target
 
 
 class SaveFormat(NamedTuple):
@@ -215,15 +214,13 @@ def save_iter(
     palette, its columns so named, to the CSV beside it (``CHANNEL_FORMATS``).
     Returns ``(path, format name, bytes written)``, the bytes of every file
     written. Lazy labels are computed here, in the worker; the files are written
-    atomically by :mod:`.palette_io`, and every one of them is checked first (a
+    atomically by :mod:`.palette_io`, which checks every one of them first (a
     read-only CSV is refused before the TIFF is written).
     """
     channels = channel_names is not None
     formats = CHANNEL_FORMATS if channels else FORMATS
     fmt = format_of(path, formats)
     files = files_written(path, formats)
-    for file in files:
-        check_target(file)
     yield 0.0
     array = np.asarray(labels)
     yield 0.5

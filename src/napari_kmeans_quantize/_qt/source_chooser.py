@@ -100,8 +100,12 @@ class SourceChooser:
                 "units either way."
             ),
         )
-        # room for about four layer names (it scrolls), not the dock's height
-        self.layers.native.setMaximumHeight(88)
+        # room for about four layer names (it scrolls), not the dock's height;
+        # fixed, or it takes the room of the rows a channel source hides
+        from qtpy.QtWidgets import QSizePolicy
+
+        self.layers.native.setFixedHeight(88)
+        self.layers.native.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Fixed)
         self.widgets = [self.mode, self.layers, self.channel_axis, self.standardize]
         self.mode.changed.connect(self.update_visible)
         self.update_visible()
