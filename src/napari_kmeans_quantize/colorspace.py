@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._engine.srgb import XYZ_FROM_RGB as _XYZ_FROM_RGB
+from ._engine.srgb import srgb_to_linear as _srgb_to_linear
+
 __all__ = ["COLOR_SPACES", "from_fit_space", "rgb_to_lab", "to_fit_space"]
 
 #: Names accepted by ``quantize(..., color_space=...)``.
@@ -26,14 +29,6 @@ _OKLAB_M2 = np.array(
         [0.2104542553, 0.7936177850, -0.0040720468],
         [1.9779984951, -2.4285922050, 0.4505937099],
         [0.0259040371, 0.7827717662, -0.8086757660],
-    ]
-)
-# sRGB (D65) to CIE XYZ, as skimage.color's xyz_from_rgb.
-_XYZ_FROM_RGB = np.array(
-    [
-        [0.412453, 0.357580, 0.180423],
-        [0.212671, 0.715160, 0.072169],
-        [0.019334, 0.119193, 0.950227],
     ]
 )
 # Alpha is clustered as one more coordinate; these factors put a full alpha range on
@@ -111,10 +106,6 @@ def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     x, y, z = arr[:, 0], arr[:, 1], arr[:, 2]
     lab = np.stack([116.0 * y - 16.0, 500.0 * (x - y), 200.0 * (y - z)], axis=1)
     return lab.reshape(rgb.shape)
-
-
-def _srgb_to_linear(c: np.ndarray) -> np.ndarray:
-    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
 
 
 def _linear_to_srgb(c: np.ndarray) -> np.ndarray:

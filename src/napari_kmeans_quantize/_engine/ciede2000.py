@@ -441,7 +441,8 @@ def integer_lab(colors: np.ndarray, unit: float) -> np.ndarray:
     """
     from skimage.color import xyz_tristimulus_values
 
-    from ..colorspace import _XYZ_FROM_RGB, _srgb_to_linear
+    from .srgb import XYZ_FROM_RGB as _XYZ_FROM_RGB
+    from .srgb import srgb_to_linear as _srgb_to_linear
 
     colors = np.asarray(colors)
     if colors.dtype not in (np.uint8, np.uint16) or colors.ndim != 2:
